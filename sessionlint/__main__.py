@@ -1,0 +1,4 @@
+from sessionlint.cli import main
+
+if __name__ == "__main__":
+    main()

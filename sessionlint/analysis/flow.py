@@ -1,0 +1,301 @@
+"""Path-sensitive interpretation of one function body over structured control flow.
+
+The interpreter runs a function's statements once (loops to a small fixpoint) carrying an
+abstract state: the set of states a tracked value may be in at that point. `if` branches,
+loops with `break`/`continue`/`else`, `try`/`except`/`else`/`finally`, `with` and `match` are
+followed; `return`, `raise` and the end of the function are exits, each with the state it
+leaves in. What a statement does to the state is the `Transfer`'s business (lifecycle.py):
+this module knows control flow, not sessions.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from sessionlint.analysis.tree import suite_statements
+
+# One element of an abstract state; its meaning belongs to the Transfer.
+Token = Tuple[int, int]
+State = FrozenSet[Token]
+
+
+class ExitKind(Enum):
+    RETURN = "return"
+    RAISE = "raise"
+    END = "end"  # falling off the end of the body
+    BREAK = "break"
+    CONTINUE = "continue"
+
+
+@dataclass
+class Exit:
+    kind: ExitKind
+    node: cst.CSTNode
+    state: State
+
+
+@dataclass
+class Outcome:
+    normal: Optional[State]  # None: the block never completes normally
+    exits: List[Exit]
+
+
+Finalizer = Callable[[State], State]
+
+
+class Transfer:
+    """What statements do to the state. Subclassed by the lifecycle analysis."""
+
+    def apply(self, root: cst.CSTNode, state: State) -> State:
+        """Effect of a small statement or a header expression (test, iterable, subject)."""
+        return state
+
+    def enter_with(self, node: cst.With, state: State) -> Tuple[State, Optional[Finalizer]]:
+        """Effect of a `with` header; the finalizer maps states at block exit (every exit)."""
+        return state, None
+
+    def refine(self, test: cst.BaseExpression, state: State, truthy: bool) -> State:
+        """Narrow the state on one branch of a condition."""
+        return state
+
+
+def _union(a: Optional[State], b: Optional[State]) -> Optional[State]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b
+
+
+def _is_constant_true(test: cst.BaseExpression) -> bool:
+    if isinstance(test, cst.Name) and test.value == "True":
+        return True
+    return isinstance(test, cst.Integer) and test.value not in ("0", "0x0", "0o0", "0b0")
+
+
+_CATCH_ALL = frozenset({"Exception", "BaseException"})
+
+
+class Interpreter:
+    def __init__(self, transfer: Transfer) -> None:
+        self.transfer = transfer
+
+    # -- entry points -----------------------------------------------------------------
+    def run_function(self, body: cst.BaseSuite, node: cst.CSTNode, state: State) -> List[Exit]:
+        """All exits of a function body, the fall-through end included, merged per node."""
+        outcome = self.run_block(suite_statements(body), state)
+        exits = list(outcome.exits)
+        if outcome.normal is not None:
+            exits.append(Exit(ExitKind.END, node, outcome.normal))
+        return merge_exits(exits)
+
+    def run_module(self, module: cst.Module, state: State) -> List[Exit]:
+        outcome = self.run_block(module.body, state)
+        exits = list(outcome.exits)
+        if outcome.normal is not None:
+            exits.append(Exit(ExitKind.END, module, outcome.normal))
+        return merge_exits(exits)
+
+    # -- blocks and statements ----------------------------------------------------------
+    def run_block(self, statements: Sequence[cst.CSTNode], state: Optional[State]) -> Outcome:
+        exits: List[Exit] = []
+        for statement in statements:
+            if state is None:
+                break  # unreachable code after return/raise/break/continue
+            outcome = self.run_statement(statement, state)
+            exits.extend(outcome.exits)
+            state = outcome.normal
+        return Outcome(state, exits)
+
+    def run_statement(self, node: cst.CSTNode, state: State) -> Outcome:
+        if isinstance(node, cst.SimpleStatementLine):
+            return self.run_block(node.body, state)
+        handler = _HANDLERS.get(type(node))
+        if handler is not None:
+            return handler(self, node, state)
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            return Outcome(state, [])  # nested scopes are analysed on their own
+        return Outcome(self.transfer.apply(node, state), [])
+
+    def _small(self, node: cst.CSTNode, state: State) -> Outcome:
+        state = self.transfer.apply(node, state)
+        if isinstance(node, cst.Return):
+            return Outcome(None, [Exit(ExitKind.RETURN, node, state)])
+        if isinstance(node, cst.Raise):
+            return Outcome(None, [Exit(ExitKind.RAISE, node, state)])
+        if isinstance(node, cst.Break):
+            return Outcome(None, [Exit(ExitKind.BREAK, node, state)])
+        if isinstance(node, cst.Continue):
+            return Outcome(None, [Exit(ExitKind.CONTINUE, node, state)])
+        return Outcome(state, [])
+
+    def _if(self, node: cst.If, state: State) -> Outcome:
+        state = self.transfer.apply(node.test, state)
+        body = self.run_block(suite_statements(node.body), self.transfer.refine(node.test, state, True))
+        other_state = self.transfer.refine(node.test, state, False)
+        orelse = node.orelse
+        if orelse is None:
+            other = Outcome(other_state, [])
+        elif isinstance(orelse, cst.If):
+            other = self._if(orelse, other_state)
+        else:
+            other = self.run_block(suite_statements(orelse.body), other_state)
+        return Outcome(_union(body.normal, other.normal), body.exits + other.exits)
+
+    def _loop(self, node: cst.CSTNode, state: State) -> Outcome:
+        is_while = isinstance(node, cst.While)
+        header = node.test if is_while else node.iter  # type: ignore[attr-defined]
+        entry = self.transfer.apply(header, state)
+        if not is_while:
+            entry = self.transfer.apply(node.target, entry)  # type: ignore[attr-defined]
+        body_outcome = Outcome(None, [])
+        for _ in range(4):
+            body_state = self.transfer.refine(header, entry, True) if is_while else entry
+            body_outcome = self.run_block(suite_statements(node.body), body_state)  # type: ignore
+            back = body_outcome.normal
+            for e in body_outcome.exits:
+                if e.kind is ExitKind.CONTINUE:
+                    back = _union(back, e.state)
+            if back is None or back <= entry:
+                break
+            # Another iteration runs the header again on what the body left.
+            entry = entry | self.transfer.apply(header, back)
+        breaks: Optional[State] = None
+        exits: List[Exit] = []
+        for e in body_outcome.exits:
+            if e.kind is ExitKind.BREAK:
+                breaks = _union(breaks, e.state)
+            elif e.kind is not ExitKind.CONTINUE:
+                exits.append(e)
+        if is_while and _is_constant_true(header):
+            finished: Optional[State] = None  # only `break` leaves `while True`
+        else:
+            finished = self.transfer.refine(header, entry, False) if is_while else entry
+        orelse = node.orelse  # type: ignore[attr-defined]
+        if orelse is not None and finished is not None:
+            else_outcome = self.run_block(suite_statements(orelse.body), finished)
+            finished = else_outcome.normal
+            exits.extend(else_outcome.exits)
+        return Outcome(_union(finished, breaks), exits)
+
+    def _try(self, node: cst.CSTNode, state: State) -> Outcome:
+        body = self.run_block(suite_statements(node.body), state)  # type: ignore[attr-defined]
+        handlers = node.handlers  # type: ignore[attr-defined]
+        exits: List[Exit] = []
+        raised: Optional[State] = None
+        catches_all = any(_is_catch_all(h) for h in handlers)
+        for e in body.exits:
+            if e.kind is ExitKind.RAISE and handlers:
+                raised = _union(raised, e.state)
+                if not catches_all:
+                    exits.append(e)
+            else:
+                exits.append(e)
+        normal = body.normal
+        if node.orelse is not None and normal is not None:  # type: ignore[attr-defined]
+            orelse = self.run_block(suite_statements(node.orelse.body), normal)  # type: ignore
+            normal = orelse.normal
+            exits.extend(orelse.exits)
+        if raised is not None:
+            for handler in handlers:
+                outcome = self.run_block(suite_statements(handler.body), raised)
+                normal = _union(normal, outcome.normal)
+                exits.extend(outcome.exits)
+        finalbody = node.finalbody  # type: ignore[attr-defined]
+        if finalbody is None:
+            return Outcome(normal, exits)
+        return self._through_finally(suite_statements(finalbody.body), normal, exits)
+
+    def _through_finally(
+        self, statements: Sequence[cst.CSTNode], normal: Optional[State], exits: List[Exit]
+    ) -> Outcome:
+        """Run the finally block on the normal path and on every exit, keeping each exit's kind."""
+        memo: Dict[State, Outcome] = {}
+
+        def run(state: State) -> Outcome:
+            if state not in memo:
+                memo[state] = self.run_block(statements, state)
+            return memo[state]
+
+        result_exits: List[Exit] = []
+        result_normal: Optional[State] = None
+        if normal is not None:
+            outcome = run(normal)
+            result_normal = outcome.normal
+            result_exits.extend(outcome.exits)
+        for e in exits:
+            outcome = run(e.state)
+            result_exits.extend(outcome.exits)
+            if outcome.normal is not None:
+                result_exits.append(Exit(e.kind, e.node, outcome.normal))
+        return Outcome(result_normal, result_exits)
+
+    def _with(self, node: cst.With, state: State) -> Outcome:
+        state, finalizer = self.transfer.enter_with(node, state)
+        body = self.run_block(suite_statements(node.body), state)
+        if finalizer is None:
+            return body
+        normal = finalizer(body.normal) if body.normal is not None else None
+        return Outcome(normal, [Exit(e.kind, e.node, finalizer(e.state)) for e in body.exits])
+
+    def _match(self, node: cst.CSTNode, state: State) -> Outcome:
+        state = self.transfer.apply(node.subject, state)  # type: ignore[attr-defined]
+        normal: Optional[State] = state  # no case may match
+        exits: List[Exit] = []
+        for case in node.cases:  # type: ignore[attr-defined]
+            case_state = self.transfer.apply(case.guard, state) if case.guard is not None else state
+            outcome = self.run_block(suite_statements(case.body), case_state)
+            normal = _union(normal, outcome.normal)
+            exits.extend(outcome.exits)
+        return Outcome(normal, exits)
+
+    def _suite_line(self, node: cst.CSTNode, state: State) -> Outcome:
+        return self._small(node, state)
+
+
+def _is_catch_all(handler: cst.CSTNode) -> bool:
+    kind = getattr(handler, "type", None)
+    if kind is None:
+        return True
+    return isinstance(kind, cst.Name) and kind.value in _CATCH_ALL
+
+
+def merge_exits(exits: List[Exit]) -> List[Exit]:
+    """One exit per (kind, node), with the union of the states that reach it, in first-seen
+    order (which follows the source, since the interpreter runs forward)."""
+    merged: Dict[Tuple[ExitKind, int], Exit] = {}
+    for e in exits:
+        key = (e.kind, id(e.node))
+        if key in merged:
+            merged[key].state = merged[key].state | e.state
+        else:
+            merged[key] = Exit(e.kind, e.node, e.state)
+    return list(merged.values())
+
+
+_HANDLERS: Dict[type, Callable[[Interpreter, cst.CSTNode, State], Outcome]] = {
+    cst.If: Interpreter._if,  # type: ignore[dict-item]
+    cst.For: Interpreter._loop,
+    cst.While: Interpreter._loop,
+    cst.Try: Interpreter._try,
+    cst.With: Interpreter._with,  # type: ignore[dict-item]
+    cst.Return: Interpreter._small,
+    cst.Raise: Interpreter._small,
+    cst.Break: Interpreter._small,
+    cst.Continue: Interpreter._small,
+    cst.Expr: Interpreter._small,
+    cst.Assign: Interpreter._small,
+    cst.AnnAssign: Interpreter._small,
+    cst.AugAssign: Interpreter._small,
+    cst.Del: Interpreter._small,
+    cst.Global: Interpreter._small,
+    cst.Nonlocal: Interpreter._small,
+    cst.Assert: Interpreter._small,
+    cst.Pass: Interpreter._small,
+}
+if hasattr(cst, "TryStar"):
+    _HANDLERS[cst.TryStar] = Interpreter._try
+if hasattr(cst, "Match"):
+    _HANDLERS[cst.Match] = Interpreter._match

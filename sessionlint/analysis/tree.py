@@ -1,0 +1,183 @@
+"""Cheap traversal of libcst trees.
+
+libcst's own `node.visit(visitor)` rebuilds every node it passes (it goes through
+`_visit_and_replace_children` even for read-only visitors), which costs about as much as the
+parse itself. sessionlint walks the dataclass fields instead, skipping the fields that only
+hold whitespace and punctuation; on real code that is about 20x cheaper than a no-op libcst
+visit. The walk is iterative, so deeply nested expressions do not hit the recursion limit.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+
+import libcst as cst
+
+# Field names (or prefixes) that hold only formatting tokens: whitespace, commas, brackets,
+# operators, comments. Nothing a rule reads lives there.
+_TRIVIA_PREFIXES: Tuple[str, ...] = (
+    "whitespace",
+    "lpar",
+    "rpar",
+    "comma",
+    "leading_lines",
+    "lines_after_decorators",
+    "header",
+    "footer",
+    "semicolon",
+    "newline",
+    "colon",
+    "equal",
+    "dot",
+    "operator",
+    "lbracket",
+    "rbracket",
+    "lbrace",
+    "rbrace",
+    "trailing_whitespace",
+    "asynchronous",
+    "empty_lines",
+    "encoding",
+    "default_indent",
+    "default_newline",
+    "has_trailing_newline",
+    "indent",
+    "prefix",
+    "quote",
+    "relative",
+    "first_line",
+)
+
+# Fields that must come first to keep source order where the dataclass order differs.
+_FIELD_ORDER_OVERRIDES: Dict[str, Tuple[str, ...]] = {
+    "FunctionDef": ("decorators", "name", "params", "returns", "body"),
+    "ClassDef": ("decorators", "name", "bases", "keywords", "body"),
+}
+
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
+
+NODE = cst.CSTNode
+
+# Nodes that open a new scope: a rule about one function never looks inside another.
+SCOPE_TYPES: Tuple[Type[cst.CSTNode], ...] = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def child_fields(node_type: type) -> Tuple[str, ...]:
+    """The fields of `node_type` that can hold meaningful child nodes, in source order."""
+    fields = _FIELDS.get(node_type)
+    if fields is None:
+        names = [
+            f.name
+            for f in dataclasses.fields(node_type)
+            if not f.name.startswith(_TRIVIA_PREFIXES) and f.name != "star"
+        ]
+        override = _FIELD_ORDER_OVERRIDES.get(node_type.__name__)
+        if override:
+            names = [n for n in override if n in names] + [n for n in names if n not in override]
+        fields = tuple(names)
+        _FIELDS[node_type] = fields
+    return fields
+
+
+def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Direct children of `node` that can matter to an analysis, in source order."""
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, NODE):
+            yield value
+        elif type(value) in (list, tuple):
+            for item in value:
+                if isinstance(item, NODE):
+                    yield item
+
+
+def walk(root: cst.CSTNode, enter_scopes: bool = True) -> Iterator[cst.CSTNode]:
+    """Pre-order walk from `root` (included). With `enter_scopes=False` the bodies of nested
+    functions, classes and lambdas are not entered (the nested node itself is yielded)."""
+    stack: List[cst.CSTNode] = [root]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        node = pop()
+        yield node
+        if not enter_scopes and node is not root and isinstance(node, SCOPE_TYPES):
+            continue
+        children = []
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, NODE):
+                children.append(value)
+            elif type(value) in (list, tuple):
+                children.extend(value)
+        for child in reversed(children):
+            if isinstance(child, NODE):
+                push(child)
+
+
+def traverse(
+    root: cst.CSTNode,
+    visit: Callable[[cst.CSTNode], None],
+    leave: Callable[[cst.CSTNode], None],
+) -> None:
+    """Depth-first traversal calling `visit` on the way down and `leave` on the way up.
+    Iterative: nesting depth is bounded by memory, not by the recursion limit."""
+    _LEAVE = object()
+    stack: list = [root]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        item = pop()
+        if item is _LEAVE:
+            leave(pop())
+            continue
+        visit(item)
+        push(item)
+        push(_LEAVE)
+        children = []
+        for name in child_fields(type(item)):
+            value = getattr(item, name)
+            if isinstance(value, NODE):
+                children.append(value)
+            elif type(value) in (list, tuple):
+                children.extend(value)
+        for child in reversed(children):
+            if isinstance(child, NODE):
+                push(child)
+
+
+def mentions_name(root: cst.CSTNode, name: str) -> bool:
+    """Whether `name` occurs as an identifier anywhere below `root`, nested scopes included."""
+    for node in walk(root):
+        if type(node) is cst.Name and node.value == name:
+            return True
+    return False
+
+
+def dotted_name(node: cst.BaseExpression) -> Optional[str]:
+    """`a.b.c` for a chain of Names and Attributes, else None."""
+    parts: List[str] = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if isinstance(node, cst.Name):
+        parts.append(node.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def terminal_name(node: cst.BaseExpression) -> Optional[str]:
+    """The last identifier of a callee: `f` for `f`, `c` for `a.b.c`, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
+
+
+def suite_statements(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
+    """The statements of a suite: compound or simple-statement lines for an indented block,
+    small statements for a suite on the header line (`if x: return`)."""
+    if isinstance(suite, cst.IndentedBlock):
+        return suite.body
+    if isinstance(suite, cst.SimpleStatementSuite):
+        return suite.body
+    return ()

@@ -1,0 +1,208 @@
+"""The lint run: discovery, the project pass, then one parse and one traversal per file."""
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
+
+from sessionlint.config import Settings
+from sessionlint.diagnostics import (
+    Diagnostic,
+    ErrorKind,
+    FileError,
+    FileResult,
+    Location,
+    RunResult,
+)
+from sessionlint.discovery import discover
+from sessionlint.registry import RuleInfo, rule_classes, select_rules
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Project:
+    """What every file's lint needs from the project pass. Plain data."""
+
+    index: object  # analysis.factories.ProjectIndex
+    trigger: Pattern[bytes]
+
+
+def read_sources(files: Sequence[str]) -> Tuple[Dict[str, bytes], List[FileResult]]:
+    sources: Dict[str, bytes] = {}
+    failures: List[FileResult] = []
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                sources[path] = handle.read()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            failures.append(FileResult(path, error=FileError(ErrorKind.IO, path, f"cannot read file: {reason}")))
+    return sources, failures
+
+
+def build_project(sources: Dict[str, bytes], settings: Settings) -> Project:
+    from sessionlint.analysis.factories import (
+        CONVENTIONAL_FACTORY_NAMES,
+        SESSION_CLASSES,
+        build_index,
+    )
+
+    index = build_index(sources, settings.session_factories)
+    names = set(CONVENTIONAL_FACTORY_NAMES) | set(settings.session_factories)
+    names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
+    for facts in index.modules.values():
+        names |= set(facts.factories)
+    return Project(index, trigger_pattern(names))
+
+
+def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
+    """A file can hold a finding only if it calls a factory (`Name(`, `mod.Name(`) or imports
+    one under another name (`Name as Alias`)."""
+    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(set(names)))
+    return re.compile(rb"\b(?:" + alternatives + rb")\s*(?:\(|as\b)")
+
+
+def lint_source(
+    data: bytes, path: str, project: Project, rules: Sequence[type], prefilter: bool = True
+) -> FileResult:
+    """Lint one file's bytes. Never raises for bad input: a parse failure or a rule crash is
+    recorded on the result."""
+    if prefilter and not project.trigger.search(data):
+        return FileResult(path)
+    import libcst as cst
+
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError as error:
+        message = str(error.message).strip().splitlines()[0] if error.message else "invalid syntax"
+        return FileResult(
+            path,
+            error=FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {message}", error.raw_line, error.raw_column + 1),
+        )
+    except (UnicodeDecodeError, LookupError, SyntaxError) as error:
+        return FileResult(path, error=FileError(ErrorKind.ENCODING, path, f"cannot decode file: {error}"))
+    except (RecursionError, MemoryError) as error:
+        return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"file too deeply nested to parse: {type(error).__name__}"))
+    try:
+        return _lint_module(module, path, project, rules)
+    except Exception as error:  # a bug in sessionlint: one file's internal error, not a crash
+        logger.debug("internal error in %s", path, exc_info=True)
+        return FileResult(
+            path,
+            error=FileError(
+                ErrorKind.INTERNAL,
+                path,
+                f"internal error: {type(error).__name__}: {error} (please report it with this file)",
+            ),
+            parsed=True,
+        )
+
+
+def _lint_module(module: object, path: str, project: Project, rules: Sequence[type]) -> FileResult:
+    import libcst as cst
+
+    from sessionlint.analysis.tree import SCOPE_TYPES, traverse
+    from sessionlint.rules.base import FileContext
+
+    context = FileContext(module, path, project.index)  # type: ignore[arg-type]
+    instances = [cls(context) for cls in rules]
+    visit_table: Dict[type, List[Callable]] = {}
+    leave_table: Dict[type, List[Callable]] = {}
+    for instance in instances:
+        for class_name, methods in type(instance).callbacks().items():
+            node_type = getattr(cst, class_name, None)
+            if node_type is None:
+                continue
+            for method in methods:
+                table = visit_table if method.startswith("visit_") else leave_table
+                table.setdefault(node_type, []).append(getattr(instance, method))
+
+    lifecycle = context.lifecycle
+    ancestors: List[object] = []
+    scope_types = SCOPE_TYPES + (cst.Module,)
+    call_type = cst.Call
+
+    def visit(node: object) -> None:
+        node_type = type(node)
+        if node_type is call_type:
+            lifecycle.on_call(node, ancestors)  # type: ignore[arg-type]
+        elif node_type in scope_types:
+            lifecycle.enter_scope(node)  # type: ignore[arg-type]
+        callbacks = visit_table.get(node_type)
+        if callbacks:
+            for callback in callbacks:
+                callback(node)
+        ancestors.append(node)
+
+    def leave(node: object) -> None:
+        ancestors.pop()
+        node_type = type(node)
+        if node_type in scope_types:
+            lifecycle.leave_scope(node)  # type: ignore[arg-type]
+        callbacks = leave_table.get(node_type)
+        if callbacks:
+            for callback in callbacks:
+                callback(node)
+
+    traverse(module, visit, leave)  # type: ignore[arg-type]
+    return FileResult(path, _diagnostics(context), parsed=True)
+
+
+def _diagnostics(context: object) -> Tuple[Diagnostic, ...]:
+    reports = context.reports  # type: ignore[attr-defined]
+    if not reports:
+        return ()
+    positions = context.positions  # type: ignore[attr-defined]
+    wanted = [r.node for r in reports]
+    for report in reports:
+        for ref in report.refs.values():
+            wanted.append(ref[1] if isinstance(ref, tuple) else ref)
+    positions.resolve(wanted)
+    found = []
+    for report in reports:
+        (start_line, start_column), (end_line, end_column) = positions.span(report.node)
+        lines = {}
+        for key, ref in report.refs.items():
+            if isinstance(ref, tuple):
+                lines[key] = positions.span(ref[1])[1][0]
+            else:
+                lines[key] = positions.line(ref)
+        message = report.message.format(**lines) if lines else report.message
+        found.append(
+            Diagnostic(
+                code=report.code,
+                name=report.name,
+                message=message,
+                path=context.path,  # type: ignore[attr-defined]
+                start=Location(start_line, start_column + 1),
+                end=Location(end_line, end_column + 1),
+                help=report.help,
+                fix=report.fix,
+                confidence=report.confidence,
+            )
+        )
+    found.sort(key=lambda d: d.sort_key)
+    return tuple(found)
+
+
+def run(paths: Sequence[str], settings: Settings) -> RunResult:
+    """Lint `paths` with `settings`."""
+    result = RunResult()
+    discovered = discover(paths)
+    result.usage_errors.extend(discovered.errors)
+    infos: List[RuleInfo] = select_rules(settings.select, settings.ignore)
+    sources, failures = read_sources(discovered.files)
+    result.files.extend(failures)
+    if not infos:
+        result.files.extend(FileResult(path) for path in sources)
+        return result
+    project = build_project(sources, settings)
+    classes = rule_classes(infos)
+    for path, data in sources.items():
+        file_result = lint_source(data, path, project, classes, settings.prefilter)
+        result.files.append(file_result)
+        if file_result.diagnostics:
+            result.sources[path] = data
+    result.files.sort(key=lambda r: r.path)
+    return result

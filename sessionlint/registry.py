@@ -1,0 +1,89 @@
+"""Rules by code, name and prefix, without importing them.
+
+`--list-rules`, `--help` and `--version` must not pay for libcst (0.16 s to import), so the
+registry describes every rule as plain data; `tests/test_rule_contract.py` checks that this
+table matches the rule classes in `sessionlint.rules`.
+"""
+
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    code: str
+    name: str
+    summary: str
+    fix_availability: str  # "none", "sometimes", "always"
+    class_name: str
+
+
+RULES: Tuple[RuleInfo, ...] = (
+    RuleInfo("SL001", "session-not-closed", "Session created without a guaranteed close", "none", "SessionNotClosed"),
+)
+
+DEFAULT_SELECT: Tuple[str, ...] = ("SL0",)
+
+
+class UnknownSelector(ValueError):
+    def __init__(self, selector: str) -> None:
+        super().__init__(selector)
+        self.selector = selector
+
+
+def matches(selector: str, rule: RuleInfo) -> bool:
+    """A selector is a code (`SL001`), a prefix (`SL0`, `SL`), `ALL`, or a rule name."""
+    selector = selector.strip()
+    if selector.upper() == "ALL":
+        return True
+    if selector == rule.name:
+        return True
+    return rule.code.startswith(selector.upper())
+
+
+def validate_selectors(selectors: Iterable[str]) -> None:
+    for selector in selectors:
+        if not any(matches(selector, rule) for rule in RULES):
+            raise UnknownSelector(selector)
+
+
+def _specificity(selector: str, rule: RuleInfo) -> int:
+    """-1 when `selector` does not match `rule`; otherwise how specific it is."""
+    if not matches(selector, rule):
+        return -1
+    selector = selector.strip()
+    if selector.upper() == "ALL":
+        return 0
+    if selector == rule.name:
+        return 100
+    return len(selector)
+
+
+def select_rules(select: Optional[Sequence[str]], ignore: Sequence[str] = ()) -> List[RuleInfo]:
+    """Enabled rules: the selected ones minus the ignored ones. When a rule is both selected
+    and ignored, the more specific selector wins, and `ignore` wins a tie (as in Ruff)."""
+    selectors = list(select) if select else list(DEFAULT_SELECT)
+    validate_selectors(selectors)
+    validate_selectors(ignore)
+    chosen = []
+    for rule in RULES:
+        selected = max((_specificity(s, rule) for s in selectors), default=-1)
+        ignored = max((_specificity(s, rule) for s in ignore), default=-1)
+        if selected >= 0 and selected > ignored:
+            chosen.append(rule)
+    return chosen
+
+
+def by_code(code: str) -> Optional[RuleInfo]:
+    for rule in RULES:
+        if rule.code == code.upper() or rule.name == code:
+            return rule
+    return None
+
+
+def rule_classes(infos: Iterable[RuleInfo]) -> list:
+    """The rule classes for `infos` (imports libcst)."""
+    from sessionlint.rules import ALL_RULES
+
+    wanted = {info.code for info in infos}
+    return [cls for cls in ALL_RULES if cls.code in wanted]

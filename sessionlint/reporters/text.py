@@ -1,0 +1,145 @@
+"""Human output: `path:line:col: CODE message`, a source frame with the span underlined, a
+help line, and a summary. Paths, messages and source are rich `Text`, never markup."""
+
+import io
+import tokenize
+from typing import Dict, List, Optional, TextIO
+
+from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, RunResult
+
+
+def _source_lines(data: Optional[bytes]) -> List[str]:
+    if data is None:
+        return []
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except (SyntaxError, LookupError):
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding, errors="replace")
+    except LookupError:
+        text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.splitlines()
+
+
+def _console(stream: TextIO, color: bool):
+    from rich.console import Console
+
+    return Console(
+        file=stream,
+        no_color=not color,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+        markup=False,
+    )
+
+
+def _header(diagnostic: Diagnostic):
+    from rich.text import Text
+
+    text = Text()
+    text.append(diagnostic.path, style="bold")
+    text.append(f":{diagnostic.start.line}:{diagnostic.start.column}: ")
+    text.append(diagnostic.code, style="bold red")
+    if diagnostic.fix is not None:
+        text.append(" [*]", style="cyan")
+    text.append(" ")
+    text.append(diagnostic.message)
+    return text
+
+
+def _frame(diagnostic: Diagnostic, lines: List[str]):
+    """Up to one line of context either side of the start line, the span underlined."""
+    from rich.text import Text
+
+    line_number = diagnostic.start.line
+    if not (1 <= line_number <= len(lines)):
+        return None
+    first = max(1, line_number - 1)
+    last = min(len(lines), line_number + 1)
+    width = len(str(last))
+    gutter = " " * width
+    frame = Text()
+    frame.append(f"{gutter} |\n", style="blue")
+    for number in range(first, last + 1):
+        raw = lines[number - 1]
+        shown = raw.expandtabs(4)
+        frame.append(f"{number:>{width}} | ", style="blue")
+        frame.append(shown + "\n")
+        if number == line_number:
+            start = len(raw[: diagnostic.start.column - 1].expandtabs(4))
+            if diagnostic.end.line == line_number:
+                end = len(raw[: max(diagnostic.end.column - 1, diagnostic.start.column)].expandtabs(4))
+            else:
+                end = len(shown)
+            marks = "^" * max(1, end - start)
+            frame.append(f"{gutter} | ", style="blue")
+            frame.append(" " * start + marks + " " + diagnostic.code, style="bold red")
+            frame.append("\n")
+    frame.append(f"{gutter} |", style="blue")
+    return frame
+
+
+def _error_line(error: FileError):
+    from rich.text import Text
+
+    text = Text()
+    text.append(error.path, style="bold")
+    if error.kind is ErrorKind.SYNTAX and error.line:
+        text.append(f":{error.line}:{error.column}: ")
+    else:
+        text.append(": ")
+    text.append(error.message, style="red" if error.kind is not ErrorKind.SYNTAX else "")
+    return text
+
+
+def render(
+    run: RunResult,
+    stream: TextIO,
+    *,
+    color: bool = False,
+    quiet: bool = False,
+    sources: Optional[Dict[str, bytes]] = None,
+) -> None:
+    """Write findings and parse failures to `stream` (stdout); the CLI sends I/O and internal
+    errors to stderr itself."""
+    from rich.text import Text
+
+    console = _console(stream, color)
+    diagnostics = run.diagnostics
+    cache: Dict[str, List[str]] = {}
+    for diagnostic in diagnostics:
+        console.print(_header(diagnostic))
+        if quiet:
+            continue
+        if diagnostic.path not in cache:
+            cache[diagnostic.path] = _source_lines((sources or {}).get(diagnostic.path))
+        frame = _frame(diagnostic, cache[diagnostic.path])
+        if frame is not None:
+            console.print(frame)
+        if diagnostic.help:
+            help_line = Text("  = help: ", style="bold cyan")
+            help_line.append(diagnostic.help, style="")
+            console.print(help_line)
+        console.print()
+    syntax_errors = [e for e in run.errors if e.kind in (ErrorKind.SYNTAX, ErrorKind.ENCODING)]
+    for error in syntax_errors:
+        console.print(_error_line(error))
+    if quiet:
+        return
+    problems = len(diagnostics) + len(syntax_errors)
+    if problems == 0:
+        console.print(Text("All checks passed!", style="bold green"))
+        return
+    files = len({d.path for d in diagnostics} | {e.path for e in syntax_errors})
+    noun = "problem" if problems == 1 else "problems"
+    file_noun = "file" if files == 1 else "files"
+    console.print(Text(f"Found {problems} {noun} in {files} {file_noun}", style="bold"))
+    fixable = sum(1 for d in diagnostics if d.fix is not None)
+    if fixable:
+        console.print(Text(f"[*] {fixable} fixable with the `--fix` option."))
