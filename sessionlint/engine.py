@@ -1,6 +1,7 @@
 """The lint run: discovery, the project pass, then one parse and one traversal per file."""
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
@@ -75,11 +76,7 @@ def lint_source(
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        message = str(error.message).strip().splitlines()[0] if error.message else "invalid syntax"
-        return FileResult(
-            path,
-            error=FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {message}", error.raw_line, error.raw_column + 1),
-        )
+        return FileResult(path, error=_syntax_error(data, path, error))
     except (UnicodeDecodeError, LookupError, SyntaxError) as error:
         return FileResult(path, error=FileError(ErrorKind.ENCODING, path, f"cannot decode file: {error}"))
     except (RecursionError, MemoryError) as error:
@@ -87,6 +84,8 @@ def lint_source(
     try:
         return _lint_module(module, path, project, rules)
     except Exception as error:  # a bug in sessionlint: one file's internal error, not a crash
+        if os.environ.get("SESSIONLINT_STRICT") == "1":
+            raise
         logger.debug("internal error in %s", path, exc_info=True)
         return FileResult(
             path,
@@ -97,6 +96,23 @@ def lint_source(
             ),
             parsed=True,
         )
+
+
+def _syntax_error(data: bytes, path: str, error: Exception) -> FileError:
+    """CPython's own message and position when it rejects the file too (libcst's native
+    parser often points past the real error); libcst's otherwise."""
+    import ast
+
+    try:
+        ast.parse(data, filename=path)
+    except SyntaxError as cpython:
+        return FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {cpython.msg}", cpython.lineno or 1, cpython.offset or 1)
+    except (ValueError, RecursionError, MemoryError) as other:
+        return FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {other}", 1, 1)
+    message = str(getattr(error, "message", "") or error).strip().splitlines()[0]
+    line = getattr(error, "raw_line", 1)
+    column = getattr(error, "raw_column", 0) + 1
+    return FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {message} (libcst)", line, column)
 
 
 def _lint_module(module: object, path: str, project: Project, rules: Sequence[type]) -> FileResult:

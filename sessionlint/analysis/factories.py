@@ -234,7 +234,8 @@ def _returned_calls(function: ast.AST) -> Tuple[Tuple[str, bool], ...]:
         return ()
     assigned: Dict[str, str] = {}
     returned: List[Tuple[str, bool]] = []
-    for node in _walk_own_scope(function):
+    nodes = list(_walk_own_scope(function))
+    for node in nodes:
         if isinstance(node, (ast.Yield, ast.YieldFrom)):
             return ()
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
@@ -243,14 +244,16 @@ def _returned_calls(function: ast.AST) -> Tuple[Tuple[str, bool], ...]:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         assigned[target.id] = callee
-        elif isinstance(node, ast.Return) and node.value is not None:
+    is_async_def = isinstance(function, ast.AsyncFunctionDef)
+    for node in nodes:
+        if isinstance(node, ast.Return) and node.value is not None:
             value = node.value
             if isinstance(value, ast.Call):
                 callee = _dotted(value.func)
                 if callee:
-                    returned.append((callee, isinstance(function, ast.AsyncFunctionDef)))
+                    returned.append((callee, is_async_def))
             elif isinstance(value, ast.Name) and value.id in assigned:
-                returned.append((assigned[value.id], isinstance(function, ast.AsyncFunctionDef)))
+                returned.append((assigned[value.id], is_async_def))
     return tuple(returned)
 
 

@@ -112,29 +112,37 @@ def render(
 
     console = _console(stream, color)
     diagnostics = run.diagnostics
+    syntax_errors = [e for e in run.errors if e.kind in (ErrorKind.SYNTAX, ErrorKind.ENCODING)]
+    items: list = sorted(
+        list(diagnostics) + syntax_errors,
+        key=lambda item: (item.path, item.start.line, item.start.column)
+        if isinstance(item, Diagnostic)
+        else (item.path, item.line, item.column),
+    )
     cache: Dict[str, List[str]] = {}
-    for diagnostic in diagnostics:
-        console.print(_header(diagnostic))
+    for item in items:
+        if isinstance(item, FileError):
+            console.print(_error_line(item))
+            continue
+        console.print(_header(item))
         if quiet:
             continue
-        if diagnostic.path not in cache:
-            cache[diagnostic.path] = _source_lines((sources or {}).get(diagnostic.path))
-        frame = _frame(diagnostic, cache[diagnostic.path])
+        if item.path not in cache:
+            cache[item.path] = _source_lines((sources or {}).get(item.path))
+        frame = _frame(item, cache[item.path])
         if frame is not None:
             console.print(frame)
-        if diagnostic.help:
+        if item.help:
             help_line = Text("  = help: ", style="bold cyan")
-            help_line.append(diagnostic.help, style="")
+            help_line.append(item.help, style="")
             console.print(help_line)
         console.print()
-    syntax_errors = [e for e in run.errors if e.kind in (ErrorKind.SYNTAX, ErrorKind.ENCODING)]
-    for error in syntax_errors:
-        console.print(_error_line(error))
     if quiet:
         return
     problems = len(diagnostics) + len(syntax_errors)
     if problems == 0:
-        console.print(Text("All checks passed!", style="bold green"))
+        if not run.usage_errors and not any(e.kind in (ErrorKind.IO, ErrorKind.INTERNAL) for e in run.errors):
+            console.print(Text("All checks passed!", style="bold green"))
         return
     files = len({d.path for d in diagnostics} | {e.path for e in syntax_errors})
     noun = "problem" if problems == 1 else "problems"

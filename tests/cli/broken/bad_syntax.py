@@ -1,0 +1,4 @@
+from app.db import SessionLocal
+
+def broken(:
+    db = SessionLocal()

@@ -1,0 +1,6 @@
+from app.db import SessionLocal
+
+
+def leak():
+    db = SessionLocal()
+    db.execute("select 1")
