@@ -1,5 +1,6 @@
 """Shared test helpers: lint files or sources through the real engine."""
 
+import ast
 import os
 import re
 import sys
@@ -40,8 +41,12 @@ def parse_expectations(text: str) -> List[Expectation]:
 def fixture_settings(text: str) -> Settings:
     first = text.splitlines()[0] if text else ""
     if first.startswith("# fixture-config:"):
-        assert tomllib is not None, "fixture-config needs Python 3.11+"
-        config = tomllib.loads(first[len("# fixture-config:"):])
+        body = first[len("# fixture-config:"):]
+        if tomllib is not None:
+            config = tomllib.loads(body)
+        else:  # Python < 3.11: the one-line form `key = [...]` is a Python literal too
+            key, _, value = body.partition("=")
+            config = {key.strip(): ast.literal_eval(value.strip())}
         return Settings(select=tuple(config.get("select", ())) or ("ALL",), ignore=tuple(config.get("ignore", ())))
     return Settings(select=("ALL",))
 

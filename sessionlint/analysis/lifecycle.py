@@ -43,6 +43,32 @@ class Creation:
     factory: Factory
     holding: Holding
     name: Optional[str] = None  # for BOUND
+    # Bound to a connection someone else owns (Alembic's `op.get_bind()`): see
+    # `is_bound_to_borrowed_connection`.
+    borrows_connection: bool = False
+
+
+# Names under which code passes a Connection it was handed (Alembic migrations:
+# `bind = op.get_bind()`; test fixtures: `connection`).
+_BORROWED_CONNECTION_NAMES = frozenset({"bind", "conn", "connection", "get_bind"})
+
+
+def is_bound_to_borrowed_connection(call: cst.Call) -> bool:
+    """Idiom: `Session(bind=op.get_bind())` in an Alembic migration, `Session(bind=connection)`
+    in a fixture. A Session bound to an existing Connection checks nothing out of the pool; the
+    connection's owner (Alembic, the fixture) closes it, so leaving the Session unclosed leaks
+    no connection. Fixture: tests/fixtures/SL001/session_on_borrowed_connection.py."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value != "bind":
+            continue
+        value = arg.value
+        if isinstance(value, cst.Call):
+            value = value.func
+        if terminal_name(value) in _BORROWED_CONNECTION_NAMES:
+            return True
+        if arg.keyword is None:
+            return False  # only the first positional argument is the bind
+    return False
 
 
 # Callees that take over closing what they are given (first argument).
@@ -180,7 +206,8 @@ class LifecycleCollector:
         if factory is None or factory.kind is not FactoryKind.SESSION:
             return
         holding, name = classify_holding(node, ancestors)
-        self.scopes[-1].creations.append(Creation(node, factory, holding, name))
+        borrowed = is_bound_to_borrowed_connection(node)
+        self.scopes[-1].creations.append(Creation(node, factory, holding, name, borrowed))
 
 
 def classify_holding(call: cst.Call, ancestors: Sequence[cst.CSTNode]) -> Tuple[Holding, Optional[str]]:

@@ -37,6 +37,9 @@ class SessionNotClosed(Rule):
       a new session are checked instead.
     - A close that is skipped only when an exception is raised is reported by SL002
       (close-not-in-finally), not here.
+    - A session bound to a connection it was handed (`Session(bind=op.get_bind())` in an
+      Alembic migration, `Session(bind=connection)` in a fixture) is not reported: the
+      connection's owner releases it, and the session holds no pooled connection of its own.
     - A FastAPI dependency is recognised by its name appearing in `Depends(...)` or
       `Security(...)` in the linted files.
 
@@ -101,6 +104,8 @@ class SessionNotClosed(Rule):
 
     def _check_life(self, life: SessionLife) -> None:
         creation = life.creation
+        if creation.borrows_connection:
+            return
         callee = self.context.source_of(creation.call.func)
         prefix = "async with" if creation.factory.is_async else "with"
         function = life.function
