@@ -101,6 +101,8 @@ class Interpreter:
     # -- blocks and statements ----------------------------------------------------------
     def run_block(self, statements: Sequence[cst.CSTNode], state: Optional[State]) -> Outcome:
         exits: List[Exit] = []
+        if not state:
+            state = None  # an empty state: no execution reaches this block
         for statement in statements:
             if state is None:
                 break  # unreachable code after return/raise/break/continue
@@ -137,7 +139,7 @@ class Interpreter:
         other_state = self.transfer.refine(node.test, state, False)
         orelse = node.orelse
         if orelse is None:
-            other = Outcome(other_state, [])
+            other = Outcome(other_state or None, [])
         elif isinstance(orelse, cst.If):
             other = self._if(orelse, other_state)
         else:
@@ -242,9 +244,11 @@ class Interpreter:
 
     def _match(self, node: cst.CSTNode, state: State) -> Outcome:
         state = self.transfer.apply(node.subject, state)  # type: ignore[attr-defined]
-        normal: Optional[State] = state  # no case may match
+        cases = node.cases  # type: ignore[attr-defined]
+        # Without an irrefutable case (`case _:` or a bare capture), no case may match.
+        normal: Optional[State] = None if any(_is_irrefutable(c) for c in cases) else state
         exits: List[Exit] = []
-        for case in node.cases:  # type: ignore[attr-defined]
+        for case in cases:
             case_state = self.transfer.apply(case.guard, state) if case.guard is not None else state
             outcome = self.run_block(suite_statements(case.body), case_state)
             normal = _union(normal, outcome.normal)
@@ -253,6 +257,15 @@ class Interpreter:
 
     def _suite_line(self, node: cst.CSTNode, state: State) -> Outcome:
         return self._small(node, state)
+
+
+def _is_irrefutable(case: cst.CSTNode) -> bool:
+    pattern = getattr(case, "pattern", None)
+    if getattr(case, "guard", None) is not None:
+        return False
+    while isinstance(pattern, getattr(cst, "MatchAs", ())) and pattern.pattern is not None:
+        pattern = pattern.pattern
+    return isinstance(pattern, getattr(cst, "MatchAs", ())) and pattern.pattern is None
 
 
 def _is_catch_all(handler: cst.CSTNode) -> bool:

@@ -659,8 +659,9 @@ class SessionTransfer(Transfer):
         if positive is None:
             return state
         present = positive if truthy else not positive
-        kept = frozenset(t for t in state if (t[0] != UNBOUND) == present)
-        return kept if kept else state
+        # An empty result means this branch cannot run with the tracked name in any state it
+        # may hold: the interpreter treats the branch as unreachable.
+        return frozenset(t for t in state if (t[0] != UNBOUND) == present)
 
 
 def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
