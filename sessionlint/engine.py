@@ -21,12 +21,33 @@ from sessionlint.registry import RuleInfo, rule_classes, select_rules
 logger = logging.getLogger(__name__)
 
 
+# Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
+# give in TRIGGERS: a regex, and a word that must also occur (or None). "factory_call" is
+# built per project from the factory index.
+STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
+    "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine"),
+    "async": (re.compile(rb"Async(?:Session|Connection|Engine)|async_sessionmaker|create_async_engine"), None),
+    "commit": (re.compile(rb"\.(?:commit|flush)\s*\("), b"except"),
+}
+
+
 @dataclass(frozen=True)
 class Project:
     """What every file's lint needs from the project pass. Plain data."""
 
     index: object  # analysis.factories.ProjectIndex
-    trigger: Pattern[bytes]
+    factory_call: Pattern[bytes]
+
+    def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
+        for trigger in triggers:
+            if trigger == "factory_call":
+                if self.factory_call.search(data):
+                    return True
+                continue
+            pattern, word = STATIC_TRIGGERS[trigger]
+            if (word is None or word in data) and pattern.search(data):
+                return True
+        return False
 
 
 def read_sources(files: Sequence[str]) -> Tuple[Dict[str, bytes], List[FileResult]]:
@@ -69,7 +90,7 @@ def lint_source(
 ) -> FileResult:
     """Lint one file's bytes. Never raises for bad input: a parse failure or a rule crash is
     recorded on the result."""
-    if prefilter and not project.trigger.search(data):
+    if prefilter and not project.may_have_findings(data, {t for rule in rules for t in rule.TRIGGERS}):  # type: ignore[attr-defined]
         return FileResult(path)
     import libcst as cst
 
@@ -82,7 +103,8 @@ def lint_source(
     except (RecursionError, MemoryError) as error:
         return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"file too deeply nested to parse: {type(error).__name__}"))
     try:
-        return _lint_module(module, path, project, rules)
+        mentions = b"sqlalchemy" in data or b"sqlmodel" in data
+        return _lint_module(module, path, project, rules, mentions)
     except Exception as error:  # a bug in sessionlint: one file's internal error, not a crash
         if os.environ.get("SESSIONLINT_STRICT") == "1":
             raise
@@ -115,13 +137,15 @@ def _syntax_error(data: bytes, path: str, error: Exception) -> FileError:
     return FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {message} (libcst)", line, column)
 
 
-def _lint_module(module: object, path: str, project: Project, rules: Sequence[type]) -> FileResult:
+def _lint_module(
+    module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool
+) -> FileResult:
     import libcst as cst
 
     from sessionlint.analysis.tree import SCOPE_TYPES, traverse
     from sessionlint.rules.base import FileContext
 
-    context = FileContext(module, path, project.index)  # type: ignore[arg-type]
+    context = FileContext(module, path, project.index, mentions_sqlalchemy)  # type: ignore[arg-type]
     instances = [cls(context) for cls in rules]
     visit_table: Dict[type, List[Callable]] = {}
     leave_table: Dict[type, List[Callable]] = {}
@@ -137,6 +161,7 @@ def _lint_module(module: object, path: str, project: Project, rules: Sequence[ty
     lifecycle = context.lifecycle
     ancestors: List[object] = []
     scope_types = SCOPE_TYPES + (cst.Module,)
+    try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
     call_type = cst.Call
 
     def visit(node: object) -> None:
@@ -145,6 +170,8 @@ def _lint_module(module: object, path: str, project: Project, rules: Sequence[ty
             lifecycle.on_call(node, ancestors)  # type: ignore[arg-type]
         elif node_type in scope_types:
             lifecycle.enter_scope(node)  # type: ignore[arg-type]
+        elif node_type in try_types:
+            lifecycle.enter_try()
         callbacks = visit_table.get(node_type)
         if callbacks:
             for callback in callbacks:
@@ -156,6 +183,8 @@ def _lint_module(module: object, path: str, project: Project, rules: Sequence[ty
         node_type = type(node)
         if node_type in scope_types:
             lifecycle.leave_scope(node)  # type: ignore[arg-type]
+        elif node_type in try_types:
+            lifecycle.leave_try()
         callbacks = leave_table.get(node_type)
         if callbacks:
             for callback in callbacks:

@@ -20,6 +20,35 @@ class RuleInfo:
 
 RULES: Tuple[RuleInfo, ...] = (
     RuleInfo("SL001", "session-not-closed", "Session created without a guaranteed close", "none", "SessionNotClosed"),
+    RuleInfo(
+        "SL002",
+        "close-not-in-finally",
+        "Session closed on the normal path only, not when an exception is raised",
+        "none",
+        "CloseNotInFinally",
+    ),
+    RuleInfo(
+        "SL003",
+        "use-after-close",
+        "Session used after it was closed or after its `with` block ended",
+        "none",
+        "UseAfterClose",
+    ),
+    RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "none", "AsyncNotAwaited"),
+    RuleInfo(
+        "SL007",
+        "missing-rollback",
+        "Failed commit caught without `rollback()`, then the session is used again",
+        "none",
+        "MissingRollback",
+    ),
+    RuleInfo(
+        "SL010",
+        "connection-not-closed",
+        "Connection checked out of the pool without a guaranteed close",
+        "none",
+        "ConnectionNotClosed",
+    ),
 )
 
 DEFAULT_SELECT: Tuple[str, ...] = ("SL0",)

@@ -28,7 +28,10 @@ def test_codes_and_names_are_unique_and_well_formed() -> None:
     for rule in ALL_RULES:
         assert re.fullmatch(r"SL\d{3}", rule.code)
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", rule.name)
-        assert not rule.name.startswith(("no-", "avoid-", "use-", "prefer-"))
+        # Names state the bad pattern, never advice ("use-x", "prefer-y"); "use-after-close"
+        # is the pattern's own name, as in use-after-free.
+        assert not rule.name.startswith(("no-", "avoid-", "prefer-"))
+        assert not rule.name.startswith("use-") or rule.name.startswith("use-after-")
         camel = "".join(part.capitalize() for part in rule.name.split("-"))
         assert rule.__name__ == camel
         assert rule.__module__ == f"sessionlint.rules.{rule.name.replace('-', '_')}"
@@ -37,7 +40,7 @@ def test_codes_and_names_are_unique_and_well_formed() -> None:
 def test_every_rule_module_is_registered() -> None:
     registered = {r.__module__ for r in ALL_RULES}
     for info in pkgutil.iter_modules(rules_package.__path__):
-        if info.name in ("base",):
+        if info.name == "base" or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"sessionlint.rules.{info.name}")
         classes = [c for c in vars(module).values() if inspect.isclass(c) and issubclass(c, Rule) and c is not Rule and c.__module__ == module.__name__]

@@ -23,6 +23,8 @@ from sessionlint.analysis.tree import dotted_name
 class FactoryKind(Enum):
     SESSION = "session factory"  # calling it creates a session the caller owns
     REGISTRY = "session registry"  # scoped_session: calling it returns the thread's session
+    ENGINE = "engine"  # the name holds an Engine: `.connect()` creates a connection
+    CONNECTION = "connection source"  # `engine.connect()` / `engine.raw_connection()`
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,20 @@ MAKER_BUILDERS: Mapping[str, Factory] = {
     "async_scoped_session": Factory(FactoryKind.REGISTRY, True, "async_scoped_session"),
 }
 
+# Callables that build an Engine (and with it a connection pool).
+ENGINE_BUILDERS: Mapping[str, Factory] = {
+    "create_engine": Factory(FactoryKind.ENGINE, False, "create_engine"),
+    "engine_from_config": Factory(FactoryKind.ENGINE, False, "engine_from_config"),
+    "create_async_engine": Factory(FactoryKind.ENGINE, True, "create_async_engine"),
+    "async_engine_from_config": Factory(FactoryKind.ENGINE, True, "async_engine_from_config"),
+}
+# Engine names assumed when an origin cannot be resolved, in files that mention SQLAlchemy.
+CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset(
+    {"engine", "async_engine", "db_engine", "sql_engine", "sa_engine", "sync_engine"}
+)
+# Engine methods that check a connection out of the pool.
+CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
+
 # Names that, when their origin cannot be resolved (imported from outside the linted files,
 # or a parameter), are taken to be session factories. `Session` is deliberately absent: an
 # unresolved `Session` is as often a scoped_session registry as a sessionmaker.
@@ -72,7 +88,8 @@ CONVENTIONAL_FACTORY_NAMES: FrozenSet[str] = frozenset(
 _MANAGER_DECORATORS = frozenset({"contextmanager", "asynccontextmanager"})
 _DEPENDS_RE = re.compile(rb"\b(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)")
 _DEFINITION_RE = re.compile(
-    rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession)\s*\("
+    rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession"
+    rb"|create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("
 )
 
 
@@ -107,6 +124,8 @@ class ProjectIndex:
     modules: Dict[str, ModuleFacts] = field(default_factory=dict)
     module_keys: Dict[str, List[str]] = field(default_factory=dict)  # dotted suffix -> paths
     depends_targets: FrozenSet[str] = frozenset()
+    # generator dependencies that yield an async session (FastAPI `Depends(get_async_db)`)
+    async_dependencies: FrozenSet[str] = frozenset()
     extra_factory_names: FrozenSet[str] = frozenset()
 
     # --- module resolution -------------------------------------------------------------
@@ -212,7 +231,8 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
             value = statement.value
             if not isinstance(value, ast.Call) or value.func is None:
                 continue
-            builder = MAKER_BUILDERS.get(_terminal(value.func) or "")
+            callee = _terminal(value.func) or ""
+            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
             if builder is None:
                 continue
             for target in targets:
@@ -379,9 +399,10 @@ class Resolver:
     """Resolves callees in one linted module to factories, from that module's own imports
     and definitions plus the project index. Tracks only the bindings factories need."""
 
-    def __init__(self, module: cst.Module, path: str, index: ProjectIndex) -> None:
+    def __init__(self, module: cst.Module, path: str, index: ProjectIndex, mentions_sqlalchemy: bool = True) -> None:
         self.path = path
         self.index = index
+        self.mentions_sqlalchemy = mentions_sqlalchemy
         self.imports: Dict[str, ImportBinding] = {}
         self.defined: Set[str] = set()
         self._collect(module.body)
@@ -442,6 +463,37 @@ class Resolver:
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
             self.imports[local] = ImportBinding(module or "", level, original)
+
+    def engine_of(self, node: cst.BaseExpression, local_engines: Mapping[str, Factory]) -> Optional[Factory]:
+        """The Engine `node` evaluates to: a name bound to `create_engine(...)` in this scope,
+        this module or a project module, a direct builder call, or a conventional engine name
+        in a file that mentions SQLAlchemy."""
+        if isinstance(node, cst.Call):
+            builder = ENGINE_BUILDERS.get(terminal_name(node.func) or "")
+            if builder is not None:
+                return builder
+            callee = terminal_name(node.func) or ""
+            if callee in ("get_engine", "get_async_engine") and self.mentions_sqlalchemy:
+                return Factory(FactoryKind.ENGINE, is_async_name(callee), f"`{callee}()`")
+            return None
+        if isinstance(node, cst.Name):
+            local = local_engines.get(node.value)
+            if local is not None:
+                return local
+            found = self._resolve_name(node.value)
+            if found is not None:
+                return found if found.kind is FactoryKind.ENGINE else None
+            if node.value in CONVENTIONAL_ENGINE_NAMES and self.mentions_sqlalchemy and node.value not in self.imports:
+                return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"conventional name `{node.value}`")
+            return None
+        if isinstance(node, cst.Attribute):
+            attr = node.attr.value
+            if attr in CONVENTIONAL_ENGINE_NAMES and self.mentions_sqlalchemy:
+                return Factory(FactoryKind.ENGINE, is_async_name(attr), f"conventional name `{attr}`")
+            found = self._resolve_attribute(node)
+            if found is not None and found.kind is FactoryKind.ENGINE:
+                return found
+        return None
 
     def may_be_factory(self, callee: cst.BaseExpression) -> bool:
         """Cheap test used on every call in the traversal."""

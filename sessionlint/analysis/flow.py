@@ -17,7 +17,7 @@ import libcst as cst
 from sessionlint.analysis.tree import suite_statements
 
 # One element of an abstract state; its meaning belongs to the Transfer.
-Token = Tuple[int, int]
+Token = Tuple[int, int, int]
 State = FrozenSet[Token]
 
 
@@ -27,6 +27,7 @@ class ExitKind(Enum):
     END = "end"  # falling off the end of the body
     BREAK = "break"
     CONTINUE = "continue"
+    EXCEPTION = "exception"  # an exception raised by a statement (not a `raise` statement)
 
 
 @dataclass
@@ -58,6 +59,18 @@ class Transfer:
 
     def refine(self, test: cst.BaseExpression, state: State, truthy: bool) -> State:
         """Narrow the state on one branch of a condition."""
+        return state
+
+    def can_raise(self, root: cst.CSTNode) -> bool:
+        """Whether evaluating `root` may raise an exception (a call, an await, a yield...)."""
+        return False
+
+    def raised_state(self, root: cst.CSTNode, before: State, after: State) -> State:
+        """The state when `root` raises part-way: by default, before its effects."""
+        return before
+
+    def into_handler(self, state: State) -> State:
+        """The state as an `except` handler receives it from an implicit exception."""
         return state
 
 
@@ -99,6 +112,13 @@ class Interpreter:
         return merge_exits(exits)
 
     # -- blocks and statements ----------------------------------------------------------
+    def _apply(self, root: cst.CSTNode, state: State, exits: List[Exit]) -> State:
+        """Apply `root`, recording the exception it may raise as an EXCEPTION exit."""
+        after = self.transfer.apply(root, state)
+        if self.transfer.can_raise(root):
+            exits.append(Exit(ExitKind.EXCEPTION, root, self.transfer.raised_state(root, state, after)))
+        return after
+
     def run_block(self, statements: Sequence[cst.CSTNode], state: Optional[State]) -> Outcome:
         exits: List[Exit] = []
         if not state:
@@ -122,19 +142,21 @@ class Interpreter:
         return Outcome(self.transfer.apply(node, state), [])
 
     def _small(self, node: cst.CSTNode, state: State) -> Outcome:
-        state = self.transfer.apply(node, state)
-        if isinstance(node, cst.Return):
-            return Outcome(None, [Exit(ExitKind.RETURN, node, state)])
+        exits: List[Exit] = []
         if isinstance(node, cst.Raise):
-            return Outcome(None, [Exit(ExitKind.RAISE, node, state)])
+            return Outcome(None, [Exit(ExitKind.RAISE, node, self.transfer.apply(node, state))])
+        state = self._apply(node, state, exits)
+        if isinstance(node, cst.Return):
+            return Outcome(None, exits + [Exit(ExitKind.RETURN, node, state)])
         if isinstance(node, cst.Break):
             return Outcome(None, [Exit(ExitKind.BREAK, node, state)])
         if isinstance(node, cst.Continue):
             return Outcome(None, [Exit(ExitKind.CONTINUE, node, state)])
-        return Outcome(state, [])
+        return Outcome(state, exits)
 
     def _if(self, node: cst.If, state: State) -> Outcome:
-        state = self.transfer.apply(node.test, state)
+        raised: List[Exit] = []
+        state = self._apply(node.test, state, raised)
         body = self.run_block(suite_statements(node.body), self.transfer.refine(node.test, state, True))
         other_state = self.transfer.refine(node.test, state, False)
         orelse = node.orelse
@@ -144,12 +166,13 @@ class Interpreter:
             other = self._if(orelse, other_state)
         else:
             other = self.run_block(suite_statements(orelse.body), other_state)
-        return Outcome(_union(body.normal, other.normal), body.exits + other.exits)
+        return Outcome(_union(body.normal, other.normal), raised + body.exits + other.exits)
 
     def _loop(self, node: cst.CSTNode, state: State) -> Outcome:
         is_while = isinstance(node, cst.While)
         header = node.test if is_while else node.iter  # type: ignore[attr-defined]
-        entry = self.transfer.apply(header, state)
+        raised: List[Exit] = []
+        entry = self._apply(header, state, raised)
         if not is_while:
             entry = self.transfer.apply(node.target, entry)  # type: ignore[attr-defined]
         body_outcome = Outcome(None, [])
@@ -163,9 +186,9 @@ class Interpreter:
             if back is None or back <= entry:
                 break
             # Another iteration runs the header again on what the body left.
-            entry = entry | self.transfer.apply(header, back)
+            entry = entry | self._apply(header, back, raised)
         breaks: Optional[State] = None
-        exits: List[Exit] = []
+        exits: List[Exit] = list(raised)
         for e in body_outcome.exits:
             if e.kind is ExitKind.BREAK:
                 breaks = _union(breaks, e.state)
@@ -186,23 +209,28 @@ class Interpreter:
         body = self.run_block(suite_statements(node.body), state)  # type: ignore[attr-defined]
         handlers = node.handlers  # type: ignore[attr-defined]
         exits: List[Exit] = []
-        raised: Optional[State] = None
+        raised: Optional[State] = None  # what `raise` statements hand to the handlers
+        thrown: Optional[State] = None  # what implicit exceptions hand to the handlers
         catches_all = any(_is_catch_all(h) for h in handlers)
         for e in body.exits:
-            if e.kind is ExitKind.RAISE and handlers:
+            if handlers and e.kind is ExitKind.RAISE:
                 raised = _union(raised, e.state)
-                if not catches_all:
-                    exits.append(e)
+            elif handlers and e.kind is ExitKind.EXCEPTION:
+                thrown = _union(thrown, e.state)
             else:
+                exits.append(e)
+                continue
+            if not catches_all:
                 exits.append(e)
         normal = body.normal
         if node.orelse is not None and normal is not None:  # type: ignore[attr-defined]
             orelse = self.run_block(suite_statements(node.orelse.body), normal)  # type: ignore
             normal = orelse.normal
             exits.extend(orelse.exits)
-        if raised is not None:
+        entry = _union(raised, self.transfer.into_handler(thrown) if thrown is not None else None)
+        if entry is not None:
             for handler in handlers:
-                outcome = self.run_block(suite_statements(handler.body), raised)
+                outcome = self.run_block(suite_statements(handler.body), entry)
                 normal = _union(normal, outcome.normal)
                 exits.extend(outcome.exits)
         finalbody = node.finalbody  # type: ignore[attr-defined]
@@ -235,19 +263,22 @@ class Interpreter:
         return Outcome(result_normal, result_exits)
 
     def _with(self, node: cst.With, state: State) -> Outcome:
+        raised: List[Exit] = []
+        if self.transfer.can_raise(node):  # entering a context manager may raise
+            raised.append(Exit(ExitKind.EXCEPTION, node, state))
         state, finalizer = self.transfer.enter_with(node, state)
         body = self.run_block(suite_statements(node.body), state)
         if finalizer is None:
-            return body
+            return Outcome(body.normal, raised + body.exits)
         normal = finalizer(body.normal) if body.normal is not None else None
-        return Outcome(normal, [Exit(e.kind, e.node, finalizer(e.state)) for e in body.exits])
+        return Outcome(normal, raised + [Exit(e.kind, e.node, finalizer(e.state)) for e in body.exits])
 
     def _match(self, node: cst.CSTNode, state: State) -> Outcome:
-        state = self.transfer.apply(node.subject, state)  # type: ignore[attr-defined]
+        exits: List[Exit] = []
+        state = self._apply(node.subject, state, exits)  # type: ignore[attr-defined]
         cases = node.cases  # type: ignore[attr-defined]
         # Without an irrefutable case (`case _:` or a bare capture), no case may match.
         normal: Optional[State] = None if any(_is_irrefutable(c) for c in cases) else state
-        exits: List[Exit] = []
         for case in cases:
             case_state = self.transfer.apply(case.guard, state) if case.guard is not None else state
             outcome = self.run_block(suite_statements(case.body), case_state)

@@ -1,13 +1,17 @@
-"""One model of each session's life in one function: created where and how, closed where, on
-which paths it leaves the function still open, and whether ownership left the function.
+"""One model of each session's (and connection's) life in one function: created where and
+how, closed where, used where, on which paths it leaves the function still open, and whether
+ownership left the function.
 
-Every lifecycle rule reads these facts; none walks a function body on its own.
+Every lifecycle rule (SL001, SL002, SL003, SL006, SL007, SL010) reads these facts; none walks
+a function body on its own.
 
 The model is built in two steps:
 1. During the engine's single traversal, `LifecycleCollector` sees every call, keeps the ones
-   whose callee resolves to a session factory, and records how each created session is held
-   (bound to a name, a `with` item, returned, yielded, chained, passed on).
-2. When the traversal leaves a function (or the module) that created a session bound to a
+   whose callee resolves to a session factory (or an engine's `connect()`), and records how
+   each created object is held (bound to a name, a `with` item, returned, yielded, chained,
+   passed on). It also notes calls of coroutine methods on async sessions that are not
+   awaited, and whether the scope commits inside a `try`.
+2. When the traversal leaves a function (or the module) that created something bound to a
    name, the function's statements are scanned once for the events that concern those names
    (close, close registered, use, rebind, escape) and the flow interpreter runs per name.
 """
@@ -18,10 +22,11 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
-from sessionlint.analysis.factories import Factory, FactoryKind, Resolver
-from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Token, Transfer
+from sessionlint.analysis.factories import CONNECTION_METHODS, ENGINE_BUILDERS, Factory, FactoryKind, Resolver
+from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
-from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, terminal_name
+from sessionlint.analysis.transactions import MissingRollback, find_missing_rollbacks
+from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, terminal_name, walk
 
 ScopeNode = Union[cst.FunctionDef, cst.Module]
 
@@ -40,12 +45,18 @@ class Holding(Enum):
 @dataclass(frozen=True)
 class Creation:
     call: cst.Call
-    factory: Factory
+    factory: Factory  # kind SESSION, or CONNECTION for engine.connect()
     holding: Holding
-    name: Optional[str] = None  # for BOUND
+    name: Optional[str] = None  # for BOUND, and MANAGED `with ... as name`
     # Bound to a connection someone else owns (Alembic's `op.get_bind()`): see
     # `is_bound_to_borrowed_connection`.
     borrows_connection: bool = False
+    # For MANAGED by a `with`: whether that `with` is `async with`.
+    in_async_with: Optional[bool] = None
+
+    @property
+    def is_connection(self) -> bool:
+        return self.factory.kind is FactoryKind.CONNECTION
 
 
 # Names under which code passes a Connection it was handed (Alembic migrations:
@@ -104,16 +115,58 @@ STORING_CALLEES = frozenset(
         "finalize",
         "addfinalizer",
         "addCleanup",
+        "addAsyncCleanup",
     }
 )
+# Attributes that are safe to read on a closed session: no database work, no lazy load.
+# (Session.close() resets the session; these report on that state.)
+SAFE_AFTER_CLOSE = frozenset(
+    {"close", "is_active", "in_transaction", "in_nested_transaction", "info", "bind", "get_bind", "closed", "invalidated"}
+)
 
-# Token statuses (the second element is the creation index, -1 when irrelevant).
+# Coroutine methods (SQLAlchemy 2.x asyncio API): called without `await`, nothing happens.
+ASYNC_SESSION_COROUTINES = frozenset(
+    {
+        "close",
+        "commit",
+        "rollback",
+        "execute",
+        "scalar",
+        "scalars",
+        "get",
+        "get_one",
+        "flush",
+        "refresh",
+        "delete",
+        "merge",
+        "stream",
+        "stream_scalars",
+        "connection",
+        "invalidate",
+        "run_sync",
+        "reset",
+        "close_all",
+        "exec_driver_sql",
+        "dispose",
+        "start",
+    }
+)
+# Calls that take a coroutine and await it (or schedule it): passing one there is fine.
+AWAITING_CALLEES = frozenset(
+    {"gather", "create_task", "ensure_future", "wait_for", "shield", "run", "wait", "as_completed", "run_until_complete", "start_soon", "to_thread"}
+)
+ASYNC_TYPE_NAMES = frozenset({"AsyncSession", "AsyncConnection", "AsyncEngine"})
+SESSION_TYPE_NAMES = frozenset({"Session", "AsyncSession", "scoped_session", "async_scoped_session"})
+
+# Token statuses. A token is (status, ref, via_exception): ref is the creation index for OPEN
+# and MANAGED, the close-site index for CLOSED, -1 otherwise; via_exception is 1 when the
+# path came through an `except` handler entered by an implicit exception.
 UNBOUND = 0
 OPEN = 1
 CLOSED = 2
 MANAGED = 3
 
-_UNBOUND_STATE: State = frozenset({(UNBOUND, -1)})
+_UNBOUND_STATE: State = frozenset({(UNBOUND, -1, 0)})
 
 
 class EventKind(Enum):
@@ -134,14 +187,25 @@ class Event:
     node: cst.CSTNode
     creation: int = -1
     reason: str = ""
+    detail: str = ""  # for USE: the attribute or method, "argument", or "check"
 
 
 @dataclass(frozen=True)
 class Leak:
     """A point where the function is left, or the name rebound, with the session open."""
 
-    kind: str  # "return", "raise", "end", "rebind"
+    kind: str  # "return", "raise", "end", "rebind", "exception"
     node: cst.CSTNode
+    on_every_path: bool
+    via_exception: bool  # reached only because some statement raised
+
+
+@dataclass(frozen=True)
+class UseAfterClose:
+    name: str
+    node: cst.CSTNode  # the use
+    closed_at: cst.CSTNode  # the close call, or the `with` statement whose block ended
+    by_with: bool
     on_every_path: bool
 
 
@@ -154,14 +218,50 @@ class SessionLife:
     returned: bool
     leaks: Tuple[Leak, ...]
 
+    @property
+    def normal_leaks(self) -> Tuple[Leak, ...]:
+        """Leaks on paths where no statement raised: `return`, `raise`, the end, a rebind."""
+        return tuple(leak for leak in self.leaks if not leak.via_exception)
+
+    @property
+    def exception_leaks(self) -> Tuple[Leak, ...]:
+        """Leaks that happen only when some statement raises."""
+        return tuple(leak for leak in self.leaks if leak.via_exception)
+
+
+@dataclass(frozen=True)
+class Unawaited:
+    """A coroutine method of an async session, connection or engine called without await."""
+
+    call: cst.Call
+    receiver: str
+    method: str
+
+
+@dataclass(frozen=True)
+class WithMismatch:
+    """`with` on an async factory, or `async with` on a sync one."""
+
+    creation: Creation
+    needs_async: bool
+
 
 @dataclass
 class ScopeFacts:
     """Everything the lifecycle analysis knows about one function or module body."""
 
-    node: ScopeNode
+    node: cst.CSTNode
     creations: List[Creation] = field(default_factory=list)
     lives: List[SessionLife] = field(default_factory=list)
+    uses_after_close: List[UseAfterClose] = field(default_factory=list)
+    unawaited: List[Unawaited] = field(default_factory=list)
+    with_mismatches: List[WithMismatch] = field(default_factory=list)
+    async_names: Set[str] = field(default_factory=set)  # async sessions/connections/engines
+    session_names: Set[str] = field(default_factory=set)  # names known to hold a session
+    local_engines: Dict[str, Factory] = field(default_factory=dict)
+    commits_in_try: bool = False
+    missing_rollbacks: List[MissingRollback] = field(default_factory=list)
+    info: Optional[FunctionInfo] = None
     gave_up: bool = False  # the body was beyond the analysis (recursion): stay silent
 
 
@@ -171,47 +271,184 @@ class ScopeFacts:
 class LifecycleCollector:
     """Analysis side of the single traversal: creation sites per scope, lives on leave."""
 
-    def __init__(self, resolver: Resolver, depends_targets: FrozenSet[str]) -> None:
+    def __init__(self, resolver: Resolver, depends_targets: FrozenSet[str], async_dependencies: FrozenSet[str] = frozenset()) -> None:
         self.resolver = resolver
         self.depends_targets = depends_targets
+        self.async_dependencies = async_dependencies
         self.scopes: List[ScopeFacts] = []
         self.finished: Dict[int, ScopeFacts] = {}
+        self.try_depth: List[int] = []
 
-    def facts_for(self, node: ScopeNode) -> Optional[ScopeFacts]:
+    def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
 
     def enter_scope(self, node: cst.CSTNode) -> None:
-        if isinstance(node, (cst.FunctionDef, cst.Module)):
-            self.scopes.append(ScopeFacts(node))
-        else:
-            # Class bodies and lambdas hold no lives of their own here; a placeholder keeps
-            # their calls out of the enclosing function.
-            self.scopes.append(ScopeFacts(node))  # type: ignore[arg-type]
+        facts = ScopeFacts(node)
+        if isinstance(node, cst.FunctionDef):
+            self._note_parameters(node, facts)
+        self.scopes.append(facts)
+        self.try_depth.append(0)
+
+    def enter_try(self) -> None:
+        if self.try_depth:
+            self.try_depth[-1] += 1
+
+    def leave_try(self) -> None:
+        if self.try_depth:
+            self.try_depth[-1] -= 1
 
     def leave_scope(self, node: cst.CSTNode) -> None:
         facts = self.scopes.pop()
-        if isinstance(node, (cst.FunctionDef, cst.Module)) and facts.creations:
-            info = describe_function(node, self.depends_targets)
-            try:
-                facts.lives = build_lives(facts, info)
-            except RecursionError:
-                facts.gave_up = True
-                facts.lives = []
+        self.try_depth.pop()
+        if isinstance(node, (cst.FunctionDef, cst.Module)):
+            facts.info = describe_function(node, self.depends_targets)
+            if facts.commits_in_try:
+                try:
+                    facts.missing_rollbacks = find_missing_rollbacks(_scope_body(node), facts.session_names)
+                except RecursionError:
+                    facts.gave_up = True
+            if facts.creations:
+                try:
+                    build_lives(facts, facts.info)
+                except RecursionError:
+                    facts.gave_up = True
+                    facts.lives = []
+                    facts.uses_after_close = []
         self.finished[id(node)] = facts
 
+    def _note_parameters(self, node: cst.FunctionDef, facts: ScopeFacts) -> None:
+        """Parameters that hold sessions: annotated `Session`/`AsyncSession` (also inside
+        `Annotated[...]`), or injected with `Depends(f)` where `f` yields an async session."""
+        params = node.params
+        for param in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
+            name = param.name.value
+            annotation = param.annotation.annotation if param.annotation is not None else None
+            types = _annotation_names(annotation) if annotation is not None else set()
+            if types & SESSION_TYPE_NAMES:
+                facts.session_names.add(name)
+            if types & ASYNC_TYPE_NAMES:
+                facts.async_names.add(name)
+            default = param.default
+            dependency = _depends_target(default) if default is not None else None
+            if dependency is None and annotation is not None:
+                for sub in walk(annotation):
+                    if isinstance(sub, cst.Call):
+                        dependency = _depends_target(sub) or dependency
+            if dependency is not None:
+                if dependency in self.async_dependencies:
+                    facts.async_names.add(name)
+                facts.session_names.add(name)
+
     def on_call(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
-        if not self.scopes or not self.resolver.may_be_factory(node.func):
+        if not self.scopes:
             return
-        factory = self.resolver.factory_of(node.func)
-        if factory is None or factory.kind is not FactoryKind.SESSION:
+        facts = self.scopes[-1]
+        func = node.func
+        if type(func) is cst.Attribute:
+            method = func.attr.value
+            receiver = func.value
+            if method in ("commit", "flush") and self.try_depth[-1] > 0:
+                facts.commits_in_try = True
+            if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
+                self._check_awaited(node, receiver.value, method, ancestors, facts)
+            if method in CONNECTION_METHODS:
+                engine = self.resolver.engine_of(receiver, self._local_engines())
+                if engine is not None:
+                    factory = Factory(FactoryKind.CONNECTION, engine.is_async, f"`{method}()` on an engine")
+                    self._record(node, factory, ancestors, facts)
+                return
+        if terminal_name(func) in ENGINE_BUILDERS:
+            self._note_engine(node, ancestors)
             return
-        holding, name = classify_holding(node, ancestors)
-        borrowed = is_bound_to_borrowed_connection(node)
-        self.scopes[-1].creations.append(Creation(node, factory, holding, name, borrowed))
+        if not self.resolver.may_be_factory(func):
+            return
+        factory = self.resolver.factory_of(func)
+        if factory is not None and factory.kind is FactoryKind.SESSION:
+            self._record(node, factory, ancestors, facts)
+
+    def _note_engine(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
+        """`name = create_engine(...)` in this scope: `name.connect()` opens connections."""
+        builder = ENGINE_BUILDERS[terminal_name(node.func) or ""]
+        if not ancestors:
+            return
+        parent = ancestors[-1]
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+            name = parent.targets[0].target.value
+            self.scopes[-1].local_engines[name] = builder
+            if builder.is_async:
+                self.scopes[-1].async_names.add(name)
+
+    def _local_engines(self) -> Dict[str, Factory]:
+        merged: Dict[str, Factory] = {}
+        for scope in self.scopes:
+            merged.update(scope.local_engines)
+        return merged
+
+    def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
+        holding, name, with_node = classify_holding(node, ancestors)
+        in_async_with = with_node.asynchronous is not None if with_node is not None else None
+        creation = Creation(node, factory, holding, name, is_bound_to_borrowed_connection(node), in_async_with)
+        facts.creations.append(creation)
+        if name is not None:
+            if factory.kind is FactoryKind.SESSION:
+                facts.session_names.add(name)
+            if factory.is_async:
+                facts.async_names.add(name)
+            else:
+                facts.async_names.discard(name)
+        if with_node is not None and in_async_with is not None and in_async_with != factory.is_async:
+            if factory.kind is FactoryKind.SESSION or factory.is_async:
+                facts.with_mismatches.append(WithMismatch(creation, factory.is_async))
+
+    def _check_awaited(self, node: cst.Call, receiver: str, method: str, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
+        if receiver not in facts.async_names:
+            return
+        parent = ancestors[-1] if ancestors else None
+        if isinstance(parent, cst.Expr):
+            facts.unawaited.append(Unawaited(node, receiver, method))
+        elif isinstance(parent, cst.Attribute) and parent.value is node:
+            # `db.execute(q).scalars()`: an attribute of the coroutine object
+            facts.unawaited.append(Unawaited(node, receiver, method))
 
 
-def classify_holding(call: cst.Call, ancestors: Sequence[cst.CSTNode]) -> Tuple[Holding, Optional[str]]:
-    """How the session created by `call` is held, from its parent nodes."""
+def _annotation_names(annotation: cst.BaseExpression) -> Set[str]:
+    """Type names an annotation mentions: `AsyncSession`, `Optional[Session]`,
+    `Annotated[AsyncSession, Depends(get_db)]` (the first argument only)."""
+    names: Set[str] = set()
+    if isinstance(annotation, cst.Subscript):
+        base = terminal_name(annotation.value) or ""
+        elements = annotation.slice
+        if base == "Annotated" and elements:
+            first = elements[0].slice
+            if isinstance(first, cst.Index):
+                names |= _annotation_names(first.value)
+            return names
+        for element in elements:
+            if isinstance(element.slice, cst.Index):
+                names |= _annotation_names(element.slice.value)
+        return names
+    if isinstance(annotation, cst.BinaryOperation):  # Session | None
+        return _annotation_names(annotation.left) | _annotation_names(annotation.right)
+    if isinstance(annotation, cst.SimpleString):
+        text = annotation.value.strip("'\"")
+        return {text.rsplit(".", 1)[-1]}
+    name = terminal_name(annotation)
+    if name:
+        names.add(name)
+    return names
+
+
+def _depends_target(node: cst.BaseExpression) -> Optional[str]:
+    if isinstance(node, cst.Call) and terminal_name(node.func) in ("Depends", "Security") and node.args:
+        return terminal_name(node.args[0].value)
+    return None
+
+
+def classify_holding(
+    call: cst.Call, ancestors: Sequence[cst.CSTNode]
+) -> Tuple[Holding, Optional[str], Optional[cst.With]]:
+    """How the object created by `call` is held, from its parent nodes; for a `with` item,
+    also the `with` statement."""
     child: cst.CSTNode = call
     index = len(ancestors) - 1
     parent = ancestors[index] if index >= 0 else None
@@ -222,39 +459,42 @@ def classify_holding(call: cst.Call, ancestors: Sequence[cst.CSTNode]) -> Tuple[
     if isinstance(parent, cst.Assign) and parent.value is child:
         targets = parent.targets
         if len(targets) == 1 and isinstance(targets[0].target, cst.Name):
-            return Holding.BOUND, targets[0].target.value
-        return Holding.PASSED, None
+            return Holding.BOUND, targets[0].target.value, None
+        return Holding.PASSED, None, None
     if isinstance(parent, (cst.AnnAssign, cst.NamedExpr)) and parent.value is child:
         if isinstance(parent.target, cst.Name):
-            return Holding.BOUND, parent.target.value
-        return Holding.PASSED, None
+            return Holding.BOUND, parent.target.value, None
+        return Holding.PASSED, None, None
     if isinstance(parent, cst.WithItem):
-        return Holding.MANAGED, None
+        name = None
+        if parent.asname is not None and isinstance(parent.asname.name, cst.Name):
+            name = parent.asname.name.value
+        return Holding.MANAGED, name, grandparent if isinstance(grandparent, cst.With) else None
     if isinstance(parent, cst.Return):
-        return Holding.RETURNED, None
+        return Holding.RETURNED, None, None
     if isinstance(parent, cst.Yield):
-        return Holding.YIELDED, None
+        return Holding.YIELDED, None, None
     if isinstance(parent, cst.Attribute) and isinstance(grandparent, cst.Call) and grandparent.func is parent:
         if parent.attr.value in ("begin", "__enter__", "__aenter__"):
-            return Holding.MANAGED, None
-        return Holding.CHAINED, None
+            return Holding.MANAGED, None, None
+        return Holding.CHAINED, None, None
     if isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call):
         if terminal_name(grandparent.func) in CLOSING_WRAPPERS:
-            return Holding.MANAGED, None
-    return Holding.PASSED, None
+            return Holding.MANAGED, None, None
+    return Holding.PASSED, None, None
 
 
 # --- step 2: per function ----------------------------------------------------------------
 
 
-def build_lives(facts: ScopeFacts, info: FunctionInfo) -> List[SessionLife]:
-    bound = [c for c in facts.creations if c.holding is Holding.BOUND]
-    names = {c.name for c in bound if c.name}
+def build_lives(facts: ScopeFacts, info: FunctionInfo) -> None:
+    """Fill `facts.lives` and `facts.uses_after_close`."""
+    tracked = [c for c in facts.creations if c.holding in (Holding.BOUND, Holding.MANAGED) and c.name]
+    names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    scanner = EventScanner(names, index_of)
-    body_roots = _scope_body(facts.node)
-    all_events = scanner.scan_scope(body_roots, events)
+    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture)
+    all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, str] = {}
     returned: Set[str] = set()
@@ -266,68 +506,83 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo) -> List[SessionLife]:
             escapes.setdefault(event.name, event.reason)
         elif event.kind in (EventKind.CLOSE, EventKind.REGISTER):
             closes[event.name].append(event.node)
-    for name in scanner.with_closed:
-        closes.setdefault(name, []).append(facts.node)
+    for name, with_node in scanner.with_closed:
+        closes.setdefault(name, []).append(with_node)
 
-    lives: List[SessionLife] = []
     leaks_by_name: Dict[str, Dict[int, List[Leak]]] = {}
     for name in sorted(names):
         if name in escapes:
             continue
-        transfer = SessionTransfer(name, events)
+        transfer = SessionTransfer(name, events, scanner.raising)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
         else:
-            exits = interpreter.run_function(facts.node.body, facts.node, _UNBOUND_STATE)
+            exits = interpreter.run_function(facts.node.body, facts.node, _UNBOUND_STATE)  # type: ignore
         leaks_by_name[name] = _leaks_per_creation(exits, transfer.rebinds)
+        facts.uses_after_close.extend(transfer.uses_after_close())
 
     for i, creation in enumerate(facts.creations):
         name = creation.name
         if creation.holding is not Holding.BOUND or name is None:
-            lives.append(SessionLife(creation, info, (), None, creation.holding is Holding.RETURNED, ()))
+            facts.lives.append(SessionLife(creation, info, (), None, creation.holding is Holding.RETURNED, ()))
             continue
-        escape = escapes.get(name)
         leaks = tuple(leaks_by_name.get(name, {}).get(i, ()))
-        lives.append(
-            SessionLife(creation, info, tuple(closes.get(name, ())), escape, name in returned, leaks)
+        facts.lives.append(
+            SessionLife(creation, info, tuple(closes.get(name, ())), escapes.get(name), name in returned, leaks)
         )
-    return lives
 
 
-def _scope_body(node: ScopeNode) -> Sequence[cst.CSTNode]:
+def _scope_body(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
     if isinstance(node, cst.Module):
         return node.body
-    body = node.body
+    body = getattr(node, "body", None)
     return body.body if isinstance(body, (cst.IndentedBlock, cst.SimpleStatementSuite)) else ()
+
+
+_EXIT_NAMES = {
+    ExitKind.RETURN: "return",
+    ExitKind.RAISE: "raise",
+    ExitKind.END: "end",
+    ExitKind.EXCEPTION: "exception",
+}
 
 
 def _leaks_per_creation(exits: List[Exit], rebinds: List[Tuple[cst.CSTNode, State]]) -> Dict[int, List[Leak]]:
     found: Dict[int, List[Leak]] = {}
-    kinds = {ExitKind.RETURN: "return", ExitKind.RAISE: "raise", ExitKind.END: "end"}
+    seen: Set[Tuple[int, str, int, bool]] = set()
+
+    def add(kind: str, node: cst.CSTNode, state: State) -> None:
+        for status, ref, via_exception in state:
+            if status != OPEN:
+                continue
+            exceptional = bool(via_exception) or kind == "exception"
+            key = (ref, kind, id(node), exceptional)
+            if key in seen:
+                continue
+            seen.add(key)
+            every = all(s == OPEN for s, _, _ in state)
+            found.setdefault(ref, []).append(Leak(kind, node, every, exceptional))
+
     for e in exits:
-        kind = kinds.get(e.kind)
-        if kind is None:
-            continue
-        for status, creation in e.state:
-            if status == OPEN:
-                every = all(s == OPEN for s, _ in e.state)
-                found.setdefault(creation, []).append(Leak(kind, e.node, every))
+        kind = _EXIT_NAMES.get(e.kind)
+        if kind is not None:
+            add(kind, e.node, e.state)
     for node, state in rebinds:
-        for status, creation in state:
-            if status == OPEN:
-                every = all(s == OPEN for s, _ in state)
-                found.setdefault(creation, []).append(Leak("rebind", node, every))
+        add("rebind", node, state)
     return found
 
 
 class EventScanner:
-    """Finds, per statement, what happens to the tracked names, in evaluation order."""
+    """Finds, per statement, what happens to the tracked names, in evaluation order, and
+    which statements may raise."""
 
-    def __init__(self, names: Set[str], creation_index: Dict[int, int]) -> None:
+    def __init__(self, names: Set[str], creation_index: Dict[int, int], yield_raises: bool = True) -> None:
         self.names = names
         self.creation_index = creation_index
-        self.with_closed: Set[str] = set()
+        self.yield_raises = yield_raises
+        self.with_closed: List[Tuple[str, cst.CSTNode]] = []
+        self.raising: Set[int] = set()
 
     def scan_scope(self, statements: Sequence[cst.CSTNode], out: Dict[int, List[Event]]) -> List[Event]:
         """Scan every statement of a scope (nested scopes excluded); fill `out` keyed by the
@@ -338,7 +593,7 @@ class EventScanner:
             node = stack.pop()
             if isinstance(node, SCOPE_TYPES):
                 for name in self.names:
-                    if _captures(node, name):
+                    if mentions_name(node, name):
                         everything.append(Event(EventKind.ESCAPE, name, node, reason="captured by a nested scope"))
                 continue
             roots, nested = _split_statement(node)
@@ -346,12 +601,32 @@ class EventScanner:
                 found = self.scan_root(root)
                 out[id(root)] = found
                 everything.extend(found)
+                if self._may_raise(root):
+                    self.raising.add(id(root))
             if isinstance(node, cst.With):
                 for item in node.items:
-                    if _with_item_closes(item, self.names):
-                        self.with_closed.add(_with_item_closes(item, self.names) or "")
+                    closed = _with_item_closes(item, self.names)
+                    if closed:
+                        self.with_closed.append((closed, node))
             stack.extend(reversed(nested))
         return everything
+
+    def _may_raise(self, root: cst.CSTNode) -> bool:
+        """Calls, awaits, subscripts, asserts, imports may raise; so may a `yield` where the
+        consumer can throw into the generator (not a pytest fixture). Assignments of names
+        and constants cannot."""
+        if isinstance(root, cst.With):
+            # `with db:` / `with closing(db):` only arranges the close: nothing to raise.
+            return any(self._may_raise(item.item) for item in root.items if not _with_item_closes(item, self.names))
+        if isinstance(root, (cst.Assert, cst.Import, cst.ImportFrom)):
+            return True
+        for node in walk(root, enter_scopes=False):
+            t = type(node)
+            if t in (cst.Call, cst.Await, cst.Subscript):
+                return True
+            if t is cst.Yield and self.yield_raises:
+                return True
+        return False
 
     # -- one root ------------------------------------------------------------------------
     def scan_root(self, root: cst.CSTNode) -> List[Event]:
@@ -384,7 +659,7 @@ class EventScanner:
         elif t is cst.With:
             self._with_header(root, out)
         elif isinstance(root, cst.BaseExpression):
-            self._expr(root, "use", out)
+            self._expr(root, "check", out)
         else:
             for child in iter_children(root):
                 self._expr(child, "use", out)
@@ -399,9 +674,11 @@ class EventScanner:
             if item.asname is not None:
                 target = item.asname.name
                 if isinstance(target, cst.Name) and target.value in self.names:
-                    managed = id(item.item) in self.creation_index
-                    kind = EventKind.MANAGE if managed else EventKind.REBIND
-                    out.append(Event(kind, target.value, item))
+                    creation = self.creation_index.get(id(item.item), -1)
+                    if creation >= 0:
+                        out.append(Event(EventKind.MANAGE, target.value, item, creation))
+                    else:
+                        out.append(Event(EventKind.REBIND, target.value, item))
 
     def _target(self, target: cst.BaseExpression, value: cst.BaseExpression, statement: cst.CSTNode, out: List[Event]) -> None:
         if isinstance(target, cst.Name):
@@ -425,8 +702,9 @@ class EventScanner:
 
     def _expr(self, node: cst.CSTNode, context: str, out: List[Event]) -> None:
         """Events of one expression. `context` says how the value of `node` is consumed:
-        use, return, value (assigned), container, escape, borrow (argument of a function),
-        owner (argument of a constructor or a storing call), closer."""
+        use, check (a test or comparison), return, value (assigned), container, escape,
+        borrow (argument of a function), owner (argument of a constructor or a storing
+        call), closer."""
         t = type(node)
         if t is cst.Name:
             name = node.value
@@ -440,7 +718,7 @@ class EventScanner:
                     # db.close handed to stack.callback/atexit.register/...: a close registered
                     out.append(Event(EventKind.REGISTER, base.value, node))
                 else:
-                    out.append(Event(EventKind.USE, base.value, node))
+                    out.append(Event(EventKind.USE, base.value, node, detail=node.attr.value))
                 return
             self._expr(base, "use", out)
             return
@@ -450,7 +728,7 @@ class EventScanner:
         if t is cst.Await:
             self._expr(node.expression, context, out)
             return
-        if t in (cst.Lambda,):
+        if t is cst.Lambda:
             for name in self.names:
                 if mentions_name(node, name):
                     out.append(Event(EventKind.ESCAPE, name, node, reason="captured by a lambda"))
@@ -464,7 +742,7 @@ class EventScanner:
             if isinstance(value, cst.From):
                 self._expr(value.item, "escape", out)
             elif value is not None:
-                self._expr(value, "use", out)  # the generator lends it and gets it back
+                self._expr(value, "borrow", out)  # the generator lends it and gets it back
             return
         if t in (cst.Tuple, cst.List, cst.Set):
             inner = "return" if context == "return" else "container"
@@ -476,17 +754,22 @@ class EventScanner:
                 for child in iter_children(element):
                     self._expr(child, "container", out)
             return
-        if t in (cst.StarredElement,):
+        if t is cst.StarredElement:
             self._expr(node.value, "escape", out)
             return
         if t is cst.IfExp:
-            self._expr(node.test, "use", out)
+            self._expr(node.test, "check", out)
             self._expr(node.body, context, out)
             self._expr(node.orelse, context, out)
             return
         if t is cst.BooleanOperation:
-            self._expr(node.left, context if context == "return" else "use", out)
-            self._expr(node.right, context if context == "return" else "use", out)
+            inner = context if context == "return" else "check"
+            self._expr(node.left, inner, out)
+            self._expr(node.right, inner, out)
+            return
+        if t in (cst.Comparison, cst.UnaryOperation, cst.FormattedString, cst.FormattedStringExpression):
+            for child in iter_children(node):
+                self._expr(child, "check", out)
             return
         for child in iter_children(node):
             self._expr(child, "use", out)
@@ -496,8 +779,10 @@ class EventScanner:
         if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value in self.names:
             for arg in node.args:
                 self._expr(arg.value, "borrow", out)
-            kind = EventKind.CLOSE if func.attr.value == "close" else EventKind.USE
-            out.append(Event(kind, func.value.value, node))
+            if func.attr.value == "close":
+                out.append(Event(EventKind.CLOSE, func.value.value, node))
+            else:
+                out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
             return
         self._expr(func, "use", out)
         callee = terminal_name(func) or ""
@@ -505,6 +790,8 @@ class EventScanner:
             context = "closer"
         elif callee in STORING_CALLEES or callee[:1].isupper():
             context = "owner"
+        elif callee in ("isinstance", "id", "repr", "str", "print", "type", "hasattr", "getattr", "bool", "len"):
+            context = "check"
         else:
             context = "borrow"
         for arg in node.args:
@@ -514,8 +801,12 @@ class EventScanner:
                 self._expr(arg.value, context, out)
 
     def _classify(self, name: str, context: str, node: cst.CSTNode) -> Event:
-        if context in ("use", "borrow"):
-            return Event(EventKind.USE, name, node)
+        if context == "use":
+            return Event(EventKind.USE, name, node, detail="value")
+        if context == "check":
+            return Event(EventKind.USE, name, node, detail="check")
+        if context == "borrow":
+            return Event(EventKind.USE, name, node, detail="argument")
         if context == "closer":
             return Event(EventKind.REGISTER, name, node)
         reason = {
@@ -525,10 +816,6 @@ class EventScanner:
             "owner": "handed to an owner",
         }.get(context, "passed on")
         return Event(EventKind.ESCAPE, name, node, reason=reason)
-
-
-def _captures(scope: cst.CSTNode, name: str) -> bool:
-    return mentions_name(scope, name)
 
 
 def _with_item_closes(item: cst.WithItem, names: Set[str]) -> Optional[str]:
@@ -561,7 +848,7 @@ def _split_statement(node: cst.CSTNode) -> Tuple[List[cst.CSTNode], List[cst.CST
         elif orelse is not None:
             nested.extend(_suite(orelse.body))
         return [node.test], nested
-    if t in (cst.For,):
+    if t is cst.For:
         nested = list(_suite(node.body)) + (list(_suite(node.orelse.body)) if node.orelse else [])
         return [node.target, node.iter], nested
     if t is cst.While:
@@ -599,29 +886,71 @@ def _suite(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
 
 class SessionTransfer(Transfer):
     """The state of one tracked name through a function: unbound, open (per creation),
-    closed, or managed by a `with`."""
+    closed (per close site), or managed by a `with`."""
 
-    def __init__(self, name: str, events: Dict[int, List[Event]]) -> None:
+    def __init__(self, name: str, events: Dict[int, List[Event]], raising: Set[int]) -> None:
         self.name = name
         self.events = events
+        self.raising = raising
         self.rebinds: List[Tuple[cst.CSTNode, State]] = []
+        self.close_sites: List[Tuple[cst.CSTNode, bool]] = []  # (node, by a `with`)
+        self._site_index: Dict[int, int] = {}
+        self._uses: Dict[int, Tuple[cst.CSTNode, Set[int], bool]] = {}
+
+    def _site(self, node: cst.CSTNode, by_with: bool) -> int:
+        key = id(node)
+        if key not in self._site_index:
+            self._site_index[key] = len(self.close_sites)
+            self.close_sites.append((node, by_with))
+        return self._site_index[key]
+
+    def _mine(self, root: cst.CSTNode) -> List[Event]:
+        return [e for e in self.events.get(id(root), ()) if e.name == self.name]
 
     def apply(self, root: cst.CSTNode, state: State) -> State:
         if type(root) is cst.With:
             return state
-        for event in self.events.get(id(root), ()):
-            if event.name != self.name:
-                continue
+        for event in self._mine(root):
             state = self._step(event, state)
         return state
+
+    def can_raise(self, root: cst.CSTNode) -> bool:
+        return id(root) in self.raising
+
+    def raised_state(self, root: cst.CSTNode, before: State, after: State) -> State:
+        # A statement that closes the session counts as closing it even if it then raises
+        # (the close is the last thing it does); any other statement raises before its
+        # effect on the name (a creation that raises creates nothing).
+        if any(e.kind in (EventKind.CLOSE, EventKind.REGISTER) for e in self._mine(root)):
+            return after
+        return before
+
+    def into_handler(self, state: State) -> State:
+        return frozenset((s, r, 1) for s, r, _ in state)
 
     def _step(self, event: Event, state: State) -> State:
         kind = event.kind
         if kind is EventKind.CREATE:
             self._note_rebind(event.node, state)
-            return frozenset({(OPEN, event.creation)})
-        if kind in (EventKind.CLOSE, EventKind.REGISTER):
-            return frozenset((CLOSED, -1) if s == OPEN else (s, c) for s, c in state)
+            return frozenset({(OPEN, event.creation, 0)})
+        if kind is EventKind.REGISTER:
+            # A close is now guaranteed later (ExitStack, atexit, finalizers, addCleanup): the
+            # session is as good as managed, neither open nor closed yet.
+            return frozenset((MANAGED, r, x) if s == OPEN else (s, r, x) for s, r, x in state)
+        if kind is EventKind.CLOSE:
+            site = self._site(event.node, False)
+            return frozenset((CLOSED, site, x) if s == OPEN else (s, r, x) for s, r, x in state)
+        if kind is EventKind.USE:
+            if event.detail not in SAFE_AFTER_CLOSE and event.detail != "check":
+                closed = {r for s, r, _ in state if s == CLOSED}
+                if closed:
+                    every = all(s == CLOSED for s, _, _ in state)
+                    previous = self._uses.get(id(event.node))
+                    if previous is not None:
+                        closed |= previous[1]
+                        every = every and previous[2]
+                    self._uses[id(event.node)] = (event.node, closed, every)
+            return state
         if kind is EventKind.REBIND:
             self._note_rebind(event.node, state)
             return _UNBOUND_STATE
@@ -629,39 +958,44 @@ class SessionTransfer(Transfer):
             return _UNBOUND_STATE
         if kind is EventKind.MANAGE:
             self._note_rebind(event.node, state)
-            return frozenset({(MANAGED, -1)})
+            return frozenset({(MANAGED, event.creation, 0)})
         return state
 
     def _note_rebind(self, node: cst.CSTNode, state: State) -> None:
-        if any(s == OPEN for s, _ in state):
+        if any(s == OPEN for s, _, _ in state):
             self.rebinds.append((node, state))
 
     def enter_with(self, node: cst.With, state: State) -> Tuple[State, Optional[Finalizer]]:
-        for event in self.events.get(id(node), ()):
-            if event.name == self.name:
-                state = self._step(event, state)
+        mine = self._mine(node)
+        for event in mine:
+            state = self._step(event, state)
         closes = any(_with_item_closes(item, {self.name}) for item in node.items)
-        manages = any(
-            e.kind is EventKind.MANAGE and e.name == self.name for e in self.events.get(id(node), ())
-        )
+        manages = any(e.kind is EventKind.MANAGE for e in mine)
         if not closes and not manages:
             return state, None
+        site = self._site(node, True)
 
         def finalize(at_exit: State) -> State:
-            return frozenset((CLOSED, -1) if s in (OPEN, MANAGED) else (s, c) for s, c in at_exit)
+            return frozenset((CLOSED, site, x) if s in (OPEN, MANAGED) else (s, r, x) for s, r, x in at_exit)
 
         return state, finalize
 
     def refine(self, test: cst.BaseExpression, state: State, truthy: bool) -> State:
         """`if db:` / `if db is not None:` / `if db is None:` / `if not db:` narrow the state:
-        a None name is unbound, a session object is truthy."""
+        a None name is unbound, a session object is truthy. An empty result means the
+        branch cannot run with the name in any state it may hold (unreachable)."""
         positive = _presence_test(test, self.name)
         if positive is None:
             return state
         present = positive if truthy else not positive
-        # An empty result means this branch cannot run with the tracked name in any state it
-        # may hold: the interpreter treats the branch as unreachable.
         return frozenset(t for t in state if (t[0] != UNBOUND) == present)
+
+    def uses_after_close(self) -> List[UseAfterClose]:
+        found = []
+        for node, sites, every in self._uses.values():
+            site_node, by_with = self.close_sites[min(sites)]
+            found.append(UseAfterClose(self.name, node, site_node, by_with, every))
+        return found
 
 
 def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
@@ -687,3 +1021,4 @@ def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
             if isinstance(target.operator, (cst.Is, cst.Equal)):
                 return False
     return None
+

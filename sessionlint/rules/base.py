@@ -45,12 +45,12 @@ class FileContext:
     """What one file's rules share: the tree, the resolver, the analysis providers, and the
     reports. Positions are computed once, after the traversal, for reported nodes only."""
 
-    def __init__(self, module: cst.Module, path: str, index: ProjectIndex) -> None:
+    def __init__(self, module: cst.Module, path: str, index: ProjectIndex, mentions_sqlalchemy: bool = True) -> None:
         self.module = module
         self.path = path
         self.index = index
-        self.resolver = Resolver(module, path, index)
-        self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets)
+        self.resolver = Resolver(module, path, index, mentions_sqlalchemy)
+        self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets, index.async_dependencies)
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
 
@@ -67,6 +67,8 @@ class Rule:
     summary: ClassVar[str] = ""
     fix_availability: ClassVar[FixAvailability] = FixAvailability.NONE
     METADATA_DEPENDENCIES: ClassVar[Tuple[type, ...]] = ()
+    # Text a file must contain for this rule to have anything to say (see engine.TRIGGERS).
+    TRIGGERS: ClassVar[Tuple[str, ...]] = ("factory_call",)
     examples: ClassVar[Sequence[Union[Valid, Invalid]]] = ()
 
     def __init__(self, context: FileContext) -> None:

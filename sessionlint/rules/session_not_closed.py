@@ -1,7 +1,8 @@
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import Holding, LifecycleCollector, SessionLife
+from sessionlint.analysis.lifecycle import LifecycleCollector, SessionLife
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules._messages import report_unclosed
 from sessionlint.rules.base import Invalid, Rule, Valid
 
 
@@ -103,70 +104,5 @@ class SessionNotClosed(Rule):
             self._check_life(life)
 
     def _check_life(self, life: SessionLife) -> None:
-        creation = life.creation
-        if creation.borrows_connection:
-            return
-        callee = self.context.source_of(creation.call.func)
-        prefix = "async with" if creation.factory.is_async else "with"
-        function = life.function
-        if creation.holding is Holding.RETURNED or (creation.holding is Holding.BOUND and life.returned):
-            if function.is_dependency and not function.is_generator:
-                self.report(
-                    creation.call,
-                    f"FastAPI dependency `{function.name}` returns a new session that nothing closes",
-                    help=f"Yield it instead: `{prefix} {callee}() as db: yield db`",
-                )
-            return
-        if creation.holding is Holding.YIELDED:
-            self.report(
-                creation.call,
-                f"session created by `{callee}()` is yielded and never closed",
-                help=f"Use `{prefix} {callee}() as db: yield db`",
-            )
-            return
-        if creation.holding is Holding.CHAINED:
-            self.report(
-                creation.call,
-                f"session created by `{callee}()` is used once and never closed",
-                help=f"Use `{prefix} {callee}() as db:` and call the method on `db`",
-            )
-            return
-        if creation.holding is not Holding.BOUND or life.escape is not None or not life.leaks:
-            return
-        name = creation.name
-        help_text = (
-            f"Use `{prefix} {callee}() as {name}: yield {name}`"
-            if function.is_generator
-            else f"Use `{prefix} {callee}() as {name}:`"
-        )
-        if not life.closes:
-            self.report(creation.call, f"session `{name}` is never closed", help=help_text)
-            return
-        leak = life.leaks[0]
-        if leak.kind == "return":
-            message = f"session `{name}` is not closed when the function returns at line {{exit}}"
-            refs = {"exit": leak.node}
-        elif leak.kind == "raise":
-            message = f"session `{name}` is not closed when the function raises at line {{exit}}"
-            refs = {"exit": leak.node}
-        elif leak.kind == "rebind":
-            if any(creation.call is child for child in _direct_values(leak.node)):
-                message = (
-                    f"session `{name}` from the previous loop iteration is still open when line "
-                    f"{{exit}} creates a new one"
-                )
-            else:
-                message = f"session `{name}` is still open when `{name}` is reassigned at line {{exit}}"
-            refs = {"exit": leak.node}
-        else:
-            where = "the script" if function.name == "<module>" else f"`{function.name}`"
-            message = f"session `{name}` is not closed on a path that reaches the end of {where} at line {{exit}}"
-            refs = {"exit": ("end", leak.node)}
-        self.report(creation.call, message, help=help_text, refs=refs)
-
-
-def _direct_values(statement: cst.CSTNode):
-    value = getattr(statement, "value", None)
-    if isinstance(value, cst.Await):
-        value = value.expression
-    return (value,) if value is not None else ()
+        if not life.creation.is_connection:
+            report_unclosed(self, life, "session")

@@ -1,0 +1,201 @@
+"""Exception handlers that swallow a failed flush or commit and go on using the session.
+
+When `commit()` or `flush()` raises, SQLAlchemy leaves the Session's transaction inactive:
+every later use raises `PendingRollbackError` ("This Session's transaction has been rolled
+back due to a previous exception during flush") until `rollback()` is called.
+https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
+"""
+
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Set
+
+import libcst as cst
+
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, suite_statements, terminal_name, walk
+
+# Methods whose failure leaves the session needing a rollback (flush runs inside commit).
+FAILING_METHODS = frozenset({"commit", "flush"})
+# Calls on the session that clear the failed state.
+RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove", "expunge_all"})
+# Exceptions a failed flush raises (sqlalchemy.exc), plus the catch-alls.
+DATABASE_ERRORS = frozenset(
+    {
+        "Exception",
+        "BaseException",
+        "SQLAlchemyError",
+        "DBAPIError",
+        "IntegrityError",
+        "OperationalError",
+        "DatabaseError",
+        "DataError",
+        "ProgrammingError",
+        "InternalError",
+        "InvalidRequestError",
+        "StatementError",
+        "StaleDataError",
+        "FlushError",
+    }
+)
+# Receiver names taken to be sessions when nothing else says so.
+CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})
+
+
+@dataclass(frozen=True)
+class MissingRollback:
+    handler: cst.ExceptHandler
+    session: str  # the receiver, as written: `db`, `self.session`
+    failing_call: cst.Call  # the commit()/flush() in the try body
+    next_use: cst.CSTNode  # where the session is used again
+
+
+def is_session_key(key: str, known: Set[str]) -> bool:
+    if key in known:
+        return True
+    last = key.rsplit(".", 1)[-1]
+    return last in CONVENTIONAL_SESSION_NAMES
+
+
+def find_missing_rollbacks(body: Sequence[cst.CSTNode], known_sessions: Set[str]) -> List[MissingRollback]:
+    found: List[MissingRollback] = []
+    _visit_block(body, [], known_sessions, found)
+    return found
+
+
+def _visit_block(
+    statements: Sequence[cst.CSTNode], loops: List[cst.CSTNode], known: Set[str], found: List[MissingRollback]
+) -> None:
+    for index, statement in enumerate(statements):
+        if isinstance(statement, SCOPE_TYPES):
+            continue
+        if type(statement).__name__ in ("Try", "TryStar"):
+            _check_try(statement, statements[index + 1 :], loops, known, found)
+        inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
+        for block in _nested_blocks(statement):
+            _visit_block(block, inner_loops, known, found)
+
+
+def _nested_blocks(statement: cst.CSTNode) -> Iterable[Sequence[cst.CSTNode]]:
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.BaseSuite):
+        yield suite_statements(body)
+    for handler in getattr(statement, "handlers", ()) or ():
+        yield suite_statements(handler.body)
+    for name in ("orelse", "finalbody"):
+        part = getattr(statement, name, None)
+        if isinstance(part, cst.If):
+            yield [part]
+        elif part is not None and isinstance(getattr(part, "body", None), cst.BaseSuite):
+            yield suite_statements(part.body)
+    for case in getattr(statement, "cases", ()) or ():
+        yield suite_statements(case.body)
+
+
+def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:
+    for root in nodes:
+        for node in walk(root, enter_scopes=False):
+            if type(node) is cst.Call:
+                yield node
+
+
+def _receiver_and_method(call: cst.Call) -> Optional[tuple]:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        key = dotted_name(func.value)
+        if key:
+            return key, func.attr.value
+    return None
+
+
+def _catches_database_errors(handler: cst.ExceptHandler) -> bool:
+    kind = handler.type
+    if kind is None:
+        return True
+    candidates = [e.value for e in kind.elements] if isinstance(kind, cst.Tuple) else [kind]
+    return any(terminal_name(c) in DATABASE_ERRORS for c in candidates)
+
+
+def _first_use(nodes: Iterable[cst.CSTNode], key: str) -> Optional[cst.CSTNode]:
+    """The first call of a method on `key` (other than a reset) or call passing `key` on."""
+    for call in _calls(nodes):
+        pair = _receiver_and_method(call)
+        if pair is not None and pair[0] == key:
+            if pair[1] in RESETTING_METHODS:
+                return None  # reset before any use: fine
+            return call
+        for arg in call.args:
+            if dotted_name(arg.value) == key:
+                return call
+    return None
+
+
+def _check_try(
+    node: cst.CSTNode,
+    following: Sequence[cst.CSTNode],
+    loops: List[cst.CSTNode],
+    known: Set[str],
+    found: List[MissingRollback],
+) -> None:
+    body = suite_statements(node.body)  # type: ignore[attr-defined]
+    failing = {}
+    savepoint = set()
+    for call in _calls(body):
+        pair = _receiver_and_method(call)
+        if pair is None:
+            continue
+        key, method = pair
+        if method in FAILING_METHODS and is_session_key(key, known):
+            failing.setdefault(key, call)
+        elif method == "begin_nested":
+            savepoint.add(key)  # a savepoint's context manager rolls back for us
+    for key in savepoint:
+        failing.pop(key, None)
+    if not failing:
+        return
+    for handler in node.handlers:  # type: ignore[attr-defined]
+        if not _catches_database_errors(handler):
+            continue
+        handler_body = suite_statements(handler.body)
+        if any(isinstance(n, cst.Raise) for n in _statements_in(handler_body)):
+            continue  # re-raises (at least on some path): the caller deals with it
+        for key, failing_call in failing.items():
+            use = _first_use(handler_body, key)
+            if use is None and not _resets(handler_body, key):
+                ends = _ending(handler_body)
+                if ends is None:
+                    use = _first_use(following, key)
+                if use is None and ends in (None, "continue") and loops:
+                    # the next iteration uses the session, unless the loop body resets it first
+                    use = _first_use([loops[-1]], key)
+            if use is not None:
+                found.append(MissingRollback(handler, key, failing_call, use))
+
+
+def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:
+    for root in block:
+        for node in walk(root, enter_scopes=False):
+            if isinstance(node, cst.BaseSmallStatement):
+                yield node
+
+
+def _resets(block: Sequence[cst.CSTNode], key: str) -> bool:
+    for call in _calls(block):
+        pair = _receiver_and_method(call)
+        if pair is not None and pair[0] == key and pair[1] in RESETTING_METHODS:
+            return True
+    return False
+
+
+def _ending(block: Sequence[cst.CSTNode]) -> Optional[str]:
+    """How a handler block ends when it does not fall through: return, continue, break."""
+    for statement in block:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if isinstance(small, cst.Return):
+                    return "return"
+                if isinstance(small, cst.Continue):
+                    return "continue"
+                if isinstance(small, cst.Break):
+                    return "break"
+        elif isinstance(statement, (cst.Return, cst.Continue, cst.Break)):
+            return {cst.Return: "return", cst.Continue: "continue", cst.Break: "break"}[type(statement)]
+    return None

@@ -1,0 +1,125 @@
+"""Messages shared by the rules that read the same lifecycle facts: SL001 and SL010 report
+unclosed sessions and connections, SL002 and SL010 closes that an exception skips."""
+
+from typing import Iterable
+
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import Holding, Leak, SessionLife
+from sessionlint.rules.base import Rule
+
+
+def _with_clause(rule: Rule, life: SessionLife) -> str:
+    """`with SessionLocal() as db:` (and `yield db` in a generator), as the code would read."""
+    creation = life.creation
+    callee = rule.context.source_of(creation.call.func)
+    prefix = "async with" if creation.factory.is_async else "with"
+    name = creation.name or ("conn" if creation.is_connection else "db")
+    if life.function.is_generator:
+        return f"`{prefix} {callee}() as {name}: yield {name}`"
+    return f"`{prefix} {callee}() as {name}:`"
+
+
+def _with_help(rule: Rule, life: SessionLife) -> str:
+    return f"Use {_with_clause(rule, life)}"
+
+
+def is_owned(life: SessionLife) -> bool:
+    """The function owns what it created: bound to a name, not handed on, not bound to a
+    connection someone else owns."""
+    creation = life.creation
+    return creation.holding is Holding.BOUND and life.escape is None and not creation.borrows_connection
+
+
+def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
+    """Normal paths that leave the function (or rebind the name) with the object open."""
+    creation = life.creation
+    if creation.borrows_connection:
+        return
+    callee = rule.context.source_of(creation.call.func)
+    function = life.function
+    help_text = _with_help(rule, life)
+    prefix = "async with" if creation.factory.is_async else "with"
+    if creation.holding is Holding.RETURNED or (creation.holding is Holding.BOUND and life.returned):
+        if function.is_dependency and not function.is_generator:
+            rule.report(
+                creation.call,
+                f"FastAPI dependency `{function.name}` returns a new {noun} that nothing closes",
+                help=f"Yield it instead: `{prefix} {callee}() as db: yield db`",
+            )
+        return
+    if creation.holding is Holding.YIELDED:
+        rule.report(creation.call, f"{noun} created by `{callee}()` is yielded and never closed", help=help_text)
+        return
+    if creation.holding is Holding.CHAINED:
+        rule.report(
+            creation.call,
+            f"{noun} created by `{callee}()` is used once and never closed",
+            help=f"Use `{prefix} {callee}() as db:` and call the method on `db`".replace(
+                " db", " conn" if creation.is_connection else " db"
+            ),
+        )
+        return
+    leaks = life.normal_leaks
+    if not is_owned(life) or not leaks:
+        return
+    name = creation.name
+    if not life.closes:
+        rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text)
+        return
+    leak = leaks[0]
+    refs = {"exit": leak.node}
+    if leak.kind == "return":
+        message = f"{noun} `{name}` is not closed when the function returns at line {{exit}}"
+    elif leak.kind == "raise":
+        message = f"{noun} `{name}` is not closed when the function raises at line {{exit}}"
+    elif leak.kind == "rebind":
+        if any(creation.call is child for child in _direct_values(leak.node)):
+            message = f"{noun} `{name}` from the previous loop iteration is still open when line {{exit}} creates a new one"
+        else:
+            message = f"{noun} `{name}` is still open when `{name}` is reassigned at line {{exit}}"
+    else:
+        where = "the script" if function.name == "<module>" else f"`{function.name}`"
+        message = f"{noun} `{name}` is not closed on a path that reaches the end of {where} at line {{exit}}"
+        refs = {"exit": ("end", leak.node)}  # type: ignore[dict-item]
+    rule.report(creation.call, message, help=help_text, refs=refs)
+
+
+def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
+    """Closed on every normal path, but an exception between creation and close skips it."""
+    if not is_owned(life) or life.normal_leaks or not life.closes or not life.exception_leaks:
+        return
+    creation = life.creation
+    name = creation.name
+    leak: Leak = life.exception_leaks[0]
+    close = life.closes[0]
+    close_ref = ("end", close) if isinstance(close, cst.With) else close
+    if leak.kind == "exception":
+        message = f"{noun} `{name}` is not closed if line {{raise}} raises: the close at line {{close}} is not in a `finally`"
+    else:
+        message = (
+            f"{noun} `{name}` is not closed on the `except` path that leaves at line {{raise}}: "
+            f"the close at line {{close}} is not in a `finally`"
+        )
+    if life.function.is_generator and _yields_between(life):
+        help_text = f"Wrap the `yield` in `try:` and call `{name}.close()` in `finally:`"
+    else:
+        help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
+    rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref})
+
+
+def _yields_between(life: SessionLife) -> bool:
+    return any(_contains_yield(leak.node) for leak in life.exception_leaks)
+
+
+def _contains_yield(node: cst.CSTNode) -> bool:
+    from sessionlint.analysis.tree import walk
+
+    return any(isinstance(n, cst.Yield) for n in walk(node, enter_scopes=False))
+
+
+def _direct_values(statement: cst.CSTNode) -> Iterable[cst.CSTNode]:
+    value = getattr(statement, "value", None)
+    if isinstance(value, cst.Await):
+        value = value.expression
+    return (value,) if value is not None else ()

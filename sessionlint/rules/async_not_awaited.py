@@ -1,0 +1,108 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class AsyncNotAwaited(Rule):
+    """## What it does
+    Finds coroutine methods of an `AsyncSession`, `AsyncConnection` or `AsyncEngine`
+    (`commit()`, `close()`, `rollback()`, `execute()`, `flush()`, `refresh()`, `dispose()`,
+    ...) called without `await`, and context managers of the wrong kind: a plain `with` on an
+    async session factory, or `async with` on a synchronous one.
+
+    ## Why is this bad?
+    Calling a coroutine function only creates a coroutine object: without `await` nothing
+    runs. The commit does not happen, the session is not closed, and Python prints
+    "coroutine was never awaited" at garbage collection, long after the request returned
+    success. A plain `with` on an `AsyncSession` raises at run time.
+
+    ## Example
+    ```python
+    async def save(db: AsyncSession, item):
+        db.add(item)
+        db.commit()
+    ```
+
+    Use instead:
+    ```python
+    async def save(db: AsyncSession, item):
+        db.add(item)
+        await db.commit()
+    ```
+
+    ## Known limitations
+    - A name is known to hold an async session when it is created by an async factory
+      (`async_sessionmaker`, `AsyncSession`, a conventional async name), annotated with
+      `AsyncSession`/`AsyncConnection`/`AsyncEngine` (also inside `Annotated[...]`), or built
+      by `create_async_engine`.
+    - Only a call whose value is discarded (an expression statement) or used as an object
+      (`db.execute(q).scalars()`) is reported; a coroutine stored in a variable, returned,
+      or passed to `asyncio.gather`/`create_task` is assumed to be awaited there.
+
+    ## References
+    - SQLAlchemy, "Asynchronous I/O (asyncio)":
+      https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
+    """
+
+    code = "SL006"
+    name = "async-not-awaited"
+    summary = "Coroutine method of an async session called without `await`"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("factory_call", "async")
+    examples = (
+        Valid(
+            "async def save(db: AsyncSession, item):\n" "    db.add(item)\n" "    await db.commit()\n",
+            name="awaited",
+        ),
+        Invalid(
+            "async def save(db: AsyncSession, item):\n" "    db.add(item)\n" "    db.commit()\n",
+            name="commit_not_awaited",
+            expect=[("SL006", 3, 5)],
+        ),
+        Invalid(
+            "from sqlalchemy.ext.asyncio import async_sessionmaker\n"
+            "maker = async_sessionmaker()\n\n"
+            "def load():\n"
+            "    with maker() as db:\n"
+            "        pass\n",
+            name="sync_with_on_async_factory",
+            expect=[("SL006", 5, 10)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._check_scope(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._check_scope(node)
+
+    def _check_scope(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None:
+            return
+        for call in facts.unawaited:
+            self.report(
+                call.call,
+                f"`{call.receiver}.{call.method}()` is a coroutine and is not awaited: it never runs",
+                help=f"Use `await {call.receiver}.{call.method}(...)`",
+            )
+        for mismatch in facts.with_mismatches:
+            creation = mismatch.creation
+            if creation.factory.origin.startswith("conventional") and not mismatch.needs_async:
+                continue  # an unresolved name: its sync-ness is a guess
+            callee = self.context.source_of(creation.call.func)
+            if mismatch.needs_async:
+                self.report(
+                    creation.call,
+                    f"`{callee}()` creates an async object but is entered with a plain `with`",
+                    help=f"Use `async with {callee}() as ...:` inside an `async def`",
+                )
+            else:
+                self.report(
+                    creation.call,
+                    f"`{callee}()` creates a synchronous object but is entered with `async with`",
+                    help=f"Use `with {callee}() as ...:`, or an async factory (`async_sessionmaker`)",
+                )

@@ -1,0 +1,106 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules._messages import report_unprotected_close
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class CloseNotInFinally(Rule):
+    """## What it does
+    Finds sessions that are closed on every normal path but not when an exception is raised
+    between their creation and the close: the close is not in a `finally` block (or a `with`).
+    The commonest case is a FastAPI generator dependency that does `db = SessionLocal();
+    yield db; db.close()`: when the endpoint raises, FastAPI throws the exception into the
+    generator at the `yield`, and the close never runs.
+
+    ## Why is this bad?
+    Every request or task that fails leaks one pooled connection. Failures come in bursts, so
+    the pool empties exactly when the application is already in trouble.
+
+    ## Example
+    ```python
+    def get_db():
+        db = SessionLocal()
+        yield db
+        db.close()
+    ```
+
+    Use instead:
+    ```python
+    def get_db():
+        db = SessionLocal()
+        try:
+            yield db
+        finally:
+            db.close()
+    ```
+
+    ## Known limitations
+    - Statements that cannot raise (assignments of names and constants) between creation and
+      close are not counted as risks; any call, `await`, subscript or `yield` is.
+    - pytest fixtures that close after `yield` are not reported: pytest runs the teardown
+      even when the test fails.
+    - A session that is not closed on some normal path is reported by SL001 instead.
+
+    ## References
+    - FastAPI, "Dependencies with yield" (exceptions are thrown into the dependency at the
+      `yield`): https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/
+    - SQLAlchemy, "Opening and Closing a Session":
+      https://docs.sqlalchemy.org/en/20/orm/session_basics.html#opening-and-closing-a-session
+    """
+
+    code = "SL002"
+    name = "close-not-in-finally"
+    summary = "Session closed on the normal path only, not when an exception is raised"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    examples = (
+        Valid(
+            "def save(item):\n"
+            "    db = SessionLocal()\n"
+            "    try:\n"
+            "        db.add(item)\n"
+            "        db.commit()\n"
+            "    finally:\n"
+            "        db.close()\n",
+            name="close_in_finally",
+        ),
+        Valid(
+            "import pytest\n\n"
+            "@pytest.fixture\n"
+            "def db():\n"
+            "    session = SessionLocal()\n"
+            "    yield session\n"
+            "    session.close()\n",
+            name="pytest_fixture_teardown",
+        ),
+        Invalid(
+            "def save(item):\n"
+            "    db = SessionLocal()\n"
+            "    db.add(item)\n"
+            "    db.commit()\n"
+            "    db.close()\n",
+            name="close_without_finally",
+            expect=[("SL002", 2, 10)],
+        ),
+        Invalid(
+            "def get_db():\n" "    db = SessionLocal()\n" "    yield db\n" "    db.close()\n",
+            name="dependency_yield_without_finally",
+            expect=[("SL002", 2, 10)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._check_scope(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._check_scope(node)
+
+    def _check_scope(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None or facts.gave_up:
+            return
+        for life in facts.lives:
+            if not life.creation.is_connection:
+                report_unprotected_close(self, life, "session")

@@ -1,0 +1,101 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules._messages import report_unclosed, report_unprotected_close
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class ConnectionNotClosed(Rule):
+    """## What it does
+    Finds connections checked out with `engine.connect()` or `engine.raw_connection()` (and
+    their async forms) that are not closed on every path: never closed, left open by an early
+    `return` or `raise`, or closed outside a `finally` so that an exception skips the close.
+
+    ## Why is this bad?
+    A connection that is not closed is not returned to the pool. Each leak holds one database
+    connection until the garbage collector finds the object, and SQLAlchemy warns about it
+    only then.
+
+    ## Example
+    ```python
+    engine = create_engine("sqlite://")
+
+    def table_names():
+        conn = engine.connect()
+        return conn.exec_driver_sql("select name from sqlite_master").all()
+    ```
+
+    Use instead:
+    ```python
+    engine = create_engine("sqlite://")
+
+    def table_names():
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("select name from sqlite_master").all()
+    ```
+
+    ## Known limitations
+    - An engine is recognised when its name is bound to `create_engine(...)` (or the async and
+      config forms) in the linted files, or is a conventional name (`engine`, `async_engine`,
+      `db_engine`, ...) in a file that mentions SQLAlchemy.
+    - `engine.begin()` outside `with` is not reported: it opens nothing until entered.
+    - Connections handed to an owner, stored or returned are not followed.
+
+    ## References
+    - SQLAlchemy, "Working with Engines and Connections":
+      https://docs.sqlalchemy.org/en/20/core/connections.html#basic-usage
+    """
+
+    code = "SL010"
+    name = "connection-not-closed"
+    summary = "Connection checked out of the pool without a guaranteed close"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("connection",)
+    examples = (
+        Valid(
+            "from sqlalchemy import create_engine\n"
+            "engine = create_engine('sqlite://')\n\n"
+            "def ping():\n"
+            "    with engine.connect() as conn:\n"
+            "        conn.exec_driver_sql('select 1')\n",
+            name="with_connect",
+        ),
+        Invalid(
+            "from sqlalchemy import create_engine\n"
+            "engine = create_engine('sqlite://')\n\n"
+            "def ping():\n"
+            "    conn = engine.connect()\n"
+            "    conn.exec_driver_sql('select 1')\n",
+            name="never_closed",
+            expect=[("SL010", 5, 12)],
+        ),
+        Invalid(
+            "from sqlalchemy import create_engine\n"
+            "engine = create_engine('sqlite://')\n\n"
+            "def ping():\n"
+            "    conn = engine.raw_connection()\n"
+            "    conn.cursor().execute('select 1')\n"
+            "    conn.close()\n",
+            name="close_not_in_finally",
+            expect=[("SL010", 5, 12)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._check_scope(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._check_scope(node)
+
+    def _check_scope(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None or facts.gave_up:
+            return
+        for life in facts.lives:
+            if life.creation.is_connection:
+                before = len(self.context.reports)
+                report_unclosed(self, life, "connection")
+                if len(self.context.reports) == before:
+                    report_unprotected_close(self, life, "connection")

@@ -1,0 +1,104 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class MissingRollback(Rule):
+    """## What it does
+    Finds `except` handlers that catch the exception of a failed `commit()` or `flush()`,
+    do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
+    again: in the handler, after the `try` statement, or in the next iteration of a loop.
+
+    ## Why is this bad?
+    When a flush fails, SQLAlchemy rolls back the database transaction but leaves the
+    Session's transaction inactive. Every later use raises `PendingRollbackError` ("This
+    Session's transaction has been rolled back due to a previous exception during flush")
+    until `rollback()` is called, so one bad row turns into a stream of unrelated errors.
+
+    ## Example
+    ```python
+    def import_rows(db, rows):
+        for row in rows:
+            try:
+                db.add(Row(**row))
+                db.commit()
+            except IntegrityError:
+                log.warning("duplicate %s", row)
+    ```
+
+    Use instead:
+    ```python
+    def import_rows(db, rows):
+        for row in rows:
+            try:
+                db.add(Row(**row))
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                log.warning("duplicate %s", row)
+    ```
+
+    ## Known limitations
+    - A receiver counts as a session when it is known to hold one (created from a factory,
+      annotated `Session`/`AsyncSession`, injected with `Depends`) or has a conventional
+      name (`session`, `db`, `db_session`, `self.session`, ...).
+    - A handler that re-raises on any path, and a `try` that uses `begin_nested()` (whose
+      context manager rolls back the savepoint), are not reported.
+    - Handlers catching exception types other than SQLAlchemy's and `Exception` are ignored.
+
+    ## References
+    - SQLAlchemy, "This Session's transaction has been rolled back due to a previous exception
+      during flush": https://docs.sqlalchemy.org/en/20/faq/sessions.html#this-session-s-transaction-has-been-rolled-back-due-to-a-previous-exception-during-flush-or-similar
+    """
+
+    code = "SL007"
+    name = "missing-rollback"
+    summary = "Failed commit caught without `rollback()`, then the session is used again"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("commit",)
+    examples = (
+        Valid(
+            "def save(db, item):\n"
+            "    try:\n"
+            "        db.add(item)\n"
+            "        db.commit()\n"
+            "    except Exception:\n"
+            "        db.rollback()\n"
+            "        raise\n",
+            name="rollback_and_reraise",
+        ),
+        Invalid(
+            "def save(db, item):\n"
+            "    try:\n"
+            "        db.add(item)\n"
+            "        db.commit()\n"
+            "    except Exception:\n"
+            "        log.exception('failed')\n"
+            "    db.refresh(item)\n",
+            name="used_after_swallowed_failure",
+            expect=[("SL007", 5, 5)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._check_scope(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._check_scope(node)
+
+    def _check_scope(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None or facts.gave_up:
+            return
+        for missing in facts.missing_rollbacks:
+            method = missing.failing_call.func.attr.value  # type: ignore[attr-defined]
+            self.report(
+                missing.handler,
+                f"`except` swallows a failed `{missing.session}.{method}()` without `rollback()`, "
+                f"and `{missing.session}` is used again at line {{use}}",
+                help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
+                refs={"use": missing.next_use},
+            )

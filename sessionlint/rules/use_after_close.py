@@ -1,0 +1,118 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import Confidence, FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class UseAfterClose(Rule):
+    """## What it does
+    Finds a session (or connection) used after `close()` on the same path, or after the `with`
+    block that created it has ended: a method call, an attribute that does database work, or
+    the session passed on to another function. When the close happened on some paths only,
+    the message says the session *may* be closed.
+
+    ## Why is this bad?
+    In SQLAlchemy 2.x `Session.close()` releases the connection and resets the session, and a
+    closed session may technically be used again (it starts a new transaction), unless the
+    sessionmaker was built with `close_resets_only=False`, where reuse raises. Either way the
+    code reads as if the session were finished with: objects loaded before the close are
+    detached (their lazy loads raise `DetachedInstanceError`), and a second transaction starts
+    silently outside the block that was meant to own it. sessionlint treats reuse after close
+    as a mistake; re-binding the name (`db = SessionLocal()`) starts a new life.
+
+    ## Example
+    ```python
+    def rename(book_id, title):
+        with SessionLocal() as db:
+            book = db.get(Book, book_id)
+        book.title = title
+        db.commit()
+    ```
+
+    Use instead:
+    ```python
+    def rename(book_id, title):
+        with SessionLocal() as db:
+            book = db.get(Book, book_id)
+            book.title = title
+            db.commit()
+    ```
+
+    ## Known limitations
+    - Reading state that involves no database work (`is_active`, `in_transaction()`, `info`,
+      `bind`) and calling `close()` again are not reported.
+    - ORM objects loaded by the session and used after it closed are not followed yet.
+
+    ## References
+    - SQLAlchemy, "Closing": https://docs.sqlalchemy.org/en/20/orm/session_basics.html#closing
+    - `close_resets_only`: https://docs.sqlalchemy.org/en/20/orm/session_api.html#sqlalchemy.orm.Session.params.close_resets_only
+    """
+
+    code = "SL003"
+    name = "use-after-close"
+    summary = "Session used after it was closed or after its `with` block ended"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("factory_call", "connection")
+    examples = (
+        Valid(
+            "def count():\n"
+            "    db = SessionLocal()\n"
+            "    try:\n"
+            "        return db.query(User).count()\n"
+            "    finally:\n"
+            "        db.close()\n",
+            name="use_before_close",
+        ),
+        Valid(
+            "def twice():\n"
+            "    db = SessionLocal()\n"
+            "    db.close()\n"
+            "    db = SessionLocal()\n"
+            "    with db:\n"
+            "        db.execute(text('select 1'))\n",
+            name="rebound_after_close",
+        ),
+        Invalid(
+            "def count():\n"
+            "    db = SessionLocal()\n"
+            "    db.close()\n"
+            "    return db.query(User).count()\n",
+            name="query_after_close",
+            expect=[("SL003", 4, 12)],
+        ),
+        Invalid(
+            "def count():\n"
+            "    with SessionLocal() as db:\n"
+            "        pass\n"
+            "    return db.query(User).count()\n",
+            name="query_after_with",
+            expect=[("SL003", 4, 12)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._check_scope(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._check_scope(node)
+
+    def _check_scope(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None or facts.gave_up:
+            return
+        connections = {c.name for c in facts.creations if c.is_connection and c.name}
+        for use in facts.uses_after_close:
+            noun = "connection" if use.name in connections else "session"
+            verb = "is" if use.on_every_path else "may be"
+            if use.by_with:
+                message = f"{noun} `{use.name}` {verb} used after its `with` block ended at line {{closed}}"
+                refs = {"closed": ("end", use.closed_at)}
+                help_text = f"Move this use into the `with` block, or open a new {noun}"
+            else:
+                message = f"{noun} `{use.name}` {verb} used after it was closed at line {{closed}}"
+                refs = {"closed": use.closed_at}
+                help_text = f"Use `{use.name}` before closing it, or open a new {noun}"
+            confidence = Confidence.HIGH if use.on_every_path else Confidence.MEDIUM
+            self.report(use.node, message, help=help_text, refs=refs, confidence=confidence)  # type: ignore[arg-type]
