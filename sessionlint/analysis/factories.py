@@ -17,7 +17,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tupl
 
 import libcst as cst
 
-from sessionlint.analysis.tree import dotted_name
+from sessionlint.analysis.tree import dotted_name, terminal_name
 
 
 class FactoryKind(Enum):

@@ -46,6 +46,7 @@ class MissingRollback:
     session: str  # the receiver, as written: `db`, `self.session`
     failing_call: cst.Call  # the commit()/flush() in the try body
     next_use: cst.CSTNode  # where the session is used again
+    in_next_iteration: bool  # the use is reached by the enclosing loop's next iteration
 
 
 def is_session_key(key: str, known: Set[str]) -> bool:
@@ -158,6 +159,7 @@ def _check_try(
         if any(isinstance(n, cst.Raise) for n in _statements_in(handler_body)):
             continue  # re-raises (at least on some path): the caller deals with it
         for key, failing_call in failing.items():
+            next_iteration = False
             use = _first_use(handler_body, key)
             if use is None and not _resets(handler_body, key):
                 ends = _ending(handler_body)
@@ -166,8 +168,9 @@ def _check_try(
                 if use is None and ends in (None, "continue") and loops:
                     # the next iteration uses the session, unless the loop body resets it first
                     use = _first_use([loops[-1]], key)
+                    next_iteration = use is not None
             if use is not None:
-                found.append(MissingRollback(handler, key, failing_call, use))
+                found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
 
 
 def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:

@@ -95,10 +95,11 @@ class MissingRollback(Rule):
             return
         for missing in facts.missing_rollbacks:
             method = missing.failing_call.func.attr.value  # type: ignore[attr-defined]
+            where = "in the next loop iteration at line {use}" if missing.in_next_iteration else "at line {use}"
             self.report(
                 missing.handler,
                 f"`except` swallows a failed `{missing.session}.{method}()` without `rollback()`, "
-                f"and `{missing.session}` is used again at line {{use}}",
+                f"and `{missing.session}` is used again {where}",
                 help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
                 refs={"use": missing.next_use},
             )
