@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 # built per project from the factory index.
 STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
     "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine"),
-    "async": (re.compile(rb"Async(?:Session|Connection|Engine)|async_sessionmaker|create_async_engine"), None),
+    "async": (
+        re.compile(rb"Async(?:Session|Connection|Engine)|async_sessionmaker|create_async_engine|async\s+with\b[^\n]*[Ss]ession"),
+        None,
+    ),
     "commit": (re.compile(rb"\.(?:commit|flush)\s*\("), b"except"),
 }
 
@@ -37,6 +40,7 @@ class Project:
 
     index: object  # analysis.factories.ProjectIndex
     factory_call: Pattern[bytes]
+    session_alias: Optional[Pattern[bytes]] = None  # the project's session type aliases
 
     def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
         for trigger in triggers:
@@ -44,6 +48,8 @@ class Project:
                 if self.factory_call.search(data):
                     return True
                 continue
+            if trigger == "async" and self.session_alias is not None and self.session_alias.search(data):
+                return True
             pattern, word = STATIC_TRIGGERS[trigger]
             if (word is None or word in data) and pattern.search(data):
                 return True
@@ -75,7 +81,11 @@ def build_project(sources: Dict[str, bytes], settings: Settings) -> Project:
     names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
     for facts in index.modules.values():
         names |= set(facts.factories)
-    return Project(index, trigger_pattern(names))
+    aliases = sorted(index.session_aliases)
+    alias_pattern = (
+        re.compile(rb"\b(?:" + b"|".join(re.escape(a.encode()) for a in aliases) + rb")\b") if aliases else None
+    )
+    return Project(index, trigger_pattern(names), alias_pattern)
 
 
 def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
@@ -163,6 +173,7 @@ def _lint_module(
     scope_types = SCOPE_TYPES + (cst.Module,)
     try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
     call_type = cst.Call
+    with_type = cst.With
 
     def visit(node: object) -> None:
         node_type = type(node)
@@ -172,6 +183,8 @@ def _lint_module(
             lifecycle.enter_scope(node)  # type: ignore[arg-type]
         elif node_type in try_types:
             lifecycle.enter_try()
+        elif node_type is with_type:
+            lifecycle.on_with(node)  # type: ignore[arg-type]
         callbacks = visit_table.get(node_type)
         if callbacks:
             for callback in callbacks:

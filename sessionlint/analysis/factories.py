@@ -93,8 +93,16 @@ _DEFINITION_RE = re.compile(
 )
 
 
+_ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
+
+
 def is_async_name(name: str) -> bool:
     return "async" in name.lower()
+
+
+def is_engine_name(name: str) -> bool:
+    """`engine`, `async_engine`, `self._engine`, `db_engine`: conventional engine names."""
+    return name in CONVENTIONAL_ENGINE_NAMES or name.endswith("_engine")
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class ModuleFacts:
     imports: Dict[str, ImportBinding] = field(default_factory=dict)
     # function name -> names of callees whose result it returns (resolved in the second round)
     returned_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+    # type aliases of sessions: `DbSession = Annotated[AsyncSession, Depends(...)]` -> True
+    session_aliases: Dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,6 +136,8 @@ class ProjectIndex:
     depends_targets: FrozenSet[str] = frozenset()
     # generator dependencies that yield an async session (FastAPI `Depends(get_async_db)`)
     async_dependencies: FrozenSet[str] = frozenset()
+    # session type aliases by name, project-wide: name -> is async
+    session_aliases: Dict[str, bool] = field(default_factory=dict)
     extra_factory_names: FrozenSet[str] = frozenset()
 
     # --- module resolution -------------------------------------------------------------
@@ -229,6 +241,12 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             value = statement.value
+            alias = _session_alias(value)
+            if alias is not None:
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        facts.session_aliases[target.id] = alias
+                continue
             if not isinstance(value, ast.Call) or value.func is None:
                 continue
             callee = _terminal(value.func) or ""
@@ -242,7 +260,41 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
             returned = _returned_calls(statement)
             if returned:
                 facts.returned_calls[statement.name] = returned
+            facts.factories.update(_globals_bound_in(statement))
     return facts
+
+
+def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
+    """`Annotated[AsyncSession, ...]` -> True, `Annotated[Session, ...]` -> False, else None."""
+    if isinstance(value, ast.Subscript) and _terminal(value.value) == "Annotated":
+        inner = value.slice
+        first = inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else inner
+        name = _terminal(first) if isinstance(first, (ast.Name, ast.Attribute)) else None
+        if name in ("AsyncSession", "Session"):
+            return name == "AsyncSession"
+    return None
+
+
+def _globals_bound_in(function: ast.AST) -> Dict[str, Factory]:
+    """Module globals a configuration function binds: `global Session; Session =
+    sessionmaker(...)` (settings modules that build the engine lazily)."""
+    declared: Set[str] = set()
+    bound: Dict[str, Factory] = {}
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+    if not declared:
+        return bound
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            callee = _terminal(node.value.func) or ""
+            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
+            if builder is None:
+                continue
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id in declared:
+                    bound[target.id] = builder
+    return bound
 
 
 def _returned_calls(function: ast.AST) -> Tuple[Tuple[str, bool], ...]:
@@ -340,7 +392,9 @@ def build_index(sources: Mapping[str, bytes], extra_factory_names: Iterable[str]
         rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(conventional)) + rb")\s*\("
     )
     pending = [
-        p for p, data in sources.items() if _DEFINITION_RE.search(data) or conventional_call.search(data)
+        p
+        for p, data in sources.items()
+        if _DEFINITION_RE.search(data) or conventional_call.search(data) or _ALIAS_RE.search(data)
     ]
     scanned: Set[str] = set()
     for _round in range(3):
@@ -363,6 +417,8 @@ def build_index(sources: Mapping[str, bytes], extra_factory_names: Iterable[str]
             # Function summaries may still resolve through names learnt this round.
             _summarise_functions(index)
             break
+    aliases = {n: a for f in index.modules.values() for n, a in f.session_aliases.items()}
+    index.session_aliases = aliases
     return index
 
 
@@ -473,7 +529,8 @@ class Resolver:
             if builder is not None:
                 return builder
             callee = terminal_name(node.func) or ""
-            if callee in ("get_engine", "get_async_engine") and self.mentions_sqlalchemy:
+            # a getter of an engine: get_engine(), self._get_read_engine(), engine_for(url)
+            if "engine" in callee.lower() and self.mentions_sqlalchemy:
                 return Factory(FactoryKind.ENGINE, is_async_name(callee), f"`{callee}()`")
             return None
         if isinstance(node, cst.Name):
@@ -483,12 +540,12 @@ class Resolver:
             found = self._resolve_name(node.value)
             if found is not None:
                 return found if found.kind is FactoryKind.ENGINE else None
-            if node.value in CONVENTIONAL_ENGINE_NAMES and self.mentions_sqlalchemy and node.value not in self.imports:
+            if is_engine_name(node.value) and self.mentions_sqlalchemy and node.value not in self.imports:
                 return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"conventional name `{node.value}`")
             return None
         if isinstance(node, cst.Attribute):
             attr = node.attr.value
-            if attr in CONVENTIONAL_ENGINE_NAMES and self.mentions_sqlalchemy:
+            if is_engine_name(attr) and self.mentions_sqlalchemy:
                 return Factory(FactoryKind.ENGINE, is_async_name(attr), f"conventional name `{attr}`")
             found = self._resolve_attribute(node)
             if found is not None and found.kind is FactoryKind.ENGINE:

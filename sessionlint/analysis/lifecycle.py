@@ -25,7 +25,7 @@ import libcst as cst
 from sessionlint.analysis.factories import CONNECTION_METHODS, ENGINE_BUILDERS, Factory, FactoryKind, Resolver
 from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
-from sessionlint.analysis.transactions import MissingRollback, find_missing_rollbacks
+from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
 from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, terminal_name, walk
 
 ScopeNode = Union[cst.FunctionDef, cst.Module]
@@ -324,6 +324,9 @@ class LifecycleCollector:
             name = param.name.value
             annotation = param.annotation.annotation if param.annotation is not None else None
             types = _annotation_names(annotation) if annotation is not None else set()
+            aliases = self.resolver.index.session_aliases
+            for alias in types & set(aliases):
+                types.add("AsyncSession" if aliases[alias] else "Session")
             if types & SESSION_TYPE_NAMES:
                 facts.session_names.add(name)
             if types & ASYNC_TYPE_NAMES:
@@ -360,11 +363,34 @@ class LifecycleCollector:
         if terminal_name(func) in ENGINE_BUILDERS:
             self._note_engine(node, ancestors)
             return
+        if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
+            # `with SessionLocal.begin() as db:` opens a session in a transaction and closes
+            # it at the end of the block (sessionmaker.begin()).
+            maker = self.resolver.factory_of(func.value)
+            if maker is not None and maker.kind is FactoryKind.SESSION:
+                self._record(node, maker, ancestors, facts)
+            return
         if not self.resolver.may_be_factory(func):
             return
         factory = self.resolver.factory_of(func)
         if factory is not None and factory.kind is FactoryKind.SESSION:
             self._record(node, factory, ancestors, facts)
+
+    def on_with(self, node: cst.With) -> None:
+        """`async with <...session...>(...) as name`: only an async context manager can be
+        entered with `async with`, so a session obtained that way (Prefect's
+        `db.session_context()`, a project helper) is an AsyncSession."""
+        if node.asynchronous is None or not self.scopes:
+            return
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call) or item.asname is None or not isinstance(item.asname.name, cst.Name):
+                continue
+            name = item.asname.name.value
+            if "session" in (terminal_name(call.func) or "").lower() or (
+                name in CONVENTIONAL_SESSION_NAMES and self.resolver.mentions_sqlalchemy
+            ):
+                self.scopes[-1].async_names.add(name)
 
     def _note_engine(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
         """`name = create_engine(...)` in this scope: `name.connect()` opens connections."""
@@ -394,7 +420,7 @@ class LifecycleCollector:
                 facts.session_names.add(name)
             if factory.is_async:
                 facts.async_names.add(name)
-            else:
+            elif not in_async_with:
                 facts.async_names.discard(name)
         if with_node is not None and in_async_with is not None and in_async_with != factory.is_async:
             if factory.kind is FactoryKind.SESSION or factory.is_async:
@@ -511,8 +537,8 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo) -> None:
 
     leaks_by_name: Dict[str, Dict[int, List[Leak]]] = {}
     for name in sorted(names):
-        if name in escapes:
-            continue
+        # A name whose object escapes has no leaks of its own (ownership is unclear), but a
+        # use after its close is still a use after close.
         transfer = SessionTransfer(name, events, scanner.raising)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
@@ -956,6 +982,9 @@ class SessionTransfer(Transfer):
             return _UNBOUND_STATE
         if kind is EventKind.RELEASE:
             return _UNBOUND_STATE
+        if kind is EventKind.ESCAPE and event.reason in ("handed to an owner", "stored in a container", "assigned to another name", "returned"):
+            # Handing over or returning a closed session is a use of it.
+            return self._step(Event(EventKind.USE, event.name, event.node, detail="argument"), state)
         if kind is EventKind.MANAGE:
             self._note_rebind(event.node, state)
             return frozenset({(MANAGED, event.creation, 0)})

@@ -1,0 +1,299 @@
+"""Real-world evaluation: run sessionlint over pinned real projects, compare with reviews,
+and plant known bugs to measure recall.
+
+    python scripts/corpus.py fetch            # pip download --no-deps, unpack the .py files
+    python scripts/corpus.py run              # lint every project, write findings + timings
+    python scripts/corpus.py check            # compare with corpus/reviews.toml, precision
+    python scripts/corpus.py mutate           # plant bugs in copies, recall per rule
+    python scripts/corpus.py report           # write corpus/RESULTS.md from the last run
+
+The cache lives outside the repository: $SESSIONLINT_CORPUS_CACHE or ~/.cache/sessionlint-corpus.
+Nothing downloaded is committed; reviews keep only project, path, line, code and a reason.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    sys.exit("scripts/corpus.py needs Python 3.11+ (tomllib)")
+import tomllib  # noqa: E402
+
+MANIFEST = os.path.join(ROOT, "corpus", "projects.toml")
+REVIEWS = os.path.join(ROOT, "corpus", "reviews.toml")
+RESULTS = os.path.join(ROOT, "corpus", "RESULTS.md")
+
+
+def cache_dir() -> str:
+    return os.environ.get("SESSIONLINT_CORPUS_CACHE", os.path.expanduser("~/.cache/sessionlint-corpus"))
+
+
+def load_projects(only: Optional[Sequence[str]] = None) -> List[dict]:
+    with open(MANIFEST, "rb") as handle:
+        projects = tomllib.load(handle)["project"]
+    if only:
+        projects = [p for p in projects if p["name"] in only]
+    return projects
+
+
+def source_dir(project: dict) -> str:
+    return os.path.join(cache_dir(), "src", f"{project['name']}-{project['version']}")
+
+
+# --- fetch ---------------------------------------------------------------------------------
+
+
+def fetch(projects: List[dict]) -> None:
+    for project in projects:
+        target = source_dir(project)
+        if os.path.isdir(target) and os.listdir(target):
+            print(f"{project['name']}: cached")
+            continue
+        download = os.path.join(cache_dir(), "dl", project["name"])
+        os.makedirs(download, exist_ok=True)
+        spec = f"{project['name']}=={project['version']}"
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", download, spec]
+        started = time.perf_counter()
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            print(f"{project['name']}: download failed: {completed.stderr.strip().splitlines()[-1:]}")
+            continue
+        archives = [os.path.join(download, f) for f in os.listdir(download)]
+        os.makedirs(target, exist_ok=True)
+        count = 0
+        for archive in archives:
+            count += _unpack_python(archive, target)
+        print(f"{project['name']}: {count} Python files ({time.perf_counter() - started:.1f} s)")
+
+
+def _unpack_python(archive: str, target: str) -> int:
+    count = 0
+    if archive.endswith(".whl") or archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.namelist():
+                if member.endswith(".py") and ".." not in member.split("/"):
+                    bundle.extract(member, target)
+                    count += 1
+    elif archive.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(archive) as bundle:
+            for member in bundle.getmembers():
+                if member.isfile() and member.name.endswith(".py") and ".." not in member.name.split("/"):
+                    bundle.extract(member, target, filter="data")
+                    count += 1
+    return count
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def lint_project(project: dict) -> Tuple[List[dict], float, int, int]:
+    from sessionlint.config import Settings
+    from sessionlint.engine import run as run_engine
+
+    root = source_dir(project)
+    started = time.perf_counter()
+    result = run_engine([root], Settings(select=("ALL",)))
+    seconds = time.perf_counter() - started
+    records = []
+    for diagnostic in result.diagnostics:
+        records.append(
+            {
+                "project": project["name"],
+                "path": os.path.relpath(diagnostic.path, root),
+                "line": diagnostic.start.line,
+                "column": diagnostic.start.column,
+                "code": diagnostic.code,
+                "message": diagnostic.message,
+            }
+        )
+    for error in result.errors:
+        records.append(
+            {
+                "project": project["name"],
+                "path": os.path.relpath(error.path, root),
+                "line": error.line,
+                "column": error.column,
+                "code": error.kind.value,
+                "message": error.message,
+            }
+        )
+    parsed = sum(1 for f in result.files if f.parsed)
+    return records, seconds, len(result.files), parsed
+
+
+def run(projects: List[dict]) -> None:
+    findings: List[dict] = []
+    timings = {}
+    for project in projects:
+        if not os.path.isdir(source_dir(project)):
+            print(f"{project['name']}: not fetched")
+            continue
+        records, seconds, files, parsed = lint_project(project)
+        findings.extend(records)
+        timings[project["name"]] = {"seconds": round(seconds, 3), "files": files, "parsed": parsed, "findings": len(records)}
+        print(f"{project['name']:<30} {files:>5} files {parsed:>4} parsed {len(records):>4} findings {seconds:6.2f} s")
+    with open(os.path.join(cache_dir(), "findings.json"), "w") as handle:
+        json.dump({"findings": findings, "timings": timings}, handle, indent=1)
+    per_rule = Counter(f["code"] for f in findings)
+    print("per rule:", dict(sorted(per_rule.items())))
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def load_reviews() -> Tuple[Dict[Tuple[str, str, int, str], dict], Dict[str, float]]:
+    if not os.path.exists(REVIEWS):
+        return {}, {}
+    with open(REVIEWS, "rb") as handle:
+        data = tomllib.load(handle)
+    reviews = {(r["project"], r["path"], r["line"], r["code"]): r for r in data.get("review", [])}
+    return reviews, data.get("floors", {})
+
+
+def check() -> int:
+    with open(os.path.join(cache_dir(), "findings.json")) as handle:
+        findings = json.load(handle)["findings"]
+    reviews, floors = load_reviews()
+    seen = set()
+    unreviewed = []
+    verdicts: Dict[str, Counter] = defaultdict(Counter)
+    for finding in findings:
+        key = (finding["project"], finding["path"], finding["line"], finding["code"])
+        seen.add(key)
+        review = reviews.get(key)
+        if review is None:
+            unreviewed.append(finding)
+        else:
+            verdicts[finding["code"]][review["verdict"]] += 1
+    disappeared = [key for key in reviews if key not in seen]
+    status = 0
+    for finding in unreviewed:
+        print(f"unreviewed: {finding['project']} {finding['path']}:{finding['line']}: {finding['code']} {finding['message']}")
+    for key in disappeared:
+        print(f"disappeared: {key[0]} {key[1]}:{key[2]}: {key[3]} (was {reviews[key]['verdict']})")
+    total_tp = sum(v["tp"] for v in verdicts.values())
+    total_fp = sum(v["fp"] for v in verdicts.values())
+    print(f"{'rule':<8} {'tp':>4} {'fp':>4} precision floor")
+    for code in sorted(set(verdicts) | set(floors)):
+        tp, fp = verdicts[code]["tp"], verdicts[code]["fp"]
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        floor = floors.get(code, 0.0)
+        mark = "  BELOW FLOOR" if precision < floor else ""
+        print(f"{code:<8} {tp:>4} {fp:>4} {precision:9.1%} {floor:5.0%}{mark}")
+        if precision < floor:
+            status = 1
+    overall = total_tp / (total_tp + total_fp) if total_tp + total_fp else 1.0
+    print(f"{'all':<8} {total_tp:>4} {total_fp:>4} {overall:9.1%}")
+    if unreviewed:
+        status = 1
+    return status
+
+
+# --- mutate --------------------------------------------------------------------------------
+
+
+def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple[int, int]]:
+    """Plant one bug per mutant in copies of real files; a plant is found when the expected
+    rule reports more findings on the mutant than on the original."""
+    from mutations import OPERATORS, expected_codes, find_sites, make_mutant
+
+    from sessionlint.config import Settings
+    from sessionlint.discovery import discover
+    from sessionlint.engine import build_project, lint_source, read_sources
+    from sessionlint.registry import rule_classes, select_rules
+
+    rng = random.Random(seed)
+    settings = Settings(select=("ALL",))
+    classes = rule_classes(select_rules(settings.select))
+    totals: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
+    misses: List[str] = []
+    mutant_root = os.path.join(cache_dir(), "mutants")
+    shutil.rmtree(mutant_root, ignore_errors=True)
+    for project in projects:
+        root = source_dir(project)
+        if not os.path.isdir(root):
+            continue
+        sources, _ = read_sources(discover([root]).files)
+        linted = build_project(sources, settings)
+        factories = {name for facts in linted.index.modules.values() for name in facts.factories}  # type: ignore
+        candidates: Dict[str, List[Tuple[str, int]]] = defaultdict(list)
+        for path, data in sources.items():
+            for operator, index in find_sites(data, factories):
+                candidates[operator].append((path, index))
+        for operator, sites in sorted(candidates.items()):
+            rng.shuffle(sites)
+            for path, index in sites[:per_project]:
+                mutated = make_mutant(sources[path], operator, index, factories)
+                if mutated is None:
+                    continue
+                try:
+                    compile(mutated, path, "exec", dont_inherit=True)
+                except SyntaxError:
+                    continue  # e.g. a `with` whose body cannot stand alone: not a plant
+                codes = expected_codes(operator)
+                original = lint_source(sources[path], path, linted, classes, prefilter=False)
+                result = lint_source(mutated, path, linted, classes)
+                before = sum(1 for d in original.diagnostics if d.code in codes)
+                if before:
+                    continue  # not correct code to begin with: no clean plant in this file
+                after = sum(1 for d in result.diagnostics if d.code in codes)
+                totals[operator][1] += 1
+                if after > before:
+                    totals[operator][0] += 1
+                else:
+                    flat = os.path.relpath(path, root).replace(os.sep, "__")
+                    copy = os.path.join(mutant_root, project["name"], operator.split()[0], f"{index}_{flat}")
+                    os.makedirs(os.path.dirname(copy), exist_ok=True)
+                    with open(copy, "wb") as handle:
+                        handle.write(mutated)
+                    misses.append(f"{operator}: {project['name']} {os.path.relpath(path, root)} site {index} -> {copy}")
+    print(f"{'operator':<34} {'found':>6} {'planted':>7} recall")
+    for operator in sorted(OPERATORS):
+        found, planted = totals.get(operator, [0, 0])
+        share = f"{found / planted:6.1%}" if planted else "     -"
+        print(f"{operator:<34} {found:>6} {planted:>7} {share}")
+    with open(os.path.join(cache_dir(), "mutations.json"), "w") as handle:
+        json.dump({"totals": {k: v for k, v in totals.items()}, "misses": misses}, handle, indent=1)
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "all"])
+    parser.add_argument("--only", nargs="*", help="project names")
+    parser.add_argument("--per-project", type=int, default=15, help="mutants per operator and project")
+    parser.add_argument("--seed", type=int, default=20261125)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, HERE)
+    projects = load_projects(args.only)
+    if args.command in ("fetch", "all"):
+        fetch(projects)
+    if args.command in ("run", "all"):
+        run(projects)
+    if args.command in ("check", "all"):
+        status = check()
+        if args.command == "check":
+            return status
+    if args.command in ("mutate", "all"):
+        mutate(projects, args.per_project, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

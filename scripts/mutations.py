@@ -1,0 +1,269 @@
+"""Bug planting for the recall measurement (scripts/corpus.py mutate).
+
+Each operator takes correct real code and plants one known bug the way developers write it:
+a `with` turned into a bare assignment, a `finally` dropped, an `await` dropped, a rollback
+dropped. A site is named by its operator and its index among that operator's matches in walk
+order, so a mutant can be rebuilt from the original bytes.
+"""
+
+import re
+from typing import Callable, Dict, List, Optional, Tuple
+
+import libcst as cst
+
+from sessionlint.analysis.factories import CONVENTIONAL_FACTORY_NAMES
+from sessionlint.analysis.lifecycle import is_bound_to_borrowed_connection
+from sessionlint.analysis.tree import suite_statements, terminal_name, walk
+
+SESSION_CALLEES = set(CONVENTIONAL_FACTORY_NAMES)
+# `Session`/`AsyncSession` count only where the file imports them from SQLAlchemy or SQLModel
+# (requests.Session, aiohttp.ClientSession are not database sessions).
+_SESSION_CLASS_IMPORT = re.compile(rb"from\s+(?:sqlalchemy|sqlmodel)[\w.]*\s+import\s+[^\n]*\b(?:Async)?Session\b")
+COROUTINES = {"commit", "rollback", "close", "flush", "refresh", "delete", "merge"}
+
+
+def _parse(data: bytes) -> Optional[cst.Module]:
+    try:
+        return cst.parse_module(data)
+    except Exception:
+        return None
+
+
+def _simple_call_statement(statement: cst.CSTNode) -> Optional[cst.Call]:
+    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+        small = statement.body[0]
+        if isinstance(small, cst.Expr):
+            value = small.value
+            if isinstance(value, cst.Await):
+                value = value.expression
+            if isinstance(value, cst.Call):
+                return value
+    return None
+
+
+def _method_call(statement: cst.CSTNode, methods) -> Optional[str]:
+    """`name.method(...)` (possibly awaited) as a statement: the receiver name."""
+    call = _simple_call_statement(statement)
+    if call is not None and isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name):
+        if call.func.attr.value in methods:
+            return call.func.value.value
+    return None
+
+
+# --- matchers: node -> bool -------------------------------------------------------------
+
+
+def _is_session_with(node: cst.CSTNode, factories) -> bool:
+    if not isinstance(node, cst.With) or len(node.items) != 1:
+        return False
+    item = node.items[0]
+    if item.asname is None or not isinstance(item.asname.name, cst.Name):
+        return False
+    # A session bound to a borrowed connection is exempt by design (SL001 docs): not a plant.
+    return (
+        isinstance(item.item, cst.Call)
+        and terminal_name(item.item.func) in factories
+        and not is_bound_to_borrowed_connection(item.item)
+    )
+
+
+def _ends_abruptly(block) -> bool:
+    """The block's last statement returns, raises, breaks or continues."""
+    statements = suite_statements(block)
+    if not statements:
+        return False
+    last = statements[-1]
+    if isinstance(last, cst.SimpleStatementLine):
+        return any(isinstance(s, (cst.Return, cst.Raise, cst.Break, cst.Continue)) for s in last.body)
+    return False
+
+
+def _is_session_with_completing(node: cst.CSTNode, factories) -> bool:
+    """A session `with` whose block can complete normally: code after it is reachable."""
+    return _is_session_with(node, factories) and not _ends_abruptly(node.body)
+
+
+def _is_connect_with(node: cst.CSTNode, factories) -> bool:
+    if not isinstance(node, cst.With) or len(node.items) != 1:
+        return False
+    item = node.items[0]
+    call = item.item
+    if item.asname is None or not isinstance(item.asname.name, cst.Name) or not isinstance(call, cst.Call):
+        return False
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value == "connect"
+        and "engine" in (terminal_name(func.value) or "").lower()
+    )
+
+
+def _is_finally_close(node: cst.CSTNode, factories) -> bool:
+    """`try: ... finally: name.close()` where `name` was created by a session factory or an
+    engine's connect() in this module (`factories` carries those names as `=name`)."""
+    if type(node) is not cst.Try or node.handlers or node.orelse is not None or node.finalbody is None:
+        return False
+    final = suite_statements(node.finalbody.body)
+    return len(final) == 1 and f"={_method_call(final[0], {'close'})}" in factories
+
+
+def _is_awaited_session_call(node: cst.CSTNode, factories) -> bool:
+    if not isinstance(node, cst.SimpleStatementLine) or len(node.body) != 1:
+        return False
+    small = node.body[0]
+    return (
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Await)
+        and _method_call(node, COROUTINES) is not None
+    )
+
+
+def _is_rollback_handler_try(node: cst.CSTNode, factories) -> bool:
+    if type(node) is not cst.Try or not node.handlers:
+        return False
+    committed = {
+        n.func.value.value
+        for n in walk(node.body, enter_scopes=False)
+        if isinstance(n, cst.Call)
+        and isinstance(n.func, cst.Attribute)
+        and n.func.attr.value in ("commit", "flush")
+        and isinstance(n.func.value, cst.Name)
+    }
+    for handler in node.handlers:
+        for statement in suite_statements(handler.body):
+            if _method_call(statement, {"rollback"}) in committed:
+                return True
+    return False
+
+
+# --- mutations: (module, node) -> replacement ------------------------------------------------
+
+
+def _with_to_assignment(node: cst.With) -> cst.FlattenSentinel:
+    item = node.items[0]
+    assign = cst.SimpleStatementLine(
+        body=[cst.Assign(targets=[cst.AssignTarget(target=item.asname.name)], value=item.item)],
+        leading_lines=node.leading_lines,
+    )
+    return cst.FlattenSentinel([assign, *suite_statements(node.body)])
+
+
+def _use_after_with(node: cst.With) -> cst.FlattenSentinel:
+    name = node.items[0].asname.name
+    use = cst.parse_statement(f"{name.value}.commit()\n")
+    if node.asynchronous is not None:
+        use = cst.parse_statement(f"await {name.value}.commit()\n")
+    return cst.FlattenSentinel([node, use])
+
+
+def _drop_finally(node: cst.Try) -> cst.FlattenSentinel:
+    return cst.FlattenSentinel([*suite_statements(node.body), *suite_statements(node.finalbody.body)])
+
+
+def _drop_await(node: cst.SimpleStatementLine) -> cst.SimpleStatementLine:
+    small = node.body[0]
+    return node.with_changes(body=[small.with_changes(value=small.value.expression)])
+
+
+def _drop_rollback(node: cst.Try) -> cst.FlattenSentinel:
+    handlers = []
+    name = ""
+    for handler in node.handlers:
+        kept = []
+        for statement in suite_statements(handler.body):
+            receiver = _method_call(statement, {"rollback"})
+            if receiver is not None:
+                name = receiver
+                continue
+            if isinstance(statement, cst.SimpleStatementLine) and any(isinstance(s, cst.Raise) for s in statement.body):
+                continue
+            kept.append(statement)
+        if not kept:
+            kept = [cst.SimpleStatementLine(body=[cst.Pass()])]
+        handlers.append(handler.with_changes(body=handler.body.with_changes(body=kept)))
+    use = cst.parse_statement(f"{name}.flush()\n")
+    return cst.FlattenSentinel([node.with_changes(handlers=handlers), use])
+
+
+Matcher = Callable[[cst.CSTNode, set], bool]
+Mutation = Callable[[cst.CSTNode], cst.CSTNode]
+
+# operator -> (the rule expected to report the planted bug, matcher, mutation)
+_OPERATORS: Dict[str, Tuple[str, Matcher, Mutation]] = {
+    "SL001 with-to-assignment": ("SL001", _is_session_with, _with_to_assignment),
+    "SL002 drop-finally": ("SL002|SL010", _is_finally_close, _drop_finally),
+    "SL003 use-after-with": ("SL003", _is_session_with_completing, _use_after_with),
+    "SL006 drop-await": ("SL006", _is_awaited_session_call, _drop_await),
+    "SL007 drop-rollback": ("SL007", _is_rollback_handler_try, _drop_rollback),
+    "SL010 connect-with-to-assignment": ("SL010", _is_connect_with, _with_to_assignment),
+}
+
+_QUICK = re.compile(rb"\bwith\b|\bawait\b|\bfinally\b|rollback")
+
+
+def _callees(data: bytes, factories: Optional[set]) -> set:
+    names = SESSION_CALLEES | set(factories or ())
+    if _SESSION_CLASS_IMPORT.search(data):
+        names |= {"Session", "AsyncSession"}
+    return names
+
+
+def _created_names(module: cst.Module, factories) -> set:
+    """`=name` for every `name = Factory(...)` / `name = engine.connect()` in the module."""
+    found = set()
+    for node in walk(module):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            value = node.value.expression if isinstance(node.value, cst.Await) else node.value
+            if isinstance(value, cst.Call):
+                callee = terminal_name(value.func)
+                receiver = terminal_name(value.func.value) if isinstance(value.func, cst.Attribute) else ""
+                is_engine_connect = callee in ("connect", "raw_connection") and "engine" in (receiver or "").lower()
+                if callee in factories or is_engine_connect:
+                    found.add("=" + node.targets[0].target.value)
+    return found
+
+
+def find_sites(data: bytes, factories: Optional[set] = None) -> List[Tuple[str, int]]:
+    if not _QUICK.search(data):
+        return []
+    module = _parse(data)
+    if module is None:
+        return []
+    callees = _callees(data, factories)
+    names = callees | _created_names(module, callees)
+    counts: Dict[str, int] = {}
+    sites = []
+    for node in walk(module):
+        for operator, (_, matches, _) in _OPERATORS.items():
+            if matches(node, names):
+                index = counts.get(operator, 0)
+                counts[operator] = index + 1
+                sites.append((operator, index))
+    return sites
+
+
+def make_mutant(data: bytes, operator: str, index: int, factories: Optional[set] = None) -> Optional[bytes]:
+    module = _parse(data)
+    if module is None:
+        return None
+    _, matches, mutation = _OPERATORS[operator]
+    callees = _callees(data, factories)
+    names = callees | _created_names(module, callees)
+    seen = 0
+    for node in walk(module):
+        if matches(node, names):
+            if seen == index:
+                try:
+                    mutated = module.deep_replace(node, mutation(node))
+                except Exception:
+                    return None
+                return mutated.bytes  # type: ignore[union-attr]
+            seen += 1
+    return None
+
+
+def expected_codes(operator: str) -> List[str]:
+    return _OPERATORS[operator][0].split("|")
+
+
+OPERATORS = {name: spec[0] for name, spec in _OPERATORS.items()}
