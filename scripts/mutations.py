@@ -19,6 +19,7 @@ SESSION_CALLEES = set(CONVENTIONAL_FACTORY_NAMES)
 # `Session`/`AsyncSession` count only where the file imports them from SQLAlchemy or SQLModel
 # (requests.Session, aiohttp.ClientSession are not database sessions).
 _SESSION_CLASS_IMPORT = re.compile(rb"from\s+(?:sqlalchemy|sqlmodel)[\w.]*\s+import\s+[^\n]*\b(?:Async)?Session\b")
+SESSION_NAMES = {"session", "db", "db_session", "dbsession", "sess", "_session", "async_session", "s"}
 COROUTINES = {"commit", "rollback", "close", "flush", "refresh", "delete", "merge"}
 
 
@@ -131,7 +132,9 @@ def _is_rollback_handler_try(node: cst.CSTNode, factories) -> bool:
     }
     for handler in node.handlers:
         for statement in suite_statements(handler.body):
-            if _method_call(statement, {"rollback"}) in committed:
+            receiver = _method_call(statement, {"rollback"})
+            # sessions only: a DBAPI connection's rollback is another matter
+            if receiver in committed and (receiver in SESSION_NAMES or receiver.endswith("session")):
                 return True
     return False
 

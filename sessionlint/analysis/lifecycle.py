@@ -82,6 +82,8 @@ def is_bound_to_borrowed_connection(call: cst.Call) -> bool:
     return False
 
 
+# Methods that return the object they are called on (Connection.execution_options()).
+RETURNS_SELF = frozenset({"execution_options"})
 # Callees that take over closing what they are given (first argument).
 CLOSING_WRAPPERS = frozenset({"closing", "aclosing", "enter_context", "enter_async_context", "push", "push_async_exit"})
 # Callees that store or hand over what they are given: ownership leaves the function.
@@ -482,6 +484,18 @@ def classify_holding(
         child, index = parent, index - 1
         parent = ancestors[index]
     grandparent = ancestors[index - 1] if index >= 1 else None
+    # `engine.connect().execution_options(...)` returns the same Connection: hold it as the
+    # outer call is held (typically a `with` item). Fixture: SL010/execution_options_chain.py
+    while (
+        isinstance(parent, cst.Attribute)
+        and parent.attr.value in RETURNS_SELF
+        and isinstance(grandparent, cst.Call)
+        and grandparent.func is parent
+        and index >= 2
+    ):
+        child, index = grandparent, index - 2
+        parent = ancestors[index] if index >= 0 else None
+        grandparent = ancestors[index - 1] if index >= 1 else None
     if isinstance(parent, cst.Assign) and parent.value is child:
         targets = parent.targets
         if len(targets) == 1 and isinstance(targets[0].target, cst.Name):
@@ -700,7 +714,7 @@ class EventScanner:
             if item.asname is not None:
                 target = item.asname.name
                 if isinstance(target, cst.Name) and target.value in self.names:
-                    creation = self.creation_index.get(id(item.item), -1)
+                    creation = self.creation_index.get(id(_creating_call(item.item)), -1)
                     if creation >= 0:
                         out.append(Event(EventKind.MANAGE, target.value, item, creation))
                     else:
@@ -711,8 +725,7 @@ class EventScanner:
             name = target.value
             if name not in self.names:
                 return
-            inner = value.expression if isinstance(value, cst.Await) else value
-            creation = self.creation_index.get(id(inner), -1)
+            creation = self.creation_index.get(id(_creating_call(value)), -1)
             if creation >= 0:
                 out.append(Event(EventKind.CREATE, name, statement, creation))
             elif mentions_name(value, name):
@@ -842,6 +855,21 @@ class EventScanner:
             "owner": "handed to an owner",
         }.get(context, "passed on")
         return Event(EventKind.ESCAPE, name, node, reason=reason)
+
+
+def _creating_call(value: cst.BaseExpression) -> cst.BaseExpression:
+    """The call that created what `value` evaluates to: through `await` and through methods
+    that return their object (`engine.connect().execution_options(...)`)."""
+    if isinstance(value, cst.Await):
+        value = value.expression
+    while (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in RETURNS_SELF
+        and isinstance(value.func.value, cst.Call)
+    ):
+        value = value.func.value
+    return value
 
 
 def _with_item_closes(item: cst.WithItem, names: Set[str]) -> Optional[str]:

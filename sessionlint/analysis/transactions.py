@@ -112,7 +112,15 @@ def _catches_database_errors(handler: cst.ExceptHandler) -> bool:
     if kind is None:
         return True
     candidates = [e.value for e in kind.elements] if isinstance(kind, cst.Tuple) else [kind]
-    return any(terminal_name(c) in DATABASE_ERRORS for c in candidates)
+    return any(_is_database_error(terminal_name(c) or "") for c in candidates)
+
+
+def _is_database_error(name: str) -> bool:
+    """SQLAlchemy's exceptions and the catch-alls, also under project aliases that keep the
+    class name's end (`PostgreSQLIntegrityError`, `SQLiteIntegrityError`)."""
+    if name in DATABASE_ERRORS:
+        return True
+    return name.endswith(("IntegrityError", "OperationalError", "DBAPIError", "SQLAlchemyError", "DatabaseError"))
 
 
 def _first_use(nodes: Iterable[cst.CSTNode], key: str) -> Optional[cst.CSTNode]:
@@ -156,21 +164,55 @@ def _check_try(
         if not _catches_database_errors(handler):
             continue
         handler_body = suite_statements(handler.body)
-        if any(isinstance(n, cst.Raise) for n in _statements_in(handler_body)):
-            continue  # re-raises (at least on some path): the caller deals with it
+        before_raise = _until_first_raise(handler_body)
+        falls_through = _can_complete(handler_body)
         for key, failing_call in failing.items():
             next_iteration = False
-            use = _first_use(handler_body, key)
-            if use is None and not _resets(handler_body, key):
+            # A use in the handler itself, before any `raise` on its way
+            use = _first_use(before_raise, key)
+            if use is None and not _resets(before_raise, key):
                 ends = _ending(handler_body)
-                if ends is None:
+                if falls_through and ends is None:
                     use = _first_use(following, key)
-                if use is None and ends in (None, "continue") and loops:
+                if use is None and (falls_through or ends == "continue") and ends != "break" and loops:
                     # the next iteration uses the session, unless the loop body resets it first
                     use = _first_use([loops[-1]], key)
                     next_iteration = use is not None
             if use is not None:
                 found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
+
+
+def _until_first_raise(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
+    """The statements of a block up to (not including) the first top-level `raise`."""
+    kept: List[cst.CSTNode] = []
+    for statement in block:
+        if isinstance(statement, cst.SimpleStatementLine) and any(isinstance(s, cst.Raise) for s in statement.body):
+            break
+        kept.append(statement)
+    return kept
+
+
+def _can_complete(block: Sequence[cst.CSTNode]) -> bool:
+    """Whether a block can finish without raising, returning, breaking or continuing: its
+    last abrupt statement is conditional, or an if/else with a branch that completes."""
+    for statement in block:
+        if isinstance(statement, cst.SimpleStatementLine):
+            if any(isinstance(s, (cst.Raise, cst.Return, cst.Continue, cst.Break)) for s in statement.body):
+                return False
+        elif isinstance(statement, cst.If) and not _if_can_complete(statement):
+            return False
+    return True
+
+
+def _if_can_complete(node: cst.If) -> bool:
+    if _can_complete(suite_statements(node.body)):
+        return True
+    orelse = node.orelse
+    if orelse is None:
+        return True
+    if isinstance(orelse, cst.If):
+        return _if_can_complete(orelse)
+    return _can_complete(suite_statements(orelse.body))
 
 
 def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:
