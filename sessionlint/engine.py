@@ -31,6 +31,12 @@ STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
         None,
     ),
     "commit": (re.compile(rb"\.(?:commit|flush)\s*\("), b"except"),
+    "engine": (re.compile(rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("), None),
+    "maker": (re.compile(rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("), None),
+    "handoff": (
+        re.compile(rb"\b(?:add_task|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\("),
+        b"ession",
+    ),
 }
 
 
@@ -169,18 +175,30 @@ def _lint_module(
                 table.setdefault(node_type, []).append(getattr(instance, method))
 
     lifecycle = context.lifecycle
+    frameworks = context.frameworks
     ancestors: List[object] = []
     scope_types = SCOPE_TYPES + (cst.Module,)
     try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
     call_type = cst.Call
     with_type = cst.With
 
+    function_type = cst.FunctionDef
+    class_type = cst.ClassDef
+    global_type = cst.Global
+
     def visit(node: object) -> None:
         node_type = type(node)
         if node_type is call_type:
             lifecycle.on_call(node, ancestors)  # type: ignore[arg-type]
+            frameworks.on_call(node)  # type: ignore[arg-type]
         elif node_type in scope_types:
             lifecycle.enter_scope(node)  # type: ignore[arg-type]
+            if node_type is function_type:
+                frameworks.enter_function(node)  # type: ignore[arg-type]
+            elif node_type is class_type:
+                frameworks.enter_class(node)  # type: ignore[arg-type]
+        elif node_type is global_type:
+            frameworks.on_global(node)  # type: ignore[arg-type]
         elif node_type in try_types:
             lifecycle.enter_try()
         elif node_type is with_type:
@@ -196,6 +214,10 @@ def _lint_module(
         node_type = type(node)
         if node_type in scope_types:
             lifecycle.leave_scope(node)  # type: ignore[arg-type]
+            if node_type is function_type:
+                frameworks.leave_function()
+            elif node_type is class_type:
+                frameworks.leave_class()
         elif node_type in try_types:
             lifecycle.leave_try()
         callbacks = leave_table.get(node_type)

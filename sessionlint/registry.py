@@ -34,6 +34,14 @@ RULES: Tuple[RuleInfo, ...] = (
         "none",
         "UseAfterClose",
     ),
+    RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "none", "EnginePerRequest"),
+    RuleInfo(
+        "SL005",
+        "sessionmaker-per-request",
+        "sessionmaker or scoped_session built for every request",
+        "none",
+        "SessionmakerPerRequest",
+    ),
     RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "none", "AsyncNotAwaited"),
     RuleInfo(
         "SL007",
@@ -41,6 +49,20 @@ RULES: Tuple[RuleInfo, ...] = (
         "Failed commit caught without `rollback()`, then the session is used again",
         "none",
         "MissingRollback",
+    ),
+    RuleInfo(
+        "SL008",
+        "session-escapes-scope",
+        "Session handed to a background task, thread or task that outlives its scope",
+        "none",
+        "SessionEscapesScope",
+    ),
+    RuleInfo(
+        "SL009",
+        "module-level-session",
+        "Session created at import time and shared by every request and thread",
+        "none",
+        "ModuleLevelSession",
     ),
     RuleInfo(
         "SL010",

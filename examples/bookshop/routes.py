@@ -152,12 +152,14 @@ def get_order(order_id: int, db: Session = Depends(get_db_leaky)):
     return {"id": order.id, "status": order.status}
 
 
-# BUG (SL008): the request's session is handed to a background task that outlives the request.
+# BUG (SL008): the session is handed to a background task, which runs after the `with` block
+# has closed it.
 @router.post("/orders/{order_id}/resend-receipt")
-def resend_receipt(order_id: int, background_tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    if db.get(Order, order_id) is None:
-        raise HTTPException(status_code=404, detail="Order not found")
-    background_tasks.add_task(send_receipt_using, db, order_id)
+def resend_receipt(order_id: int, background_tasks: BackgroundTasks):
+    with SessionLocal() as db:
+        if db.get(Order, order_id) is None:
+            raise HTTPException(status_code=404, detail="Order not found")
+        background_tasks.add_task(send_receipt_using, db, order_id)
     return {"queued": True}
 
 

@@ -93,6 +93,7 @@ _DEFINITION_RE = re.compile(
 )
 
 
+_FROM_IMPORT_RE = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
 _ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
 
 
@@ -136,6 +137,8 @@ class ProjectIndex:
     depends_targets: FrozenSet[str] = frozenset()
     # generator dependencies that yield an async session (FastAPI `Depends(get_async_db)`)
     async_dependencies: FrozenSet[str] = frozenset()
+    # every name some linted file imports with `from x import name`
+    imported_names: FrozenSet[str] = frozenset()
     # session type aliases by name, project-wide: name -> is async
     session_aliases: Dict[str, bool] = field(default_factory=dict)
     extra_factory_names: FrozenSet[str] = frozenset()
@@ -373,7 +376,10 @@ def build_index(sources: Mapping[str, bytes], extra_factory_names: Iterable[str]
     index = ProjectIndex(extra_factory_names=frozenset(extra_factory_names))
     keys: Dict[str, List[str]] = {}
     depends: Set[str] = set()
+    imported: Set[str] = set()
     for path, data in sources.items():
+        for match in _FROM_IMPORT_RE.finditer(data):
+            imported.update(n.decode("ascii", "replace") for n in re.findall(rb"\b([A-Za-z_]\w*)\b", match.group(1)))
         for key in module_keys_for(path):
             keys.setdefault(key, []).append(path)
         if b"Depends(" in data or b"Security(" in data:
@@ -381,6 +387,7 @@ def build_index(sources: Mapping[str, bytes], extra_factory_names: Iterable[str]
                 depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
     index.module_keys = keys
     index.depends_targets = frozenset(depends)
+    index.imported_names = frozenset(imported)
 
     # Every linted file is registered (relative imports resolve against it); only files whose
     # text can bind a factory are parsed.

@@ -1,12 +1,14 @@
 """What kind of function this is, as far as the frameworks that call it are concerned:
 a FastAPI dependency, a pytest fixture, a context-manager helper, a generator."""
 
-from dataclasses import dataclass
-from typing import FrozenSet, Union
+import re as _re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, terminal_name, walk
 
 
 @dataclass(frozen=True)
@@ -62,4 +64,198 @@ def describe_function(node: Union[cst.FunctionDef, cst.Module], depends_targets:
     )
 
 
-__all__ = ["FunctionInfo", "describe_function", "decorator_names", "is_generator", "SCOPE_TYPES"]
+# --- when code runs: per request, once, or unknown -----------------------------------------
+
+
+class Timing(Enum):
+    PER_REQUEST = "per request"
+    ONCE = "once"
+    UNKNOWN = "unknown"
+
+
+# Decorator attribute names that register a request handler (FastAPI/Starlette/Flask/Quart)
+# when called with arguments: `@app.get("/x")`, `@router.post(...)`, `@bp.route(...)`.
+ROUTE_METHODS = frozenset(
+    {"get", "post", "put", "patch", "delete", "options", "head", "api_route", "websocket", "route", "trace"}
+)
+# Decorators that make every call a unit of work: Flask hooks, Celery tasks.
+PER_CALL_DECORATORS = frozenset({"before_request", "after_request", "teardown_request", "task", "shared_task"})
+# Decorators that make a function run once (or once per argument set).
+ONCE_DECORATORS = frozenset({"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager"})
+# Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
+# app.add_url_rule(rule, view_func=...).
+ENDPOINT_REGISTRARS = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})
+APP_FACTORY_NAMES = _re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
+
+
+@dataclass
+class FunctionRecord:
+    node: cst.FunctionDef
+    name: str
+    class_name: Optional[str]
+    class_bases: FrozenSet[str]
+    decorators: FrozenSet[str]
+    decorator_calls: FrozenSet[str]  # decorators written with arguments
+    calls: Set[str] = field(default_factory=set)  # `f(...)` -> "f", `self.m(...)` -> "self.m"
+    global_guard: bool = False  # `global X` and a test of X: built once, reused after
+    timing: Timing = Timing.UNKNOWN
+    reason: str = ""
+
+
+class FrameworkCollector:
+    """Classifies the functions of one module by when they run, for SL004/SL005/SL008."""
+
+    def __init__(self, depends_targets: FrozenSet[str]) -> None:
+        self.depends_targets = depends_targets
+        self.functions: Dict[int, FunctionRecord] = {}
+        self.stack: List[FunctionRecord] = []
+        self.classes: List[Tuple[str, FrozenSet[str]]] = []
+        self.endpoints: Set[str] = set()
+        self.once_names: Set[str] = set()  # lifespan=..., on_startup=[...]
+        self.done = False
+
+    # -- traversal hooks --------------------------------------------------------------
+    def enter_class(self, node: cst.ClassDef) -> None:
+        bases = frozenset(filter(None, (dotted_name(b.value) for b in node.bases)))
+        self.classes.append((node.name.value, bases))
+
+    def leave_class(self) -> None:
+        self.classes.pop()
+
+    def enter_function(self, node: cst.FunctionDef) -> None:
+        calls_with_args = set()
+        for decorator in node.decorators:
+            if isinstance(decorator.decorator, cst.Call):
+                name = dotted_name(decorator.decorator.func)
+                if name:
+                    calls_with_args.add(name)
+        owner = self.classes[-1] if self.classes and not self.stack else (None, frozenset())
+        record = FunctionRecord(
+            node,
+            node.name.value,
+            owner[0],
+            owner[1],
+            decorator_names(node),
+            frozenset(calls_with_args),
+        )
+        self.functions[id(node)] = record
+        self.stack.append(record)
+
+    def leave_function(self) -> None:
+        self.stack.pop()
+
+    def on_call(self, node: cst.Call) -> None:
+        callee = terminal_name(node.func) or ""
+        if self.stack:
+            func = node.func
+            if isinstance(func, cst.Name):
+                self.stack[-1].calls.add(func.value)
+            elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in ("self", "cls"):
+                self.stack[-1].calls.add("self." + func.attr.value)
+        if callee in ENDPOINT_REGISTRARS:
+            for arg in node.args:
+                if arg.keyword is None or arg.keyword.value in ("endpoint", "view_func", "route"):
+                    name = terminal_name(arg.value)
+                    if name and not isinstance(arg.value, cst.SimpleString):
+                        self.endpoints.add(name)
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value in ("lifespan", "on_startup"):
+                if isinstance(arg.value, (cst.List, cst.Tuple)):
+                    for element in arg.value.elements:
+                        name = terminal_name(element.value)
+                        if name:
+                            self.once_names.add(name)
+                else:
+                    name = terminal_name(arg.value)
+                    if name:
+                        self.once_names.add(name)
+        if callee == "add_event_handler" and len(node.args) >= 2:
+            first = node.args[0].value
+            if isinstance(first, cst.SimpleString) and "startup" in first.value:
+                name = terminal_name(node.args[1].value)
+                if name:
+                    self.once_names.add(name)
+
+    def on_global(self, node: cst.Global) -> None:
+        if self.stack:
+            self.stack[-1].global_guard = True  # refined when classifying
+
+    # -- classification -----------------------------------------------------------------
+    def classify(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        by_name: Dict[str, List[FunctionRecord]] = {}
+        for record in self.functions.values():
+            key = f"self.{record.name}" if record.class_name else record.name
+            by_name.setdefault(key, []).append(record)
+        for record in self.functions.values():
+            record.timing, record.reason = self._direct_timing(record)
+        # Functions called from a per-request function of this module run per request too.
+        changed = True
+        while changed:
+            changed = False
+            for record in self.functions.values():
+                if record.timing is not Timing.PER_REQUEST:
+                    continue
+                for called in record.calls:
+                    for target in by_name.get(called, ()):
+                        if target.timing is Timing.UNKNOWN:
+                            target.timing = Timing.PER_REQUEST
+                            target.reason = f"it is called from `{record.name}`, which runs per request"
+                            changed = True
+
+    def _direct_timing(self, record: FunctionRecord) -> Tuple[Timing, str]:
+        last_parts = {d.rsplit(".", 1)[-1] for d in record.decorators}
+        if last_parts & ONCE_DECORATORS or record.name in self.once_names or record.name == "lifespan":
+            return Timing.ONCE, "it runs once"
+        if APP_FACTORY_NAMES.match(record.name) or (record.global_guard and _has_none_guard(record.node)):
+            return Timing.ONCE, "it runs once"
+        for decorator in record.decorator_calls:
+            if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator:
+                return Timing.PER_REQUEST, f"`{record.name}` is a request handler (`@{decorator}`)"
+        for decorator in record.decorators:
+            if decorator.rsplit(".", 1)[-1] in PER_CALL_DECORATORS:
+                return Timing.PER_REQUEST, f"`{record.name}` runs on every call (`@{decorator}`)"
+        if record.class_name is None and record.name in self.depends_targets:
+            return Timing.PER_REQUEST, f"`{record.name}` is a FastAPI dependency, run for every request"
+        if record.class_name is None and record.name in self.endpoints:
+            return Timing.PER_REQUEST, f"`{record.name}` is a registered endpoint"
+        if record.name == "dispatch" and any("Middleware" in b for b in record.class_bases):
+            return Timing.PER_REQUEST, "middleware `dispatch` runs for every request"
+        return Timing.UNKNOWN, ""
+
+    def timing_of(self, node: cst.FunctionDef) -> Tuple[Timing, str]:
+        self.classify()
+        record = self.functions.get(id(node))
+        if record is None:
+            return Timing.UNKNOWN, ""
+        return record.timing, record.reason
+
+
+def _has_none_guard(node: cst.FunctionDef) -> bool:
+    """`if _engine is None:` (or `if not _engine:`) on a global: a build-once getter."""
+    for child in walk(node.body, enter_scopes=False):
+        if isinstance(child, cst.If):
+            test = child.test
+            if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+                return True
+            if isinstance(test, cst.Comparison) and any(
+                isinstance(c.operator, (cst.Is, cst.Equal)) and isinstance(c.comparator, cst.Name) and c.comparator.value == "None"
+                for c in test.comparisons
+            ):
+                return True
+    return False
+
+
+def is_test_code(path: str, function_name: str, decorators: FrozenSet[str]) -> bool:
+    """Tests build throwaway engines on purpose."""
+    base = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return (
+        base.startswith("test_")
+        or base.endswith("_test.py")
+        or base == "conftest.py"
+        or "/tests/" in path.replace("\\", "/")
+        or function_name.startswith("test")
+        or any(d.endswith("fixture") for d in decorators)
+    )

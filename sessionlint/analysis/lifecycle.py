@@ -22,7 +22,14 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
-from sessionlint.analysis.factories import CONNECTION_METHODS, ENGINE_BUILDERS, Factory, FactoryKind, Resolver
+from sessionlint.analysis.factories import (
+    CONNECTION_METHODS,
+    ENGINE_BUILDERS,
+    MAKER_BUILDERS,
+    Factory,
+    FactoryKind,
+    Resolver,
+)
 from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
 from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
@@ -53,6 +60,8 @@ class Creation:
     borrows_connection: bool = False
     # For MANAGED by a `with`: whether that `with` is `async with`.
     in_async_with: Optional[bool] = None
+    # Under `if __name__ == "__main__":`: script code, not import-time code.
+    in_main_guard: bool = False
 
     @property
     def is_connection(self) -> bool:
@@ -248,6 +257,39 @@ class WithMismatch:
     needs_async: bool
 
 
+@dataclass(frozen=True)
+class EngineBuild:
+    call: cst.Call
+    name: Optional[str]  # bound to, in this scope
+    pooled: bool  # False with poolclass=NullPool: nothing to exhaust
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A session handed to something that runs after, or beside, the scope that owns it."""
+
+    call: cst.Call
+    name: str
+    sink: str  # "background task", "thread", "task", "executor", "module-level variable"
+    by_with: bool  # the session belongs to a `with` block (else: a request dependency)
+
+
+# Calls that run what they are given later or concurrently, by the callee's last name.
+HANDOFF_SINKS = {
+    "add_task": "background task",
+    "Thread": "thread",
+    "Process": "process",
+    "create_task": "task",
+    "ensure_future": "task",
+    "start_soon": "task",
+    "run_in_executor": "executor",
+    "submit": "executor",
+    "to_thread": "thread",
+    "apply_async": "Celery task",
+    "delay": "Celery task",
+}
+
+
 @dataclass
 class ScopeFacts:
     """Everything the lifecycle analysis knows about one function or module body."""
@@ -262,6 +304,14 @@ class ScopeFacts:
     session_names: Set[str] = field(default_factory=set)  # names known to hold a session
     local_engines: Dict[str, Factory] = field(default_factory=dict)
     commits_in_try: bool = False
+    engine_builds: List[EngineBuild] = field(default_factory=list)
+    maker_builds: List[cst.Call] = field(default_factory=list)
+    engine_consumers: Set[str] = field(default_factory=set)  # engines sessions/connections came from
+    disposed: Set[str] = field(default_factory=set)
+    handoff_calls: List[cst.Call] = field(default_factory=list)
+    handoffs: List[Handoff] = field(default_factory=list)
+    injected: Dict[str, bool] = field(default_factory=dict)  # Depends params -> scope="function"
+    shared_sessions: Set[int] = field(default_factory=set)  # module-level creations used elsewhere
     missing_rollbacks: List[MissingRollback] = field(default_factory=list)
     info: Optional[FunctionInfo] = None
     gave_up: bool = False  # the body was beyond the analysis (recursion): stay silent
@@ -304,6 +354,10 @@ class LifecycleCollector:
         self.try_depth.pop()
         if isinstance(node, (cst.FunctionDef, cst.Module)):
             facts.info = describe_function(node, self.depends_targets)
+            if facts.handoff_calls:
+                facts.handoffs = find_handoffs(facts)
+            if isinstance(node, cst.Module) and facts.creations:
+                facts.shared_sessions = find_shared_sessions(facts, self.resolver.index.imported_names)
             if facts.commits_in_try:
                 try:
                     facts.missing_rollbacks = find_missing_rollbacks(_scope_body(node), facts.session_names)
@@ -343,6 +397,9 @@ class LifecycleCollector:
                 if dependency in self.async_dependencies:
                     facts.async_names.add(name)
                 facts.session_names.add(name)
+                facts.injected[name] = _function_scoped(default) or any(
+                    _function_scoped(sub) for sub in (walk(annotation) if annotation is not None else ())
+                )
 
     def on_call(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
         if not self.scopes:
@@ -362,9 +419,25 @@ class LifecycleCollector:
                     factory = Factory(FactoryKind.CONNECTION, engine.is_async, f"`{method}()` on an engine")
                     self._record(node, factory, ancestors, facts)
                 return
-        if terminal_name(func) in ENGINE_BUILDERS:
+        callee = terminal_name(func) or ""
+        if callee in ENGINE_BUILDERS:
             self._note_engine(node, ancestors)
             return
+        if callee in MAKER_BUILDERS:
+            parent = ancestors[-1] if ancestors else None
+            grandparent = ancestors[-2] if len(ancestors) > 1 else None
+            nested = isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call) and terminal_name(grandparent.func) in MAKER_BUILDERS
+            if not nested:  # scoped_session(sessionmaker(...)) is one build
+                facts.maker_builds.append(node)
+            self._note_engine_consumer(node, facts)
+            return
+        if callee in HANDOFF_SINKS:
+            facts.handoff_calls.append(node)
+        if type(func) is cst.Attribute and type(func.value) is cst.Name:
+            if func.attr.value == "dispose":
+                facts.disposed.add(func.value.value)
+            elif func.attr.value in ("connect", "begin", "raw_connection"):
+                facts.engine_consumers.add(func.value.value)
         if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
             # `with SessionLocal.begin() as db:` opens a session in a transaction and closes
             # it at the end of the block (sessionmaker.begin()).
@@ -377,6 +450,13 @@ class LifecycleCollector:
         factory = self.resolver.factory_of(func)
         if factory is not None and factory.kind is FactoryKind.SESSION:
             self._record(node, factory, ancestors, facts)
+            self._note_engine_consumer(node, facts)
+
+    def _note_engine_consumer(self, node: cst.Call, facts: ScopeFacts) -> None:
+        """`Session(engine)`, `sessionmaker(bind=engine)`: the engine serves this scope."""
+        for arg in node.args:
+            if isinstance(arg.value, cst.Name) and (arg.keyword is None or arg.keyword.value == "bind"):
+                facts.engine_consumers.add(arg.value.value)
 
     def on_with(self, node: cst.With) -> None:
         """`async with <...session...>(...) as name`: only an async context manager can be
@@ -397,14 +477,19 @@ class LifecycleCollector:
     def _note_engine(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
         """`name = create_engine(...)` in this scope: `name.connect()` opens connections."""
         builder = ENGINE_BUILDERS[terminal_name(node.func) or ""]
-        if not ancestors:
-            return
-        parent = ancestors[-1]
+        facts = self.scopes[-1]
+        pooled = not any(
+            arg.keyword is not None and arg.keyword.value == "poolclass" and terminal_name(arg.value) == "NullPool"
+            for arg in node.args
+        )
+        parent = ancestors[-1] if ancestors else None
+        name = None
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             name = parent.targets[0].target.value
-            self.scopes[-1].local_engines[name] = builder
+            facts.local_engines[name] = builder
             if builder.is_async:
-                self.scopes[-1].async_names.add(name)
+                facts.async_names.add(name)
+        facts.engine_builds.append(EngineBuild(node, name, pooled))
 
     def _local_engines(self) -> Dict[str, Factory]:
         merged: Dict[str, Factory] = {}
@@ -415,7 +500,10 @@ class LifecycleCollector:
     def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
         holding, name, with_node = classify_holding(node, ancestors)
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
-        creation = Creation(node, factory, holding, name, is_bound_to_borrowed_connection(node), in_async_with)
+        in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
+        creation = Creation(
+            node, factory, holding, name, is_bound_to_borrowed_connection(node), in_async_with, in_main_guard
+        )
         facts.creations.append(creation)
         if name is not None:
             if factory.kind is FactoryKind.SESSION:
@@ -437,6 +525,70 @@ class LifecycleCollector:
         elif isinstance(parent, cst.Attribute) and parent.value is node:
             # `db.execute(q).scalars()`: an attribute of the coroutine object
             facts.unawaited.append(Unawaited(node, receiver, method))
+
+
+def _is_main_guard(node: cst.CSTNode) -> bool:
+    if not isinstance(node, cst.If) or not isinstance(node.test, cst.Comparison):
+        return False
+    test = node.test
+    return (
+        isinstance(test.left, cst.Name)
+        and test.left.value == "__name__"
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].comparator, cst.SimpleString)
+        and "__main__" in test.comparisons[0].comparator.value
+    )
+
+
+def find_shared_sessions(facts: ScopeFacts, imported_names: FrozenSet[str]) -> Set[int]:
+    """Module-level sessions created at import time (not under a `__main__` guard) that other
+    code uses: a function or class of the module, or another module importing the name."""
+    shared: Set[int] = set()
+    module = facts.node
+    nested = [s for s in getattr(module, "body", ()) if isinstance(s, (cst.FunctionDef, cst.ClassDef))]
+    for index, creation in enumerate(facts.creations):
+        name = creation.name
+        if creation.holding is not Holding.BOUND or creation.in_main_guard or not name or creation.is_connection:
+            continue
+        if name in imported_names or any(mentions_name(scope, name) for scope in nested):
+            shared.add(index)
+    return shared
+
+
+def find_handoffs(facts: ScopeFacts) -> List[Handoff]:
+    """Sessions of a `with` block or of a request dependency handed to a background task, a
+    thread, a task or an executor: they run after the scope closes the session, or beside it."""
+    managed = {c.name for c in facts.creations if c.holding is Holding.MANAGED and c.name}
+    found: List[Handoff] = []
+    for call in facts.handoff_calls:
+        sink = HANDOFF_SINKS[terminal_name(call.func) or ""]
+        for name in _passed_names(call):
+            if name in managed:
+                found.append(Handoff(call, name, sink, True))
+            elif name in facts.injected:
+                # FastAPI runs a yield dependency's exit code after background tasks before
+                # 0.106 and again from 0.118; between, and with scope="function", before them.
+                if sink != "background task" or facts.injected[name]:
+                    found.append(Handoff(call, name, sink, False))
+    return found
+
+
+def _passed_names(call: cst.Call) -> List[str]:
+    """Names passed as values anywhere in a call's arguments (not `db.attr`), in order."""
+    names: List[str] = []
+    stack: List[cst.CSTNode] = [arg.value for arg in reversed(call.args)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            if node.value not in names:
+                names.append(node.value)
+        elif isinstance(node, cst.Attribute):
+            continue
+        elif isinstance(node, (cst.Lambda, cst.FunctionDef)):
+            continue
+        else:
+            stack.extend(reversed(list(iter_children(node))))
+    return names
 
 
 def _annotation_names(annotation: cst.BaseExpression) -> Set[str]:
@@ -464,6 +616,15 @@ def _annotation_names(annotation: cst.BaseExpression) -> Set[str]:
     if name:
         names.add(name)
     return names
+
+
+def _function_scoped(node: cst.CSTNode) -> bool:
+    """`Depends(get_db, scope="function")` (FastAPI 0.121+): exits before the response."""
+    if isinstance(node, cst.Call) and terminal_name(node.func) in ("Depends", "Security"):
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value == "scope":
+                return isinstance(arg.value, cst.SimpleString) and "function" in arg.value.value
+    return False
 
 
 def _depends_target(node: cst.BaseExpression) -> Optional[str]:

@@ -16,7 +16,8 @@ from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, suite_statements
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS = frozenset({"commit", "flush"})
 # Calls on the session that clear the failed state.
-RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove", "expunge_all"})
+# (expunge_all() empties the identity map but leaves the failed transaction in place.)
+RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove"})
 # Exceptions a failed flush raises (sqlalchemy.exc), plus the catch-alls.
 DATABASE_ERRORS = frozenset(
     {

@@ -7,6 +7,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Typ
 import libcst as cst
 
 from sessionlint.analysis.factories import ProjectIndex, Resolver
+from sessionlint.analysis.frameworks import FrameworkCollector
 from sessionlint.analysis.lifecycle import LifecycleCollector
 from sessionlint.analysis.positions import Positions
 from sessionlint.diagnostics import Confidence, Fix, FixAvailability
@@ -51,6 +52,7 @@ class FileContext:
         self.index = index
         self.resolver = Resolver(module, path, index, mentions_sqlalchemy)
         self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets, index.async_dependencies)
+        self.frameworks = FrameworkCollector(index.depends_targets)
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
 

@@ -100,8 +100,9 @@ class SessionNotClosed(Rule):
         facts = self.context.lifecycle.facts_for(node)  # type: ignore[arg-type]
         if facts is None or facts.gave_up:
             return
-        for life in facts.lives:
-            self._check_life(life)
+        for index, life in enumerate(facts.lives):
+            if index not in facts.shared_sessions:  # SL009 reports those
+                self._check_life(life)
 
     def _check_life(self, life: SessionLife) -> None:
         if not life.creation.is_connection:

@@ -1,0 +1,145 @@
+import libcst as cst
+
+from sessionlint.analysis.frameworks import Timing, is_test_code
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class EnginePerRequest(Rule):
+    """## What it does
+    Finds `create_engine(...)`, `create_async_engine(...)` and `engine_from_config(...)`
+    executed for every request: in a route handler (FastAPI, Starlette, Flask, Quart), a
+    FastAPI dependency, middleware `dispatch`, a Celery task, or a function of the same module
+    that one of those calls. Also finds, wherever it runs, a function that builds an engine,
+    opens a session or connection on it, and neither disposes of the engine nor hands it on:
+    a new pool for every call.
+
+    ## Why is this bad?
+    An Engine owns a connection pool. Building one per request throws pooling away and opens
+    a fresh pool, and fresh connections, every time; the old pools linger until garbage
+    collection, and the database runs out of connections ("too many clients").
+
+    ## Example
+    ```python
+    @router.get("/users")
+    def list_users():
+        engine = create_engine(DATABASE_URL)
+        with Session(engine) as db:
+            return db.scalars(select(User)).all()
+    ```
+
+    Use instead:
+    ```python
+    engine = create_engine(DATABASE_URL)
+
+    @router.get("/users")
+    def list_users():
+        with Session(engine) as db:
+            return db.scalars(select(User)).all()
+    ```
+
+    ## Known limitations
+    - Functions run once are not reported: module level, FastAPI `lifespan` and
+      `on_event("startup")` handlers, `functools.lru_cache`/`cache` getters, app factories
+      (`create_app`), getters guarded by a module-global `if _engine is None:`.
+    - An engine built with `poolclass=NullPool` has no pool to exhaust and is not reported;
+      tests and pytest fixtures are not reported by the pool-per-call check.
+    - Which functions run per request is decided within the module (plus `Depends(...)`
+      targets across the linted files).
+
+    ## References
+    - SQLAlchemy, "Engine Configuration" (an engine is "typically a global object created
+      just once"): https://docs.sqlalchemy.org/en/20/core/engines.html
+    - FastAPI, "Lifespan Events": https://fastapi.tiangolo.com/advanced/events/
+    """
+
+    code = "SL004"
+    name = "engine-per-request"
+    summary = "Engine (and its connection pool) created for every request"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("engine",)
+    examples = (
+        Valid(
+            "engine = create_engine(URL)\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    with Session(engine) as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="module_level_engine",
+        ),
+        Valid(
+            "@lru_cache\n"
+            "def get_engine():\n"
+            "    return create_engine(URL)\n",
+            name="cached_getter",
+        ),
+        Invalid(
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    engine = create_engine(URL)\n"
+            "    with Session(engine) as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="engine_in_route",
+            expect=[("SL004", 3, 14)],
+        ),
+    )
+
+    def leave_Module(self, node: cst.Module) -> None:
+        lifecycle = self.context.lifecycle
+        frameworks = self.context.frameworks
+        for facts in lifecycle.finished.values():
+            if not isinstance(facts.node, cst.FunctionDef) or not facts.engine_builds:
+                continue
+            timing, reason = frameworks.timing_of(facts.node)
+            if timing is Timing.ONCE:
+                continue
+            for build in facts.engine_builds:
+                if not build.pooled:
+                    continue
+                callee = self.context.source_of(build.call.func)
+                if timing is Timing.PER_REQUEST:
+                    self.report(
+                        build.call,
+                        f"`{callee}()` builds a new engine and connection pool on every request: {reason}",
+                        help="Create the engine once (module level or the app's lifespan) and reuse it",
+                    )
+                elif self._pool_per_call(facts, build):
+                    self.report(
+                        build.call,
+                        f"`{callee}()` builds a new connection pool on every call of `{facts.node.name.value}`, "
+                        f"which opens connections on it and never disposes of it",
+                        help="Create the engine once and reuse it, or call `engine.dispose()` when done",
+                    )
+
+    def _pool_per_call(self, facts, build) -> bool:
+        """The same function builds the engine, uses it, and lets it go without dispose()."""
+        name = build.name
+        if name is None or name not in facts.engine_consumers or name in facts.disposed:
+            return False
+        info = facts.info
+        if info is None or is_test_code(self.context.path, info.name, info.decorators):
+            return False
+        return not _engine_escapes(facts.node, name)
+
+
+def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
+    """Whether the engine outlives the call: returned, yielded, stored, declared global, or
+    passed to something other than a session, sessionmaker or connection call."""
+    from sessionlint.analysis.tree import terminal_name, walk
+
+    consumers = {"Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session", "inspect"}
+    for node in walk(function.body):
+        if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
+            return True
+        if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None:
+            if any(isinstance(n, cst.Name) and n.value == name for n in walk(node.value)):
+                return True
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == name:
+            return True
+        if isinstance(node, cst.Call) and terminal_name(node.func) not in consumers:
+            for arg in node.args:
+                if isinstance(arg.value, cst.Name) and arg.value.value == name:
+                    return True
+    return False

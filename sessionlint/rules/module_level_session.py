@@ -1,0 +1,79 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import Holding, LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class ModuleLevelSession(Rule):
+    """## What it does
+    Finds a session (not a factory) created at import time, at module level or as a class
+    attribute, that other code uses: a function or class of the module, or another linted
+    module that imports it.
+
+    ## Why is this bad?
+    One Session is then shared by every request and every thread of the process. A Session
+    is not thread-safe, keeps one transaction open across requests, grows its identity map
+    without bound, and after one failed flush every request fails with
+    `PendingRollbackError` until the process restarts.
+
+    ## Example
+    ```python
+    db = SessionLocal()
+
+    def get_user(user_id):
+        return db.get(User, user_id)
+    ```
+
+    Use instead:
+    ```python
+    def get_user(user_id):
+        with SessionLocal() as db:
+            return db.get(User, user_id)
+    ```
+
+    ## Known limitations
+    - A module-level session used only by the module's own top-level script code, or under
+      `if __name__ == "__main__":`, is a script's session: SL001 checks that it is closed.
+    - `scoped_session` registries are not sessions and are not reported.
+
+    ## References
+    - SQLAlchemy, "When do I construct a Session, when do I commit it, and when do I close
+      it?": https://docs.sqlalchemy.org/en/20/orm/session_basics.html#session-faq-whentocreate
+    """
+
+    code = "SL009"
+    name = "module-level-session"
+    summary = "Session created at import time and shared by every request and thread"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    examples = (
+        Valid("SessionLocal = sessionmaker(bind=engine)\n", name="module_level_factory"),
+        Invalid(
+            "db = SessionLocal()\n\n" "def get_user(user_id):\n" "    return db.get(User, user_id)\n",
+            name="shared_session",
+            expect=[("SL009", 1, 6)],
+        ),
+    )
+
+    def leave_Module(self, node: cst.Module) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is not None:
+            for index in sorted(facts.shared_sessions):
+                creation = facts.creations[index]
+                self.report(
+                    creation.call,
+                    f"session `{creation.name}` is created at import time and shared by every request and thread",
+                    help="Create a session per unit of work (`with SessionLocal() as db:`), or share the factory",
+                )
+        for scope in self.context.lifecycle.finished.values():
+            if not isinstance(scope.node, cst.ClassDef):
+                continue
+            for creation in scope.creations:
+                if creation.holding is Holding.BOUND and not creation.is_connection:
+                    self.report(
+                        creation.call,
+                        f"session `{creation.name}` is a class attribute, created at import time and "
+                        f"shared by every instance",
+                        help="Create the session in a method, per unit of work, or store the factory",
+                    )

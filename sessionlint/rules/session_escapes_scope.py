@@ -1,0 +1,91 @@
+import libcst as cst
+
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class SessionEscapesScope(Rule):
+    """## What it does
+    Finds a session that belongs to a scope, a `with` block or a request dependency, handed
+    to something that runs after that scope ends or beside it: `BackgroundTasks.add_task`,
+    `threading.Thread`, `asyncio.create_task`/`ensure_future`, `loop.run_in_executor`,
+    an executor's `submit`, anyio's `start_soon`, a Celery `delay`/`apply_async`.
+
+    ## Why is this bad?
+    The `with` block (or the dependency's exit code) closes the session while the task or the
+    thread still holds it, and a Session is not safe to share between threads or concurrent
+    tasks. The result is `DetachedInstanceError`, use of a closed session, or two threads
+    interleaving on one connection.
+
+    FastAPI's timing matters for sessions from a dependency with `yield` handed to
+    `background_tasks.add_task`: before 0.106.0 the dependency's exit code ran after the
+    background tasks, so the session was still open there; from 0.106.0 to 0.117.x it ran
+    before the response was sent, closing the session under the background task; from 0.118.0
+    it runs after the response again; `Depends(..., scope="function")` (0.121.0+) exits before
+    the response. The rule therefore reports `add_task` with a dependency's session only for
+    `scope="function"`; sessions from a `with` block always; threads, tasks and executors
+    always (they run beside the request, which keeps using and then closes the session).
+
+    ## Example
+    ```python
+    @router.post("/orders/{order_id}/receipt")
+    def resend(order_id: int, background_tasks: BackgroundTasks):
+        with SessionLocal() as db:
+            background_tasks.add_task(send_receipt, db, order_id)
+    ```
+
+    Use instead:
+    ```python
+    @router.post("/orders/{order_id}/receipt")
+    def resend(order_id: int, background_tasks: BackgroundTasks):
+        background_tasks.add_task(send_receipt, order_id)  # opens its own session
+    ```
+
+    ## Known limitations
+    - Only sessions created by a `with` in the same function and sessions injected with
+      `Depends(...)` are followed; a session passed in as a plain argument is not.
+
+    ## References
+    - FastAPI, "Dependencies with yield and background tasks":
+      https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/
+    - FastAPI 0.106.0 and 0.118.0 release notes: https://fastapi.tiangolo.com/release-notes/
+    - SQLAlchemy, "Is the Session thread-safe?":
+      https://docs.sqlalchemy.org/en/20/orm/session_basics.html#is-the-session-thread-safe-is-asyncsession-safe-to-share-in-concurrent-tasks
+    """
+
+    code = "SL008"
+    name = "session-escapes-scope"
+    summary = "Session handed to a background task, thread or task that outlives its scope"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("handoff",)
+    examples = (
+        Valid(
+            "@router.post('/receipt')\n"
+            "def resend(order_id: int, background_tasks: BackgroundTasks):\n"
+            "    background_tasks.add_task(send_receipt, order_id)\n",
+            name="task_opens_its_own_session",
+        ),
+        Invalid(
+            "@router.post('/receipt')\n"
+            "def resend(order_id: int, background_tasks: BackgroundTasks):\n"
+            "    with SessionLocal() as db:\n"
+            "        background_tasks.add_task(send_receipt, db, order_id)\n",
+            name="with_session_to_background_task",
+            expect=[("SL008", 4, 9)],
+        ),
+    )
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is None:
+            return
+        for handoff in facts.handoffs:
+            owner = "its `with` block" if handoff.by_with else "the request"
+            self.report(
+                handoff.call,
+                f"session `{handoff.name}` is handed to a {handoff.sink} that runs after {owner} "
+                f"closes it, or beside it",
+                help=f"Pass ids or values and open a new session inside the {handoff.sink}",
+            )

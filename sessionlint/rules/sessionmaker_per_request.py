@@ -1,0 +1,90 @@
+import libcst as cst
+
+from sessionlint.analysis.frameworks import Timing
+from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.diagnostics import FixAvailability
+from sessionlint.rules.base import Invalid, Rule, Valid
+
+
+class SessionmakerPerRequest(Rule):
+    """## What it does
+    Finds `sessionmaker(...)`, `async_sessionmaker(...)`, `scoped_session(...)` and
+    `async_scoped_session(...)` executed for every request: in a route handler, a FastAPI
+    dependency, middleware `dispatch`, a Celery task, or a function of the same module that one
+    of those calls.
+
+    ## Why is this bad?
+    A sessionmaker is configuration, meant to be built once next to the engine. Built per
+    request it costs time on every request, and a `scoped_session` built per request is a new
+    registry each time: its `remove()` at teardown no longer reaches the sessions it handed out.
+
+    ## Example
+    ```python
+    @router.get("/users")
+    def list_users():
+        maker = sessionmaker(bind=engine)
+        with maker() as db:
+            return db.scalars(select(User)).all()
+    ```
+
+    Use instead:
+    ```python
+    SessionLocal = sessionmaker(bind=engine)
+
+    @router.get("/users")
+    def list_users():
+        with SessionLocal() as db:
+            return db.scalars(select(User)).all()
+    ```
+
+    ## Known limitations
+    - Functions run once (module level, lifespan, startup handlers, cached getters, app
+      factories) and functions whose timing is unknown are not reported.
+
+    ## References
+    - SQLAlchemy, "Using a sessionmaker":
+      https://docs.sqlalchemy.org/en/20/orm/session_basics.html#using-a-sessionmaker
+    """
+
+    code = "SL005"
+    name = "sessionmaker-per-request"
+    summary = "sessionmaker or scoped_session built for every request"
+    fix_availability = FixAvailability.NONE
+    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    TRIGGERS = ("maker",)
+    examples = (
+        Valid(
+            "SessionLocal = sessionmaker(bind=engine)\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    with SessionLocal() as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="module_level_sessionmaker",
+        ),
+        Invalid(
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    maker = sessionmaker(bind=engine)\n"
+            "    with maker() as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="sessionmaker_in_route",
+            expect=[("SL005", 3, 13)],
+        ),
+    )
+
+    def leave_Module(self, node: cst.Module) -> None:
+        lifecycle = self.context.lifecycle
+        frameworks = self.context.frameworks
+        for facts in lifecycle.finished.values():
+            if not isinstance(facts.node, cst.FunctionDef) or not facts.maker_builds:
+                continue
+            timing, reason = frameworks.timing_of(facts.node)
+            if timing is not Timing.PER_REQUEST:
+                continue
+            for call in facts.maker_builds:
+                callee = self.context.source_of(call.func)
+                self.report(
+                    call,
+                    f"`{callee}()` is built again on every request: {reason}",
+                    help="Build it once at module level (or in the app's lifespan) and reuse it",
+                )
