@@ -255,7 +255,6 @@ def is_test_code(path: str, function_name: str, decorators: FrozenSet[str]) -> b
         base.startswith("test_")
         or base.endswith("_test.py")
         or base == "conftest.py"
-        or "/tests/" in path.replace("\\", "/")
         or function_name.startswith("test")
         or any(d.endswith("fixture") for d in decorators)
     )

@@ -393,7 +393,7 @@ class LifecycleCollector:
                 for sub in walk(annotation):
                     if isinstance(sub, cst.Call):
                         dependency = _depends_target(sub) or dependency
-            if dependency is not None:
+            if dependency is not None and _is_session_dependency(name, dependency, types):
                 if dependency in self.async_dependencies:
                     facts.async_names.add(name)
                 facts.session_names.add(name)
@@ -616,6 +616,16 @@ def _annotation_names(annotation: cst.BaseExpression) -> Set[str]:
     if name:
         names.add(name)
     return names
+
+
+def _is_session_dependency(param: str, dependency: str, types: Set[str]) -> bool:
+    """A `Depends(...)` parameter holds a session when annotated as one, named like one
+    (`db`, `session`), or injected by a dependency named like one (`get_db`,
+    `get_async_session`). `user=Depends(get_current_user)` does not."""
+    if types & SESSION_TYPE_NAMES or param in CONVENTIONAL_SESSION_NAMES:
+        return True
+    lowered = dependency.lower()
+    return "session" in lowered or lowered.endswith(("_db", "db")) or lowered.startswith("get_db")
 
 
 def _function_scoped(node: cst.CSTNode) -> bool:

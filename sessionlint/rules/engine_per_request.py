@@ -121,25 +121,44 @@ class EnginePerRequest(Rule):
         info = facts.info
         if info is None or is_test_code(self.context.path, info.name, info.decorators):
             return False
+        if info.name == "__init__":
+            return False  # objects own their engine for their lifetime (often built once)
         return not _engine_escapes(facts.node, name)
 
 
 def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
-    """Whether the engine outlives the call: returned, yielded, stored, declared global, or
-    passed to something other than a session, sessionmaker or connection call."""
-    from sessionlint.analysis.tree import terminal_name, walk
+    """Whether the engine outlives the call, itself or through what was built on it (a
+    sessionmaker, a session, a connection): returned, yielded, stored on an object or in a
+    container, declared global, or passed to something other than a session/sessionmaker."""
+    from sessionlint.analysis.tree import mentions_name, terminal_name, walk
 
     consumers = {"Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session", "inspect"}
+    derived = {name}
+    assigns = [n for n in walk(function.body) if isinstance(n, cst.Assign)]
+    changed = True
+    while changed:  # names built on the engine: SessionLocal = sessionmaker(bind=engine)
+        changed = False
+        for node in assigns:
+            if any(mentions_name(node.value, d) for d in derived):
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name) and target.target.value not in derived:
+                        derived.add(target.target.value)
+                        changed = True
+
+    def mentions_derived(node: cst.CSTNode) -> bool:
+        return any(mentions_name(node, d) for d in derived)
+
     for node in walk(function.body):
-        if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
+        if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
             return True
-        if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None:
-            if any(isinstance(n, cst.Name) and n.value == name for n in walk(node.value)):
-                return True
-        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == name:
+        if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None and mentions_derived(node.value):
             return True
+        if isinstance(node, cst.Assign) and mentions_derived(node.value):
+            if any(not isinstance(t.target, cst.Name) for t in node.targets):
+                return True  # self.maker = sessionmaker(bind=engine), cache[key] = engine
         if isinstance(node, cst.Call) and terminal_name(node.func) not in consumers:
             for arg in node.args:
-                if isinstance(arg.value, cst.Name) and arg.value.value == name:
-                    return True
+                if isinstance(arg.value, cst.Name) and arg.value.value in derived - {name} | {name}:
+                    if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
+                        return True
     return False
