@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import libcst as cst
 
-from sessionlint.analysis.factories import CONVENTIONAL_FACTORY_NAMES
+from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES
 from sessionlint.analysis.lifecycle import is_bound_to_borrowed_connection
 from sessionlint.analysis.tree import suite_statements, terminal_name, walk
 

@@ -79,6 +79,9 @@ def _explain(code: str) -> None:
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default="one per core", help="Worker processes.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--clean", is_flag=True, help="Remove the result cache and exit.")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (for testing).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and show tracebacks of internal errors.")
 @click.version_option(__version__, "--version", prog_name="sessionlint", message="%(prog)s %(version)s")
@@ -90,6 +93,9 @@ def main(
     exit_zero: bool,
     list_rules: bool,
     explain: Optional[str],
+    jobs: int,
+    no_cache: bool,
+    clean: bool,
     no_prefilter: bool,
     verbose: bool,
 ) -> None:
@@ -100,6 +106,13 @@ def main(
     if explain:
         _explain(explain)
         return
+    cache_dir = os.environ.get("SESSIONLINT_CACHE_DIR") or ".sessionlint_cache"
+    if clean:
+        from sessionlint.cache import clean as clean_cache
+
+        removed = clean_cache(cache_dir)
+        click.echo(f"Removed {cache_dir}" if removed else f"No cache at {cache_dir}", err=True)
+        return
     if verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:
@@ -107,6 +120,9 @@ def main(
             select=_split(select) or None,
             ignore=_split(ignore),
             prefilter=not no_prefilter,
+            jobs=jobs,
+            cache=not no_cache,
+            cache_dir=cache_dir,
         )
         select_rules(settings.select, settings.ignore)
     except UnknownSelector as error:

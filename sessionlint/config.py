@@ -21,3 +21,6 @@ class Settings:
     ignore: Tuple[str, ...] = ()
     session_factories: Tuple[str, ...] = ()  # extra names taken to be session factories
     prefilter: bool = True  # skip parsing files that cannot contain a finding
+    jobs: int = 0  # worker processes; 0: one per core
+    cache: bool = True
+    cache_dir: str = ".sessionlint_cache"

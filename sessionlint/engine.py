@@ -26,11 +26,17 @@ logger = logging.getLogger(__name__)
 # built per project from the factory index.
 STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
     "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine"),
+    # a coroutine method called on a line without `await` (SL006 reports nothing else; its
+    # `with` mismatches go through "factory_call")
     "async": (
-        re.compile(rb"Async(?:Session|Connection|Engine)|async_sessionmaker|create_async_engine|async\s+with\b[^\n]*[Ss]ession"),
-        None,
+        re.compile(
+            rb"(?m)^(?![^\n]*\bawait\b)[^\n]*\.(?:commit|close|rollback|flush|refresh|execute|scalars?"
+            rb"|stream|delete|merge|dispose|get_one|run_sync|exec_driver_sql)\s*\("
+        ),
+        b"async ",
     ),
-    "commit": (re.compile(rb"\.(?:commit|flush)\s*\("), b"except"),
+    # commit()/flush() followed within a few lines by an `except`
+    "commit": (re.compile(rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b"), None),
     "engine": (re.compile(rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("), None),
     "maker": (re.compile(rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("), None),
     "handoff": (
@@ -75,14 +81,14 @@ def read_sources(files: Sequence[str]) -> Tuple[Dict[str, bytes], List[FileResul
     return sources, failures
 
 
-def build_project(sources: Dict[str, bytes], settings: Settings) -> Project:
-    from sessionlint.analysis.factories import (
+def build_project(sources: Dict[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
+    from sessionlint.analysis.index import (
         CONVENTIONAL_FACTORY_NAMES,
         SESSION_CLASSES,
         build_index,
     )
 
-    index = build_index(sources, settings.session_factories)
+    index = build_index(sources, settings.session_factories, cache)
     names = set(CONVENTIONAL_FACTORY_NAMES) | set(settings.session_factories)
     names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
     for facts in index.modules.values():
@@ -108,6 +114,11 @@ def lint_source(
     recorded on the result."""
     if prefilter and not project.may_have_findings(data, {t for rule in rules for t in rule.TRIGGERS}):  # type: ignore[attr-defined]
         return FileResult(path)
+    return parse_and_lint(data, path, project, rules)
+
+
+def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type]) -> FileResult:
+    """The part of linting that needs libcst: parse, one traversal, diagnostics."""
     import libcst as cst
 
     try:
@@ -267,7 +278,8 @@ def _diagnostics(context: object) -> Tuple[Diagnostic, ...]:
 
 
 def run(paths: Sequence[str], settings: Settings) -> RunResult:
-    """Lint `paths` with `settings`."""
+    """Lint `paths` with `settings`: discovery, the project pass, the prefilter, cached results,
+    then one parse and one traversal per remaining file, on a process pool when it pays."""
     result = RunResult()
     discovered = discover(paths)
     result.usage_errors.extend(discovered.errors)
@@ -277,12 +289,77 @@ def run(paths: Sequence[str], settings: Settings) -> RunResult:
     if not infos:
         result.files.extend(FileResult(path) for path in sources)
         return result
-    project = build_project(sources, settings)
-    classes = rule_classes(infos)
+    from sessionlint.cache import Cache, fingerprint
+
+    cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
+    project = build_project(sources, settings, cache)
+    triggers = {t for info in infos for t in info.triggers}
+    run_key = fingerprint(settings, [i.code for i in infos], project.index)
+    pending: List[Tuple[str, bytes, str]] = []
     for path, data in sources.items():
-        file_result = lint_source(data, path, project, classes, settings.prefilter)
-        result.files.append(file_result)
+        digest = cache.digest(data)
+        cached = cache.get(run_key, path, digest)
+        if cached is not None:
+            result.files.append(cached)
+        elif settings.prefilter and not project.may_have_findings(data, triggers):
+            file_result = FileResult(path)
+            cache.put(run_key, path, digest, file_result)
+            result.files.append(file_result)
+        else:
+            pending.append((path, data, digest))
+    if pending:
+        for (path, data, digest), file_result in zip(pending, _lint_pending(pending, project, infos, settings.jobs)):
+            result.files.append(file_result)
+            if file_result.error is None or file_result.error.kind is not ErrorKind.INTERNAL:
+                cache.put(run_key, path, digest, file_result)
+    cache.save()
+    for file_result in result.files:
         if file_result.diagnostics:
-            result.sources[path] = data
+            result.sources[file_result.path] = sources[file_result.path]
     result.files.sort(key=lambda r: r.path)
     return result
+
+
+# Below this many files to parse, a process pool costs more to start than it saves.
+POOL_THRESHOLD = 24
+
+_WORKER: Dict[str, object] = {}
+
+
+def _worker_init(project: Project, codes: Sequence[str]) -> None:
+    from sessionlint.registry import RULES
+
+    _WORKER["project"] = project
+    _WORKER["rules"] = rule_classes([r for r in RULES if r.code in codes])
+
+
+def _worker_lint(batch: Sequence[Tuple[str, bytes]]) -> List[FileResult]:
+    project = _WORKER["project"]
+    rules = _WORKER["rules"]
+    return [parse_and_lint(data, path, project, rules) for path, data in batch]  # type: ignore[arg-type]
+
+
+def _lint_pending(
+    pending: Sequence[Tuple[str, bytes, str]], project: Project, infos: Sequence[RuleInfo], jobs: int
+) -> List[FileResult]:
+    """Parse and lint the files the cache and the prefilter could not answer, in order."""
+    jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    if jobs <= 1 or len(pending) < POOL_THRESHOLD:
+        classes = rule_classes(infos)
+        return [parse_and_lint(data, path, project, classes) for path, data, _ in pending]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Largest files first, in small batches, so that both workers finish together.
+    order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
+    batches = [order[i : i + 4] for i in range(0, len(order), 4)]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    codes = [info.code for info in infos]
+    results: List[Optional[FileResult]] = [None] * len(pending)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(project, codes)) as pool:
+        work = [[(pending[i][0], pending[i][1]) for i in batch] for batch in batches]
+        for batch, batch_results in zip(batches, pool.map(_worker_lint, work)):
+            for i, file_result in zip(batch, batch_results):
+                results[i] = file_result
+    return [r for r in results if r is not None]

@@ -16,6 +16,9 @@ class RuleInfo:
     summary: str
     fix_availability: str  # "none", "sometimes", "always"
     class_name: str
+    # Text tests a file must pass for the rule to have anything to say (engine.TRIGGERS);
+    # mirrors the rule class's TRIGGERS so that cached runs need not import the rules.
+    triggers: Tuple[str, ...] = ("factory_call",)
 
 
 RULES: Tuple[RuleInfo, ...] = (
@@ -33,22 +36,25 @@ RULES: Tuple[RuleInfo, ...] = (
         "Session used after it was closed or after its `with` block ended",
         "none",
         "UseAfterClose",
+        ("factory_call", "connection"),
     ),
-    RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "none", "EnginePerRequest"),
+    RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "none", "EnginePerRequest", ("engine",)),
     RuleInfo(
         "SL005",
         "sessionmaker-per-request",
         "sessionmaker or scoped_session built for every request",
         "none",
         "SessionmakerPerRequest",
+        ("maker",),
     ),
-    RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "none", "AsyncNotAwaited"),
+    RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "none", "AsyncNotAwaited", ("factory_call", "async")),
     RuleInfo(
         "SL007",
         "missing-rollback",
         "Failed commit caught without `rollback()`, then the session is used again",
         "none",
         "MissingRollback",
+        ("commit",),
     ),
     RuleInfo(
         "SL008",
@@ -56,6 +62,7 @@ RULES: Tuple[RuleInfo, ...] = (
         "Session handed to a background task, thread or task that outlives its scope",
         "none",
         "SessionEscapesScope",
+        ("handoff",),
     ),
     RuleInfo(
         "SL009",
@@ -70,6 +77,7 @@ RULES: Tuple[RuleInfo, ...] = (
         "Connection checked out of the pool without a guaranteed close",
         "none",
         "ConnectionNotClosed",
+        ("connection",),
     ),
 )
 

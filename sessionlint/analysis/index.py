@@ -1,0 +1,472 @@
+"""What creates sessions, project-wide: the factory index built before any file is linted.
+
+The project pass runs before any file is linted. It reads the text of every file (which the
+lint pass needs anyway) and parses with the stdlib `ast` (a tenth of libcst's cost) only the
+few files whose text can define a factory: `sessionmaker(`, `scoped_session(`, `Session(`, or a
+name already known to be a factory (a re-export, or a function that returns a new session).
+From those it records module-level factories, so that `from app.database import SessionLocal`
+in routes.py resolves to the `sessionmaker(...)` in app/database.py.
+"""
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
+
+
+
+class FactoryKind(Enum):
+    SESSION = "session factory"  # calling it creates a session the caller owns
+    REGISTRY = "session registry"  # scoped_session: calling it returns the thread's session
+    ENGINE = "engine"  # the name holds an Engine: `.connect()` creates a connection
+    CONNECTION = "connection source"  # `engine.connect()` / `engine.raw_connection()`
+
+
+@dataclass(frozen=True)
+class Factory:
+    kind: FactoryKind
+    is_async: bool
+    origin: str  # how it was recognised, for messages and --verbose
+
+
+# Classes whose instances are sessions (SQLAlchemy 2.x and SQLModel).
+SESSION_CLASSES: Mapping[str, bool] = {
+    "sqlalchemy.orm.Session": False,
+    "sqlalchemy.orm.session.Session": False,
+    "sqlmodel.Session": False,
+    "sqlmodel.orm.session.Session": False,
+    "sqlalchemy.ext.asyncio.AsyncSession": True,
+    "sqlalchemy.ext.asyncio.session.AsyncSession": True,
+    "sqlmodel.ext.asyncio.session.AsyncSession": True,
+}
+
+# Callables whose result is a session factory (sessionmaker) or a registry (scoped_session).
+MAKER_BUILDERS: Mapping[str, Factory] = {
+    "sessionmaker": Factory(FactoryKind.SESSION, False, "sessionmaker"),
+    "async_sessionmaker": Factory(FactoryKind.SESSION, True, "async_sessionmaker"),
+    "scoped_session": Factory(FactoryKind.REGISTRY, False, "scoped_session"),
+    "async_scoped_session": Factory(FactoryKind.REGISTRY, True, "async_scoped_session"),
+}
+
+# Callables that build an Engine (and with it a connection pool).
+ENGINE_BUILDERS: Mapping[str, Factory] = {
+    "create_engine": Factory(FactoryKind.ENGINE, False, "create_engine"),
+    "engine_from_config": Factory(FactoryKind.ENGINE, False, "engine_from_config"),
+    "create_async_engine": Factory(FactoryKind.ENGINE, True, "create_async_engine"),
+    "async_engine_from_config": Factory(FactoryKind.ENGINE, True, "async_engine_from_config"),
+}
+# Engine names assumed when an origin cannot be resolved, in files that mention SQLAlchemy.
+CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset(
+    {"engine", "async_engine", "db_engine", "sql_engine", "sa_engine", "sync_engine"}
+)
+# Engine methods that check a connection out of the pool.
+CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
+
+# Names that, when their origin cannot be resolved (imported from outside the linted files,
+# or a parameter), are taken to be session factories. `Session` is deliberately absent: an
+# unresolved `Session` is as often a scoped_session registry as a sessionmaker.
+# Extendable by configuration (`session-factories`).
+CONVENTIONAL_FACTORY_NAMES: FrozenSet[str] = frozenset(
+    {
+        "SessionLocal",
+        "AsyncSessionLocal",
+        "async_session_maker",
+        "async_session_factory",
+        "async_session",
+        "session_factory",
+        "session_maker",
+        "SessionFactory",
+        "SessionMaker",
+    }
+)
+
+_MANAGER_DECORATORS = frozenset({"contextmanager", "asynccontextmanager"})
+_DEPENDS_RE = re.compile(rb"\b(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)")
+_DEFINITION_RE = re.compile(
+    rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession"
+    rb"|create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("
+)
+
+
+_FROM_IMPORT_RE = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+_ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
+
+
+def is_async_name(name: str) -> bool:
+    return "async" in name.lower()
+
+
+def is_engine_name(name: str) -> bool:
+    """`engine`, `async_engine`, `self._engine`, `db_engine`: conventional engine names."""
+    return name in CONVENTIONAL_ENGINE_NAMES or name.endswith("_engine")
+
+
+@dataclass(frozen=True)
+class ImportBinding:
+    """`name` in this module comes from `module` (absolute, or relative with `level` dots);
+    `original` is the imported attribute, or "" when the module itself is bound."""
+
+    module: str
+    level: int
+    original: str
+
+
+@dataclass
+class ModuleFacts:
+    path: str
+    factories: Dict[str, Factory] = field(default_factory=dict)
+    imports: Dict[str, ImportBinding] = field(default_factory=dict)
+    # function name -> names of callees whose result it returns (resolved in the second round)
+    returned_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+    # type aliases of sessions: `DbSession = Annotated[AsyncSession, Depends(...)]` -> True
+    session_aliases: Dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class ProjectIndex:
+    """Module-level factories of the linted files, keyed by path, plus the names used as
+    FastAPI dependencies anywhere in the project. Plain data: it is sent to worker processes."""
+
+    modules: Dict[str, ModuleFacts] = field(default_factory=dict)
+    module_keys: Dict[str, List[str]] = field(default_factory=dict)  # dotted suffix -> paths
+    depends_targets: FrozenSet[str] = frozenset()
+    # generator dependencies that yield an async session (FastAPI `Depends(get_async_db)`)
+    async_dependencies: FrozenSet[str] = frozenset()
+    # every name some linted file imports with `from x import name`
+    imported_names: FrozenSet[str] = frozenset()
+    # session type aliases by name, project-wide: name -> is async
+    session_aliases: Dict[str, bool] = field(default_factory=dict)
+    extra_factory_names: FrozenSet[str] = frozenset()
+
+    # --- module resolution -------------------------------------------------------------
+    def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
+        """The linted file that `from <level dots><module> import ...` in `from_path` names."""
+        if level:
+            base = os.path.dirname(from_path)
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            parts = [p for p in module.split(".") if p]
+            stem = os.path.join(base, *parts) if parts else base
+            for candidate in (stem + ".py", os.path.join(stem, "__init__.py"), stem + ".pyi"):
+                if candidate in self.modules:
+                    return candidate
+            return None
+        paths = self.module_keys.get(module)
+        if paths and len(paths) == 1:
+            return paths[0]
+        return None
+
+    def lookup(self, path: str, name: str, depth: int = 0) -> Optional[Factory]:
+        """The factory bound to `name` at module level in `path`, following re-exports."""
+        facts = self.modules.get(path)
+        if facts is None or depth > 5:
+            return None
+        found = facts.factories.get(name)
+        if found is not None:
+            return found
+        binding = facts.imports.get(name)
+        if binding is not None and binding.original:
+            target = self.path_of_module(path, binding.module, binding.level)
+            if target is not None:
+                return self.lookup(target, binding.original, depth + 1)
+        return None
+
+    def is_project_module(self, from_path: str, module: str, level: int) -> bool:
+        return self.path_of_module(from_path, module, level) is not None
+
+
+# --- the project pass ------------------------------------------------------------------
+
+
+def module_keys_for(path: str, depth: int = 8) -> List[str]:
+    """Every dotted suffix of `path`: `/x/a/b/c.py` -> c, b.c, a.b.c, x.a.b.c (up to `depth`
+    parts). Suffix keys resolve regular packages, namespace packages without __init__.py and
+    src layouts alike; a key that two files share resolves to neither."""
+    parts = os.path.abspath(path).replace("\\", "/").split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    parts = parts[:-1] if stem == "__init__" else parts[:-1] + [stem]
+    parts = [p for p in parts if p][-depth:]
+    return [".".join(parts[i:]) for i in range(len(parts))]
+
+
+def _terminal(node: ast.expr) -> Optional[str]:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _dotted(node: ast.expr) -> Optional[str]:
+    parts: List[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _top_level_statements(body: Iterable[ast.stmt]) -> Iterable[ast.stmt]:
+    """Module-level statements, looking into `if`/`try` blocks (TYPE_CHECKING, fallbacks)."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, ast.If):
+            yield from _top_level_statements(statement.body)
+            yield from _top_level_statements(statement.orelse)
+        elif isinstance(statement, ast.Try):
+            yield from _top_level_statements(statement.body)
+            for handler in statement.handlers:
+                yield from _top_level_statements(handler.body)
+            yield from _top_level_statements(statement.orelse)
+            yield from _top_level_statements(statement.finalbody)
+
+
+def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
+    facts = ModuleFacts(path=path)
+    for statement in _top_level_statements(tree.body):
+        if isinstance(statement, ast.ImportFrom):
+            for alias in statement.names:
+                if alias.name != "*":
+                    facts.imports[alias.asname or alias.name] = ImportBinding(
+                        statement.module or "", statement.level or 0, alias.name
+                    )
+        elif isinstance(statement, ast.Import):
+            for alias in statement.names:
+                if alias.asname:
+                    facts.imports[alias.asname] = ImportBinding(alias.name, 0, "")
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            value = statement.value
+            alias = _session_alias(value)
+            if alias is not None:
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        facts.session_aliases[target.id] = alias
+                continue
+            if not isinstance(value, ast.Call) or value.func is None:
+                continue
+            callee = _terminal(value.func) or ""
+            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
+            if builder is None:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    facts.factories[target.id] = builder
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            returned = _returned_calls(statement)
+            if returned:
+                facts.returned_calls[statement.name] = returned
+            facts.factories.update(_globals_bound_in(statement))
+    return facts
+
+
+def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
+    """`Annotated[AsyncSession, ...]` -> True, `Annotated[Session, ...]` -> False, else None."""
+    if isinstance(value, ast.Subscript) and _terminal(value.value) == "Annotated":
+        inner = value.slice
+        first = inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else inner
+        name = _terminal(first) if isinstance(first, (ast.Name, ast.Attribute)) else None
+        if name in ("AsyncSession", "Session"):
+            return name == "AsyncSession"
+    return None
+
+
+def _globals_bound_in(function: ast.AST) -> Dict[str, Factory]:
+    """Module globals a configuration function binds: `global Session; Session =
+    sessionmaker(...)` (settings modules that build the engine lazily)."""
+    declared: Set[str] = set()
+    bound: Dict[str, Factory] = {}
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+    if not declared:
+        return bound
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            callee = _terminal(node.value.func) or ""
+            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
+            if builder is None:
+                continue
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id in declared:
+                    bound[target.id] = builder
+    return bound
+
+
+def _returned_calls(function: ast.AST) -> Tuple[Tuple[str, bool], ...]:
+    """Callee names whose fresh result `function` returns: `return F(...)` or
+    `x = F(...); ... return x`. Generators, context managers and decorated functions
+    (caches, fixtures) are not factories of fresh sessions."""
+    assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+    if function.decorator_list:
+        return ()
+    assigned: Dict[str, str] = {}
+    returned: List[Tuple[str, bool]] = []
+    nodes = list(_walk_own_scope(function))
+    for node in nodes:
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return ()
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            callee = _dotted(node.value.func)
+            if callee:
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assigned[target.id] = callee
+    is_async_def = isinstance(function, ast.AsyncFunctionDef)
+    for node in nodes:
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            if isinstance(value, ast.Call):
+                callee = _dotted(value.func)
+                if callee:
+                    returned.append((callee, is_async_def))
+            elif isinstance(value, ast.Name) and value.id in assigned:
+                returned.append((assigned[value.id], is_async_def))
+    return tuple(returned)
+
+
+def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
+    stack = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> Optional[Factory]:
+    """Resolve a callee written in `facts`' module, for function summaries."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        found = index.lookup(facts.path, head)
+        if found is not None:
+            return found
+        binding = facts.imports.get(head)
+        if binding is not None and binding.original:
+            full = f"{binding.module}.{binding.original}" if binding.module else binding.original
+            if full in SESSION_CLASSES:
+                return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], full)
+            if index.is_project_module(facts.path, binding.module, binding.level):
+                return None
+        if head in CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names:
+            return Factory(FactoryKind.SESSION, is_async_name(head), f"conventional name `{head}`")
+        return None
+    binding = facts.imports.get(head)
+    if binding is not None:
+        module = f"{binding.module}.{binding.original}" if binding.original else binding.module
+        full = f"{module}.{rest}"
+        if full in SESSION_CLASSES:
+            return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], full)
+        target = index.path_of_module(facts.path, module, binding.level)
+        if target is not None and "." not in rest:
+            return index.lookup(target, rest)
+    return None
+
+
+def build_index(
+    sources: Mapping[str, bytes], extra_factory_names: Iterable[str] = (), cache: Optional[object] = None
+) -> ProjectIndex:
+    """Build the project index from the files about to be linted."""
+    index = ProjectIndex(extra_factory_names=frozenset(extra_factory_names))
+    keys: Dict[str, List[str]] = {}
+    depends: Set[str] = set()
+    imported: Set[str] = set()
+    for path, data in sources.items():
+        for match in _FROM_IMPORT_RE.finditer(data):
+            imported.update(n.decode("ascii", "replace") for n in re.findall(rb"\b([A-Za-z_]\w*)\b", match.group(1)))
+        for key in module_keys_for(path):
+            keys.setdefault(key, []).append(path)
+        if b"Depends(" in data or b"Security(" in data:
+            for match in _DEPENDS_RE.finditer(data):
+                depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
+    index.module_keys = keys
+    index.depends_targets = frozenset(depends)
+    index.imported_names = frozenset(imported)
+
+    # Every linted file is registered (relative imports resolve against it); only files whose
+    # text can bind a factory are parsed.
+    for path in sources:
+        index.modules[path] = ModuleFacts(path=path)
+    known_names: Set[str] = set()
+    conventional = CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names
+    conventional_call = re.compile(
+        rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(conventional)) + rb")\s*\("
+    )
+    pending = [
+        p
+        for p, data in sources.items()
+        if _DEFINITION_RE.search(data) or conventional_call.search(data) or _ALIAS_RE.search(data)
+    ]
+    scanned: Set[str] = set()
+    for _round in range(3):
+        for path in pending:
+            scanned.add(path)
+            index.modules[path] = _scan_cached(path, sources[path], cache)
+        new_names = _summarise_functions(index)
+        new_names |= {n for f in index.modules.values() for n in f.factories}
+        fresh = new_names - known_names
+        if not fresh:
+            break
+        known_names |= fresh
+        word = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\b")
+        pending = [p for p, data in sources.items() if p not in scanned and word.search(data)]
+        if not pending:
+            # Function summaries may still resolve through names learnt this round.
+            _summarise_functions(index)
+            break
+    aliases = {n: a for f in index.modules.values() for n, a in f.session_aliases.items()}
+    index.session_aliases = aliases
+    return index
+
+
+def _scan_cached(path: str, data: bytes, cache: Optional[object]) -> ModuleFacts:
+    """The module-level facts of one file, from the cache when its bytes were seen before."""
+    digest = cache.digest(data) if cache is not None else None  # type: ignore[attr-defined]
+    if digest is not None:
+        stored = cache.get_scan(digest)  # type: ignore[attr-defined]
+        if stored is not None:
+            factories, imports, returned_calls, aliases = stored
+            return ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases))
+    try:
+        facts = _scan_module(path, ast.parse(data, filename=path))
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        facts = ModuleFacts(path=path)
+    if digest is not None:
+        # Function summaries are added to `factories` later; store the scan as it was.
+        cache.put_scan(  # type: ignore[attr-defined]
+            digest, (dict(facts.factories), dict(facts.imports), dict(facts.returned_calls), dict(facts.session_aliases))
+        )
+    return facts
+
+
+def _summarise_functions(index: ProjectIndex) -> Set[str]:
+    """Mark functions that return a fresh session as factories; one level of summary,
+    repeated until nothing changes (so a wrapper of a wrapper resolves too)."""
+    names: Set[str] = set()
+    for _ in range(3):
+        changed = False
+        for facts in index.modules.values():
+            for function, calls in facts.returned_calls.items():
+                if function in facts.factories:
+                    continue
+                for callee, is_async_def in calls:
+                    factory = _resolve_in_module(index, facts, callee)
+                    if factory is not None and factory.kind is FactoryKind.SESSION:
+                        facts.factories[function] = Factory(
+                            FactoryKind.SESSION,
+                            factory.is_async,
+                            f"function `{function}` returning a new session",
+                        )
+                        names.add(function)
+                        changed = True
+                        break
+        if not changed:
+            break
+    return names
+
+

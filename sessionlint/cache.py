@@ -1,0 +1,132 @@
+"""Results per file, keyed by content hash, tool version, effective settings and the project
+facts that cross files (the factory index), in `.sessionlint_cache/`.
+
+A warm run over an unchanged tree reads every file (to hash it), runs the project pass from
+cached per-file scans, and parses nothing. Any change to the cross-file facts (a factory
+defined, renamed or removed anywhere, a `Depends` target, an import) changes the run key and
+so invalidates every entry: coarse, but never stale.
+"""
+
+import hashlib
+import os
+import pickle
+import tempfile
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from sessionlint import __version__
+
+_FORMAT = 1
+_MAX_ENTRIES = 200_000
+
+
+def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
+    """The run key: what, besides a file's own bytes, its result depends on."""
+    factories = sorted(
+        (path, name, factory.kind.value, factory.is_async, factory.origin)
+        for path, facts in index.modules.items()
+        for name, factory in facts.factories.items()
+    )
+    parts = (
+        __version__,
+        sorted(codes),
+        settings.prefilter,
+        sorted(settings.session_factories),
+        factories,
+        sorted(index.depends_targets),
+        sorted(index.async_dependencies),
+        sorted(index.session_aliases.items()),
+        sorted(index.imported_names),
+        sorted(index.module_keys.items()),
+    )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+class Cache:
+    def __init__(self, directory: Optional[str]) -> None:
+        self.directory = directory
+        self.files: Dict[str, Tuple[str, str, Any]] = {}  # path -> (run key, digest, FileResult)
+        self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
+        self.dirty = False
+
+    @classmethod
+    def disabled(cls) -> "Cache":
+        return cls(None)
+
+    @classmethod
+    def open(cls, directory: str) -> "Cache":
+        cache = cls(directory)
+        try:
+            with open(os.path.join(directory, "results.pickle"), "rb") as handle:
+                stored = pickle.load(handle)
+            if stored.get("format") == _FORMAT and stored.get("version") == __version__:
+                cache.files = stored["files"]
+                cache.scans = stored["scans"]
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
+            pass  # no cache, or one from another version: start empty
+        return cache
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+    def get(self, run_key: str, path: str, digest: str) -> Optional[Any]:
+        entry = self.files.get(path)
+        if entry is not None and entry[0] == run_key and entry[1] == digest:
+            return entry[2]
+        return None
+
+    def put(self, run_key: str, path: str, digest: str, result: Any) -> None:
+        if self.enabled:
+            self.files[path] = (run_key, digest, result)
+            self.dirty = True
+
+    def get_scan(self, digest: str) -> Optional[Any]:
+        return self.scans.get(digest)
+
+    def put_scan(self, digest: str, scan: Any) -> None:
+        if self.enabled:
+            self.scans[digest] = scan
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write atomically (temporary file + rename) so an interrupted run leaves the old
+        cache or the new one, never half of one. A cache that cannot be written is skipped."""
+        if not self.enabled or not self.dirty:
+            return
+        directory = self.directory
+        assert directory is not None
+        try:
+            os.makedirs(directory, exist_ok=True)
+            ignore = os.path.join(directory, ".gitignore")
+            if not os.path.exists(ignore):
+                with open(ignore, "w") as handle:
+                    handle.write("# Created by sessionlint.\n*\n")
+            if len(self.files) > _MAX_ENTRIES:
+                self.files = dict(list(self.files.items())[-_MAX_ENTRIES:])
+            if len(self.scans) > _MAX_ENTRIES:
+                self.scans = dict(list(self.scans.items())[-_MAX_ENTRIES:])
+            payload = {"format": _FORMAT, "version": __version__, "files": self.files, "scans": self.scans}
+            handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
+            try:
+                with os.fdopen(handle_fd, "wb") as handle:
+                    pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, os.path.join(directory, "results.pickle"))
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError:
+            pass
+
+
+def clean(directory: str) -> bool:
+    """Remove the cache directory; True if there was one."""
+    import shutil
+
+    if os.path.isdir(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        return True
+    return False

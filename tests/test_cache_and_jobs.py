@@ -1,0 +1,117 @@
+"""The result cache and the process pool: same findings as a plain run, a warm run parses
+nothing, and a change to a factory in one file invalidates the results of the files that
+import it."""
+
+import os
+import textwrap
+
+import sessionlint.engine as engine
+from sessionlint.config import Settings
+
+DATABASE = '''
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+engine = create_engine("sqlite://")
+{binding} = sessionmaker(bind=engine)
+'''
+
+ROUTES = '''
+from app.database import Maker
+
+
+def leak():
+    db = Maker()
+    db.execute("select 1")
+'''
+
+
+def write_project(root, binding="Maker"):
+    app = root / "app"
+    app.mkdir(exist_ok=True)
+    (app / "__init__.py").write_text("")
+    (app / "database.py").write_text(DATABASE.format(binding=binding))
+    (app / "routes.py").write_text(ROUTES)
+    return app
+
+
+def findings(run):
+    return [(os.path.basename(d.path), d.start.line, d.code) for d in run.diagnostics]
+
+
+def count_parses(monkeypatch):
+    calls = []
+    real = engine.parse_and_lint
+
+    def counting(data, path, project, rules):
+        calls.append(path)
+        return real(data, path, project, rules)
+
+    monkeypatch.setattr(engine, "parse_and_lint", counting)
+    return calls
+
+
+def test_warm_run_parses_nothing(tmp_path, monkeypatch):
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    cold = engine.run([str(app)], settings)
+    assert findings(cold) == [("routes.py", 6, "SL001")]
+    parses = count_parses(monkeypatch)
+    warm = engine.run([str(app)], settings)
+    assert findings(warm) == findings(cold)
+    assert parses == []
+    assert open(tmp_path / "cache" / ".gitignore").read().endswith("*\n")
+
+
+def test_changed_file_is_linted_again(tmp_path, monkeypatch):
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    engine.run([str(app)], settings)
+    (app / "routes.py").write_text(ROUTES + "\n\ndef fine():\n    with Maker() as db:\n        db.execute('x')\n")
+    parses = count_parses(monkeypatch)
+    warm = engine.run([str(app)], settings)
+    assert [os.path.basename(p) for p in parses] == ["routes.py"]
+    assert findings(warm) == [("routes.py", 6, "SL001")]
+
+
+def test_factory_change_in_another_file_invalidates_dependents(tmp_path):
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    # `Maker` is no longer a sessionmaker: routes.py, unchanged, must not keep its finding.
+    (app / "database.py").write_text(DATABASE.format(binding="OtherName") + "\nMaker = object\n")
+    assert findings(engine.run([str(app)], settings)) == []
+    # And back.
+    (app / "database.py").write_text(DATABASE.format(binding="Maker"))
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+
+
+def test_no_cache_writes_nothing(tmp_path):
+    app = write_project(tmp_path)
+    engine.run([str(app)], Settings(cache=False, cache_dir=str(tmp_path / "cache"), jobs=1))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_process_pool_gives_the_same_findings(tmp_path, monkeypatch):
+    app = write_project(tmp_path)
+    for i in range(engine.POOL_THRESHOLD + 6):
+        body = ROUTES if i % 2 else ROUTES.replace("db.execute", "with db:\n        db.execute")
+        (app / f"routes_{i}.py").write_text(body)
+    single = engine.run([str(app)], Settings(cache=False, jobs=1))
+    pooled = engine.run([str(app)], Settings(cache=False, jobs=2))
+    assert findings(pooled) == findings(single)
+    assert len(findings(single)) == 1 + (engine.POOL_THRESHOLD + 6) // 2
+
+
+def test_clean_removes_the_cache(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from sessionlint.cli import main
+
+    app = write_project(tmp_path)
+    monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    assert runner.invoke(main, [str(app), "-q", "-j", "1"]).exit_code == 1
+    assert (tmp_path / "cache").is_dir()
+    assert runner.invoke(main, ["--clean"]).exit_code == 0
+    assert not (tmp_path / "cache").exists()
