@@ -3,7 +3,6 @@ nothing, and a change to a factory in one file invalidates the results of the fi
 import it."""
 
 import os
-import textwrap
 
 import sessionlint.engine as engine
 from sessionlint.config import Settings

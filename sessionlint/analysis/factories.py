@@ -21,6 +21,20 @@ from sessionlint.analysis.index import (  # noqa: F401  (re-exported for the ana
 )
 from sessionlint.analysis.tree import dotted_name, terminal_name
 
+__all__ = [
+    "CONNECTION_METHODS",
+    "CONVENTIONAL_ENGINE_NAMES",
+    "CONVENTIONAL_FACTORY_NAMES",
+    "ENGINE_BUILDERS",
+    "MAKER_BUILDERS",
+    "SESSION_CLASSES",
+    "Factory",
+    "FactoryKind",
+    "ImportBinding",
+    "ProjectIndex",
+    "Resolver",
+]
+
 
 # --- the per-file resolver ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, terminal_name, walk
+from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 
 
 @dataclass(frozen=True)

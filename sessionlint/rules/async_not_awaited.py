@@ -1,11 +1,9 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class AsyncNotAwaited(Rule):
+class AsyncNotAwaited(ScopeRule):
     """## What it does
     Finds coroutine methods of an `AsyncSession`, `AsyncConnection` or `AsyncEngine`
     (`commit()`, `close()`, `rollback()`, `execute()`, `flush()`, `refresh()`, `dispose()`,
@@ -50,7 +48,6 @@ class AsyncNotAwaited(Rule):
     name = "async-not-awaited"
     summary = "Coroutine method of an async session called without `await`"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("factory_call", "async")
     examples = (
         Valid(
@@ -73,16 +70,7 @@ class AsyncNotAwaited(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)
-        if facts is None:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         for call in facts.unawaited:
             self.report(
                 call.call,

@@ -1,14 +1,14 @@
 """The rule base class, its examples, and the per-file context rules report into."""
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import libcst as cst
 
 from sessionlint.analysis.factories import ProjectIndex, Resolver
 from sessionlint.analysis.frameworks import FrameworkCollector
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import LifecycleCollector, ScopeFacts
 from sessionlint.analysis.positions import Positions
 from sessionlint.diagnostics import Confidence, Fix, FixAvailability
 
@@ -104,3 +104,24 @@ class Rule:
 
 
 RuleClass = Type[Rule]
+
+
+class ScopeRule(Rule):
+    """A rule that reads the lifecycle facts of each function and of the module body once
+    the traversal has left it: subclasses implement `check_scope`."""
+
+    METADATA_DEPENDENCIES: ClassVar[Tuple[type, ...]] = (LifecycleCollector,)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._dispatch(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._dispatch(node)
+
+    def _dispatch(self, node: cst.CSTNode) -> None:
+        facts = self.context.lifecycle.facts_for(node)
+        if facts is not None and not facts.gave_up:
+            self.check_scope(facts)
+
+    def check_scope(self, facts: "ScopeFacts") -> None:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,12 +1,10 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unprotected_close
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class CloseNotInFinally(Rule):
+class CloseNotInFinally(ScopeRule):
     """## What it does
     Finds sessions that are closed on every normal path but not when an exception is raised
     between their creation and the close: the close is not in a `finally` block (or a `with`).
@@ -54,7 +52,6 @@ class CloseNotInFinally(Rule):
     name = "close-not-in-finally"
     summary = "Session closed on the normal path only, not when an exception is raised"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     examples = (
         Valid(
             "def save(item):\n"
@@ -91,16 +88,7 @@ class CloseNotInFinally(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)
-        if facts is None or facts.gave_up:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         for life in facts.lives:
             if not life.creation.is_connection:
                 report_unprotected_close(self, life, "session")

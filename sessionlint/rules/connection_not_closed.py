@@ -1,12 +1,10 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unclosed, report_unprotected_close
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class ConnectionNotClosed(Rule):
+class ConnectionNotClosed(ScopeRule):
     """## What it does
     Finds connections checked out with `engine.connect()` or `engine.raw_connection()` (and
     their async forms) that are not closed on every path: never closed, left open by an early
@@ -51,7 +49,6 @@ class ConnectionNotClosed(Rule):
     name = "connection-not-closed"
     summary = "Connection checked out of the pool without a guaranteed close"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("connection",)
     examples = (
         Valid(
@@ -83,16 +80,7 @@ class ConnectionNotClosed(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)
-        if facts is None or facts.gave_up:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         for life in facts.lives:
             if life.creation.is_connection:
                 before = len(self.context.reports)

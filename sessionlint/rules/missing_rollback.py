@@ -1,11 +1,9 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class MissingRollback(Rule):
+class MissingRollback(ScopeRule):
     """## What it does
     Finds `except` handlers that catch the exception of a failed `commit()` or `flush()`,
     do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
@@ -57,7 +55,6 @@ class MissingRollback(Rule):
     name = "missing-rollback"
     summary = "Failed commit caught without `rollback()`, then the session is used again"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("commit",)
     examples = (
         Valid(
@@ -83,16 +80,7 @@ class MissingRollback(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)
-        if facts is None or facts.gave_up:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         for missing in facts.missing_rollbacks:
             method = missing.failing_call.func.attr.value  # type: ignore[attr-defined]
             where = "in the next loop iteration at line {use}" if missing.in_next_iteration else "at line {use}"

@@ -1,12 +1,10 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector, SessionLife
+from sessionlint.analysis.lifecycle import ScopeFacts, SessionLife
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unclosed
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class SessionNotClosed(Rule):
+class SessionNotClosed(ScopeRule):
     """## What it does
     Finds sessions created in a function, a script or a module body with no close guaranteed
     on every normal path: never closed, left open by an early `return`, `raise`, `continue`
@@ -55,7 +53,6 @@ class SessionNotClosed(Rule):
     name = "session-not-closed"
     summary = "Session created without a guaranteed close"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     examples = (
         Valid(
             "def count_users():\n"
@@ -90,16 +87,7 @@ class SessionNotClosed(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)  # type: ignore[arg-type]
-        if facts is None or facts.gave_up:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         for index, life in enumerate(facts.lives):
             if index not in facts.shared_sessions:  # SL009 reports those
                 self._check_life(life)

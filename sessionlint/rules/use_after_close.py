@@ -1,11 +1,9 @@
-import libcst as cst
-
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import Confidence, FixAvailability
-from sessionlint.rules.base import Invalid, Rule, Valid
+from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
-class UseAfterClose(Rule):
+class UseAfterClose(ScopeRule):
     """## What it does
     Finds a session (or connection) used after `close()` on the same path, or after the `with`
     block that created it has ended: a method call, an attribute that does database work, or
@@ -53,7 +51,6 @@ class UseAfterClose(Rule):
     name = "use-after-close"
     summary = "Session used after it was closed or after its `with` block ended"
     fix_availability = FixAvailability.NONE
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("factory_call", "connection")
     examples = (
         Valid(
@@ -92,16 +89,7 @@ class UseAfterClose(Rule):
         ),
     )
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node)
-
-    def leave_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
-
-    def _check_scope(self, node: cst.CSTNode) -> None:
-        facts = self.context.lifecycle.facts_for(node)
-        if facts is None or facts.gave_up:
-            return
+    def check_scope(self, facts: ScopeFacts) -> None:
         connections = {c.name for c in facts.creations if c.is_connection and c.name}
         for use in facts.uses_after_close:
             noun = "connection" if use.name in connections else "session"

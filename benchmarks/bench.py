@@ -1,0 +1,158 @@
+"""Benchmark sessionlint against its peers on pinned real projects, in one invocation.
+
+    python benchmarks/bench.py                      # apache-airflow-core + whole corpus
+    python benchmarks/bench.py --projects apache-airflow-core --runs 5
+    python benchmarks/bench.py --no-peers           # sessionlint only
+
+Real code comes from the corpus manifest (corpus/projects.toml), fetched by
+`scripts/corpus.py fetch` into the corpus cache. Peers are installed at run time, pinned, into
+a virtualenv under the cache: ruff, pylint, fixit. Runs of the tools alternate (round robin),
+and every number is a median of whole-process wall times; ratios are sessionlint / peer from
+the same invocation. Peak memory is the maximum resident set size of the run (getrusage of
+the child). Results are printed as a Markdown table (paste into benchmarks/RESULTS.md).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import corpus  # noqa: E402
+
+PEERS = {"ruff": "ruff==0.17.5", "pylint": "pylint==4.1.4", "fixit": "fixit==2.2.1"}
+
+
+def peer_venv() -> str:
+    return os.path.join(corpus.cache_dir(), "bench-peers")
+
+
+def install_peers() -> Dict[str, str]:
+    venv = peer_venv()
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    missing = [spec for name, spec in PEERS.items() if not os.path.exists(os.path.join(venv, "bin", name))]
+    if missing:
+        subprocess.run([python, "-m", "pip", "install", "-q", *missing], check=True)
+    return {name: os.path.join(venv, "bin", name) for name in PEERS}
+
+
+def timed(command: Sequence[str], cwd: Optional[str] = None, env: Optional[dict] = None) -> Tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit code) of one run of `command`; the peak comes
+    from GNU time's %M for that process tree's largest process."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        wrapped = ["/usr/bin/time", "-f", "%M", "-o", report.name, *command] if os.path.exists("/usr/bin/time") else list(command)
+        started = time.perf_counter()
+        completed = subprocess.run(wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        text = report.read().strip().splitlines()
+        peak = int(text[-1]) if text and text[-1].isdigit() else 0
+    return wall, peak, completed.returncode
+
+
+def sessionlint_binary() -> str:
+    candidate = os.path.join(os.path.dirname(sys.executable), "sessionlint")
+    if not os.path.exists(candidate):
+        sys.exit("run this with the Python of a virtualenv where sessionlint is installed")
+    return candidate
+
+
+def commands(target: str, peers: Dict[str, str], jobs: int, cache_dir: str) -> Dict[str, List[str]]:
+    tool = sessionlint_binary()
+    found = {
+        "sessionlint cold, 1 job": [tool, target, "-q", "--no-cache", "-j", "1", "--exit-zero"],
+        f"sessionlint cold, {jobs} jobs": [tool, target, "-q", "--no-cache", "-j", str(jobs), "--exit-zero"],
+        "sessionlint warm cache": [tool, target, "-q", "-j", str(jobs), "--exit-zero"],
+    }
+    if "ruff" in peers:
+        found["ruff check --select ALL --no-cache"] = [peers["ruff"], "check", "--select", "ALL", "--no-cache", "--exit-zero", "-q", target]
+    if "pylint" in peers:
+        found[f"pylint consider-using-with -j {jobs}"] = [
+            peers["pylint"], "--disable=all", "--enable=consider-using-with", f"-j{jobs}", "--exit-zero", target,
+        ]
+    if "fixit" in peers:
+        found["fixit lint (default rules)"] = [peers["fixit"], "lint", target]
+    return found
+
+
+def bench(name: str, target: str, peers: Dict[str, str], runs: int, jobs: int) -> List[Tuple[str, float, int]]:
+    cache_dir = tempfile.mkdtemp(prefix="sessionlint-bench-cache-")
+    env = dict(os.environ, SESSIONLINT_CACHE_DIR=cache_dir, NO_COLOR="1")
+    table = commands(target, peers, jobs, cache_dir)
+    # Warm the cache once so "warm" measures a run over an unchanged tree.
+    subprocess.run(table["sessionlint warm cache"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: Dict[str, List[float]] = {label: [] for label in table}
+    peaks: Dict[str, int] = {label: 0 for label in table}
+    for _ in range(runs):
+        for label, command in table.items():  # round robin: machine noise hits every tool
+            wall, peak, _code = timed(command, env=env)
+            samples[label].append(wall)
+            peaks[label] = max(peaks[label], peak)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return [(label, statistics.median(values), peaks[label]) for label, values in samples.items()]
+
+
+def precommit_run(target: str, runs: int) -> float:
+    """Five files of the target, as a pre-commit hook passes them, no cache."""
+    files = []
+    for directory, _, names in os.walk(target):
+        files.extend(os.path.join(directory, n) for n in sorted(names) if n.endswith(".py"))
+        if len(files) >= 200:
+            break
+    chosen = [f for f in files if os.path.getsize(f) > 2000][:5]
+    tool = sessionlint_binary()
+    return statistics.median(timed([tool, *chosen, "-q", "--no-cache", "--exit-zero"])[0] for _ in range(runs))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", nargs="*", default=["apache-airflow-core", "ALL"])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args(argv)
+    projects = corpus.load_projects()
+    corpus.fetch(projects)
+    peers = {} if args.no_peers else install_peers()
+    print(f"machine: {os.cpu_count()} cores; runs per tool: {args.runs}; medians of wall time\n")
+    tool = sessionlint_binary()
+    version_time = statistics.median(timed([tool, "--version"])[0] for _ in range(max(args.runs, 5)))
+    print(f"`sessionlint --version`: {version_time:.3f} s")
+    airflow = [p for p in projects if p["name"] == "apache-airflow-core"]
+    if airflow:
+        print(f"pre-commit-sized run (5 files of apache-airflow-core): {precommit_run(corpus.source_dir(airflow[0]), args.runs):.3f} s\n")
+    for selection in args.projects:
+        if selection == "ALL":
+            target = os.path.join(corpus.cache_dir(), "src")
+            label = f"whole corpus ({len(projects)} projects)"
+        else:
+            chosen = [p for p in projects if p["name"] == selection]
+            if not chosen:
+                continue
+            target = corpus.source_dir(chosen[0])
+            label = selection
+        rows = bench(label, target, peers, args.runs, args.jobs)
+        ruff = next((wall for name, wall, _ in rows if name.startswith("ruff")), None)
+        pylint = next((wall for name, wall, _ in rows if name.startswith("pylint")), None)
+        fixit = next((wall for name, wall, _ in rows if name.startswith("fixit")), None)
+        print(f"### {label}\n")
+        print("| tool | median wall (s) | peak RSS (MiB) | / ruff | / pylint | / fixit |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, wall, peak in rows:
+            ratios = [f"{wall / base:.2f}x" if base and name.startswith("sessionlint") else "" for base in (ruff, pylint, fixit)]
+            print(f"| {name} | {wall:.3f} | {peak / 1024:.0f} | {' | '.join(ratios)} |")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
