@@ -414,6 +414,8 @@ class LifecycleCollector:
             if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
                 self._check_awaited(node, receiver.value, method, ancestors, facts)
             if method in CONNECTION_METHODS:
+                if type(receiver) is cst.Name and method in ("connect", "begin", "raw_connection"):
+                    facts.engine_consumers.add(receiver.value)
                 engine = self.resolver.engine_of(receiver, self._local_engines())
                 if engine is not None:
                     factory = Factory(FactoryKind.CONNECTION, engine.is_async, f"`{method}()` on an engine")
