@@ -690,6 +690,10 @@ def classify_holding(
     if isinstance(parent, cst.Attribute) and isinstance(grandparent, cst.Call) and grandparent.func is parent:
         if parent.attr.value in ("begin", "__enter__", "__aenter__"):
             return Holding.MANAGED, None, None
+        if parent.attr.value == "close":
+            # `engine.connect().close()`: a reachability probe, closed before anything else
+            # runs. Fixture: SL010/connect_then_close_probe.py (false positive on real code).
+            return Holding.MANAGED, None, None
         return Holding.CHAINED, None, None
     if isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call):
         if terminal_name(grandparent.func) in CLOSING_WRAPPERS:

@@ -94,7 +94,12 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     leak: Leak = life.exception_leaks[0]
     close = life.closes[0]
     close_ref = ("end", close) if isinstance(close, cst.With) else close
-    if leak.kind == "exception":
+    if leak.kind == "exception" and _is_in_finally(life.function.node, close):
+        message = (
+            f"{noun} `{name}` is not closed if line {{raise}} raises: it runs before the `try` whose "
+            f"`finally` closes it at line {{close}}"
+        )
+    elif leak.kind == "exception":
         message = f"{noun} `{name}` is not closed if line {{raise}} raises: the close at line {{close}} is not in a `finally`"
     else:
         message = (
@@ -106,6 +111,18 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     else:
         help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
     rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref})
+
+
+def _is_in_finally(function: cst.CSTNode, close: cst.CSTNode) -> bool:
+    """Whether the close sits in some `finally:` of the function (one whose `try` starts too
+    late, since the close does not cover the raise)."""
+    from sessionlint.analysis.tree import walk
+
+    for node in walk(function, enter_scopes=False):
+        if isinstance(node, cst.Try) and node.finalbody is not None:
+            if any(child is close for child in walk(node.finalbody, enter_scopes=False)):
+                return True
+    return False
 
 
 def _yields_between(life: SessionLife) -> bool:
