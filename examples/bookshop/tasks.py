@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from sqlalchemy import select
 
-from bookshop.database import SessionLocal
+from bookshop.database import SessionLocal, engine
 from bookshop.models import Book, Order
 
 logger = logging.getLogger(__name__)
@@ -31,3 +31,19 @@ def expire_order(order_id: int) -> bool:
     db.commit()
     db.close()
     return True
+
+
+# BUG (SL009): one session built at import time and shared by every task of the worker.
+reporting_db = SessionLocal()
+
+
+@shared_task
+def count_orders() -> int:
+    return reporting_db.query(Order).count()
+
+
+# BUG (SL010): the connection is checked out of the pool and never returned to it.
+@shared_task
+def vacuum_orders() -> None:
+    conn = engine.connect()
+    conn.exec_driver_sql("VACUUM")

@@ -146,13 +146,19 @@ class Resolver:
             return callee.value in self.callee_names
         if isinstance(callee, cst.Attribute):
             return True
-        return False
+        return isinstance(callee, cst.Call)  # `sessionmaker(bind=engine)()`
 
     def factory_of(self, callee: cst.BaseExpression) -> Optional[Factory]:
         if isinstance(callee, cst.Name):
             return self._resolve_name(callee.value)
         if isinstance(callee, cst.Attribute):
             return self._resolve_attribute(callee)
+        if isinstance(callee, cst.Call):
+            # `sessionmaker(bind=engine)()` calls the factory it just built. A registry
+            # called at once (`scoped_session(...)()`) hands out its thread's session: not one.
+            maker = MAKER_BUILDERS.get(terminal_name(callee.func) or "")
+            if maker is not None and maker.kind is FactoryKind.SESSION:
+                return maker
         return None
 
     def _resolve_name(self, name: str) -> Optional[Factory]:

@@ -268,10 +268,18 @@ class EngineBuild:
 class Handoff:
     """A session handed to something that runs after, or beside, the scope that owns it."""
 
-    call: cst.Call
+    call: cst.CSTNode  # the call that hands it over, or the assignment that stores it
     name: str
     sink: str  # "background task", "thread", "task", "executor", "module-level variable"
     by_with: bool  # the session belongs to a `with` block (else: a request dependency)
+
+    @property
+    def is_store(self) -> bool:
+        return self.sink in STORE_SINKS
+
+
+# Where an assignment keeps a session beyond its scope (see `find_stores`).
+STORE_SINKS = ("module-level variable", "class attribute")
 
 
 # Calls that run what they are given later or concurrently, by the callee's last name.
@@ -330,6 +338,7 @@ class LifecycleCollector:
         self.scopes: List[ScopeFacts] = []
         self.finished: Dict[int, ScopeFacts] = {}
         self.try_depth: List[int] = []
+        self._module_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
 
     def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
@@ -340,6 +349,27 @@ class LifecycleCollector:
             self._note_parameters(node, facts)
         self.scopes.append(facts)
         self.try_depth.append(0)
+
+    def _module_names(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+        """(names bound at module level, classes defined there), from the module's own
+        statements, computed once per file and only for functions that hold sessions."""
+        if self._module_bindings is None:
+            module = self.scopes[0].node
+            names: Set[str] = set()
+            classes: Set[str] = set()
+            for statement in getattr(module, "body", ()):
+                if isinstance(statement, cst.ClassDef):
+                    classes.add(statement.name.value)
+                elif isinstance(statement, cst.SimpleStatementLine):
+                    for small in statement.body:
+                        targets = []
+                        if isinstance(small, cst.Assign):
+                            targets = [t.target for t in small.targets]
+                        elif isinstance(small, cst.AnnAssign):
+                            targets = [small.target]
+                        names.update(t.value for t in targets if isinstance(t, cst.Name))
+            self._module_bindings = (frozenset(names), frozenset(classes))
+        return self._module_bindings
 
     def enter_try(self) -> None:
         if self.try_depth:
@@ -356,6 +386,8 @@ class LifecycleCollector:
             facts.info = describe_function(node, self.depends_targets)
             if facts.handoff_calls:
                 facts.handoffs = find_handoffs(facts)
+            if isinstance(node, cst.FunctionDef) and self.scopes and (facts.injected or facts.creations):
+                facts.handoffs.extend(find_stores(node, facts, self._module_names()))
             if isinstance(node, cst.Module) and facts.creations:
                 facts.shared_sessions = find_shared_sessions(facts, self.resolver.index.imported_names)
             if facts.commits_in_try:
@@ -381,8 +413,14 @@ class LifecycleCollector:
             annotation = param.annotation.annotation if param.annotation is not None else None
             types = _annotation_names(annotation) if annotation is not None else set()
             aliases = self.resolver.index.session_aliases
-            for alias in types & set(aliases):
+            aliased = types & set(aliases)
+            for alias in aliased:
                 types.add("AsyncSession" if aliases[alias] else "Session")
+            if aliased:
+                # Session aliases are `Annotated[Session, Depends(get_db)]` (the index records
+                # only Annotated ones): the framework injects a request-scoped session.
+                # Fixture: SL008/dependency_session_handed_over.py
+                facts.injected.setdefault(name, False)
             if types & SESSION_TYPE_NAMES:
                 facts.session_names.add(name)
             if types & ASYNC_TYPE_NAMES:
@@ -573,6 +611,52 @@ def find_handoffs(facts: ScopeFacts) -> List[Handoff]:
                 if sink != "background task" or facts.injected[name]:
                     found.append(Handoff(call, name, sink, False))
     return found
+
+
+def find_stores(function: cst.FunctionDef, facts: ScopeFacts, module: Tuple[FrozenSet[str], FrozenSet[str]]) -> List[Handoff]:
+    """Sessions of a `with` block or of a request dependency assigned where they outlive it:
+    `CACHE[key] = db` on a module-level container, a `global` name, `SomeClass.attr = db`.
+    Local containers, `self.db = db` and `request.state.db = db` live as long as the request.
+    Fixture: SL008/session_stored_beyond_request.py"""
+    managed = {c.name for c in facts.creations if c.holding is Holding.MANAGED and c.name}
+    owned = managed | set(facts.injected)
+    if not owned:
+        return []
+    module_names, class_names = module
+    declared_global: Set[str] = set()
+    local: Set[str] = {p.name.value for p in _all_params(function)}
+    assigns: List[cst.Assign] = []
+    for node in walk(function.body, enter_scopes=False):
+        if isinstance(node, cst.Global):
+            declared_global.update(n.name.value for n in node.names)
+        elif isinstance(node, cst.Assign):
+            assigns.append(node)
+            local.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+    found: List[Handoff] = []
+    for node in assigns:
+        value = node.value
+        if not isinstance(value, cst.Name) or value.value not in owned:
+            continue
+        for target in (t.target for t in node.targets):
+            sink = None
+            if isinstance(target, cst.Name) and target.value in declared_global:
+                sink = "module-level variable"
+            elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+                base = target.value.value
+                if base in module_names and (base not in local or base in declared_global):
+                    sink = "module-level variable"
+            elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+                if target.value.value in class_names and target.value.value not in local:
+                    sink = "class attribute"
+            if sink is not None:
+                found.append(Handoff(node, value.value, sink, value.value in managed))
+    return found
+
+
+def _all_params(function: cst.FunctionDef) -> List[cst.Param]:
+    params = function.params
+    extra = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+    return list(params.posonly_params) + list(params.params) + list(params.kwonly_params) + extra
 
 
 def _passed_names(call: cst.Call) -> List[str]:

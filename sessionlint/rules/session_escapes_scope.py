@@ -10,7 +10,9 @@ class SessionEscapesScope(Rule):
     Finds a session that belongs to a scope, a `with` block or a request dependency, handed
     to something that runs after that scope ends or beside it: `BackgroundTasks.add_task`,
     `threading.Thread`, `asyncio.create_task`/`ensure_future`, `loop.run_in_executor`,
-    an executor's `submit`, anyio's `start_soon`, a Celery `delay`/`apply_async`.
+    an executor's `submit`, anyio's `start_soon`, a Celery `delay`/`apply_async`; or stored
+    where it outlives the scope: a module-level container (`CACHE[key] = db`), a `global`
+    name, a class attribute (`Registry.current = db`).
 
     ## Why is this bad?
     The `with` block (or the dependency's exit code) closes the session while the task or the
@@ -44,7 +46,10 @@ class SessionEscapesScope(Rule):
 
     ## Known limitations
     - Only sessions created by a `with` in the same function and sessions injected with
-      `Depends(...)` are followed; a session passed in as a plain argument is not.
+      `Depends(...)` (or an `Annotated[Session, Depends(...)]` alias) are followed; a session
+      passed in as a plain argument is not.
+    - Stores are recognised on module-level names and classes of the same module; `self.db`,
+      `request.state.db` and local containers live as long as the request and are not reported.
 
     ## References
     - FastAPI, "Dependencies with yield and background tasks":
@@ -83,6 +88,14 @@ class SessionEscapesScope(Rule):
             return
         for handoff in facts.handoffs:
             owner = "its `with` block" if handoff.by_with else "the request"
+            if handoff.is_store:
+                self.report(
+                    handoff.call,
+                    f"session `{handoff.name}` is stored in a {handoff.sink}, which keeps it after "
+                    f"{owner} closes it and shares it with every later request",
+                    help="Store ids or values, or the session factory; open a session per unit of work",
+                )
+                continue
             self.report(
                 handoff.call,
                 f"session `{handoff.name}` is handed to a {handoff.sink} that runs after {owner} "
