@@ -7,6 +7,7 @@ defined, renamed or removed anywhere, a `Depends` target, an import) changes the
 so invalidates every entry: coarse, but never stale.
 """
 
+import functools
 import hashlib
 import os
 import pickle
@@ -19,6 +20,24 @@ _FORMAT = 1
 _MAX_ENTRIES = 200_000
 
 
+@functools.lru_cache(maxsize=None)
+def code_key() -> str:
+    """The tool's own code: sizes and modification times of the package's modules, so that
+    an editable install or a checkout that changes the analysis never reads stale results
+    under an unchanged version number (about 40 stat calls)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    for directory, _, files in os.walk(package):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                try:
+                    status = os.stat(os.path.join(directory, name))
+                except OSError:
+                    continue
+                parts.append((os.path.relpath(os.path.join(directory, name), package), status.st_size, status.st_mtime_ns))
+    return hashlib.blake2b(repr(sorted(parts)).encode(), digest_size=8).hexdigest()
+
+
 def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
     """The run key: what, besides a file's own bytes, its result depends on."""
     factories = sorted(
@@ -28,6 +47,7 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
     )
     parts = (
         __version__,
+        code_key(),
         sorted(codes),
         settings.prefilter,
         sorted(settings.session_factories),
@@ -58,7 +78,7 @@ class Cache:
         try:
             with open(os.path.join(directory, "results.pickle"), "rb") as handle:
                 stored = pickle.load(handle)
-            if stored.get("format") == _FORMAT and stored.get("version") == __version__:
+            if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
                 cache.files = stored["files"]
                 cache.scans = stored["scans"]
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
@@ -109,7 +129,7 @@ class Cache:
                 self.files = dict(list(self.files.items())[-_MAX_ENTRIES:])
             if len(self.scans) > _MAX_ENTRIES:
                 self.scans = dict(list(self.scans.items())[-_MAX_ENTRIES:])
-            payload = {"format": _FORMAT, "version": __version__, "files": self.files, "scans": self.scans}
+            payload = {"format": _FORMAT, "version": (__version__, code_key()), "files": self.files, "scans": self.scans}
             handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
             try:
                 with os.fdopen(handle_fd, "wb") as handle:

@@ -114,3 +114,18 @@ def test_clean_removes_the_cache(tmp_path, monkeypatch):
     assert (tmp_path / "cache").is_dir()
     assert runner.invoke(main, ["--clean"]).exit_code == 0
     assert not (tmp_path / "cache").exists()
+
+
+def test_change_to_the_tools_own_code_invalidates(tmp_path, monkeypatch):
+    """An editable install whose analysis changed must not read results of the old code
+    under the same version number."""
+    import sessionlint.cache as cache
+
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    engine.run([str(app)], settings)
+    monkeypatch.setattr(cache, "code_key", lambda: "changed")
+    parses = count_parses(monkeypatch)
+    again = engine.run([str(app)], settings)
+    assert findings(again) == [("routes.py", 6, "SL001")]
+    assert sorted(os.path.basename(p) for p in parses) == ["database.py", "routes.py"]  # warm: []

@@ -81,7 +81,10 @@ ROUTE_METHODS = frozenset(
 # Decorators that make every call a unit of work: Flask hooks, Celery tasks.
 PER_CALL_DECORATORS = frozenset({"before_request", "after_request", "teardown_request", "task", "shared_task"})
 # Decorators that make a function run once (or once per argument set).
-ONCE_DECORATORS = frozenset({"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager"})
+# Command-line commands (click, typer, Flask's `app.cli`) run once per process.
+ONCE_DECORATORS = frozenset(
+    {"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager", "command", "group"}
+)
 # Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
 # app.add_url_rule(rule, view_func=...).
 ENDPOINT_REGISTRARS = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})

@@ -11,7 +11,7 @@ from typing import Iterable, List, Optional, Sequence, Set
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, suite_statements, terminal_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, suite_statements, terminal_name, walk
 
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS = frozenset({"commit", "flush"})
@@ -148,7 +148,7 @@ def _check_try(
     body = suite_statements(node.body)  # type: ignore[attr-defined]
     failing = {}
     savepoint = set()
-    for call in _calls(body):
+    for call in _calls(_reachable_by_handlers(body)):
         pair = _receiver_and_method(call)
         if pair is None:
             continue
@@ -157,7 +157,7 @@ def _check_try(
             failing.setdefault(key, call)
         elif method == "begin_nested":
             savepoint.add(key)  # a savepoint's context manager rolls back for us
-    for key in savepoint:
+    for key in savepoint | _managed_in(body):
         failing.pop(key, None)
     if not failing:
         return
@@ -165,6 +165,8 @@ def _check_try(
         if not _catches_database_errors(handler):
             continue
         handler_body = suite_statements(handler.body)
+        if any(_inspects_state(handler_body, key) for key in failing):
+            continue
         before_raise = _until_first_raise(handler_body)
         falls_through = _can_complete(handler_body)
         for key, failing_call in failing.items():
@@ -181,6 +183,78 @@ def _check_try(
                     next_iteration = use is not None
             if use is not None:
                 found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
+
+
+def _reachable_by_handlers(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
+    """The parts of a `try` body whose exceptions can reach its handlers: an inner `try`, at
+    any depth, whose catch-all handler never raises keeps its body's exceptions to itself
+    (that inner handler is checked on its own); its handlers, `else` and `finally` stay.
+    Fixture: SL007/nested_try_inner_handler_catches_all.py"""
+    kept: List[cst.CSTNode] = []
+    pending: List[cst.CSTNode] = list(reversed(block))
+    while pending:
+        node = pending.pop()
+        if type(node).__name__ in ("Try", "TryStar") and _swallows_everything(node):
+            kept.extend(_parts_outside_body(node))
+        elif any(type(n).__name__ in ("Try", "TryStar") for n in walk(node, enter_scopes=False)):
+            if isinstance(node, SCOPE_TYPES):
+                continue
+            # Split the compound statement: its own expressions stay, its blocks are opened.
+            pending.extend(reversed(list(iter_children(node))))
+        else:
+            kept.append(node)
+    return kept
+
+
+def _swallows_everything(node: cst.CSTNode) -> bool:
+    for handler in getattr(node, "handlers", ()):
+        kind = handler.type
+        catch_all = kind is None or (terminal_name(kind) or "") in ("Exception", "BaseException")
+        if catch_all and not any(isinstance(n, cst.Raise) for n in walk(handler.body, enter_scopes=False)):
+            return True
+    return False
+
+
+def _parts_outside_body(node: cst.CSTNode) -> List[cst.CSTNode]:
+    parts: List[cst.CSTNode] = [handler.body for handler in getattr(node, "handlers", ())]
+    for name in ("orelse", "finalbody"):
+        part = getattr(node, name, None)
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
+def _managed_in(block: Sequence[cst.CSTNode]) -> Set[str]:
+    """Sessions a context manager inside the `try` body looks after: `with session_scope() as
+    session:` (the scope rolls back and closes on the way out, and the next use of the name
+    is a new session), `with session.begin():` (rolls the transaction back on an exception).
+    Fixture: SL007/session_scope_entered_inside_try.py"""
+    managed: Set[str] = set()
+    for root in block:
+        for node in walk(root, enter_scopes=False):
+            if not isinstance(node, cst.With):
+                continue
+            for item in node.items:
+                if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                    managed.add(item.asname.name.value)
+                call = item.item
+                if isinstance(call, cst.Call):
+                    pair = _receiver_and_method(call)
+                    if pair is not None and pair[1] in ("begin", "begin_nested"):
+                        managed.add(pair[0])
+    return managed
+
+
+def _inspects_state(block: Sequence[cst.CSTNode], key: str) -> bool:
+    """The handler looks at the session's state (`if not session.is_active: break`) and
+    decides for itself: the analysis cannot tell which way it goes.
+    Fixture: SL007/handler_checks_is_active.py"""
+    for root in block:
+        for node in walk(root, enter_scopes=False):
+            if isinstance(node, cst.Attribute) and node.attr.value in ("is_active", "in_transaction"):
+                if dotted_name(node.value) == key:
+                    return True
+    return False
 
 
 def _until_first_raise(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
