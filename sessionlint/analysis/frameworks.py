@@ -115,6 +115,9 @@ class FrameworkCollector:
         self.classes: List[Tuple[str, FrozenSet[str]]] = []
         self.endpoints: Set[str] = set()
         self.once_names: Set[str] = set()  # lifespan=..., on_startup=[...]
+        # An Alembic env.py (it calls `context.run_migrations()`): run once per migration
+        # process by `alembic upgrade`. Fixture: SL004/alembic_env_engine_from_config.py
+        self.is_alembic_env = False
         self.done = False
 
     # -- traversal hooks --------------------------------------------------------------
@@ -149,6 +152,8 @@ class FrameworkCollector:
 
     def on_call(self, node: cst.Call) -> None:
         callee = terminal_name(node.func) or ""
+        if callee == "run_migrations" and dotted_name(node.func) == "context.run_migrations":
+            self.is_alembic_env = True
         if self.stack:
             func = node.func
             if isinstance(func, cst.Name):
@@ -214,6 +219,8 @@ class FrameworkCollector:
             return Timing.ONCE, "it runs once"
         if APP_FACTORY_NAMES.match(record.name) or (record.global_guard and _has_none_guard(record.node)):
             return Timing.ONCE, "it runs once"
+        if self.is_alembic_env:
+            return Timing.ONCE, "Alembic runs env.py once per migration"
         for decorator in record.decorator_calls:
             if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator:
                 return Timing.PER_REQUEST, f"`{record.name}` is a request handler (`@{decorator}`)"

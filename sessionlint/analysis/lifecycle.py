@@ -73,7 +73,7 @@ class Creation:
 _BORROWED_CONNECTION_NAMES = frozenset({"bind", "conn", "connection", "get_bind"})
 
 
-def is_bound_to_borrowed_connection(call: cst.Call) -> bool:
+def is_bound_to_borrowed_connection(call: cst.Call, borrowed: Set[str] = frozenset()) -> bool:
     """Idiom: `Session(bind=op.get_bind())` in an Alembic migration, `Session(bind=connection)`
     in a fixture. A Session bound to an existing Connection checks nothing out of the pool; the
     connection's owner (Alembic, the fixture) closes it, so leaving the Session unclosed leaks
@@ -86,6 +86,8 @@ def is_bound_to_borrowed_connection(call: cst.Call) -> bool:
             value = value.func
         if terminal_name(value) in _BORROWED_CONNECTION_NAMES:
             return True
+        if isinstance(value, cst.Name) and value.value in borrowed:
+            return True  # `c = op.get_bind()` earlier in the scope
         if arg.keyword is None:
             return False  # only the first positional argument is the bind
     return False
@@ -321,6 +323,7 @@ class ScopeFacts:
     injected: Dict[str, bool] = field(default_factory=dict)  # Depends params -> scope="function"
     shared_sessions: Set[int] = field(default_factory=set)  # module-level creations used elsewhere
     missing_rollbacks: List[MissingRollback] = field(default_factory=list)
+    borrowed_names: Set[str] = field(default_factory=set)  # `c = op.get_bind()`: not ours to close
     info: Optional[FunctionInfo] = None
     gave_up: bool = False  # the body was beyond the analysis (recursion): stay silent
 
@@ -460,6 +463,10 @@ class LifecycleCollector:
                     self._record(node, factory, ancestors, facts)
                 return
         callee = terminal_name(func) or ""
+        if callee == "get_bind" and ancestors and isinstance(ancestors[-1], cst.Assign):
+            for target in ancestors[-1].targets:
+                if isinstance(target.target, cst.Name):
+                    facts.borrowed_names.add(target.target.value)
         if callee in ENGINE_BUILDERS:
             self._note_engine(node, ancestors)
             return
@@ -542,7 +549,7 @@ class LifecycleCollector:
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
         creation = Creation(
-            node, factory, holding, name, is_bound_to_borrowed_connection(node), in_async_with, in_main_guard
+            node, factory, holding, name, is_bound_to_borrowed_connection(node, facts.borrowed_names), in_async_with, in_main_guard
         )
         facts.creations.append(creation)
         if name is not None:
