@@ -33,7 +33,7 @@ from sessionlint.analysis.factories import (
 from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
 from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
-from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, terminal_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, suite_statements, terminal_name, walk
 
 ScopeNode = Union[cst.FunctionDef, cst.Module]
 
@@ -178,6 +178,11 @@ UNBOUND = 0
 OPEN = 1
 CLOSED = 2
 MANAGED = 3
+# A session created and not yet used on this path: a Session checks a connection out only
+# on first use (autobegin), so leaving a fresh one holds nothing. Connections start OPEN.
+# https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#autobegin
+# Fixture: SL001/unused_on_the_exit_path.py
+FRESH = 4
 
 _UNBOUND_STATE: State = frozenset({(UNBOUND, -1, 0)})
 
@@ -342,6 +347,7 @@ class LifecycleCollector:
         self.finished: Dict[int, ScopeFacts] = {}
         self.try_depth: List[int] = []
         self._module_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
+        self._closers: Optional[Dict[str, Closer]] = None
 
     def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
@@ -352,6 +358,13 @@ class LifecycleCollector:
             self._note_parameters(node, facts)
         self.scopes.append(facts)
         self.try_depth.append(0)
+
+    def _module_closers(self) -> Dict[str, "Closer"]:
+        """Module-level functions that close what they are given (computed once per file,
+        only when some scope creates a session)."""
+        if self._closers is None:
+            self._closers = find_closers(self.scopes[0].node) if self.scopes else {}
+        return self._closers
 
     def _module_names(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
         """(names bound at module level, classes defined there), from the module's own
@@ -400,7 +413,7 @@ class LifecycleCollector:
                     facts.gave_up = True
             if facts.creations:
                 try:
-                    build_lives(facts, facts.info)
+                    build_lives(facts, facts.info, self._module_closers())
                 except RecursionError:
                     facts.gave_up = True
                     facts.lives = []
@@ -666,6 +679,50 @@ def _all_params(function: cst.FunctionDef) -> List[cst.Param]:
     return list(params.posonly_params) + list(params.params) + list(params.kwonly_params) + extra
 
 
+@dataclass(frozen=True)
+class Closer:
+    """A module-level function that closes some of its parameters on every path: in a
+    `finally:` of its body (`param.close()` / `await param.close()`) or by `with param:` /
+    `with closing(param):` around its body."""
+
+    positions: FrozenSet[int]
+    keywords: FrozenSet[str]
+
+
+def find_closers(module: cst.CSTNode) -> Dict[str, Closer]:
+    found: Dict[str, Closer] = {}
+    for statement in getattr(module, "body", ()):
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        params = list(statement.params.posonly_params) + list(statement.params.params)
+        names = [p.name.value for p in params] + [p.name.value for p in statement.params.kwonly_params]
+        closed = _closed_parameters(statement, set(names))
+        if closed:
+            found[statement.name.value] = Closer(
+                frozenset(i for i, p in enumerate(params) if p.name.value in closed), frozenset(closed)
+            )
+    return found
+
+
+def _closed_parameters(function: cst.FunctionDef, params: Set[str]) -> Set[str]:
+    closed: Set[str] = set()
+    for statement in suite_statements(function.body):
+        if isinstance(statement, cst.Try) and statement.finalbody is not None:
+            for node in walk(statement.finalbody, enter_scopes=False):
+                if (
+                    isinstance(node, cst.Call)
+                    and isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value == "close"
+                    and isinstance(node.func.value, cst.Name)
+                    and node.func.value.value in params
+                ):
+                    closed.add(node.func.value.value)
+        elif isinstance(statement, cst.With):
+            for item in statement.items:
+                closed.update(n for n in params if _with_item_closes(item, {n}))
+    return closed
+
+
 def _passed_names(call: cst.Call) -> List[str]:
     """Names passed as values anywhere in a call's arguments (not `db.attr`), in order."""
     names: List[str] = []
@@ -795,13 +852,13 @@ def classify_holding(
 # --- step 2: per function ----------------------------------------------------------------
 
 
-def build_lives(facts: ScopeFacts, info: FunctionInfo) -> None:
+def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[str, "Closer"]] = None) -> None:
     """Fill `facts.lives` and `facts.uses_after_close`."""
     tracked = [c for c in facts.creations if c.holding in (Holding.BOUND, Holding.MANAGED) and c.name]
     names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture)
+    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, closers=closers or {})
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, str] = {}
@@ -821,7 +878,14 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo) -> None:
     for name in sorted(names):
         # A name whose object escapes has no leaks of its own (ownership is unclear), but a
         # use after its close is still a use after close.
-        transfer = SessionTransfer(name, events, scanner.raising)
+        # Sessions start FRESH; connections are checked out at once, and a project function
+        # that returns a session may already have used it.
+        lazy = {
+            i
+            for i, c in enumerate(facts.creations)
+            if not c.is_connection and not c.factory.origin.startswith("function ")
+        }
+        transfer = SessionTransfer(name, events, scanner.raising, lazy)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
@@ -885,8 +949,15 @@ class EventScanner:
     """Finds, per statement, what happens to the tracked names, in evaluation order, and
     which statements may raise."""
 
-    def __init__(self, names: Set[str], creation_index: Dict[int, int], yield_raises: bool = True) -> None:
+    def __init__(
+        self,
+        names: Set[str],
+        creation_index: Dict[int, int],
+        yield_raises: bool = True,
+        closers: Optional[Dict[str, "Closer"]] = None,
+    ) -> None:
         self.names = names
+        self.closers = closers or {}
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
@@ -1093,6 +1164,15 @@ class EventScanner:
             return
         self._expr(func, "use", out)
         callee = terminal_name(func) or ""
+        closer = self.closers.get(func.value) if type(func) is cst.Name else None
+        if closer is not None:
+            # A function of this module that closes the parameter in a `finally`: the call
+            # hands the session over for good. Fixture: SL001/closed_by_module_helper.py
+            for position, arg in enumerate(node.args):
+                keyword = arg.keyword.value if arg.keyword is not None else None
+                closes = keyword in closer.keywords if keyword else position in closer.positions
+                self._expr(arg.value, "closer" if closes and not arg.star else "borrow", out)
+            return
         if callee in CLOSING_WRAPPERS:
             context = "closer"
         elif callee in STORING_CALLEES or callee[:1].isupper():
@@ -1210,8 +1290,9 @@ class SessionTransfer(Transfer):
     """The state of one tracked name through a function: unbound, open (per creation),
     closed (per close site), or managed by a `with`."""
 
-    def __init__(self, name: str, events: Dict[int, List[Event]], raising: Set[int]) -> None:
+    def __init__(self, name: str, events: Dict[int, List[Event]], raising: Set[int], lazy: Set[int] = frozenset()) -> None:
         self.name = name
+        self.lazy = lazy  # creations that start FRESH (sessions, not connections)
         self.events = events
         self.raising = raising
         self.rebinds: List[Tuple[cst.CSTNode, State]] = []
@@ -1243,8 +1324,13 @@ class SessionTransfer(Transfer):
         # A statement that closes the session counts as closing it even if it then raises
         # (the close is the last thing it does); any other statement raises before its
         # effect on the name (a creation that raises creates nothing).
-        if any(e.kind in (EventKind.CLOSE, EventKind.REGISTER) for e in self._mine(root)):
+        mine = self._mine(root)
+        if any(e.kind in (EventKind.CLOSE, EventKind.REGISTER) for e in mine):
             return after
+        if any(e.kind in (EventKind.USE, EventKind.ESCAPE) for e in mine):
+            # `db.execute(...)` that raises has used the session (and may hold a connection);
+            # `yield db` hands it to the endpoint before the exception is thrown back in.
+            return frozenset((OPEN, r, x) if s == FRESH else (s, r, x) for s, r, x in before)
         return before
 
     def into_handler(self, state: State) -> State:
@@ -1254,14 +1340,16 @@ class SessionTransfer(Transfer):
         kind = event.kind
         if kind is EventKind.CREATE:
             self._note_rebind(event.node, state)
-            return frozenset({(OPEN, event.creation, 0)})
+            return frozenset({(FRESH if event.creation in self.lazy else OPEN, event.creation, 0)})
         if kind is EventKind.REGISTER:
             # A close is now guaranteed later (ExitStack, atexit, finalizers, addCleanup): the
             # session is as good as managed, neither open nor closed yet.
-            return frozenset((MANAGED, r, x) if s == OPEN else (s, r, x) for s, r, x in state)
+            return frozenset((MANAGED, r, x) if s in (OPEN, FRESH) else (s, r, x) for s, r, x in state)
         if kind is EventKind.CLOSE:
             site = self._site(event.node, False)
-            return frozenset((CLOSED, site, x) if s == OPEN else (s, r, x) for s, r, x in state)
+            return frozenset((CLOSED, site, x) if s in (OPEN, FRESH) else (s, r, x) for s, r, x in state)
+        if kind in (EventKind.USE, EventKind.ESCAPE):
+            state = frozenset((OPEN, r, x) if s == FRESH else (s, r, x) for s, r, x in state)
         if kind is EventKind.USE:
             if event.detail not in SAFE_AFTER_CLOSE and event.detail != "check":
                 closed = {r for s, r, _ in state if s == CLOSED}
@@ -1301,7 +1389,7 @@ class SessionTransfer(Transfer):
         site = self._site(node, True)
 
         def finalize(at_exit: State) -> State:
-            return frozenset((CLOSED, site, x) if s in (OPEN, MANAGED) else (s, r, x) for s, r, x in at_exit)
+            return frozenset((CLOSED, site, x) if s in (OPEN, MANAGED, FRESH) else (s, r, x) for s, r, x in at_exit)
 
         return state, finalize
 
