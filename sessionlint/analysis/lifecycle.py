@@ -33,7 +33,7 @@ from sessionlint.analysis.factories import (
 from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
 from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
-from sessionlint.analysis.tree import SCOPE_TYPES, iter_children, mentions_name, suite_statements, terminal_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, mentions_name, suite_statements, terminal_name, walk
 
 ScopeNode = Union[cst.FunctionDef, cst.Module]
 
@@ -875,6 +875,7 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
         closes.setdefault(name, []).append(with_node)
 
     leaks_by_name: Dict[str, Dict[int, List[Leak]]] = {}
+    assumptions = creation_assumptions(facts) if names else {}
     for name in sorted(names):
         # A name whose object escapes has no leaks of its own (ownership is unclear), but a
         # use after its close is still a use after close.
@@ -885,7 +886,7 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
             for i, c in enumerate(facts.creations)
             if not c.is_connection and not c.factory.origin.startswith("function ")
         }
-        transfer = SessionTransfer(name, events, scanner.raising, lazy)
+        transfer = SessionTransfer(name, events, scanner.raising, lazy, assumptions)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
@@ -903,6 +904,94 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
         facts.lives.append(
             SessionLife(creation, info, tuple(closes.get(name, ())), escapes.get(name), name in returned, leaks)
         )
+
+
+def _flag_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:
+    """`flag`, `self.flag`, `not flag`: (the flag's dotted name, whether the test is true
+    when the flag is)."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = _flag_test(test.expression)
+        return None if inner is None else (inner[0], not inner[1])
+    if isinstance(test, (cst.Name, cst.Attribute)):
+        key = dotted_name(test)
+        if key is not None and key not in ("True", "False", "None"):
+            return key, True
+    return None
+
+
+def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bool]]]:
+    """For each creation (by index), the flag tests of the `if` branches around it, for
+    flags the scope never assigns (names and attribute chains): those keep their value for
+    the whole call."""
+    body = _scope_body(facts.node)
+    assigned: Set[str] = set()
+    for root in body:
+        for node in walk(root, enter_scopes=False):
+            targets: List[cst.BaseExpression] = []
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
+                targets = [node.target]
+            elif isinstance(node, (cst.For, cst.CompFor)):
+                targets = [node.target]
+            elif isinstance(node, cst.AsName):
+                targets = [node.name]
+            elif isinstance(node, cst.Global) or isinstance(node, cst.Nonlocal):
+                assigned.update(n.name.value for n in node.names)
+            for target in targets:
+                for sub in walk(target):
+                    key = dotted_name(sub) if isinstance(sub, (cst.Name, cst.Attribute)) else None
+                    if key:
+                        assigned.add(key)
+    index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
+    found: Dict[int, FrozenSet[Tuple[str, bool]]] = {}
+
+    def visit(statements: Sequence[cst.CSTNode], held: FrozenSet[Tuple[str, bool]]) -> None:
+        for statement in statements:
+            if isinstance(statement, SCOPE_TYPES):
+                continue
+            if isinstance(statement, cst.If):
+                visit_if(statement, held)
+                continue
+            if held:
+                for node in walk(statement, enter_scopes=False):
+                    if type(node) is cst.Call and id(node) in index_of:
+                        found[index_of[id(node)]] = held
+                    if isinstance(node, cst.If):
+                        break  # nested blocks are visited below with their own flags
+            for block in _child_blocks(statement):
+                visit(block, held)
+
+    def visit_if(node: cst.If, held: FrozenSet[Tuple[str, bool]]) -> None:
+        flag = _flag_test(node.test)
+        usable = flag is not None and flag[0] not in assigned
+        visit(suite_statements(node.body), held | {flag} if usable else held)  # type: ignore[operator]
+        orelse = node.orelse
+        other = held | {(flag[0], not flag[1])} if usable else held  # type: ignore[index]
+        if isinstance(orelse, cst.If):
+            visit_if(orelse, other)
+        elif orelse is not None:
+            visit(suite_statements(orelse.body), other)
+
+    visit(body, frozenset())
+    return found
+
+
+def _child_blocks(statement: cst.CSTNode) -> List[Sequence[cst.CSTNode]]:
+    """The statement lists directly inside a compound statement (not `if`, visited apart)."""
+    blocks: List[Sequence[cst.CSTNode]] = []
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.BaseSuite):
+        blocks.append(suite_statements(body))
+    for handler in getattr(statement, "handlers", ()) or ():
+        blocks.append(suite_statements(handler.body))
+    for name in ("orelse", "finalbody"):
+        part = getattr(statement, name, None)
+        if part is not None and isinstance(getattr(part, "body", None), cst.BaseSuite):
+            blocks.append(suite_statements(part.body))
+    for case in getattr(statement, "cases", ()) or ():
+        blocks.append(suite_statements(case.body))
+    return blocks
 
 
 def _scope_body(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
@@ -1290,8 +1379,18 @@ class SessionTransfer(Transfer):
     """The state of one tracked name through a function: unbound, open (per creation),
     closed (per close site), or managed by a `with`."""
 
-    def __init__(self, name: str, events: Dict[int, List[Event]], raising: Set[int], lazy: Set[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        name: str,
+        events: Dict[int, List[Event]],
+        raising: Set[int],
+        lazy: Set[int] = frozenset(),
+        assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None,
+    ) -> None:
         self.name = name
+        # creation index -> flags (never reassigned in the function) and their values on
+        # every path to that creation
+        self.assumptions = assumptions or {}
         self.lazy = lazy  # creations that start FRESH (sessions, not connections)
         self.events = events
         self.raising = raising
@@ -1399,9 +1498,25 @@ class SessionTransfer(Transfer):
         branch cannot run with the name in any state it may hold (unreachable)."""
         positive = _presence_test(test, self.name)
         if positive is None:
-            return state
+            return self._refine_by_flag(test, state, truthy)
         present = positive if truthy else not positive
         return frozenset(t for t in state if (t[0] != UNBOUND) == present)
+
+    def _refine_by_flag(self, test: cst.BaseExpression, state: State, truthy: bool) -> State:
+        """`if with_engine: arg = engine else: arg = engine.connect()` ... `finally: if not
+        with_engine: arg.close()`: a flag the function never reassigns has the value it had
+        when the object was created, so a branch that contradicts it cannot see that object.
+        Fixture: SL010/connection_opened_and_closed_under_one_flag.py"""
+        flag = _flag_test(test)
+        if flag is None or not self.assumptions:
+            return state
+        key, positive = flag
+        value = positive if truthy else not positive
+        return frozenset(
+            t
+            for t in state
+            if t[0] not in (OPEN, FRESH, MANAGED) or (key, not value) not in self.assumptions.get(t[1], ())
+        )
 
     def uses_after_close(self) -> List[UseAfterClose]:
         found = []
