@@ -1,9 +1,10 @@
 """Bug planting for the recall measurement (scripts/corpus.py mutate).
 
 Each operator takes correct real code and plants one known bug the way developers write it:
-a `with` turned into a bare assignment, a `finally` dropped, an `await` dropped, a rollback
-dropped. A site is named by its operator and its index among that operator's matches in walk
-order, so a mutant can be rebuilt from the original bytes.
+a `with` turned into a bare assignment, a `finally` dropped, an `await` dropped (on receivers
+that certainly are async sessions), a rollback dropped, an engine or a sessionmaker moved into
+a request handler. A site is named by its operator and its index among that operator's
+matches in walk order, so a mutant can be rebuilt from the original bytes.
 """
 
 import re
@@ -115,7 +116,7 @@ def _is_awaited_session_call(node: cst.CSTNode, factories) -> bool:
     return (
         isinstance(small, cst.Expr)
         and isinstance(small.value, cst.Await)
-        and _method_call(node, COROUTINES) is not None
+        and f"~{_method_call(node, COROUTINES)}" in factories
     )
 
 
@@ -168,6 +169,35 @@ def _drop_await(node: cst.SimpleStatementLine) -> cst.SimpleStatementLine:
     return node.with_changes(body=[small.with_changes(value=small.value.expression)])
 
 
+_ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
+
+
+def _is_route_handler(node: cst.CSTNode, factories) -> bool:
+    """`@app.get("/x")` / `@router.post(...)` / `@bp.route(...)` on a function: a request
+    handler as the frameworks register it."""
+    if not isinstance(node, cst.FunctionDef) or not isinstance(node.body, cst.IndentedBlock):
+        return False
+    for decorator in node.decorators:
+        call = decorator.decorator
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value in _ROUTE_METHODS:
+            return True
+    return False
+
+
+def _prepend(node: cst.FunctionDef, source: str) -> cst.FunctionDef:
+    statement = cst.parse_statement(source)
+    return node.with_changes(body=node.body.with_changes(body=[statement, *node.body.body]))
+
+
+def _engine_into_route(node: cst.FunctionDef) -> cst.FunctionDef:
+    """Move the engine into the handler: it is now built on every request."""
+    return _prepend(node, "request_engine = create_engine(DATABASE_URL)\n")
+
+
+def _sessionmaker_into_route(node: cst.FunctionDef) -> cst.FunctionDef:
+    return _prepend(node, "RequestSession = sessionmaker(bind=engine)\n")
+
+
 def _drop_rollback(node: cst.Try) -> cst.FlattenSentinel:
     handlers = []
     name = ""
@@ -196,12 +226,14 @@ _OPERATORS: Dict[str, Tuple[str, Matcher, Mutation]] = {
     "SL001 with-to-assignment": ("SL001", _is_session_with, _with_to_assignment),
     "SL002 drop-finally": ("SL002|SL010", _is_finally_close, _drop_finally),
     "SL003 use-after-with": ("SL003", _is_session_with_completing, _use_after_with),
+    "SL004 engine-into-route": ("SL004", _is_route_handler, _engine_into_route),
+    "SL005 sessionmaker-into-route": ("SL005", _is_route_handler, _sessionmaker_into_route),
     "SL006 drop-await": ("SL006", _is_awaited_session_call, _drop_await),
     "SL007 drop-rollback": ("SL007", _is_rollback_handler_try, _drop_rollback),
     "SL010 connect-with-to-assignment": ("SL010", _is_connect_with, _with_to_assignment),
 }
 
-_QUICK = re.compile(rb"\bwith\b|\bawait\b|\bfinally\b|rollback")
+_QUICK = re.compile(rb"\bwith\b|\bawait\b|\bfinally\b|rollback|\.(?:get|post|put|patch|delete|route)\(")
 
 
 def _callees(data: bytes, factories: Optional[set]) -> set:
@@ -226,6 +258,24 @@ def _created_names(module: cst.Module, factories) -> set:
     return found
 
 
+def _async_session_names(module: cst.Module, callees) -> set:
+    """`~name` for names that certainly hold an AsyncSession/AsyncConnection: annotated so,
+    or bound by `async with <factory>() as name`. Only their awaits are dropped (other
+    awaited `commit()`s belong to Redis clients, websockets, files...)."""
+    found = set()
+    for node in walk(module):
+        if isinstance(node, cst.Param) and node.annotation is not None:
+            annotation = node.annotation.annotation
+            if any(terminal_name(n) in ("AsyncSession", "AsyncConnection") for n in walk(annotation) if isinstance(n, (cst.Name, cst.Attribute))):
+                found.add("~" + node.name.value)
+        elif isinstance(node, cst.With) and node.asynchronous is not None:
+            for item in node.items:
+                if isinstance(item.item, cst.Call) and terminal_name(item.item.func) in callees:
+                    if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                        found.add("~" + item.asname.name.value)
+    return found
+
+
 def find_sites(data: bytes, factories: Optional[set] = None) -> List[Tuple[str, int]]:
     if not _QUICK.search(data):
         return []
@@ -233,7 +283,7 @@ def find_sites(data: bytes, factories: Optional[set] = None) -> List[Tuple[str, 
     if module is None:
         return []
     callees = _callees(data, factories)
-    names = callees | _created_names(module, callees)
+    names = callees | _created_names(module, callees) | _async_session_names(module, callees)
     counts: Dict[str, int] = {}
     sites = []
     for node in walk(module):
@@ -251,7 +301,7 @@ def make_mutant(data: bytes, operator: str, index: int, factories: Optional[set]
         return None
     _, matches, mutation = _OPERATORS[operator]
     callees = _callees(data, factories)
-    names = callees | _created_names(module, callees)
+    names = callees | _created_names(module, callees) | _async_session_names(module, callees)
     seen = 0
     for node in walk(module):
         if matches(node, names):

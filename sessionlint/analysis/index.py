@@ -249,8 +249,7 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 continue
             if not isinstance(value, ast.Call) or value.func is None:
                 continue
-            callee = _terminal(value.func) or ""
-            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
+            builder = _builder_of(value)
             if builder is None:
                 continue
             for target in targets:
@@ -262,6 +261,17 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 facts.returned_calls[statement.name] = returned
             facts.factories.update(_globals_bound_in(statement))
     return facts
+
+
+def _builder_of(call: ast.Call) -> Optional[Factory]:
+    """What `sessionmaker(...)`, `create_engine(...)`... build; `sessionmaker(class_=
+    AsyncSession)` (SQLAlchemy 1.4 style) makes AsyncSessions."""
+    builder = MAKER_BUILDERS.get(_terminal(call.func) or "") or ENGINE_BUILDERS.get(_terminal(call.func) or "")
+    if builder is not None and builder.kind is FactoryKind.SESSION and not builder.is_async:
+        for keyword in call.keywords:
+            if keyword.arg == "class_" and _terminal(keyword.value) == "AsyncSession":
+                return Factory(FactoryKind.SESSION, True, f"{builder.origin}(class_=AsyncSession)")
+    return builder
 
 
 def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
@@ -287,8 +297,7 @@ def _globals_bound_in(function: ast.AST) -> Dict[str, Factory]:
         return bound
     for node in _walk_own_scope(function):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            callee = _terminal(node.value.func) or ""
-            builder = MAKER_BUILDERS.get(callee) or ENGINE_BUILDERS.get(callee)
+            builder = _builder_of(node.value)
             if builder is None:
                 continue
             for target in node.targets:

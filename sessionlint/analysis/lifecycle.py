@@ -33,7 +33,16 @@ from sessionlint.analysis.factories import (
 from sessionlint.analysis.flow import Exit, ExitKind, Finalizer, Interpreter, State, Transfer
 from sessionlint.analysis.frameworks import FunctionInfo, describe_function
 from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, mentions_name, suite_statements, terminal_name, walk
+from sessionlint.analysis.tree import (
+    SCOPE_TYPES,
+    dotted_name,
+    iter_children,
+    mentions_name,
+    nested_blocks,
+    suite_statements,
+    terminal_name,
+    walk,
+)
 
 ScopeNode = Union[cst.FunctionDef, cst.Module]
 
@@ -959,7 +968,7 @@ def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bo
                         found[index_of[id(node)]] = held
                     if isinstance(node, cst.If):
                         break  # nested blocks are visited below with their own flags
-            for block in _child_blocks(statement):
+            for block in nested_blocks(statement):
                 visit(block, held)
 
     def visit_if(node: cst.If, held: FrozenSet[Tuple[str, bool]]) -> None:
@@ -975,23 +984,6 @@ def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bo
 
     visit(body, frozenset())
     return found
-
-
-def _child_blocks(statement: cst.CSTNode) -> List[Sequence[cst.CSTNode]]:
-    """The statement lists directly inside a compound statement (not `if`, visited apart)."""
-    blocks: List[Sequence[cst.CSTNode]] = []
-    body = getattr(statement, "body", None)
-    if isinstance(body, cst.BaseSuite):
-        blocks.append(suite_statements(body))
-    for handler in getattr(statement, "handlers", ()) or ():
-        blocks.append(suite_statements(handler.body))
-    for name in ("orelse", "finalbody"):
-        part = getattr(statement, name, None)
-        if part is not None and isinstance(getattr(part, "body", None), cst.BaseSuite):
-            blocks.append(suite_statements(part.body))
-    for case in getattr(statement, "cases", ()) or ():
-        blocks.append(suite_statements(case.body))
-    return blocks
 
 
 def _scope_body(node: cst.CSTNode) -> Sequence[cst.CSTNode]:

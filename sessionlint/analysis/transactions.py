@@ -11,7 +11,7 @@ from typing import Iterable, List, Optional, Sequence, Set
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, suite_statements, terminal_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, nested_blocks, suite_statements, terminal_name, walk
 
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS = frozenset({"commit", "flush"})
@@ -72,24 +72,8 @@ def _visit_block(
         if type(statement).__name__ in ("Try", "TryStar"):
             _check_try(statement, statements[index + 1 :], loops, known, found)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
-        for block in _nested_blocks(statement):
+        for block in nested_blocks(statement):
             _visit_block(block, inner_loops, known, found)
-
-
-def _nested_blocks(statement: cst.CSTNode) -> Iterable[Sequence[cst.CSTNode]]:
-    body = getattr(statement, "body", None)
-    if isinstance(body, cst.BaseSuite):
-        yield suite_statements(body)
-    for handler in getattr(statement, "handlers", ()) or ():
-        yield suite_statements(handler.body)
-    for name in ("orelse", "finalbody"):
-        part = getattr(statement, name, None)
-        if isinstance(part, cst.If):
-            yield [part]
-        elif part is not None and isinstance(getattr(part, "body", None), cst.BaseSuite):
-            yield suite_statements(part.body)
-    for case in getattr(statement, "cases", ()) or ():
-        yield suite_statements(case.body)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:

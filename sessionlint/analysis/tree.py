@@ -8,7 +8,7 @@ visit. The walk is iterative, so deeply nested expressions do not hit the recurs
 """
 
 import dataclasses
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type
 
 import libcst as cst
 
@@ -181,3 +181,21 @@ def suite_statements(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
     if isinstance(suite, cst.SimpleStatementSuite):
         return suite.body
     return ()
+
+
+def nested_blocks(statement: cst.CSTNode) -> Iterable[Sequence[cst.CSTNode]]:
+    """The statement lists directly inside a compound statement: its body, handlers, `else`
+    (an `elif` as a one-statement list), `finally` and `match` cases."""
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.BaseSuite):
+        yield suite_statements(body)
+    for handler in getattr(statement, "handlers", ()) or ():
+        yield suite_statements(handler.body)
+    for name in ("orelse", "finalbody"):
+        part = getattr(statement, name, None)
+        if isinstance(part, cst.If):
+            yield [part]
+        elif part is not None and isinstance(getattr(part, "body", None), cst.BaseSuite):
+            yield suite_statements(part.body)
+    for case in getattr(statement, "cases", ()) or ():
+        yield suite_statements(case.body)
