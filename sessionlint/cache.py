@@ -51,6 +51,8 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted(codes),
         settings.prefilter,
         sorted(settings.session_factories),
+        sorted(settings.engine_factories),
+        sorted(settings.request_decorators),
         factories,
         sorted(index.depends_targets),
         sorted(index.async_dependencies),

@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 import click
 
 from sessionlint import __version__
-from sessionlint.config import ConfigError, Settings
+from sessionlint.config import ConfigError, load_settings
 from sessionlint.diagnostics import ErrorKind, RunResult
 from sessionlint.registry import RULES, UnknownSelector, by_code, select_rules
 
@@ -49,6 +49,11 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
+FORMATS = ("text", "concise", "json", "sarif", "github", "junit")
+# Show a progress bar on a terminal when more files than this are parsed.
+PROGRESS_THRESHOLD = 200
+
+
 def _list_rules() -> None:
     width = max(len(rule.name) for rule in RULES)
     click.echo(f"{'code':<6} {'name':<{width}} {'fix':<9} summary")
@@ -74,12 +79,25 @@ def _explain(code: str) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable (comma-separated).")
+@click.option("--extend-select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable on top of the selection.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rule codes or prefixes to disable (comma-separated).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Read settings from FILE (pyproject.toml or a TOML file of sessionlint settings).")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--exclude", multiple=True, metavar="GLOBS", help="Paths to skip (replaces the configured `exclude`).")
+@click.option("--extend-exclude", multiple=True, metavar="GLOBS", help="Paths to skip on top of the configured ones.")
+@click.option("--force-exclude", is_flag=True, default=None, help="Apply excludes to files named on the command line too (for pre-commit).")
+@click.option("--no-respect-gitignore", is_flag=True, help="Lint files that .gitignore excludes.")
+@click.option("--output-format", "--format", "output_format", type=click.Choice(FORMATS), default=None, help="How to print findings (default: text).")
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE instead of stdout.")
+@click.option("--statistics", is_flag=True, help="Print counts per rule instead of the findings.")
+@click.option("--stdin-filename", metavar="PATH", help="The path of the file read from stdin (`-`), for reporting and configuration.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), help="Report only findings that FILE (from --write-baseline) does not record.")
+@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), help="Record today's findings in FILE and exit 0.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only one line per violation.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default="one per core", help="Worker processes.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, show_default="one per core", help="Worker processes.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--clean", is_flag=True, help="Remove the result cache and exit.")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (for testing).")
@@ -88,58 +106,171 @@ def _explain(code: str) -> None:
 def main(
     paths: Tuple[str, ...],
     select: Tuple[str, ...],
+    extend_select: Tuple[str, ...],
     ignore: Tuple[str, ...],
+    config_file: Optional[str],
+    isolated: bool,
+    exclude: Tuple[str, ...],
+    extend_exclude: Tuple[str, ...],
+    force_exclude: Optional[bool],
+    no_respect_gitignore: bool,
+    output_format: Optional[str],
+    output_file: Optional[str],
+    statistics: bool,
+    stdin_filename: Optional[str],
+    baseline_file: Optional[str],
+    write_baseline_file: Optional[str],
     quiet: bool,
     exit_zero: bool,
     list_rules: bool,
     explain: Optional[str],
-    jobs: int,
+    jobs: Optional[int],
     no_cache: bool,
     clean: bool,
     no_prefilter: bool,
     verbose: bool,
 ) -> None:
-    """Find SQLAlchemy session misuse in PATHS (default: the current directory)."""
+    """Find SQLAlchemy session misuse in PATHS (default: the current directory; `-` reads
+    stdin)."""
     if list_rules:
         _list_rules()
         return
     if explain:
         _explain(explain)
         return
-    cache_dir = os.environ.get("SESSIONLINT_CACHE_DIR") or ".sessionlint_cache"
-    if clean:
-        from sessionlint.cache import clean as clean_cache
-
-        removed = clean_cache(cache_dir)
-        click.echo(f"Removed {cache_dir}" if removed else f"No cache at {cache_dir}", err=True)
-        return
     if verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    paths = paths or (".",)
+    config_paths = [stdin_filename] if paths == ("-",) and stdin_filename else list(paths)
     try:
-        settings = Settings(
+        settings = _settings(
+            config_paths,
+            None if isolated else config_file,
+            isolated,
             select=_split(select) or None,
-            ignore=_split(ignore),
-            prefilter=not no_prefilter,
+            extend_select=_split(extend_select) or None,
+            ignore=_split(ignore) or None,
+            exclude=_split(exclude) or None,
+            extend_exclude=_split(extend_exclude) or None,
+            force_exclude=force_exclude,
+            respect_gitignore=False if no_respect_gitignore else None,
+            prefilter=False if no_prefilter else None,
             jobs=jobs,
-            cache=not no_cache,
-            cache_dir=cache_dir,
+            cache=False if no_cache else None,
+            cache_dir=os.environ.get("SESSIONLINT_CACHE_DIR") or None,
         )
-        select_rules(settings.select, settings.ignore)
+        select_rules(settings.effective_select, settings.ignore)
     except UnknownSelector as error:
         _fail(f"unknown rule selector `{error.selector}` (see `sessionlint --list-rules`)")
         return
     except ConfigError as error:
         _fail(str(error))
         return
+    if clean:
+        from sessionlint.cache import clean as clean_cache
+
+        removed = clean_cache(settings.cache_dir)
+        click.echo(f"Removed {settings.cache_dir}" if removed else f"No cache at {settings.cache_dir}", err=True)
+        return
+    _lint(paths, settings, output_format or "text", output_file, statistics, stdin_filename,
+          baseline_file, write_baseline_file, quiet, exit_zero)
+
+
+def _settings(paths, config_file, isolated, **overrides):
+    if isolated:
+        from sessionlint.config import Settings, with_overrides
+
+        return with_overrides(Settings(), **overrides)
+    return load_settings(paths, config_file, **overrides)
+
+
+def _lint(
+    paths: Tuple[str, ...],
+    settings,
+    output_format: str,
+    output_file: Optional[str],
+    statistics: bool,
+    stdin_filename: Optional[str],
+    baseline_file: Optional[str],
+    write_baseline_file: Optional[str],
+    quiet: bool,
+    exit_zero: bool,
+) -> None:
     from sessionlint.engine import run
 
-    result = run(paths or (".",), settings)
+    stdin = None
+    if "-" in paths:
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+        stdin = (stdin_filename or "-", data)
+    known = None
+    if baseline_file:
+        from sessionlint.baseline import BaselineError, read
+
+        try:
+            known = read(baseline_file)
+        except BaselineError as error:
+            _fail(str(error))
+    result = run(paths, settings, stdin=stdin, progress=_progress_bar())
     for problem in result.usage_errors:
         click.echo(f"sessionlint: error: {problem}", err=True)
     for error in result.errors:
         if error.kind in (ErrorKind.IO, ErrorKind.INTERNAL):
             click.echo(f"sessionlint: error: {error.path}: {error.message}", err=True)
-    from sessionlint.reporters.text import render
+    if write_baseline_file:
+        from sessionlint.baseline import write
 
-    render(result, sys.stdout, color=_use_color(), quiet=quiet, sources=result.sources)
+        try:
+            count = write(write_baseline_file, result.diagnostics, result.sources, settings.relative)
+        except OSError as error:
+            _fail(f"{write_baseline_file}: cannot write baseline: {error.strerror or error}")
+        click.echo(f"Wrote {count} findings to {write_baseline_file}", err=True)
+        sys.exit(EXIT_ERROR if exit_code(result) == EXIT_ERROR else EXIT_OK)
+    if known is not None:
+        from sessionlint.baseline import apply_to_run
+
+        covered = apply_to_run(result, known, settings.relative)
+        if covered and output_format == "text" and not quiet:
+            click.echo(f"{covered} findings recorded in {baseline_file} not shown", err=True)
+    _report(result, output_format, output_file, statistics, quiet)
     sys.exit(exit_code(result, exit_zero))
+
+
+def _report(result: RunResult, output_format: str, output_file: Optional[str], statistics: bool, quiet: bool) -> None:
+    import importlib
+
+    name = "statistics" if statistics else ("concise" if output_format == "text" and quiet else output_format)
+    reporter = importlib.import_module(f"sessionlint.reporters.{name}")
+    if output_file is None:
+        reporter.render(result, sys.stdout, color=_use_color() and name in ("text", "concise"), quiet=quiet, sources=result.sources)
+        return
+    try:
+        with open(output_file, "w", encoding="utf-8", newline="\n") as stream:
+            reporter.render(result, stream, color=False, quiet=quiet, sources=result.sources)
+    except OSError as error:
+        _fail(f"{output_file}: cannot write report: {error.strerror or error}")
+
+
+def _progress_bar():
+    """A rich progress bar on stderr for large runs on a terminal (never in CI logs or when
+    stderr is piped); None otherwise."""
+    if not sys.stderr.isatty() or os.environ.get("CI") or os.environ.get("NO_COLOR"):
+        return None
+    state = {}
+
+    def update(done: int, total: int) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if "bar" not in state:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            bar = Progress(console=Console(stderr=True), transient=True)
+            state["bar"] = bar
+            state["task"] = bar.add_task("Linting", total=total)
+            bar.start()
+        state["bar"].update(state["task"], completed=done)
+        if done >= total:
+            state["bar"].stop()
+
+    return update

@@ -1,15 +1,23 @@
-"""Effective settings of a run. `[tool.sessionlint]` discovery arrives with the
-configuration issue; today the command line is the only source."""
+"""Effective settings of a run: `[tool.sessionlint]` in the nearest `pyproject.toml` (searched
+upward from the linted paths) or `--config FILE`, then the command line on top.
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+An unknown key or a bad value raises `ConfigError(key, file, problem)`: one line on stderr and
+exit code 2, never a traceback.
+"""
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 
 class ConfigError(Exception):
     """A bad setting: becomes one line on stderr and exit code 2."""
 
     def __init__(self, key: str, source: str, problem: str) -> None:
-        super().__init__(f"{source}: `{key}`: {problem}")
+        where = f"{source}: `{key}`: " if key else f"{source}: "
+        super().__init__(where + problem)
         self.key = key
         self.source = source
         self.problem = problem
@@ -19,8 +27,221 @@ class ConfigError(Exception):
 class Settings:
     select: Optional[Tuple[str, ...]] = None  # None: the default selection
     ignore: Tuple[str, ...] = ()
+    extend_select: Tuple[str, ...] = ()
+    # (glob, codes): codes ignored in files whose path matches the glob
+    per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    exclude: Tuple[str, ...] = ()  # replaces nothing built in: added to the defaults
+    extend_exclude: Tuple[str, ...] = ()
+    force_exclude: bool = False  # apply excludes to files named on the command line too
+    respect_gitignore: bool = True
     session_factories: Tuple[str, ...] = ()  # extra names taken to be session factories
+    engine_factories: Tuple[str, ...] = ()  # extra names taken to be engines / engine getters
+    request_decorators: Tuple[str, ...] = ()  # extra decorators marking per-request functions
     prefilter: bool = True  # skip parsing files that cannot contain a finding
     jobs: int = 0  # worker processes; 0: one per core
     cache: bool = True
     cache_dir: str = ".sessionlint_cache"
+    config_file: Optional[str] = None  # where the file settings came from
+    root: str = field(default_factory=os.getcwd)  # globs are relative to this directory
+
+    @property
+    def effective_select(self) -> Optional[Tuple[str, ...]]:
+        if not self.extend_select:
+            return self.select
+        from sessionlint.registry import DEFAULT_SELECT
+
+        return tuple(self.select or DEFAULT_SELECT) + self.extend_select
+
+    def relative(self, path: str) -> str:
+        """`path` relative to the project root, with forward slashes, for glob matching."""
+        try:
+            relative = os.path.relpath(os.path.abspath(path), self.root)
+        except ValueError:  # another drive on Windows
+            relative = os.path.abspath(path)
+        return relative.replace(os.sep, "/")
+
+    def is_excluded(self, path: str) -> bool:
+        return matches_any(self.relative(path), self.exclude + self.extend_exclude)
+
+    def ignored_codes(self, path: str) -> Tuple[str, ...]:
+        relative = self.relative(path)
+        found: List[str] = []
+        for pattern, codes in self.per_file_ignores:
+            if matches_any(relative, (pattern,)):
+                found.extend(codes)
+        return tuple(found)
+
+
+def matches_any(relative: str, patterns: Iterable[str]) -> bool:
+    """Ruff-style globs: a pattern matches the relative path, any of its leading directories,
+    or (without a `/`) any single component: `tests/`, `migrations`, `*/alembic/*.py`."""
+    parts = relative.split("/")
+    for pattern in patterns:
+        cleaned = pattern.strip().rstrip("/")
+        if cleaned.startswith("./"):
+            cleaned = cleaned[2:]
+        if not cleaned:
+            continue
+        if fnmatch.fnmatchcase(relative, cleaned):
+            return True
+        if "/" in cleaned:
+            prefixes = ("/".join(parts[:i]) for i in range(1, len(parts)))
+            if any(fnmatch.fnmatchcase(prefix, cleaned) for prefix in prefixes):
+                return True
+        elif any(fnmatch.fnmatchcase(part, cleaned) for part in parts):
+            return True
+    return False
+
+
+# --- reading the file ----------------------------------------------------------------------
+
+# key in the file -> (field, kind)
+_KEYS: Dict[str, Tuple[str, str]] = {
+    "select": ("select", "codes"),
+    "ignore": ("ignore", "codes"),
+    "extend-select": ("extend_select", "codes"),
+    "per-file-ignores": ("per_file_ignores", "mapping"),
+    "exclude": ("exclude", "strings"),
+    "extend-exclude": ("extend_exclude", "strings"),
+    "force-exclude": ("force_exclude", "bool"),
+    "respect-gitignore": ("respect_gitignore", "bool"),
+    "session-factories": ("session_factories", "names"),
+    "engine-factories": ("engine_factories", "names"),
+    "request-decorators": ("request_decorators", "names"),
+    "cache-dir": ("cache_dir", "string"),
+}
+
+
+def _load_toml(path: str) -> Dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on older Pythons only
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError("", path, f"cannot read: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError("", path, f"invalid TOML: {error}") from None
+
+
+def _section(path: str, data: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """`[tool.sessionlint]` of a pyproject.toml; the whole file for any other name."""
+    if os.path.basename(path) == "pyproject.toml":
+        tool = data.get("tool", {})
+        section = tool.get("sessionlint") if isinstance(tool, dict) else None
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError("tool.sessionlint", path, "must be a table")
+        return section
+    return data
+
+
+def find_config(paths: Sequence[str]) -> Optional[str]:
+    """The nearest pyproject.toml with a `[tool.sessionlint]` table, upward from the first
+    linted path (or the current directory)."""
+    start = paths[0] if paths and paths[0] != "-" else "."
+    directory = os.path.abspath(start)
+    if not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, "rb") as handle:
+                    text = handle.read()
+            except OSError:
+                text = b""
+            if b"sessionlint" in text and _section(candidate, _load_toml(candidate)) is not None:
+                return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _check(key: str, kind: str, value: Any, source: str) -> Any:
+    def strings() -> Tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, source, "must be a list of strings")
+        return tuple(value)
+
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(key, source, "must be true or false")
+        return value
+    if kind == "string":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(key, source, "must be a non-empty string")
+        return value
+    if kind == "codes":
+        codes = strings()
+        _check_selectors(key, codes, source)
+        return codes
+    if kind == "names":
+        names = strings()
+        for name in names:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ConfigError(key, source, f"`{name}` is not a name or dotted name")
+        return names
+    if kind == "strings":
+        return strings()
+    if kind == "mapping":
+        if not isinstance(value, dict):
+            raise ConfigError(key, source, "must be a table of glob = [codes]")
+        pairs = []
+        for pattern, codes in value.items():
+            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                raise ConfigError(f"{key}.{pattern}", source, "must be a list of rule codes")
+            _check_selectors(f"{key}.{pattern}", codes, source)
+            pairs.append((pattern, tuple(codes)))
+        return tuple(pairs)
+    raise AssertionError(kind)
+
+
+def _check_selectors(key: str, codes: Sequence[str], source: str) -> None:
+    from sessionlint.registry import UnknownSelector, validate_selectors
+
+    try:
+        validate_selectors(codes)
+    except UnknownSelector as error:
+        raise ConfigError(key, source, f"unknown rule selector `{error.selector}`") from None
+
+
+def read_file_settings(path: str) -> Dict[str, Any]:
+    """The settings a config file gives, as Settings field values (validated)."""
+    section = _section(path, _load_toml(path))
+    if section is None:
+        raise ConfigError("tool.sessionlint", path, "no [tool.sessionlint] table in this file")
+    values: Dict[str, Any] = {}
+    prefix = "tool.sessionlint." if os.path.basename(path) == "pyproject.toml" else ""
+    for key, value in section.items():
+        spec = _KEYS.get(key)
+        if spec is None:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(prefix + key, path, f"unknown setting (known: {known})")
+        field_name, kind = spec
+        values[field_name] = _check(prefix + key, kind, value, path)
+    return values
+
+
+def load_settings(paths: Sequence[str], config_file: Optional[str] = None, **overrides: Any) -> Settings:
+    """File settings (explicit or discovered), with the command line's `overrides` on top
+    (only the ones given: None means "not on the command line")."""
+    path = config_file if config_file is not None else find_config(paths)
+    values: Dict[str, Any] = {}
+    if path is not None:
+        values = read_file_settings(path)
+        values["config_file"] = path
+        values["root"] = os.path.dirname(os.path.abspath(path))
+        cache_dir = values.get("cache_dir")
+        if cache_dir is not None and not os.path.isabs(cache_dir):
+            values["cache_dir"] = os.path.join(values["root"], cache_dir)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+    return Settings(**values)
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})

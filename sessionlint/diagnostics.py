@@ -96,6 +96,7 @@ class RunResult:
     files: list = field(default_factory=list)  # List[FileResult]
     usage_errors: list = field(default_factory=list)  # List[str]: bad paths, config
     sources: dict = field(default_factory=dict)  # path -> bytes, for files with findings
+    suppressed: int = 0  # findings hidden by `# noqa` / `# sessionlint: ignore`
 
     @property
     def diagnostics(self) -> Tuple[Diagnostic, ...]:

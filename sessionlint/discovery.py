@@ -2,7 +2,9 @@
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Set
+
+from sessionlint.config import Settings
 
 # Directories never entered when walking: VCS data, caches, build output, dependencies.
 EXCLUDED_DIRECTORIES = frozenset(
@@ -39,21 +41,30 @@ def _is_virtualenv(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
 
 
-def discover(paths: Sequence[str]) -> Discovery:
-    """Files named on the command line are always linted; directories are walked for `*.py`
-    and `*.pyi`, skipping excluded directories and virtualenvs. Symbolic links to directories
-    are not followed while walking (no loops, nothing outside the given roots)."""
+def discover(paths: Sequence[str], settings: Optional[Settings] = None) -> Discovery:
+    """Files named on the command line are always linted (unless `force_exclude` and an
+    exclude matches); directories are walked for `*.py` and `*.pyi`, skipping excluded
+    directories, virtualenvs, the configured `exclude`/`extend-exclude` globs and, in a git
+    checkout, what git ignores. Symbolic links to directories are not followed while walking
+    (no loops, nothing outside the given roots)."""
+    settings = settings or Settings()
     found = Discovery()
     seen = set()
+    walked: List[str] = []
+    excludes = settings.exclude + settings.extend_exclude
 
-    def add(path: str) -> None:
+    def add(path: str, from_walk: bool) -> None:
         normal = os.path.normpath(path)
         if normal not in seen:
             seen.add(normal)
             found.files.append(normal)
+            if from_walk:
+                walked.append(normal)
 
     for given in paths:
         if os.path.isdir(given):
+            if excludes and settings.force_exclude and settings.is_excluded(given):
+                continue
             for directory, subdirectories, filenames in os.walk(given, followlinks=False):
                 subdirectories[:] = sorted(
                     d
@@ -61,16 +72,47 @@ def discover(paths: Sequence[str]) -> Discovery:
                     if d not in EXCLUDED_DIRECTORIES
                     and not d.endswith(".egg-info")
                     and not _is_virtualenv(os.path.join(directory, d))
+                    and not (excludes and settings.is_excluded(os.path.join(directory, d)))
                 )
                 for filename in sorted(filenames):
                     if filename.endswith(PYTHON_SUFFIXES):
                         full = os.path.join(directory, filename)
+                        if excludes and settings.is_excluded(full):
+                            continue
                         if os.path.isfile(full):  # skips broken links and sockets
-                            add(full)
+                            add(full, True)
         elif os.path.isfile(given):
-            add(given)
+            if not (settings.force_exclude and settings.is_excluded(given)):
+                add(given, False)
         elif os.path.lexists(given):
             found.errors.append(f"{given}: not a regular file or directory")
         else:
             found.errors.append(f"{given}: no such file or directory")
+    if walked and settings.respect_gitignore:
+        ignored = git_ignored(walked)
+        if ignored:
+            found.files = [f for f in found.files if f not in ignored]
     return found
+
+
+def git_ignored(files: Sequence[str]) -> Set[str]:
+    """The files git ignores (`.gitignore`, `.git/info/exclude`, the global excludes), asked
+    of `git check-ignore` once per run; nothing when git is missing or this is no checkout."""
+    import subprocess
+
+    absolute = {os.path.abspath(f): f for f in files}
+    try:
+        completed = subprocess.run(
+            ["git", "check-ignore", "--stdin", "-z"],
+            input=b"\0".join(os.fsencode(f) for f in absolute),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=os.path.dirname(next(iter(absolute))),  # inside the checkout being linted
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError, StopIteration):
+        return set()
+    if completed.returncode not in (0, 1):  # 128: not a git checkout (or outside it)
+        return set()
+    ignored = (os.fsdecode(p) for p in completed.stdout.split(b"\0") if p)
+    return {absolute[p] for p in ignored if p in absolute}

@@ -3,7 +3,7 @@
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
 from sessionlint.config import Settings
@@ -88,8 +88,10 @@ def build_project(sources: Dict[str, bytes], settings: Settings, cache: Optional
         build_index,
     )
 
-    index = build_index(sources, settings.session_factories, cache)
-    names = set(CONVENTIONAL_FACTORY_NAMES) | set(settings.session_factories)
+    index = build_index(
+        sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators
+    )
+    names = set(CONVENTIONAL_FACTORY_NAMES) | {n.rsplit(".", 1)[-1] for n in settings.session_factories}
     names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
     for facts in index.modules.values():
         names |= set(facts.factories)
@@ -277,18 +279,70 @@ def _diagnostics(context: object) -> Tuple[Diagnostic, ...]:
     return tuple(found)
 
 
-def run(paths: Sequence[str], settings: Settings) -> RunResult:
+def run(
+    paths: Sequence[str],
+    settings: Settings,
+    stdin: Optional[Tuple[str, bytes]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> RunResult:
     """Lint `paths` with `settings`: discovery, the project pass, the prefilter, cached results,
-    then one parse and one traversal per remaining file, on a process pool when it pays."""
+    then one parse and one traversal per remaining file, on a process pool when it pays; then
+    per-file ignores and inline suppressions. `stdin` is (path to report, bytes) for `-`."""
     result = RunResult()
-    discovered = discover(paths)
+    discovered = discover([p for p in paths if p != "-"], settings)
     result.usage_errors.extend(discovered.errors)
-    infos: List[RuleInfo] = select_rules(settings.select, settings.ignore)
+    all_infos: List[RuleInfo] = select_rules(settings.effective_select, settings.ignore)
+    infos = [info for info in all_infos if info.class_name]  # SL1xx come from the engine
     sources, failures = read_sources(discovered.files)
+    if stdin is not None and not (settings.force_exclude and settings.is_excluded(stdin[0])):
+        sources[stdin[0]] = stdin[1]
     result.files.extend(failures)
     if not infos:
         result.files.extend(FileResult(path) for path in sources)
-        return result
+    else:
+        _lint_sources(sources, settings, infos, result, progress)
+    _apply_suppressions(result, sources, settings, frozenset(info.code for info in all_infos))
+    for file_result in result.files:
+        if file_result.diagnostics:
+            result.sources[file_result.path] = sources[file_result.path]
+    result.files.sort(key=lambda r: r.path)
+    return result
+
+
+def _apply_suppressions(result: RunResult, sources: Dict[str, bytes], settings: Settings, enabled: frozenset) -> None:
+    """Per-file ignores from the configuration, then `# noqa` / `# sessionlint: ignore`
+    comments; SL100 for comments that suppress nothing, when selected."""
+    from sessionlint import suppression
+    from sessionlint.registry import by_code, matches
+
+    report_unused = suppression.UNUSED_CODE in enabled
+    for index, file_result in enumerate(result.files):
+        data = sources.get(file_result.path)
+        if data is None or (not file_result.diagnostics and not report_unused):
+            continue
+        diagnostics = file_result.diagnostics
+        ignored = settings.ignored_codes(file_result.path) if settings.per_file_ignores else ()
+        if ignored:
+            diagnostics = tuple(
+                d for d in diagnostics if not any(matches(s, by_code(d.code)) for s in ignored)  # type: ignore[arg-type]
+            )
+        marks = suppression.parse(data) if (diagnostics or report_unused) else None
+        if marks is not None:
+            diagnostics, count = suppression.apply(file_result.path, diagnostics, marks, enabled, report_unused)
+            result.suppressed += count
+            if report_unused and "SL100" in ignored:
+                diagnostics = tuple(d for d in diagnostics if d.code != suppression.UNUSED_CODE)
+        if diagnostics != file_result.diagnostics:
+            result.files[index] = replace(file_result, diagnostics=tuple(sorted(diagnostics, key=lambda d: d.sort_key)))
+
+
+def _lint_sources(
+    sources: Dict[str, bytes],
+    settings: Settings,
+    infos: List[RuleInfo],
+    result: RunResult,
+    progress: Optional[Callable[[int, int], None]],
+) -> None:
     from sessionlint.cache import Cache, fingerprint
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
@@ -308,16 +362,12 @@ def run(paths: Sequence[str], settings: Settings) -> RunResult:
         else:
             pending.append((path, data, digest))
     if pending:
-        for (path, data, digest), file_result in zip(pending, _lint_pending(pending, project, infos, settings.jobs)):
+        linted = _lint_pending(pending, project, infos, settings.jobs, progress)
+        for (path, data, digest), file_result in zip(pending, linted):
             result.files.append(file_result)
             if file_result.error is None or file_result.error.kind is not ErrorKind.INTERNAL:
                 cache.put(run_key, path, digest, file_result)
     cache.save()
-    for file_result in result.files:
-        if file_result.diagnostics:
-            result.sources[file_result.path] = sources[file_result.path]
-    result.files.sort(key=lambda r: r.path)
-    return result
 
 
 # Below this many files to parse, a process pool costs more to start than it saves.
@@ -340,13 +390,23 @@ def _worker_lint(batch: Sequence[Tuple[str, bytes]]) -> List[FileResult]:
 
 
 def _lint_pending(
-    pending: Sequence[Tuple[str, bytes, str]], project: Project, infos: Sequence[RuleInfo], jobs: int
+    pending: Sequence[Tuple[str, bytes, str]],
+    project: Project,
+    infos: Sequence[RuleInfo],
+    jobs: int,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> List[FileResult]:
     """Parse and lint the files the cache and the prefilter could not answer, in order."""
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    total = len(pending)
     if jobs <= 1 or len(pending) < POOL_THRESHOLD:
         classes = rule_classes(infos)
-        return [parse_and_lint(data, path, project, classes) for path, data, _ in pending]
+        linted = []
+        for path, data, _ in pending:
+            linted.append(parse_and_lint(data, path, project, classes))
+            if progress is not None:
+                progress(len(linted), total)
+        return linted
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -359,7 +419,11 @@ def _lint_pending(
     results: List[Optional[FileResult]] = [None] * len(pending)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(project, codes)) as pool:
         work = [[(pending[i][0], pending[i][1]) for i in batch] for batch in batches]
+        done = 0
         for batch, batch_results in zip(batches, pool.map(_worker_lint, work)):
             for i, file_result in zip(batch, batch_results):
                 results[i] = file_result
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
     return [r for r in results if r is not None]

@@ -81,6 +81,19 @@ RULES: Tuple[RuleInfo, ...] = (
     ),
 )
 
+# Codes of the tool itself (SL1xx): no visitor, produced by the engine; off unless selected.
+TOOL_RULES: Tuple[RuleInfo, ...] = (
+    RuleInfo(
+        "SL100",
+        "unused-suppression",
+        "`# noqa` or `# sessionlint: ignore[...]` comment that suppresses nothing",
+        "none",
+        "",
+        (),
+    ),
+)
+RULES = RULES + TOOL_RULES
+
 DEFAULT_SELECT: Tuple[str, ...] = ("SL0",)
 
 

@@ -117,6 +117,8 @@ class Resolver:
             if builder is not None:
                 return builder
             callee = terminal_name(node.func) or ""
+            if callee in self.index.extra_engine_names:  # configured engine getter
+                return Factory(FactoryKind.ENGINE, is_async_name(callee), f"configured engine factory `{callee}`")
             # a getter of an engine: get_engine(), self._get_read_engine(), engine_for(url)
             if "engine" in callee.lower() and self.mentions_sqlalchemy:
                 return Factory(FactoryKind.ENGINE, is_async_name(callee), f"`{callee}()`")
@@ -125,6 +127,8 @@ class Resolver:
             local = local_engines.get(node.value)
             if local is not None:
                 return local
+            if node.value in self.index.extra_engine_names:
+                return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"configured engine `{node.value}`")
             found = self._resolve_name(node.value)
             if found is not None:
                 return found if found.kind is FactoryKind.ENGINE else None
@@ -133,6 +137,8 @@ class Resolver:
             return None
         if isinstance(node, cst.Attribute):
             attr = node.attr.value
+            if attr in self.index.extra_engine_names:
+                return Factory(FactoryKind.ENGINE, is_async_name(attr), f"configured engine `{attr}`")
             if is_engine_name(attr) and self.mentions_sqlalchemy:
                 return Factory(FactoryKind.ENGINE, is_async_name(attr), f"conventional name `{attr}`")
             found = self._resolve_attribute(node)

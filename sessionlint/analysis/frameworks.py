@@ -108,8 +108,10 @@ class FunctionRecord:
 class FrameworkCollector:
     """Classifies the functions of one module by when they run, for SL004/SL005/SL008."""
 
-    def __init__(self, depends_targets: FrozenSet[str]) -> None:
+    def __init__(self, depends_targets: FrozenSet[str], request_decorators: FrozenSet[str] = frozenset()) -> None:
         self.depends_targets = depends_targets
+        # configured (`request-decorators`): dotted names as written, or their last part
+        self.request_decorators = request_decorators
         self.functions: Dict[int, FunctionRecord] = {}
         self.stack: List[FunctionRecord] = []
         self.classes: List[Tuple[str, FrozenSet[str]]] = []
@@ -227,6 +229,10 @@ class FrameworkCollector:
         for decorator in record.decorators:
             if decorator.rsplit(".", 1)[-1] in PER_CALL_DECORATORS:
                 return Timing.PER_REQUEST, f"`{record.name}` runs on every call (`@{decorator}`)"
+            if self.request_decorators and (
+                decorator in self.request_decorators or decorator.rsplit(".", 1)[-1] in self.request_decorators
+            ):
+                return Timing.PER_REQUEST, f"`{record.name}` runs per request (`@{decorator}`, configured)"
         if record.class_name is None and record.name in self.depends_targets:
             return Timing.PER_REQUEST, f"`{record.name}` is a FastAPI dependency, run for every request"
         if record.class_name is None and record.name in self.endpoints:

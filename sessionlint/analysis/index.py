@@ -139,6 +139,9 @@ class ProjectIndex:
     # session type aliases by name, project-wide: name -> is async
     session_aliases: Dict[str, bool] = field(default_factory=dict)
     extra_factory_names: FrozenSet[str] = frozenset()
+    # from the configuration: names of engines / engine getters, per-request decorators
+    extra_engine_names: FrozenSet[str] = frozenset()
+    request_decorators: FrozenSet[str] = frozenset()
 
     # --- module resolution -------------------------------------------------------------
     def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
@@ -378,10 +381,18 @@ def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> 
 
 
 def build_index(
-    sources: Mapping[str, bytes], extra_factory_names: Iterable[str] = (), cache: Optional[object] = None
+    sources: Mapping[str, bytes],
+    extra_factory_names: Iterable[str] = (),
+    cache: Optional[object] = None,
+    extra_engine_names: Iterable[str] = (),
+    request_decorators: Iterable[str] = (),
 ) -> ProjectIndex:
     """Build the project index from the files about to be linted."""
-    index = ProjectIndex(extra_factory_names=frozenset(extra_factory_names))
+    index = ProjectIndex(
+        extra_factory_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_factory_names),
+        extra_engine_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_engine_names),
+        request_decorators=frozenset(request_decorators),
+    )
     keys: Dict[str, List[str]] = {}
     depends: Set[str] = set()
     imported: Set[str] = set()

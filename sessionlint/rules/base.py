@@ -52,7 +52,7 @@ class FileContext:
         self.index = index
         self.resolver = Resolver(module, path, index, mentions_sqlalchemy)
         self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets, index.async_dependencies)
-        self.frameworks = FrameworkCollector(index.depends_targets)
+        self.frameworks = FrameworkCollector(index.depends_targets, index.request_decorators)
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
 

@@ -1,0 +1,66 @@
+"""Machine-readable findings, one JSON document (schema version 1, documented in README):
+
+    {"version": 1, "tool": {"name": "sessionlint", "version": "..."},
+     "diagnostics": [{"code", "name", "message", "path", "location": {"line", "column"},
+                      "end_location": {"line", "column"}, "help", "fix", "confidence",
+                      "url"}],
+     "errors": [{"kind", "path", "line", "column", "message"}],
+     "summary": {"diagnostics", "errors", "files_with_diagnostics", "fixable", "suppressed"}}
+
+Lines and columns are 1-based; `fix` is null or {"applicability", "title"}. New keys may be
+added within version 1; existing keys keep their meaning.
+"""
+
+import json
+from typing import Any, Dict, TextIO
+
+from sessionlint import __version__
+from sessionlint.diagnostics import Diagnostic, FileError, RunResult
+
+SCHEMA_VERSION = 1
+DOCS_URL = "https://example.invalid/sessionlint/rules/{code}"
+
+
+def diagnostic_record(diagnostic: Diagnostic) -> Dict[str, Any]:
+    return {
+        "code": diagnostic.code,
+        "name": diagnostic.name,
+        "message": diagnostic.message,
+        "path": diagnostic.path,
+        "location": {"line": diagnostic.start.line, "column": diagnostic.start.column},
+        "end_location": {"line": diagnostic.end.line, "column": diagnostic.end.column},
+        "help": diagnostic.help,
+        "fix": None
+        if diagnostic.fix is None
+        else {"applicability": diagnostic.fix.applicability.value, "title": diagnostic.fix.title},
+        "confidence": diagnostic.confidence.value,
+        "url": DOCS_URL.format(code=diagnostic.code),
+    }
+
+
+def error_record(error: FileError) -> Dict[str, Any]:
+    return {"kind": error.kind.value, "path": error.path, "line": error.line, "column": error.column, "message": error.message}
+
+
+def document(run: RunResult) -> Dict[str, Any]:
+    diagnostics = run.diagnostics
+    return {
+        "version": SCHEMA_VERSION,
+        "tool": {"name": "sessionlint", "version": __version__},
+        "diagnostics": [diagnostic_record(d) for d in diagnostics],
+        "errors": [error_record(e) for e in run.errors] + [
+            {"kind": "usage-error", "path": "", "line": 0, "column": 0, "message": m} for m in run.usage_errors
+        ],
+        "summary": {
+            "diagnostics": len(diagnostics),
+            "errors": len(run.errors) + len(run.usage_errors),
+            "files_with_diagnostics": run.files_with_findings,
+            "fixable": sum(1 for d in diagnostics if d.fix is not None),
+            "suppressed": run.suppressed,
+        },
+    }
+
+
+def render(run: RunResult, stream: TextIO, **options: object) -> None:
+    json.dump(document(run), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")

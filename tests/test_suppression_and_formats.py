@@ -1,0 +1,191 @@
+"""Inline suppressions (SL100 for unused ones), output formats, stdin and baselines, through
+the command line."""
+
+import json
+import textwrap
+from xml.etree import ElementTree
+
+from click.testing import CliRunner
+
+from sessionlint import __version__
+from sessionlint.cli import main
+
+SOURCE = textwrap.dedent(
+    """\
+    from sqlalchemy.orm import sessionmaker
+
+    SessionLocal = sessionmaker()
+
+
+    def plain():
+        db = SessionLocal()
+        db.execute("select 1")
+
+
+    def suppressed_by_code():
+        db = SessionLocal()  # noqa: SL001
+        db.execute("select 1")
+
+
+    def suppressed_by_directive():
+        db = SessionLocal()  # sessionlint: ignore[SL001,SL003]
+        db.execute("select 1")
+
+
+    def suppressed_by_bare_noqa():
+        db = SessionLocal()  # noqa
+        db.execute("select 1")
+
+
+    def suppressed_on_the_first_line():
+        db = (  # noqa: SL001
+            SessionLocal()
+        )
+        db.execute("select 1")
+
+
+    def other_tools_code():
+        db = SessionLocal()  # noqa: E501
+        db.execute("select 1")
+
+
+    def nothing_to_suppress():
+        return 1  # noqa: SL001, E501
+    """
+)
+
+
+def invoke(args, cwd, monkeypatch, input=None):
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("NO_COLOR", "1")
+    runner = CliRunner(**({"mix_stderr": False} if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else {}))
+    result = runner.invoke(main, ["--no-cache", "--isolated", *args], input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write(tmp_path, text=SOURCE, name="app.py"):
+    (tmp_path / name).write_text(text)
+    return name
+
+
+def test_suppressions(tmp_path, monkeypatch):
+    name = write(tmp_path)
+    code, out, _ = invoke(["-q", name], tmp_path, monkeypatch)
+    assert code == 1
+    # Suppressed: by code, by directive, by a bare noqa, on the statement's first line.
+    # Reported: the plain leak, and the one whose noqa names only another tool's code.
+    assert out == (
+        "app.py:7:10: SL001 session `db` is never closed\n"
+        "app.py:34:10: SL001 session `db` is never closed\n"
+    )
+
+
+def test_unused_suppressions_are_sl100_when_selected(tmp_path, monkeypatch):
+    name = write(tmp_path)
+    code, out, _ = invoke(["-q", "--extend-select", "SL100", name], tmp_path, monkeypatch)
+    # `SL003` in the directive matched nothing; `E501` is another tool's; a bare noqa that
+    # matched is fine.
+    assert out.splitlines() == [
+        "app.py:7:10: SL001 session `db` is never closed",
+        "app.py:17:26: SL100 unused suppression of `SL003`: no such finding on this line",
+        "app.py:34:10: SL001 session `db` is never closed",
+        "app.py:39:15: SL100 unused suppression of `SL001`: no such finding on this line",
+    ]
+
+
+def test_json_format(tmp_path, monkeypatch):
+    name = write(tmp_path, SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n")
+    code, out, _ = invoke(["--output-format", "json", name], tmp_path, monkeypatch)
+    assert code == 1
+    assert json.loads(out) == {
+        "version": 1,
+        "tool": {"name": "sessionlint", "version": __version__},
+        "diagnostics": [
+            {
+                "code": "SL001",
+                "name": "session-not-closed",
+                "message": "session `db` is never closed",
+                "path": "app.py",
+                "location": {"line": 7, "column": 10},
+                "end_location": {"line": 7, "column": 24},
+                "help": "Use `with SessionLocal() as db:`",
+                "fix": None,
+                "confidence": "high",
+                "url": "https://example.invalid/sessionlint/rules/SL001",
+            }
+        ],
+        "errors": [],
+        "summary": {"diagnostics": 1, "errors": 0, "files_with_diagnostics": 1, "fixable": 0, "suppressed": 0},
+    }
+
+
+def test_github_format(tmp_path, monkeypatch):
+    name = write(tmp_path, SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n")
+    _, out, _ = invoke(["--format", "github", name], tmp_path, monkeypatch)
+    assert out == (
+        "::error file=app.py,line=7,col=10,endLine=7,endColumn=24,title=SL001 (session-not-closed)"
+        "::SL001 session `db` is never closed\n"
+    )
+
+
+def test_sarif_format(tmp_path, monkeypatch):
+    name = write(tmp_path, SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n")
+    _, out, _ = invoke(["--format", "sarif", name], tmp_path, monkeypatch)
+    document = json.loads(out)
+    assert document["version"] == "2.1.0"
+    (run,) = document["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules][:3] == ["SL001", "SL002", "SL003"]
+    (result,) = run["results"]
+    assert result["ruleId"] == "SL001" and rules[result["ruleIndex"]]["id"] == "SL001"
+    assert result["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "app.py"},
+        "region": {"startLine": 7, "startColumn": 10, "endLine": 7, "endColumn": 24},
+    }
+    assert run["invocations"] == [{"executionSuccessful": True, "toolExecutionNotifications": []}]
+
+
+def test_junit_format(tmp_path, monkeypatch):
+    name = write(tmp_path, SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n")
+    _, out, _ = invoke(["--format", "junit", name], tmp_path, monkeypatch)
+    root = ElementTree.fromstring(out.split("\n", 1)[1])
+    (case,) = root.iter("testcase")
+    (failure,) = case.iter("failure")
+    assert (case.get("name"), failure.get("type")) == ("app.py", "SL001")
+    assert failure.text == "app.py:7:10: SL001 session `db` is never closed"
+    assert root.get("failures") == "1"
+
+
+def test_statistics_and_output_file(tmp_path, monkeypatch):
+    name = write(tmp_path)
+    code, out, _ = invoke(["--statistics", name], tmp_path, monkeypatch)
+    assert (code, out) == (1, "2\tSL001 \t    session-not-closed\n")
+    code, out, _ = invoke(["--format", "concise", "-o", "report.txt", name], tmp_path, monkeypatch)
+    assert (code, out) == (1, "")
+    assert (tmp_path / "report.txt").read_text().count("SL001") == 2
+
+
+def test_stdin_with_a_filename(tmp_path, monkeypatch):
+    code, out, _ = invoke(["-q", "-", "--stdin-filename", "pkg/app.py"], tmp_path, monkeypatch, input=SOURCE)
+    assert code == 1
+    assert out.splitlines()[0] == "pkg/app.py:7:10: SL001 session `db` is never closed"
+
+
+def test_baseline_reports_only_new_findings(tmp_path, monkeypatch):
+    name = write(tmp_path)
+    code, _, err = invoke(["--write-baseline", "baseline.json", name], tmp_path, monkeypatch)
+    assert (code, err) == (0, "Wrote 2 findings to baseline.json\n")
+    assert invoke(["-q", "--baseline", "baseline.json", name], tmp_path, monkeypatch)[:2] == (0, "")
+    # Lines added above move every finding: they stay matched; a new leak is reported.
+    moved = "import os\n\n" + SOURCE + "\n\ndef new_leak():\n    db = SessionLocal()\n    db.execute('select 2')\n"
+    write(tmp_path, moved)
+    code, out, _ = invoke(["-q", "--baseline", "baseline.json", name], tmp_path, monkeypatch)
+    assert (code, out) == (1, "app.py:45:10: SL001 session `db` is never closed\n")
+
+
+def test_bad_baseline_is_an_error(tmp_path, monkeypatch):
+    name = write(tmp_path)
+    (tmp_path / "baseline.json").write_text("{not json")
+    code, out, err = invoke(["--baseline", "baseline.json", name], tmp_path, monkeypatch)
+    assert code == 2 and out == ""
+    assert err.startswith("sessionlint: error: baseline.json: not a sessionlint baseline")
