@@ -93,6 +93,9 @@ def _explain(code: str) -> None:
 @click.option("--stdin-filename", metavar="PATH", help="The path of the file read from stdin (`-`), for reporting and configuration.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), help="Report only findings that FILE (from --write-baseline) does not record.")
 @click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), help="Record today's findings in FILE and exit 0.")
+@click.option("--fix", is_flag=True, help="Apply the safe fixes, rewriting the files.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (and count as fixable) the unsafe fixes.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if there is one).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only one line per violation.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
@@ -120,6 +123,9 @@ def main(
     stdin_filename: Optional[str],
     baseline_file: Optional[str],
     write_baseline_file: Optional[str],
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
     quiet: bool,
     exit_zero: bool,
     list_rules: bool,
@@ -172,8 +178,9 @@ def main(
         removed = clean_cache(settings.cache_dir)
         click.echo(f"Removed {settings.cache_dir}" if removed else f"No cache at {settings.cache_dir}", err=True)
         return
+    fix_mode = ("unsafe" if unsafe_fixes else "safe") if (fix or diff) else None
     _lint(paths, settings, output_format or "text", output_file, statistics, stdin_filename,
-          baseline_file, write_baseline_file, quiet, exit_zero)
+          baseline_file, write_baseline_file, quiet, exit_zero, fix_mode, diff, unsafe_fixes)
 
 
 def _settings(paths, config_file, isolated, **overrides):
@@ -195,6 +202,9 @@ def _lint(
     write_baseline_file: Optional[str],
     quiet: bool,
     exit_zero: bool,
+    fix_mode: Optional[str] = None,
+    diff: bool = False,
+    unsafe: bool = False,
 ) -> None:
     from sessionlint.engine import run
 
@@ -211,7 +221,7 @@ def _lint(
             known = read(baseline_file)
         except BaselineError as error:
             _fail(str(error))
-    result = run(paths, settings, stdin=stdin, progress=_progress_bar())
+    result = run(paths, settings, stdin=stdin, progress=_progress_bar(), fix=fix_mode)
     for problem in result.usage_errors:
         click.echo(f"sessionlint: error: {problem}", err=True)
     for error in result.errors:
@@ -226,27 +236,79 @@ def _lint(
             _fail(f"{write_baseline_file}: cannot write baseline: {error.strerror or error}")
         click.echo(f"Wrote {count} findings to {write_baseline_file}", err=True)
         sys.exit(EXIT_ERROR if exit_code(result) == EXIT_ERROR else EXIT_OK)
+    for path, problem in result.fix_problems:
+        click.echo(f"sessionlint: error: {path}: internal error: {problem} (please report it with this file)", err=True)
+    if diff:
+        _print_diff(result)
+        sys.exit(EXIT_ERROR if result.fix_problems else (EXIT_FINDINGS if result.fixes else EXIT_OK))
+    if fix_mode is not None:
+        if stdin is not None:
+            # `-` with --fix: the (fixed) source goes to stdout, the report to stderr.
+            fixed = result.fixes.get(stdin[0], (stdin[1], stdin[1], {}))[1]
+            sys.stdout.buffer.write(fixed) if hasattr(sys.stdout, "buffer") else sys.stdout.write(fixed.decode("utf-8"))
+            _report(result, output_format, output_file, statistics, quiet, unsafe, stream=sys.stderr)
+            sys.exit(EXIT_ERROR if result.fix_problems else exit_code(result, exit_zero))
+        _write_fixes(result)
     if known is not None:
         from sessionlint.baseline import apply_to_run
 
         covered = apply_to_run(result, known, settings.relative)
         if covered and output_format == "text" and not quiet:
             click.echo(f"{covered} findings recorded in {baseline_file} not shown", err=True)
-    _report(result, output_format, output_file, statistics, quiet)
+    _report(result, output_format, output_file, statistics, quiet, unsafe)
+    if result.fix_problems:
+        sys.exit(EXIT_ERROR)
     sys.exit(exit_code(result, exit_zero))
 
 
-def _report(result: RunResult, output_format: str, output_file: Optional[str], statistics: bool, quiet: bool) -> None:
+def _write_fixes(result: RunResult) -> None:
+    """Write every fixed file atomically; a file that changed on disk meanwhile, or cannot be
+    written, keeps its original bytes and becomes an I/O error of the run."""
+    from sessionlint.diagnostics import FileError, FileResult
+    from sessionlint.fixes.files import WriteError, digest, write_fixed
+
+    for path, (original, fixed, _) in sorted(result.fixes.items()):
+        try:
+            write_fixed(path, fixed, digest(original))
+        except WriteError as error:
+            click.echo(f"sessionlint: error: {path}: {error}", err=True)
+            result.files.append(FileResult(path, error=FileError(ErrorKind.IO, path, str(error))))
+            del result.fixes[path]
+
+
+def _print_diff(result: RunResult) -> None:
+    import difflib
+
+    for path, (original, fixed, _) in sorted(result.fixes.items()):
+        before = original.decode("utf-8", errors="replace").splitlines(keepends=True)
+        after = fixed.decode("utf-8", errors="replace").splitlines(keepends=True)
+        sys.stdout.writelines(difflib.unified_diff(before, after, f"a/{path}", f"b/{path}"))
+    if result.fixes:
+        count = result.fixed_count
+        click.echo(f"Would fix {count} {'error' if count == 1 else 'errors'}.", err=True)
+
+
+def _report(
+    result: RunResult,
+    output_format: str,
+    output_file: Optional[str],
+    statistics: bool,
+    quiet: bool,
+    unsafe: bool = False,
+    stream=None,
+) -> None:
     import importlib
 
     name = "statistics" if statistics else ("concise" if output_format == "text" and quiet else output_format)
     reporter = importlib.import_module(f"sessionlint.reporters.{name}")
+    options = {"quiet": quiet, "sources": result.sources, "unsafe": unsafe}
     if output_file is None:
-        reporter.render(result, sys.stdout, color=_use_color() and name in ("text", "concise"), quiet=quiet, sources=result.sources)
+        out = stream or sys.stdout
+        reporter.render(result, out, color=_use_color() and name in ("text", "concise") and out is sys.stdout, **options)
         return
     try:
-        with open(output_file, "w", encoding="utf-8", newline="\n") as stream:
-            reporter.render(result, stream, color=False, quiet=quiet, sources=result.sources)
+        with open(output_file, "w", encoding="utf-8", newline="\n") as handle:
+            reporter.render(result, handle, color=False, **options)
     except OSError as error:
         _fail(f"{output_file}: cannot write report: {error.strerror or error}")
 

@@ -97,6 +97,13 @@ class RunResult:
     usage_errors: list = field(default_factory=list)  # List[str]: bad paths, config
     sources: dict = field(default_factory=dict)  # path -> bytes, for files with findings
     suppressed: int = 0  # findings hidden by `# noqa` / `# sessionlint: ignore`
+    # --fix / --diff: path -> (original bytes, fixed bytes, {code: fixes applied})
+    fixes: dict = field(default_factory=dict)
+    fix_problems: list = field(default_factory=list)  # (path, message): a round that failed
+
+    @property
+    def fixed_count(self) -> int:
+        return sum(sum(counts.values()) for _, _, counts in self.fixes.values())
 
     @property
     def diagnostics(self) -> Tuple[Diagnostic, ...]:

@@ -169,6 +169,13 @@ def _syntax_error(data: bytes, path: str, error: Exception) -> FileError:
 def _lint_module(
     module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool
 ) -> FileResult:
+    context = run_rules(module, path, project, rules, mentions_sqlalchemy)
+    return FileResult(path, tuple(d for d, _ in diagnostics_with_plans(context)), parsed=True)
+
+
+def run_rules(module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool) -> object:
+    """The one traversal of `module` with the analysis collectors and every rule; returns
+    the file context holding the rules' reports (with their fix plans)."""
     import libcst as cst
 
     from sessionlint.analysis.tree import SCOPE_TYPES, traverse
@@ -239,13 +246,15 @@ def _lint_module(
                 callback(node)
 
     traverse(module, visit, leave)  # type: ignore[arg-type]
-    return FileResult(path, _diagnostics(context), parsed=True)
+    return context
 
 
-def _diagnostics(context: object) -> Tuple[Diagnostic, ...]:
+def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:
+    """The context's reports as diagnostics (positions resolved once, for reported nodes
+    only), each with its fix plan (or None), in source order."""
     reports = context.reports  # type: ignore[attr-defined]
     if not reports:
-        return ()
+        return []
     positions = context.positions  # type: ignore[attr-defined]
     wanted = [r.node for r in reports]
     for report in reports:
@@ -262,21 +271,20 @@ def _diagnostics(context: object) -> Tuple[Diagnostic, ...]:
             else:
                 lines[key] = positions.line(ref)
         message = report.message.format(**lines) if lines else report.message
-        found.append(
-            Diagnostic(
-                code=report.code,
-                name=report.name,
-                message=message,
-                path=context.path,  # type: ignore[attr-defined]
-                start=Location(start_line, start_column + 1),
-                end=Location(end_line, end_column + 1),
-                help=report.help,
-                fix=report.fix,
-                confidence=report.confidence,
-            )
+        diagnostic = Diagnostic(
+            code=report.code,
+            name=report.name,
+            message=message,
+            path=context.path,  # type: ignore[attr-defined]
+            start=Location(start_line, start_column + 1),
+            end=Location(end_line, end_column + 1),
+            help=report.help,
+            fix=report.fix.as_fix() if report.fix is not None else None,
+            confidence=report.confidence,
         )
-    found.sort(key=lambda d: d.sort_key)
-    return tuple(found)
+        found.append((diagnostic, report.fix))
+    found.sort(key=lambda pair: pair[0].sort_key)
+    return found
 
 
 def run(
@@ -284,10 +292,13 @@ def run(
     settings: Settings,
     stdin: Optional[Tuple[str, bytes]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    fix: Optional[str] = None,
 ) -> RunResult:
     """Lint `paths` with `settings`: discovery, the project pass, the prefilter, cached results,
     then one parse and one traversal per remaining file, on a process pool when it pays; then
-    per-file ignores and inline suppressions. `stdin` is (path to report, bytes) for `-`."""
+    per-file ignores and inline suppressions. `stdin` is (path to report, bytes) for `-`.
+    `fix` ("safe" or "unsafe") applies fixes in memory: the fixed bytes are in `result.fixes`
+    and the findings are those of the fixed text; writing is the caller's."""
     result = RunResult()
     discovered = discover([p for p in paths if p != "-"], settings)
     result.usage_errors.extend(discovered.errors)
@@ -297,16 +308,64 @@ def run(
     if stdin is not None and not (settings.force_exclude and settings.is_excluded(stdin[0])):
         sources[stdin[0]] = stdin[1]
     result.files.extend(failures)
+    enabled = frozenset(info.code for info in all_infos)
     if not infos:
         result.files.extend(FileResult(path) for path in sources)
     else:
-        _lint_sources(sources, settings, infos, result, progress)
-    _apply_suppressions(result, sources, settings, frozenset(info.code for info in all_infos))
+        project = _lint_sources(sources, settings, infos, result, progress)
+        if fix is not None:
+            _fix_sources(sources, settings, infos, result, project, fix == "unsafe", enabled)
+    _apply_suppressions(result, sources, settings, enabled)
     for file_result in result.files:
         if file_result.diagnostics:
             result.sources[file_result.path] = sources[file_result.path]
     result.files.sort(key=lambda r: r.path)
     return result
+
+
+def visible(path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings: Settings, enabled: frozenset) -> Tuple[Diagnostic, ...]:
+    """The findings that neither a per-file ignore nor an inline suppression hides (what the
+    fixes may touch)."""
+    from sessionlint import suppression
+    from sessionlint.registry import by_code, matches
+
+    ignored = settings.ignored_codes(path) if settings.per_file_ignores else ()
+    kept = tuple(d for d in diagnostics if not any(matches(s, by_code(d.code)) for s in ignored))  # type: ignore[arg-type]
+    marks = suppression.parse(data) if kept else None
+    if marks is not None:
+        kept, _ = suppression.apply(path, kept, marks, enabled, False)
+    return kept
+
+
+def _fix_sources(
+    sources: Dict[str, bytes],
+    settings: Settings,
+    infos: List[RuleInfo],
+    result: RunResult,
+    project: Project,
+    unsafe: bool,
+    enabled: frozenset,
+) -> None:
+    """Fix rounds for every file with an applicable, unsuppressed fix, in this process."""
+    from sessionlint.fixes.apply import fix_source, is_applied_fix
+
+    classes = rule_classes(infos)
+    for index, file_result in enumerate(result.files):
+        path = file_result.path
+        data = sources.get(path)
+        if data is None or not any(is_applied_fix(d, unsafe) for d in file_result.diagnostics):
+            continue
+
+        def allowed(diagnostics: Sequence[Diagnostic], text: bytes, path: str = path) -> Tuple[Diagnostic, ...]:
+            return visible(path, text, diagnostics, settings, enabled)
+
+        outcome = fix_source(data, path, project, classes, unsafe=unsafe, allowed=allowed)
+        if outcome.problem is not None:
+            result.fix_problems.append((path, outcome.problem))
+        if outcome.changed:
+            result.fixes[path] = (data, outcome.data, dict(outcome.fixed))
+            sources[path] = outcome.data
+            result.files[index] = outcome.result
 
 
 def _apply_suppressions(result: RunResult, sources: Dict[str, bytes], settings: Settings, enabled: frozenset) -> None:
@@ -342,7 +401,7 @@ def _lint_sources(
     infos: List[RuleInfo],
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
-) -> None:
+) -> Project:
     from sessionlint.cache import Cache, fingerprint
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
@@ -368,6 +427,7 @@ def _lint_sources(
             if file_result.error is None or file_result.error.kind is not ErrorKind.INTERNAL:
                 cache.put(run_key, path, digest, file_result)
     cache.save()
+    return project
 
 
 # Below this many files to parse, a process pool costs more to start than it saves.

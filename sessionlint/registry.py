@@ -22,12 +22,12 @@ class RuleInfo:
 
 
 RULES: Tuple[RuleInfo, ...] = (
-    RuleInfo("SL001", "session-not-closed", "Session created without a guaranteed close", "none", "SessionNotClosed"),
+    RuleInfo("SL001", "session-not-closed", "Session created without a guaranteed close", "sometimes", "SessionNotClosed"),
     RuleInfo(
         "SL002",
         "close-not-in-finally",
         "Session closed on the normal path only, not when an exception is raised",
-        "none",
+        "sometimes",
         "CloseNotInFinally",
     ),
     RuleInfo(
@@ -38,21 +38,21 @@ RULES: Tuple[RuleInfo, ...] = (
         "UseAfterClose",
         ("factory_call", "connection"),
     ),
-    RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "none", "EnginePerRequest", ("engine",)),
+    RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "sometimes", "EnginePerRequest", ("engine",)),
     RuleInfo(
         "SL005",
         "sessionmaker-per-request",
         "sessionmaker or scoped_session built for every request",
-        "none",
+        "sometimes",
         "SessionmakerPerRequest",
         ("maker",),
     ),
-    RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "none", "AsyncNotAwaited", ("factory_call", "async")),
+    RuleInfo("SL006", "async-not-awaited", "Coroutine method of an async session called without `await`", "sometimes", "AsyncNotAwaited", ("factory_call", "async")),
     RuleInfo(
         "SL007",
         "missing-rollback",
         "Failed commit caught without `rollback()`, then the session is used again",
-        "none",
+        "sometimes",
         "MissingRollback",
         ("commit",),
     ),
@@ -75,7 +75,7 @@ RULES: Tuple[RuleInfo, ...] = (
         "SL010",
         "connection-not-closed",
         "Connection checked out of the pool without a guaranteed close",
-        "none",
+        "sometimes",
         "ConnectionNotClosed",
         ("connection",),
     ),

@@ -75,7 +75,7 @@ def test_unreadable_file_is_an_error_and_others_are_linted(monkeypatch):
     code, out, err = invoke(["project", "broken/leak.py", "-q"], monkeypatch)
     assert code == 2
     assert err == "sessionlint: error: project/pkg/users.py: cannot read file: Permission denied\n"
-    assert out == "broken/leak.py:5:10: SL001 session `db` is never closed\n"
+    assert out == "broken/leak.py:5:10: SL001 [*] session `db` is never closed\n"
 
 
 def test_explain(monkeypatch):

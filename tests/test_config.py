@@ -45,7 +45,7 @@ def project(tmp_path, config=None, files=None):
 def test_no_config_reports(tmp_path, monkeypatch):
     root = project(tmp_path)
     code, out, _ = invoke(["-q"], root, monkeypatch)
-    assert (code, out) == (1, "app/leak.py:7:10: SL001 session `db` is never closed\n")
+    assert (code, out) == (1, "app/leak.py:7:10: SL001 [*] session `db` is never closed\n")
 
 
 def test_pyproject_ignore_and_discovery_from_a_subdirectory(tmp_path, monkeypatch):
@@ -58,7 +58,7 @@ def test_command_line_overrides_the_file(tmp_path, monkeypatch):
     root = project(tmp_path, '[tool.sessionlint]\nselect = ["SL004"]\n')
     assert invoke(["-q"], root, monkeypatch)[0] == 0
     code, out, _ = invoke(["-q", "--select", "SL001"], root, monkeypatch)
-    assert (code, out) == (1, "app/leak.py:7:10: SL001 session `db` is never closed\n")
+    assert (code, out) == (1, "app/leak.py:7:10: SL001 [*] session `db` is never closed\n")
 
 
 def test_per_file_ignores_and_excludes(tmp_path, monkeypatch):
@@ -70,10 +70,10 @@ def test_per_file_ignores_and_excludes(tmp_path, monkeypatch):
     """
     root = project(tmp_path, config, {"app/leak.py": LEAK, "tests/test_x.py": LEAK, "legacy/old.py": LEAK})
     code, out, _ = invoke(["-q"], root, monkeypatch)
-    assert (code, out) == (1, "app/leak.py:7:10: SL001 session `db` is never closed\n")
+    assert (code, out) == (1, "app/leak.py:7:10: SL001 [*] session `db` is never closed\n")
     # Named on the command line, an excluded file is linted, unless --force-exclude.
     code, out, _ = invoke(["-q", "legacy/old.py"], root, monkeypatch)
-    assert (code, out) == (1, "legacy/old.py:7:10: SL001 session `db` is never closed\n")
+    assert (code, out) == (1, "legacy/old.py:7:10: SL001 [*] session `db` is never closed\n")
     code, out, _ = invoke(["-q", "--force-exclude", "legacy/old.py"], root, monkeypatch)
     assert (code, out) == (0, "")
 
@@ -115,11 +115,11 @@ def test_gitignore_is_respected_in_a_checkout(tmp_path, monkeypatch):
         pytest.skip("git is not available")
     (root / ".gitignore").write_text("generated/\n")
     code, out, _ = invoke(["-q"], root, monkeypatch)
-    assert out == "app/leak.py:7:10: SL001 session `db` is never closed\n"
+    assert out == "app/leak.py:7:10: SL001 [*] session `db` is never closed\n"
     code, out, _ = invoke(["-q", "--no-respect-gitignore"], root, monkeypatch)
     assert out.count("SL001") == 2
     code, out, _ = invoke(["-q", os.path.join("generated", "leak.py")], root, monkeypatch)
-    assert out == "generated/leak.py:7:10: SL001 session `db` is never closed\n"
+    assert out == "generated/leak.py:7:10: SL001 [*] session `db` is never closed\n"
 
 
 def test_configured_engine_factories_and_request_decorators(tmp_path, monkeypatch):

@@ -75,8 +75,8 @@ def test_suppressions(tmp_path, monkeypatch):
     # Suppressed: by code, by directive, by a bare noqa, on the statement's first line.
     # Reported: the plain leak, and the one whose noqa names only another tool's code.
     assert out == (
-        "app.py:7:10: SL001 session `db` is never closed\n"
-        "app.py:34:10: SL001 session `db` is never closed\n"
+        "app.py:7:10: SL001 [*] session `db` is never closed\n"
+        "app.py:34:10: SL001 [*] session `db` is never closed\n"
     )
 
 
@@ -86,9 +86,9 @@ def test_unused_suppressions_are_sl100_when_selected(tmp_path, monkeypatch):
     # `SL003` in the directive matched nothing; `E501` is another tool's; a bare noqa that
     # matched is fine.
     assert out.splitlines() == [
-        "app.py:7:10: SL001 session `db` is never closed",
+        "app.py:7:10: SL001 [*] session `db` is never closed",
         "app.py:17:26: SL100 unused suppression of `SL003`: no such finding on this line",
-        "app.py:34:10: SL001 session `db` is never closed",
+        "app.py:34:10: SL001 [*] session `db` is never closed",
         "app.py:39:15: SL100 unused suppression of `SL001`: no such finding on this line",
     ]
 
@@ -109,13 +109,13 @@ def test_json_format(tmp_path, monkeypatch):
                 "location": {"line": 7, "column": 10},
                 "end_location": {"line": 7, "column": 24},
                 "help": "Use `with SessionLocal() as db:`",
-                "fix": None,
+                "fix": {"applicability": "safe", "title": "Use `with ... as db:` for the rest of the block"},
                 "confidence": "high",
                 "url": "https://example.invalid/sessionlint/rules/SL001",
             }
         ],
         "errors": [],
-        "summary": {"diagnostics": 1, "errors": 0, "files_with_diagnostics": 1, "fixable": 0, "suppressed": 0},
+        "summary": {"diagnostics": 1, "errors": 0, "files_with_diagnostics": 1, "fixable": 1, "suppressed": 0},
     }
 
 
@@ -159,7 +159,7 @@ def test_junit_format(tmp_path, monkeypatch):
 def test_statistics_and_output_file(tmp_path, monkeypatch):
     name = write(tmp_path)
     code, out, _ = invoke(["--statistics", name], tmp_path, monkeypatch)
-    assert (code, out) == (1, "2\tSL001 \t    session-not-closed\n")
+    assert (code, out) == (1, "2\tSL001 \t[*] session-not-closed\n")
     code, out, _ = invoke(["--format", "concise", "-o", "report.txt", name], tmp_path, monkeypatch)
     assert (code, out) == (1, "")
     assert (tmp_path / "report.txt").read_text().count("SL001") == 2
@@ -168,7 +168,7 @@ def test_statistics_and_output_file(tmp_path, monkeypatch):
 def test_stdin_with_a_filename(tmp_path, monkeypatch):
     code, out, _ = invoke(["-q", "-", "--stdin-filename", "pkg/app.py"], tmp_path, monkeypatch, input=SOURCE)
     assert code == 1
-    assert out.splitlines()[0] == "pkg/app.py:7:10: SL001 session `db` is never closed"
+    assert out.splitlines()[0] == "pkg/app.py:7:10: SL001 [*] session `db` is never closed"
 
 
 def test_baseline_reports_only_new_findings(tmp_path, monkeypatch):
@@ -180,7 +180,7 @@ def test_baseline_reports_only_new_findings(tmp_path, monkeypatch):
     moved = "import os\n\n" + SOURCE + "\n\ndef new_leak():\n    db = SessionLocal()\n    db.execute('select 2')\n"
     write(tmp_path, moved)
     code, out, _ = invoke(["-q", "--baseline", "baseline.json", name], tmp_path, monkeypatch)
-    assert (code, out) == (1, "app.py:45:10: SL001 session `db` is never closed\n")
+    assert (code, out) == (1, "app.py:45:10: SL001 [*] session `db` is never closed\n")
 
 
 def test_bad_baseline_is_an_error(tmp_path, monkeypatch):

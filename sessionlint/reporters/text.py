@@ -5,7 +5,7 @@ import io
 import tokenize
 from typing import Dict, List, Optional, TextIO
 
-from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, RunResult
+from sessionlint.diagnostics import Applicability, Diagnostic, ErrorKind, FileError, RunResult
 
 
 def _source_lines(data: Optional[bytes]) -> List[str]:
@@ -39,14 +39,22 @@ def _console(stream: TextIO, color: bool):
     )
 
 
-def _header(diagnostic: Diagnostic):
+def is_fixable(diagnostic: Diagnostic, unsafe: bool) -> bool:
+    """What `--fix` (with `--unsafe-fixes` when `unsafe`) would apply."""
+    fix = diagnostic.fix
+    if fix is None:
+        return False
+    return fix.applicability is Applicability.SAFE or (unsafe and fix.applicability is Applicability.UNSAFE)
+
+
+def _header(diagnostic: Diagnostic, unsafe: bool = False):
     from rich.text import Text
 
     text = Text()
     text.append(diagnostic.path, style="bold")
     text.append(f":{diagnostic.start.line}:{diagnostic.start.column}: ")
     text.append(diagnostic.code, style="bold red")
-    if diagnostic.fix is not None:
+    if is_fixable(diagnostic, unsafe):
         text.append(" [*]", style="cyan")
     text.append(" ")
     text.append(diagnostic.message)
@@ -105,6 +113,8 @@ def render(
     color: bool = False,
     quiet: bool = False,
     sources: Optional[Dict[str, bytes]] = None,
+    unsafe: bool = False,
+    **options: object,
 ) -> None:
     """Write findings and parse failures to `stream` (stdout); the CLI sends I/O and internal
     errors to stderr itself."""
@@ -124,7 +134,7 @@ def render(
         if isinstance(item, FileError):
             console.print(_error_line(item))
             continue
-        console.print(_header(item))
+        console.print(_header(item, unsafe))
         if quiet:
             continue
         if item.path not in cache:
@@ -140,14 +150,25 @@ def render(
     if quiet:
         return
     problems = len(diagnostics) + len(syntax_errors)
+    fixed = run.fixed_count
     if problems == 0:
-        if not run.usage_errors and not any(e.kind in (ErrorKind.IO, ErrorKind.INTERNAL) for e in run.errors):
+        if fixed:
+            console.print(Text(f"Found {fixed} {'problem' if fixed == 1 else 'problems'} ({fixed} fixed, 0 remaining).", style="bold"))
+        elif not run.usage_errors and not any(e.kind in (ErrorKind.IO, ErrorKind.INTERNAL) for e in run.errors):
             console.print(Text("All checks passed!", style="bold green"))
         return
     files = len({d.path for d in diagnostics} | {e.path for e in syntax_errors})
     noun = "problem" if problems == 1 else "problems"
     file_noun = "file" if files == 1 else "files"
-    console.print(Text(f"Found {problems} {noun} in {files} {file_noun}", style="bold"))
-    fixable = sum(1 for d in diagnostics if d.fix is not None)
-    if fixable:
-        console.print(Text(f"[*] {fixable} fixable with the `--fix` option."))
+    if fixed:
+        total = problems + fixed
+        console.print(Text(f"Found {total} problems in {files} {file_noun} ({fixed} fixed, {problems} remaining).", style="bold"))
+    else:
+        console.print(Text(f"Found {problems} {noun} in {files} {file_noun}", style="bold"))
+    fixable = sum(1 for d in diagnostics if is_fixable(d, unsafe))
+    hidden = sum(1 for d in diagnostics if d.fix is not None and not is_fixable(d, unsafe))
+    if fixable or hidden:
+        line = f"[*] {fixable} fixable with the `--fix` option" if fixable else "No fixes available"
+        if hidden:
+            line += f" ({hidden} hidden {'fix' if hidden == 1 else 'fixes'} can be enabled with the `--unsafe-fixes` option)"
+        console.print(Text(line + "."))

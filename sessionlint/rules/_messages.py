@@ -1,11 +1,13 @@
 """Messages shared by the rules that read the same lifecycle facts: SL001 and SL010 report
 unclosed sessions and connections, SL002 and SL010 closes that an exception skips."""
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import libcst as cst
 
 from sessionlint.analysis.lifecycle import Holding, Leak, SessionLife
+from sessionlint.fixes import builders
+from sessionlint.fixes.plan import FixPlan
 from sessionlint.rules.base import Rule
 
 
@@ -64,8 +66,9 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     if not is_owned(life) or not leaks:
         return
     name = creation.name
+    fix = with_fix(life)
     if not life.closes:
-        rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text)
+        rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text, fix=fix)
         return
     leak = leaks[0]
     refs = {"exit": leak.node}
@@ -82,7 +85,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
         where = "the script" if function.name == "<module>" else f"`{function.name}`"
         message = f"{noun} `{name}` is not closed on a path that reaches the end of {where} at line {{exit}}"
         refs = {"exit": ("end", leak.node)}  # type: ignore[dict-item]
-    rule.report(creation.call, message, help=help_text, refs=refs)
+    rule.report(creation.call, message, help=help_text, refs=refs, fix=fix)
 
 
 def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
@@ -110,7 +113,7 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
         help_text = f"Wrap the `yield` in `try:` and call `{name}.close()` in `finally:`"
     else:
         help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
-    rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref})
+    rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref}, fix=try_finally_fix(life))
 
 
 def _is_in_finally(function: cst.CSTNode, close: cst.CSTNode) -> bool:
@@ -123,6 +126,59 @@ def _is_in_finally(function: cst.CSTNode, close: cst.CSTNode) -> bool:
             if any(child is close for child in walk(node.finalbody, enter_scopes=False)):
                 return True
     return False
+
+
+def _scope_block(life: SessionLife) -> Optional[builders.Block]:
+    node = life.function.node
+    if isinstance(node, cst.Module):
+        return node
+    return builders.function_block(node)
+
+
+def with_fix(life: SessionLife) -> Optional[FixPlan]:
+    """`name = Factory()` + the rest of its block -> `with Factory() as name:` around it, when
+    the only close (if any) ends that block. Safe in the function's own block when nothing
+    but constants is returned; unsafe elsewhere (code after the block may still use it)."""
+    creation = life.creation
+    function = life.function.node
+    if not isinstance(function, cst.FunctionDef) or creation.name is None:
+        return None
+    if creation.factory.is_async and function.asynchronous is None:
+        return None
+    root = builders.function_block(function)
+    place = builders.find_statement(root, creation.call) if root is not None else None
+    if place is None:
+        return None
+    block, index = place
+    if builders.simple_assignment(block.body[index], creation.call) != creation.name:
+        return None
+    last = block.body[-1]
+    for close in life.closes:
+        if not (builders.contains(last, close) and builders.is_method_call_statement(last, creation.name, "close")):
+            return None
+    rest = block.body[index + 1 :]
+    safe = block is root and not builders.returns_values(rest, creation.name)
+    return builders.with_block(block, index, creation.call, creation.name, creation.factory.is_async, safe)
+
+
+def try_finally_fix(life: SessionLife) -> Optional[FixPlan]:
+    """The code between the creation and its one close, in the same block, into `try:`; the
+    close into `finally:`."""
+    creation = life.creation
+    if creation.name is None or len(life.closes) != 1:
+        return None
+    root = _scope_block(life)
+    place = builders.find_statement(root, creation.call) if root is not None else None
+    close_place = builders.find_statement(root, life.closes[0]) if root is not None else None
+    if place is None or close_place is None or place[0] is not close_place[0]:
+        return None
+    block, index = place
+    close_index = close_place[1]
+    if close_index <= index or builders.simple_assignment(block.body[index], creation.call) != creation.name:
+        return None
+    if not builders.is_method_call_statement(block.body[close_index], creation.name, "close"):
+        return None
+    return builders.try_finally(block, index, close_index)
 
 
 def _yields_between(life: SessionLife) -> bool:

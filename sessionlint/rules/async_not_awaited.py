@@ -1,5 +1,12 @@
+from typing import Optional
+
+import libcst as cst
+
 from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.tree import walk
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.fixes import builders
+from sessionlint.fixes.plan import FixPlan
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -30,6 +37,12 @@ class AsyncNotAwaited(ScopeRule):
         await db.commit()
     ```
 
+    ## Fix safety
+    Inside an `async def`, the fix adds `await` (parenthesised when the result is used, as in
+    `(await db.execute(q)).all()`), and turns a plain `with` on an async factory into
+    `async with`. Both are safe: without them the call never runs, or the `with` fails. No
+    fix is offered outside an `async def`.
+
     ## Known limitations
     - A name is known to hold an async session when it is created by an async factory
       (`async_sessionmaker`, `AsyncSession`, a conventional async name), annotated with
@@ -47,7 +60,7 @@ class AsyncNotAwaited(ScopeRule):
     code = "SL006"
     name = "async-not-awaited"
     summary = "Coroutine method of an async session called without `await`"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     TRIGGERS = ("factory_call", "async")
     examples = (
         Valid(
@@ -76,6 +89,7 @@ class AsyncNotAwaited(ScopeRule):
                 call.call,
                 f"`{call.receiver}.{call.method}()` is a coroutine and is not awaited: it never runs",
                 help=f"Use `await {call.receiver}.{call.method}(...)`",
+                fix=self._await_fix(facts, call.call),
             )
         for mismatch in facts.with_mismatches:
             creation = mismatch.creation
@@ -87,6 +101,7 @@ class AsyncNotAwaited(ScopeRule):
                     creation.call,
                     f"`{callee}()` creates an async object but is entered with a plain `with`",
                     help=f"Use `async with {callee}() as ...:` inside an `async def`",
+                    fix=self._async_with_fix(facts, creation.call),
                 )
             else:
                 self.report(
@@ -94,3 +109,31 @@ class AsyncNotAwaited(ScopeRule):
                     f"`{callee}()` creates a synchronous object but is entered with `async with`",
                     help=f"Use `with {callee}() as ...:`, or an async factory (`async_sessionmaker`)",
                 )
+
+    @staticmethod
+    def _await_fix(facts: ScopeFacts, call: cst.Call) -> Optional[FixPlan]:
+        """`await` is valid only inside `async def`: elsewhere the help says what to do."""
+        function = facts.node
+        if not isinstance(function, cst.FunctionDef) or function.asynchronous is None:
+            return None
+        block = builders.function_block(function)
+        place = builders.find_statement(block, call) if block is not None else None
+        if place is None:
+            return None
+        statement = place[0].body[place[1]]
+        as_statement = (
+            isinstance(statement, cst.SimpleStatementLine)
+            and isinstance(statement.body[0], cst.Expr)
+            and statement.body[0].value is call
+        )
+        return builders.await_call(call, as_statement)
+
+    @staticmethod
+    def _async_with_fix(facts: ScopeFacts, call: cst.Call) -> Optional[FixPlan]:
+        function = facts.node
+        if not isinstance(function, cst.FunctionDef) or function.asynchronous is None:
+            return None
+        for node in walk(function.body, enter_scopes=False):
+            if isinstance(node, cst.With) and node.asynchronous is None and any(i.item is call for i in node.items):
+                return builders.async_with(node)
+        return None

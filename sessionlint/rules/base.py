@@ -10,7 +10,8 @@ from sessionlint.analysis.factories import ProjectIndex, Resolver
 from sessionlint.analysis.frameworks import FrameworkCollector
 from sessionlint.analysis.lifecycle import LifecycleCollector, ScopeFacts
 from sessionlint.analysis.positions import Positions
-from sessionlint.diagnostics import Confidence, Fix, FixAvailability
+from sessionlint.diagnostics import Confidence, FixAvailability
+from sessionlint.fixes.plan import FixPlan
 
 # A node whose line a message names: its start, or ("end", node) for its last line.
 LineRef = Union[cst.CSTNode, Tuple[str, cst.CSTNode]]
@@ -38,7 +39,7 @@ class PendingReport:
     message: str
     help: str
     refs: Mapping[str, LineRef]
-    fix: Optional[Fix]
+    fix: Optional[FixPlan]
     confidence: Confidence
 
 
@@ -83,7 +84,7 @@ class Rule:
         *,
         help: str,
         refs: Optional[Mapping[str, LineRef]] = None,
-        fix: Optional[Fix] = None,
+        fix: Optional[FixPlan] = None,
         confidence: Confidence = Confidence.HIGH,
     ) -> None:
         """Record a finding at `node`. `{key}` in the message becomes the line of refs[key];

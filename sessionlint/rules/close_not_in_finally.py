@@ -34,6 +34,11 @@ class CloseNotInFinally(ScopeRule):
             db.close()
     ```
 
+    ## Fix safety
+    When the session is created and closed by one `name.close()` in the same block, the fix
+    moves the statements between them into `try:` and the close into `finally:`. It is safe:
+    normal paths run the same statements in the same order, and exceptions now close too.
+
     ## Known limitations
     - Statements that cannot raise (assignments of names and constants) between creation and
       close are not counted as risks; any call, `await`, subscript or `yield` is.
@@ -51,7 +56,7 @@ class CloseNotInFinally(ScopeRule):
     code = "SL002"
     name = "close-not-in-finally"
     summary = "Session closed on the normal path only, not when an exception is raised"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     examples = (
         Valid(
             "def save(item):\n"

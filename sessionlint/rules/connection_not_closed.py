@@ -33,6 +33,12 @@ class ConnectionNotClosed(ScopeRule):
             return conn.exec_driver_sql("select name from sqlite_master").all()
     ```
 
+    ## Fix safety
+    As for SL001 and SL002: `with engine.connect() as conn:` around the rest of the block
+    (safe in the function's own block when nothing but constants is returned, unsafe
+    otherwise), or `try:`/`finally: conn.close()` around the code between checkout and close
+    (safe).
+
     ## Known limitations
     - An engine is recognised when its name is bound to `create_engine(...)` (or the async and
       config forms) in the linted files, or is a conventional name (`engine`, `async_engine`,
@@ -48,7 +54,7 @@ class ConnectionNotClosed(ScopeRule):
     code = "SL010"
     name = "connection-not-closed"
     summary = "Connection checked out of the pool without a guaranteed close"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     TRIGGERS = ("connection",)
     examples = (
         Valid(

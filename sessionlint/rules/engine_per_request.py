@@ -3,6 +3,7 @@ import libcst as cst
 from sessionlint.analysis.frameworks import Timing, is_test_code
 from sessionlint.analysis.lifecycle import LifecycleCollector
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid
 
 
@@ -39,6 +40,12 @@ class EnginePerRequest(Rule):
             return db.scalars(select(User)).all()
     ```
 
+    ## Fix safety
+    When the engine is bound to a name in a module-level function (or a method of a
+    module-level class) and every argument is a constant or a module-level name, the fix moves
+    that statement to module level, before the definition, where it runs once at import. It
+    is unsafe: the engine is then built at import time, and the function shares one pool.
+
     ## Known limitations
     - Functions run once are not reported: module level, FastAPI `lifespan` and
       `on_event("startup")` handlers, `functools.lru_cache`/`cache` getters, app factories
@@ -57,7 +64,7 @@ class EnginePerRequest(Rule):
     code = "SL004"
     name = "engine-per-request"
     summary = "Engine (and its connection pool) created for every request"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("engine",)
     examples = (
@@ -104,6 +111,7 @@ class EnginePerRequest(Rule):
                         build.call,
                         f"`{callee}()` builds a new engine and connection pool on every request: {reason}",
                         help="Create the engine once (module level or the app's lifespan) and reuse it",
+                        fix=builders.hoist(self.context.module, facts.node, build.call, "engine"),
                     )
                 elif self._pool_per_call(facts, build):
                     self.report(
@@ -111,6 +119,7 @@ class EnginePerRequest(Rule):
                         f"`{callee}()` builds a new connection pool on every call of `{facts.node.name.value}`, "
                         f"which opens connections on it and never disposes of it",
                         help="Create the engine once and reuse it, or call `engine.dispose()` when done",
+                        fix=builders.hoist(self.context.module, facts.node, build.call, "engine"),
                     )
 
     def _pool_per_call(self, facts, build) -> bool:

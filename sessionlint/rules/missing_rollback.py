@@ -1,5 +1,8 @@
+import libcst as cst
+
 from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -38,6 +41,11 @@ class MissingRollback(ScopeRule):
                 log.warning("duplicate %s", row)
     ```
 
+    ## Fix safety
+    The fix inserts `session.rollback()` (awaited for an async session in an `async def`) as
+    the first statement of the handler. It is unsafe: it discards every pending change of the
+    session, which the code after the handler may not expect.
+
     ## Known limitations
     - A receiver counts as a session when it is known to hold one (created from a factory,
       annotated `Session`/`AsyncSession`, injected with `Depends`) or has a conventional
@@ -54,7 +62,7 @@ class MissingRollback(ScopeRule):
     code = "SL007"
     name = "missing-rollback"
     summary = "Failed commit caught without `rollback()`, then the session is used again"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     TRIGGERS = ("commit",)
     examples = (
         Valid(
@@ -90,4 +98,11 @@ class MissingRollback(ScopeRule):
                 f"and `{missing.session}` is used again {where}",
                 help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
                 refs={"use": missing.next_use},
+                fix=builders.rollback_first(
+                    missing.handler,
+                    cst.parse_expression(missing.session),
+                    missing.session in facts.async_names
+                    and isinstance(facts.node, cst.FunctionDef)
+                    and facts.node.asynchronous is not None,
+                ),
             )

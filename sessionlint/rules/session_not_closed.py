@@ -29,6 +29,14 @@ class SessionNotClosed(ScopeRule):
             return db.query(User).count()
     ```
 
+    ## Fix safety
+    When the session is bound with `name = Factory(...)` in a function and is closed, if at
+    all, only by a `name.close()` that ends the same block, the fix puts the rest of that block
+    under `with Factory(...) as name:` (`async with` for async factories) and drops the
+    trailing close. It is safe in the function's own block when the block returns or yields
+    nothing but constants or the session itself; otherwise unsafe, because objects returned or
+    used after the block are detached once the session closes.
+
     ## Known limitations
     - A session handed to a constructor, stored on an object or in a container, aliased,
       captured by a nested function, or returned (a factory) is not followed: ownership has
@@ -52,7 +60,7 @@ class SessionNotClosed(ScopeRule):
     code = "SL001"
     name = "session-not-closed"
     summary = "Session created without a guaranteed close"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     examples = (
         Valid(
             "def count_users():\n"

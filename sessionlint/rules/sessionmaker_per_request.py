@@ -3,6 +3,7 @@ import libcst as cst
 from sessionlint.analysis.frameworks import Timing
 from sessionlint.analysis.lifecycle import LifecycleCollector
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid
 
 
@@ -37,6 +38,12 @@ class SessionmakerPerRequest(Rule):
             return db.scalars(select(User)).all()
     ```
 
+    ## Fix safety
+    When the sessionmaker is bound to a name in a module-level function (or a method of a
+    module-level class) and every argument is a constant or a module-level name, the fix moves
+    that statement to module level, before the definition. It is unsafe: the factory is then
+    built at import time and shared.
+
     ## Known limitations
     - Functions run once (module level, lifespan, startup handlers, cached getters, app
       factories) and functions whose timing is unknown are not reported.
@@ -49,7 +56,7 @@ class SessionmakerPerRequest(Rule):
     code = "SL005"
     name = "sessionmaker-per-request"
     summary = "sessionmaker or scoped_session built for every request"
-    fix_availability = FixAvailability.NONE
+    fix_availability = FixAvailability.SOMETIMES
     METADATA_DEPENDENCIES = (LifecycleCollector,)
     TRIGGERS = ("maker",)
     examples = (
@@ -87,4 +94,5 @@ class SessionmakerPerRequest(Rule):
                     call,
                     f"`{callee}()` is built again on every request: {reason}",
                     help="Build it once at module level (or in the app's lifespan) and reuse it",
+                    fix=builders.hoist(self.context.module, facts.node, call, "sessionmaker"),
                 )

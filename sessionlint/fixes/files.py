@@ -1,0 +1,53 @@
+"""Writing fixed files without ever losing one: the new bytes go to a temporary file in the
+same directory (same file system, same permission bits), are flushed to disk, and replace the
+original with one `os.replace`. An interrupted run leaves the original or the fixed file,
+never half of one; a file changed on disk since it was read is left alone."""
+
+import hashlib
+import os
+import stat
+import tempfile
+from typing import Optional
+
+
+class WriteError(Exception):
+    """The file was not written; the original is intact. The message says why."""
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def write_fixed(path: str, data: bytes, original_digest: Optional[str] = None) -> None:
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        raise WriteError(f"cannot read file status: {error.strerror or error}") from None
+    if original_digest is not None:
+        try:
+            with open(path, "rb") as handle:
+                current = handle.read()
+        except OSError as error:
+            raise WriteError(f"cannot read file: {error.strerror or error}") from None
+        if digest(current) != original_digest:
+            raise WriteError("the file changed on disk while it was being fixed; not written")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".sessionlint-tmp")
+    except OSError as error:
+        raise WriteError(f"cannot create a temporary file beside it: {error.strerror or error}") from None
+    try:
+        with os.fdopen(handle_fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, stat.S_IMODE(status.st_mode))
+        os.replace(temporary, path)
+    except BaseException as error:  # KeyboardInterrupt included: never leave the temporary
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise WriteError(f"cannot write: {error.strerror or error}") from None
+        raise
