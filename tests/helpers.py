@@ -85,3 +85,38 @@ def compare(expected: List[Expectation], found: Sequence[Diagnostic]) -> Tuple[S
             missing.add((code, line, column))
             unexpected |= {(code, line, c) for c in columns}
     return missing, unexpected
+
+
+def fix_bytes(data: bytes, path: str = "example.py", unsafe: bool = False):
+    """Run the fix rounds on `data` as the CLI does (all rules); the FixOutcome."""
+    from sessionlint.fixes.apply import fix_source
+
+    settings = Settings(select=("ALL",))
+    project = build_project({path: data}, settings)
+    classes = rule_classes(select_rules(settings.select, settings.ignore))
+    return fix_source(data, path, project, classes, unsafe=unsafe)
+
+
+def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: bool = False) -> None:
+    """A fix's result compiles, a second fix is a no-op, the re-lint finds none of the codes
+    that were fixed, and comments, the encoding and the newline style survive."""
+    import tokenize
+    import io
+
+    compile(fixed, path, "exec", dont_inherit=True)
+    again = fix_bytes(fixed, path, unsafe)
+    assert again.data == fixed, "a second --fix changed the file again"
+    first = fix_bytes(original, path, unsafe)
+    from sessionlint.fixes.apply import is_applied_fix
+
+    remaining = {d.code for d in again.result.diagnostics if is_applied_fix(d, unsafe)}
+    assert not (remaining & set(first.fixed)), f"fixed codes still reported: {remaining & set(first.fixed)}"
+
+    def comments(data: bytes) -> List[str]:
+        return sorted(t.string for t in tokenize.tokenize(io.BytesIO(data).readline) if t.type == tokenize.COMMENT)
+
+    assert comments(original) == comments(fixed), "a comment was lost or changed"
+    assert tokenize.detect_encoding(io.BytesIO(original).readline)[0] == tokenize.detect_encoding(io.BytesIO(fixed).readline)[0]
+    assert original.startswith(b"\xef\xbb\xbf") == fixed.startswith(b"\xef\xbb\xbf"), "the BOM changed"
+    assert (b"\r\n" in original) == (b"\r\n" in fixed), "the newline style changed"
+    assert fixed.endswith(b"\n") == original.endswith(b"\n"), "the final newline changed"

@@ -11,6 +11,7 @@ import pytest
 import sessionlint.rules as rules_package
 from helpers import lint_text
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.config import Settings
 from sessionlint.registry import RULES
 from sessionlint.rules import ALL_RULES
 from sessionlint.rules.base import Invalid, Rule, Valid
@@ -97,3 +98,22 @@ def test_readme_rule_table_is_current() -> None:
     start = readme.index("<!-- rules:start -->") + len("<!-- rules:start -->")
     end = readme.index("<!-- rules:end -->")
     assert readme[start:end].strip() == readme_rule_table(), "README rule table is stale: regenerate it from the registry"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_fix_availability_matches_the_fixes_emitted(rule) -> None:
+    """A rule that says it can fix shows a fix in its examples; one that says it cannot
+    emits none on any fixture; every finding with a fix has help."""
+    import glob
+
+    from helpers import FIXTURES, lint_files
+
+    paths = sorted(glob.glob(os.path.join(FIXTURES, "SL*", "*.py")) + glob.glob(os.path.join(FIXTURES, "fix", "*.py")))
+    found = [d for result in lint_files(paths, Settings(select=(rule.code,))).values() for d in result.diagnostics]
+    with_fixes = [d for d in found if d.fix is not None]
+    if rule.fix_availability is FixAvailability.NONE:
+        assert with_fixes == []
+    else:
+        assert with_fixes, "declared fixable, but no fixture gets a fix"
+        assert any(isinstance(e, Invalid) and e.fixed for e in rule.examples)
+    assert all(d.help for d in with_fixes)

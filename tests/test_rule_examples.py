@@ -1,9 +1,9 @@
 """Every rule's `examples`: Valid ones produce no finding of that rule, Invalid ones exactly
-their `expect`."""
+their `expect`, and their `fixed` text is what `--fix --unsafe-fixes` makes of them."""
 
 import pytest
 
-from helpers import lint_text
+from helpers import fix_bytes, lint_text, verify_fix
 from sessionlint.rules import ALL_RULES
 from sessionlint.rules.base import Invalid, Valid
 
@@ -18,3 +18,7 @@ def test_example(rule, example) -> None:
     else:
         assert isinstance(example, Invalid)
         assert sorted(found) == sorted(tuple(e) for e in example.expect)
+        if example.fixed is not None:
+            outcome = fix_bytes(example.code.encode(), unsafe=True)
+            assert outcome.data.decode() == example.fixed
+            verify_fix(example.code.encode(), outcome.data, unsafe=True)

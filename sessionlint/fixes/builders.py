@@ -182,9 +182,11 @@ def with_block(
         rest.pop()
     if not rest:
         return None
+    # A comment after `name = Factory()` moves to the end of the `with` line.
+    header = statement.trailing_whitespace if isinstance(statement, cst.SimpleStatementLine) else cst.TrailingWhitespace()
     node = cst.With(
         items=[cst.WithItem(item=call, asname=cst.AsName(name=cst.Name(name)))],
-        body=cst.IndentedBlock(body=rest),
+        body=cst.IndentedBlock(body=rest, header=header),
         asynchronous=cst.Asynchronous() if is_async else None,
         leading_lines=statement.leading_lines,
     )

@@ -71,6 +71,7 @@ class AsyncNotAwaited(ScopeRule):
             "async def save(db: AsyncSession, item):\n" "    db.add(item)\n" "    db.commit()\n",
             name="commit_not_awaited",
             expect=[("SL006", 3, 5)],
+            fixed="async def save(db: AsyncSession, item):\n" "    db.add(item)\n" "    await db.commit()\n",
         ),
         Invalid(
             "from sqlalchemy.ext.asyncio import async_sessionmaker\n"

@@ -85,6 +85,13 @@ class CloseNotInFinally(ScopeRule):
             "    db.close()\n",
             name="close_without_finally",
             expect=[("SL002", 2, 10)],
+            fixed="def save(item):\n"
+            "    db = SessionLocal()\n"
+            "    try:\n"
+            "        db.add(item)\n"
+            "        db.commit()\n"
+            "    finally:\n"
+            "        db.close()\n",
         ),
         Invalid(
             "def get_db():\n" "    db = SessionLocal()\n" "    yield db\n" "    db.close()\n",

@@ -73,6 +73,11 @@ class ConnectionNotClosed(ScopeRule):
             "    conn.exec_driver_sql('select 1')\n",
             name="never_closed",
             expect=[("SL010", 5, 12)],
+            fixed="from sqlalchemy import create_engine\n"
+            "engine = create_engine('sqlite://')\n\n"
+            "def ping():\n"
+            "    with engine.connect() as conn:\n"
+            "        conn.exec_driver_sql('select 1')\n",
         ),
         Invalid(
             "from sqlalchemy import create_engine\n"

@@ -91,6 +91,22 @@ class EnginePerRequest(Rule):
             name="engine_in_route",
             expect=[("SL004", 3, 14)],
         ),
+        Invalid(
+            "URL = 'postgresql://app@db/app'\n\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    engine = create_engine(URL)\n"
+            "    with Session(engine) as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="engine_in_route_hoisted",
+            expect=[("SL004", 6, 14)],
+            fixed="URL = 'postgresql://app@db/app'\n\n\n"
+            "engine = create_engine(URL)\n\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    with Session(engine) as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+        ),
     )
 
     def leave_Module(self, node: cst.Module) -> None:

@@ -1,6 +1,7 @@
 import libcst as cst
 
 from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.tree import walk
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
@@ -85,6 +86,14 @@ class MissingRollback(ScopeRule):
             "    db.refresh(item)\n",
             name="used_after_swallowed_failure",
             expect=[("SL007", 5, 5)],
+            fixed="def save(db, item):\n"
+            "    try:\n"
+            "        db.add(item)\n"
+            "        db.commit()\n"
+            "    except Exception:\n"
+            "        db.rollback()\n"
+            "        log.exception('failed')\n"
+            "    db.refresh(item)\n",
         ),
     )
 
@@ -98,11 +107,16 @@ class MissingRollback(ScopeRule):
                 f"and `{missing.session}` is used again {where}",
                 help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
                 refs={"use": missing.next_use},
-                fix=builders.rollback_first(
-                    missing.handler,
-                    cst.parse_expression(missing.session),
-                    missing.session in facts.async_names
-                    and isinstance(facts.node, cst.FunctionDef)
-                    and facts.node.asynchronous is not None,
-                ),
+                fix=builders.rollback_first(missing.handler, cst.parse_expression(missing.session), _is_async(facts, missing)),
             )
+
+
+def _is_async(facts: ScopeFacts, missing) -> bool:
+    """The session is async when it is known to be, or when the failing commit is awaited
+    (`await session.commit()`), inside an `async def`."""
+    function = facts.node
+    if not isinstance(function, cst.FunctionDef) or function.asynchronous is None:
+        return False
+    if missing.session in facts.async_names:
+        return True
+    return any(isinstance(node, cst.Await) and node.expression is missing.failing_call for node in walk(function.body))

@@ -81,6 +81,7 @@ class SessionNotClosed(ScopeRule):
             "def count_users():\n" "    db = SessionLocal()\n" "    return db.query(User).count()\n",
             name="never_closed",
             expect=[("SL001", 2, 10)],
+            fixed="def count_users():\n" "    with SessionLocal() as db:\n" "        return db.query(User).count()\n",
         ),
         Invalid(
             "def find(user_id):\n"

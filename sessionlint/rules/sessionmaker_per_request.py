@@ -77,6 +77,22 @@ class SessionmakerPerRequest(Rule):
             name="sessionmaker_in_route",
             expect=[("SL005", 3, 13)],
         ),
+        Invalid(
+            "engine = create_engine('sqlite://')\n\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    maker = sessionmaker(bind=engine)\n"
+            "    with maker() as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+            name="sessionmaker_in_route_hoisted",
+            expect=[("SL005", 6, 13)],
+            fixed="engine = create_engine('sqlite://')\n\n\n"
+            "maker = sessionmaker(bind=engine)\n\n\n"
+            "@router.get('/users')\n"
+            "def list_users():\n"
+            "    with maker() as db:\n"
+            "        return db.scalars(select(User)).all()\n",
+        ),
     )
 
     def leave_Module(self, node: cst.Module) -> None:
