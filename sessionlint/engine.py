@@ -3,6 +3,7 @@
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
@@ -119,12 +120,63 @@ def lint_source(
     return parse_and_lint(data, path, project, rules)
 
 
+# CPython's parser refuses these nestings outright; the code cannot run, so it is reported
+# as CPython reports it, and libcst never sees it.
+_NESTING_LIMITS = ("too many nested parentheses", "too many levels of indentation", "too many statically nested blocks")
+# libcst's native parser recurses on the C stack: a few thousand nested operators overflow
+# the main thread's 8 MiB (a segmentation fault, not an exception). It runs on a thread of
+# its own with this much stack, and only after CPython's own parser, which turns deeper
+# nesting into a RecursionError, has accepted the file (or rejected it for newer syntax).
+PARSER_STACK_BYTES = 512 * 1024 * 1024
+_PARSER: Dict[str, object] = {}
+
+
+def _reset_parser_after_fork() -> None:
+    _PARSER.clear()  # the parent's thread does not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_parser_after_fork)
+
+
+def _parse_on_big_stack(data: bytes) -> object:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import libcst as cst
+
+    executor = _PARSER.get("executor")
+    if executor is None:
+        previous = threading.stack_size(PARSER_STACK_BYTES)
+        try:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionlint-parser")
+            executor.submit(int).result()  # start the thread while the stack size is set
+        finally:
+            threading.stack_size(previous)
+        _PARSER["executor"] = executor
+    return executor.submit(cst.parse_module, data).result()  # type: ignore[attr-defined]
+
+
 def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type]) -> FileResult:
     """The part of linting that needs libcst: parse, one traversal, diagnostics."""
+    import ast
+
     import libcst as cst
 
     try:
-        module = cst.parse_module(data)
+        with warnings.catch_warnings():  # SyntaxWarnings are the code's business, not ours
+            warnings.simplefilter("ignore")
+            ast.parse(data, filename=path)
+    except (RecursionError, MemoryError) as error:
+        return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"file too deeply nested to parse: {type(error).__name__}", 1, 1))
+    except SyntaxError as error:
+        if any(limit in str(error.msg) for limit in _NESTING_LIMITS):
+            return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {error.msg}", error.lineno or 1, error.offset or 1))
+        # Possibly syntax newer than this Python: libcst decides.
+    except ValueError:  # a NUL byte: libcst reports it as a syntax error below
+        pass
+    try:
+        module = _parse_on_big_stack(data)
     except cst.ParserSyntaxError as error:
         return FileResult(path, error=_syntax_error(data, path, error))
     except (UnicodeDecodeError, LookupError, SyntaxError) as error:
@@ -155,7 +207,9 @@ def _syntax_error(data: bytes, path: str, error: Exception) -> FileError:
     import ast
 
     try:
-        ast.parse(data, filename=path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(data, filename=path)
     except SyntaxError as cpython:
         return FileError(ErrorKind.SYNTAX, path, f"SyntaxError: {cpython.msg}", cpython.lineno or 1, cpython.offset or 1)
     except (ValueError, RecursionError, MemoryError) as other:
@@ -170,7 +224,18 @@ def _lint_module(
     module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool
 ) -> FileResult:
     context = run_rules(module, path, project, rules, mentions_sqlalchemy)
-    return FileResult(path, tuple(d for d, _ in diagnostics_with_plans(context)), parsed=True)
+    diagnostics = tuple(d for d, _ in diagnostics_with_plans(context))
+    crashes = context.crashes  # type: ignore[attr-defined]
+    if crashes:
+        codes = ", ".join(code for code, _ in crashes)
+        details = "; ".join(f"{code}: {problem}" for code, problem in crashes)
+        error = FileError(
+            ErrorKind.INTERNAL,
+            path,
+            f"internal error in rule {codes} ({details}); the other rules ran. Please report it with this file",
+        )
+        return FileResult(path, diagnostics, error=error, parsed=True)
+    return FileResult(path, diagnostics, parsed=True)
 
 
 def run_rules(module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool) -> object:
@@ -205,6 +270,8 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
     function_type = cst.FunctionDef
     class_type = cst.ClassDef
     global_type = cst.Global
+    yield_type = cst.Yield
+    assign_type = cst.Assign
 
     def visit(node: object) -> None:
         node_type = type(node)
@@ -217,8 +284,13 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
                 frameworks.enter_function(node)  # type: ignore[arg-type]
             elif node_type is class_type:
                 frameworks.enter_class(node)  # type: ignore[arg-type]
+        elif node_type is assign_type:
+            lifecycle.on_assign(node)  # type: ignore[arg-type]
+        elif node_type is yield_type:
+            lifecycle.on_yield()
         elif node_type is global_type:
             frameworks.on_global(node)  # type: ignore[arg-type]
+            lifecycle.on_global(node)  # type: ignore[arg-type]
         elif node_type in try_types:
             lifecycle.enter_try()
         elif node_type is with_type:
@@ -226,7 +298,7 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
         callbacks = visit_table.get(node_type)
         if callbacks:
             for callback in callbacks:
-                callback(node)
+                _call_rule(callback, node, context)
         ancestors.append(node)
 
     def leave(node: object) -> None:
@@ -243,10 +315,26 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
         callbacks = leave_table.get(node_type)
         if callbacks:
             for callback in callbacks:
-                callback(node)
+                _call_rule(callback, node, context)
 
     traverse(module, visit, leave)  # type: ignore[arg-type]
     return context
+
+
+def _call_rule(callback: Callable, node: object, context: object) -> None:
+    """One rule's callback. A crash in it (a bug in sessionlint) disables that rule for the
+    rest of this file and is recorded with the rule's code; the other rules go on."""
+    rule = callback.__self__  # type: ignore[attr-defined]
+    if rule.crashed is not None:
+        return
+    try:
+        callback(node)
+    except Exception as error:
+        if os.environ.get("SESSIONLINT_STRICT") == "1":
+            raise
+        logger.debug("rule %s crashed on %s", rule.code, context.path, exc_info=True)  # type: ignore[attr-defined]
+        rule.crashed = f"{type(error).__name__}: {error}"
+        context.crashes.append((rule.code, rule.crashed))  # type: ignore[attr-defined]
 
 
 def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:

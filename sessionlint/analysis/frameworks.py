@@ -51,14 +51,17 @@ def is_generator(node: cst.FunctionDef) -> bool:
     return False
 
 
-def describe_function(node: Union[cst.FunctionDef, cst.Module], depends_targets: FrozenSet[str]) -> FunctionInfo:
+def describe_function(
+    node: Union[cst.FunctionDef, cst.Module], depends_targets: FrozenSet[str], has_yield: Optional[bool] = None
+) -> FunctionInfo:
+    """`has_yield` when the traversal already knows (it saw a `yield` in this scope)."""
     if isinstance(node, cst.Module):
         return FunctionInfo(node, "<module>", False, False, frozenset(), False)
     return FunctionInfo(
         node=node,
         name=node.name.value,
         is_async=node.asynchronous is not None,
-        is_generator=is_generator(node),
+        is_generator=is_generator(node) if has_yield is None else has_yield,
         decorators=decorator_names(node),
         is_dependency=node.name.value in depends_targets,
     )

@@ -11,6 +11,7 @@ in routes.py resolves to the `sessionmaker(...)` in app/database.py.
 import ast
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
@@ -453,7 +454,10 @@ def _scan_cached(path: str, data: bytes, cache: Optional[object]) -> ModuleFacts
             factories, imports, returned_calls, aliases = stored
             return ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases))
     try:
-        facts = _scan_module(path, ast.parse(data, filename=path))
+        with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(data, filename=path)
+        facts = _scan_module(path, tree)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         facts = ModuleFacts(path=path)
     if digest is not None:

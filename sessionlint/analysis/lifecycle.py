@@ -338,6 +338,12 @@ class ScopeFacts:
     shared_sessions: Set[int] = field(default_factory=set)  # module-level creations used elsewhere
     missing_rollbacks: List[MissingRollback] = field(default_factory=list)
     borrowed_names: Set[str] = field(default_factory=set)  # `c = op.get_bind()`: not ours to close
+    # seen by the traversal in this scope (nested scopes excluded): for `find_stores` and
+    # `describe_function`, so that neither walks the body again
+    has_yield: bool = False
+    name_value_assigns: List[cst.Assign] = field(default_factory=list)  # `target = some_name`
+    assigned_names: Set[str] = field(default_factory=set)  # plain-name assignment targets
+    global_names: Set[str] = field(default_factory=set)
     info: Optional[FunctionInfo] = None
     gave_up: bool = False  # the body was beyond the analysis (recursion): stay silent
 
@@ -396,6 +402,24 @@ class LifecycleCollector:
             self._module_bindings = (frozenset(names), frozenset(classes))
         return self._module_bindings
 
+    def on_yield(self) -> None:
+        if self.scopes:
+            self.scopes[-1].has_yield = True
+
+    def on_assign(self, node: cst.Assign) -> None:
+        if not self.scopes:
+            return
+        facts = self.scopes[-1]
+        for target in node.targets:
+            if type(target.target) is cst.Name:
+                facts.assigned_names.add(target.target.value)
+        if type(node.value) is cst.Name:
+            facts.name_value_assigns.append(node)
+
+    def on_global(self, node: cst.Global) -> None:
+        if self.scopes:
+            self.scopes[-1].global_names.update(n.name.value for n in node.names)
+
     def enter_try(self) -> None:
         if self.try_depth:
             self.try_depth[-1] += 1
@@ -408,10 +432,10 @@ class LifecycleCollector:
         facts = self.scopes.pop()
         self.try_depth.pop()
         if isinstance(node, (cst.FunctionDef, cst.Module)):
-            facts.info = describe_function(node, self.depends_targets)
+            facts.info = describe_function(node, self.depends_targets, facts.has_yield if isinstance(node, cst.FunctionDef) else None)
             if facts.handoff_calls:
                 facts.handoffs = find_handoffs(facts)
-            if isinstance(node, cst.FunctionDef) and self.scopes and (facts.injected or facts.creations):
+            if isinstance(node, cst.FunctionDef) and self.scopes and facts.name_value_assigns and (facts.injected or facts.creations):
                 facts.handoffs.extend(find_stores(node, facts, self._module_names()))
             if isinstance(node, cst.Module) and facts.creations:
                 facts.shared_sessions = find_shared_sessions(facts, self.resolver.index.imported_names)
@@ -652,17 +676,10 @@ def find_stores(function: cst.FunctionDef, facts: ScopeFacts, module: Tuple[Froz
     if not owned:
         return []
     module_names, class_names = module
-    declared_global: Set[str] = set()
-    local: Set[str] = {p.name.value for p in _all_params(function)}
-    assigns: List[cst.Assign] = []
-    for node in walk(function.body, enter_scopes=False):
-        if isinstance(node, cst.Global):
-            declared_global.update(n.name.value for n in node.names)
-        elif isinstance(node, cst.Assign):
-            assigns.append(node)
-            local.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+    declared_global = facts.global_names
+    local: Set[str] = {p.name.value for p in _all_params(function)} | facts.assigned_names
     found: List[Handoff] = []
-    for node in assigns:
+    for node in facts.name_value_assigns:
         value = node.value
         if not isinstance(value, cst.Name) or value.value not in owned:
             continue
@@ -884,25 +901,33 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
         closes.setdefault(name, []).append(with_node)
 
     leaks_by_name: Dict[str, Dict[int, List[Leak]]] = {}
-    assumptions = creation_assumptions(facts) if names else {}
-    for name in sorted(names):
-        # A name whose object escapes has no leaks of its own (ownership is unclear), but a
-        # use after its close is still a use after close.
-        # Sessions start FRESH; connections are checked out at once, and a project function
-        # that returns a session may already have used it.
-        lazy = {
-            i
-            for i, c in enumerate(facts.creations)
-            if not c.is_connection and not c.factory.origin.startswith("function ")
-        }
-        transfer = SessionTransfer(name, events, scanner.raising, lazy, assumptions)
+    # Sessions start FRESH; connections are checked out at once, and a project function that
+    # returns a session may already have used it.
+    lazy = {i for i, c in enumerate(facts.creations) if not c.is_connection and not c.factory.origin.startswith("function ")}
+    assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None
+
+    def interpret(name: str, assume: Dict[int, FrozenSet[Tuple[str, bool]]]) -> Tuple[Dict[int, List[Leak]], List[UseAfterClose]]:
+        transfer = SessionTransfer(name, events, scanner.raising, lazy, assume)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
         else:
             exits = interpreter.run_function(facts.node.body, facts.node, _UNBOUND_STATE)  # type: ignore
-        leaks_by_name[name] = _leaks_per_creation(exits, transfer.rebinds)
-        facts.uses_after_close.extend(transfer.uses_after_close())
+        return _leaks_per_creation(exits, transfer.rebinds), transfer.uses_after_close()
+
+    for name in sorted(names):
+        # A name whose object escapes has no leaks of its own (ownership is unclear), but a
+        # use after its close is still a use after close.
+        leaks, uses = interpret(name, {})
+        if leaks or uses:
+            # Only then are the flags around creations worth computing (a walk of the scope):
+            # they can only remove paths.
+            if assumptions is None:
+                assumptions = creation_assumptions(facts)
+            if assumptions:
+                leaks, uses = interpret(name, assumptions)
+        leaks_by_name[name] = leaks
+        facts.uses_after_close.extend(uses)
 
     for i, creation in enumerate(facts.creations):
         name = creation.name

@@ -6,6 +6,7 @@ accepts `await` in a plain `def`. When a round fails, the text of the last good 
 kept and an internal error names the codes of the fixes that broke it.
 """
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -76,7 +77,9 @@ def choose(module: cst.Module, pairs: Sequence[Tuple[Diagnostic, FixPlan]]) -> L
 
 def verify(data: bytes, path: str) -> Optional[str]:
     try:
-        compile(data, path, "exec", dont_inherit=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(data, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as error:
         return f"{type(error).__name__}: {error}"
     return None

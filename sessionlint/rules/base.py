@@ -56,6 +56,7 @@ class FileContext:
         self.frameworks = FrameworkCollector(index.depends_targets, index.request_decorators)
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
+        self.crashes: List[Tuple[str, str]] = []  # (rule code, what it raised)
 
     def source_of(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
@@ -76,6 +77,7 @@ class Rule:
 
     def __init__(self, context: FileContext) -> None:
         self.context = context
+        self.crashed: Optional[str] = None  # set by the engine when a callback raised
 
     def report(
         self,
