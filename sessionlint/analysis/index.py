@@ -259,12 +259,41 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
             for target in targets:
                 if isinstance(target, ast.Name):
                     facts.factories[target.id] = builder
+        elif isinstance(statement, ast.ClassDef):
+            # `class Session(SqlModelSession): ...`: a project's own Session class makes
+            # sessions too. Fixture: SL001/session_subclass.py
+            for base in statement.bases:
+                factory = _session_class_of(base, facts)
+                if factory is not None:
+                    facts.factories[statement.name] = factory
+                    break
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             returned = _returned_calls(statement)
             if returned:
                 facts.returned_calls[statement.name] = returned
             facts.factories.update(_globals_bound_in(statement))
     return facts
+
+
+def _session_class_of(base: ast.expr, facts: ModuleFacts) -> Optional[Factory]:
+    """A base class that is SQLAlchemy's or SQLModel's Session/AsyncSession, imported under
+    any name (`from sqlmodel import Session as SqlModelSession`), or a Session subclass
+    defined earlier in the module."""
+    dotted = _dotted(base)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    binding = facts.imports.get(head)
+    if binding is not None and binding.level == 0:
+        full = f"{binding.module}.{binding.original}" + (f".{rest}" if rest else "") if binding.original else f"{binding.module}.{rest}"
+        if full in SESSION_CLASSES:
+            return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], f"subclass of {full}")
+    if dotted in SESSION_CLASSES:
+        return Factory(FactoryKind.SESSION, SESSION_CLASSES[dotted], f"subclass of {dotted}")
+    earlier = facts.factories.get(dotted)
+    if earlier is not None and earlier.kind is FactoryKind.SESSION and earlier.origin.startswith("subclass"):
+        return earlier
+    return None
 
 
 def _builder_of(call: ast.Call) -> Optional[Factory]:
