@@ -125,6 +125,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--corpus-peers", nargs="*", default=None,
+        help="peers to run on the whole corpus (default: all; pylint and fixit take many minutes there)",
+    )
     args = parser.parse_args(argv)
     projects = corpus.load_projects()
     corpus.fetch(projects)
@@ -147,7 +151,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             target = corpus.source_dir(chosen[0])
             label = selection
-        rows = bench(label, target, peers, args.runs, args.jobs)
+        chosen_peers = peers
+        if selection == "ALL" and args.corpus_peers is not None:
+            chosen_peers = {name: path for name, path in peers.items() if name in args.corpus_peers}
+        rows = bench(label, target, chosen_peers, args.runs, args.jobs)
         ruff = next((wall for name, wall, _ in rows if name.startswith("ruff")), None)
         pylint = next((wall for name, wall, _ in rows if name.startswith("pylint")), None)
         fixit = next((wall for name, wall, _ in rows if name.startswith("fixit")), None)
