@@ -5,6 +5,7 @@ and plant known bugs to measure recall.
     python scripts/corpus.py run              # lint every project, write findings + timings
     python scripts/corpus.py check            # compare with corpus/reviews.toml, precision
     python scripts/corpus.py mutate           # plant bugs in copies, recall per rule
+    python scripts/corpus.py fuzz             # token-level edits of real files: no crash
     python scripts/corpus.py report           # write corpus/RESULTS.md from the last run
 
 The cache lives outside the repository: $SESSIONLINT_CORPUS_CACHE or ~/.cache/sessionlint-corpus.
@@ -274,6 +275,82 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
 
+# --- fuzz ----------------------------------------------------------------------------------
+
+
+def fuzz(projects: List[dict], per_project: int, edits: int, seed: int) -> int:
+    """Random token-level edits of real files (delete, duplicate or move a token, or put a
+    keyword or bracket in its place), each linted and fixed with SESSIONLINT_STRICT=1: any
+    exception is a crash. Prints the counts; returns the number of crashes."""
+    import io
+    import tokenize
+    import traceback
+
+    os.environ["SESSIONLINT_STRICT"] = "1"
+    from sessionlint.config import Settings
+    from sessionlint.discovery import discover
+    from sessionlint.engine import build_project, lint_source, read_sources
+    from sessionlint.fixes.apply import fix_source
+    from sessionlint.registry import rule_classes, select_rules
+
+    rng = random.Random(seed)
+    settings = Settings(select=("ALL",))
+    classes = rule_classes(select_rules(settings.select))
+    noise = [b"(", b")", b"[", b":", b"with ", b"await ", b"yield ", b"return ", b"try:", b"finally:", b"\n", b"    ", b"lambda: ", b"async "]
+    mutants = crashes = parsed = 0
+    for project in projects:
+        root = source_dir(project)
+        if not os.path.isdir(root):
+            continue
+        sources, _ = read_sources(discover([root]).files)
+        linted = build_project(sources, settings)
+        candidates = sorted(p for p, data in sources.items() if linted.may_have_findings(data, {t for c in classes for t in c.TRIGGERS}))
+        for path in rng.sample(candidates, min(per_project, len(candidates))):
+            data = sources[path]
+            try:
+                tokens = [t for t in tokenize.tokenize(io.BytesIO(data).readline) if t.type not in (tokenize.ENCODING, tokenize.ENDMARKER)]
+            except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+                continue
+            lines = data.splitlines(keepends=True)
+            offsets = [0]
+            for line in lines:
+                offsets.append(offsets[-1] + len(line))
+
+            def span(token):
+                (sl, sc), (el, ec) = token.start, token.end
+                return offsets[sl - 1] + sc, offsets[el - 1] + ec if el - 1 < len(offsets) else len(data)
+
+            for _ in range(edits):
+                token = rng.choice(tokens)
+                start, end = span(token)
+                kind = rng.randrange(4)
+                if kind == 0:
+                    mutated = data[:start] + data[end:]
+                elif kind == 1:
+                    mutated = data[:end] + data[start:end] + data[end:]
+                elif kind == 2:
+                    other_start, other_end = span(rng.choice(tokens))
+                    mutated = data[:start] + data[other_start:other_end] + data[end:]
+                else:
+                    mutated = data[:start] + rng.choice(noise) + data[end:]
+                mutants += 1
+                try:
+                    result = lint_source(mutated, path, linted, classes, prefilter=False)
+                    parsed += result.error is None
+                    if result.error is None and any(d.fix is not None for d in result.diagnostics):
+                        fix_source(mutated, path, linted, classes, unsafe=True)
+                except Exception:
+                    crashes += 1
+                    copy = os.path.join(cache_dir(), "fuzz-crashes", f"{project['name']}-{crashes}.py")
+                    os.makedirs(os.path.dirname(copy), exist_ok=True)
+                    with open(copy, "wb") as handle:
+                        handle.write(mutated)
+                    print(f"crash: {project['name']} {os.path.relpath(path, root)} -> {copy}")
+                    traceback.print_exc(limit=3)
+    print(f"{mutants} mutants of {len(projects)} projects, {parsed} still parse; {crashes} crashes")
+    return crashes
+
+
 # --- report --------------------------------------------------------------------------------
 
 
@@ -330,7 +407,8 @@ def report() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "report", "all"])
+    parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "fuzz", "report", "all"])
+    parser.add_argument("--edits", type=int, default=20, help="fuzz: mutants per file")
     parser.add_argument("--only", nargs="*", help="project names")
     parser.add_argument("--per-project", type=int, default=15, help="mutants per operator and project")
     parser.add_argument("--seed", type=int, default=20261125)
@@ -347,6 +425,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return status
     if args.command in ("mutate", "all"):
         mutate(projects, args.per_project, args.seed)
+    if args.command == "fuzz":
+        return 1 if fuzz(projects, args.per_project, args.edits, args.seed) else 0
     if args.command in ("report", "all"):
         report()
     return 0

@@ -272,8 +272,8 @@ def _write_fixes(result: RunResult) -> None:
             write_fixed(path, fixed, digest(original))
         except WriteError as error:
             click.echo(f"sessionlint: error: {path}: {error}", err=True)
+            result.keep_original(path)
             result.files.append(FileResult(path, error=FileError(ErrorKind.IO, path, str(error))))
-            del result.fixes[path]
 
 
 def _print_diff(result: RunResult) -> None:

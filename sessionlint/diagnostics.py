@@ -100,6 +100,13 @@ class RunResult:
     # --fix / --diff: path -> (original bytes, fixed bytes, {code: fixes applied})
     fixes: dict = field(default_factory=dict)
     fix_problems: list = field(default_factory=list)  # (path, message): a round that failed
+    unfixed: dict = field(default_factory=dict)  # path -> FileResult of the original text
+
+    def keep_original(self, path: str) -> None:
+        """The fixed text of `path` was not written: report the original's findings."""
+        original = self.fixes.pop(path)[0]
+        self.sources[path] = original
+        self.files = [self.unfixed.get(path, f) if f.path == path else f for f in self.files]
 
     @property
     def fixed_count(self) -> int:

@@ -452,6 +452,8 @@ def _fix_sources(
             result.fix_problems.append((path, outcome.problem))
         if outcome.changed:
             result.fixes[path] = (data, outcome.data, dict(outcome.fixed))
+            # What to report if the fixed file cannot be written: the original's findings.
+            result.unfixed[path] = replace(file_result, diagnostics=visible(path, data, file_result.diagnostics, settings, enabled))
             sources[path] = outcome.data
             result.files[index] = outcome.result
 

@@ -135,3 +135,14 @@ def test_a_fix_that_breaks_the_code_is_not_written(tmp_path, monkeypatch):
     assert code == 2
     assert "a fix for SL001 produced invalid code (SyntaxError: invented for the test)" in err
     assert target.read_bytes() == LEAK
+
+
+def test_read_only_file_is_not_written(tmp_path, monkeypatch):
+    target = tmp_path / "app.py"
+    target.write_bytes(LEAK)
+    os.chmod(target, 0o444)
+    code, out, err = invoke(["--fix", "app.py"], tmp_path, monkeypatch)
+    assert code == 2
+    assert err == "sessionlint: error: app.py: the file is read-only; not written\n"
+    assert target.read_bytes() == LEAK
+    assert b"app.py:5:10: SL001 [*] session `db` is never closed" in out

@@ -23,6 +23,10 @@ def write_fixed(path: str, data: bytes, original_digest: Optional[str] = None) -
         status = os.stat(path)
     except OSError as error:
         raise WriteError(f"cannot read file status: {error.strerror or error}") from None
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        # Replacing the file would succeed (the directory is writable), but a read-only
+        # file says "do not change me": respect it, even as root.
+        raise WriteError("the file is read-only; not written")
     if original_digest is not None:
         try:
             with open(path, "rb") as handle:
