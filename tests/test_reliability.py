@@ -67,8 +67,13 @@ def test_syntax_errors(tmp_path, monkeypatch, source, expected):
         b"x = [" + b"1, " * 50000 + b"1]\n",
         b"type Point = tuple[float, float]\n\ndef first[T](items: list[T]) -> T:\n    return items[0]\n",
         b"name = 'x'\nprint(f\"{f'{name!r}'}\")\n",
+        b"print(f\"{\"same quotes\"}\")\n",
+        b"class Box[T = int]:\n    pass\n\ntype Pair[T = str] = tuple[T, T]\n",
     ],
-    ids=["latin1-cookie", "utf8-bom", "crlf", "mixed-newlines", "form-feed-and-tab", "empty", "blank-lines", "long-line", "pep695", "nested-fstring"],
+    ids=[
+        "latin1-cookie", "utf8-bom", "crlf", "mixed-newlines", "form-feed-and-tab", "empty", "blank-lines",
+        "long-line", "pep695", "nested-fstring", "pep701-same-quotes", "pep696-type-defaults",
+    ],
 )
 def test_odd_but_valid_files_are_clean(tmp_path, monkeypatch, data):
     code, out, err = lint_with_good(tmp_path, monkeypatch, "odd.py", data)

@@ -189,3 +189,24 @@ def test_bad_baseline_is_an_error(tmp_path, monkeypatch):
     code, out, err = invoke(["--baseline", "baseline.json", name], tmp_path, monkeypatch)
     assert code == 2 and out == ""
     assert err.startswith("sessionlint: error: baseline.json: not a sessionlint baseline")
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from sessionlint import cli
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert cli._progress_bar() is None  # not a terminal: no bar
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    update = cli._progress_bar()
+    assert update is not None
+    update(10, 50)  # a small run: still no bar
+    assert terminal.getvalue() == ""
+    monkeypatch.setenv("CI", "true")
+    assert cli._progress_bar() is None  # never in CI logs
