@@ -272,6 +272,8 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
     global_type = cst.Global
     yield_type = cst.Yield
     assign_type = cst.Assign
+    import_from_type = cst.ImportFrom
+    resolver = context.resolver  # type: ignore[attr-defined]
 
     def visit(node: object) -> None:
         node_type = type(node)
@@ -282,10 +284,13 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
             lifecycle.enter_scope(node)  # type: ignore[arg-type]
             if node_type is function_type:
                 frameworks.enter_function(node)  # type: ignore[arg-type]
+                resolver.enter_function()
             elif node_type is class_type:
                 frameworks.enter_class(node)  # type: ignore[arg-type]
         elif node_type is assign_type:
             lifecycle.on_assign(node)  # type: ignore[arg-type]
+        elif node_type is import_from_type:
+            resolver.on_import_from(node)  # type: ignore[arg-type]
         elif node_type is yield_type:
             lifecycle.on_yield()
         elif node_type is global_type:
@@ -308,6 +313,7 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
             lifecycle.leave_scope(node)  # type: ignore[arg-type]
             if node_type is function_type:
                 frameworks.leave_function()
+                resolver.leave_function()
             elif node_type is class_type:
                 frameworks.leave_class()
         elif node_type in try_types:

@@ -1,7 +1,7 @@
 """The per-file resolver: callees and names of one linted module resolved to factories and
 engines, from the module's own imports and definitions plus the project index."""
 
-from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Set
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
 import libcst as cst
 
@@ -48,6 +48,7 @@ class Resolver:
         self.index = index
         self.mentions_sqlalchemy = mentions_sqlalchemy
         self.imports: Dict[str, ImportBinding] = {}
+        self.local_imports: List[Dict[str, ImportBinding]] = []  # per enclosing function
         self.defined: Set[str] = set()
         self._collect(module.body)
         own = index.modules.get(path)
@@ -60,6 +61,34 @@ class Resolver:
             | self.conventional
             | {n for n, b in self.imports.items() if b.original or b.module}
         )
+
+    # -- imports inside functions (`from app.settings import Session` to avoid a cycle) ------
+    def enter_function(self) -> None:
+        self.local_imports.append({})
+
+    def leave_function(self) -> None:
+        if self.local_imports:
+            self.local_imports.pop()
+
+    def on_import_from(self, node: cst.ImportFrom) -> None:
+        """An import inside a function binds names for that function only.
+        Fixture: SL001/factory_imported_inside_function.py"""
+        if not self.local_imports or isinstance(node.names, cst.ImportStar):
+            return
+        module = dotted_name(node.module) if node.module is not None else ""
+        for alias in node.names:
+            original = dotted_name(alias.name) or ""
+            local = original
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.local_imports[-1][local] = ImportBinding(module or "", len(node.relative), original)
+
+    def _local_binding(self, name: str) -> Optional[ImportBinding]:
+        for scope in reversed(self.local_imports):
+            binding = scope.get(name)
+            if binding is not None:
+                return binding
+        return None
 
     def _collect(self, body: Iterable[cst.CSTNode]) -> None:
         for statement in body:
@@ -149,7 +178,7 @@ class Resolver:
     def may_be_factory(self, callee: cst.BaseExpression) -> bool:
         """Cheap test used on every call in the traversal."""
         if isinstance(callee, cst.Name):
-            return callee.value in self.callee_names
+            return callee.value in self.callee_names or (bool(self.local_imports) and self._local_binding(callee.value) is not None)
         if isinstance(callee, cst.Attribute):
             return True
         return isinstance(callee, cst.Call)  # `sessionmaker(bind=engine)()`
@@ -168,6 +197,10 @@ class Resolver:
         return None
 
     def _resolve_name(self, name: str) -> Optional[Factory]:
+        if self.local_imports:
+            local = self._local_binding(name)
+            if local is not None:
+                return self._resolve_import(local, name)
         own = self.own_factories.get(name)
         if own is not None:
             return own
