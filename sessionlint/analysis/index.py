@@ -253,7 +253,7 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 continue
             if not isinstance(value, ast.Call) or value.func is None:
                 continue
-            builder = _builder_of(value)
+            builder = _builder_of(value, facts.imports)
             if builder is None:
                 continue
             for target in targets:
@@ -271,7 +271,7 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
             returned = _returned_calls(statement)
             if returned:
                 facts.returned_calls[statement.name] = returned
-            facts.factories.update(_globals_bound_in(statement))
+            facts.factories.update(_globals_bound_in(statement, facts.imports))
     return facts
 
 
@@ -296,13 +296,18 @@ def _session_class_of(base: ast.expr, facts: ModuleFacts) -> Optional[Factory]:
     return None
 
 
-def _builder_of(call: ast.Call) -> Optional[Factory]:
+def _builder_of(call: ast.Call, imports: Optional[Mapping[str, "ImportBinding"]] = None) -> Optional[Factory]:
     """What `sessionmaker(...)`, `create_engine(...)`... build; `sessionmaker(class_=
-    AsyncSession)` (SQLAlchemy 1.4 style) makes AsyncSessions."""
+    AsyncSession)` (SQLAlchemy 1.4 style, also under an import alias such as Airflow's
+    `AsyncSession as SAAsyncSession`) makes AsyncSessions."""
     builder = MAKER_BUILDERS.get(_terminal(call.func) or "") or ENGINE_BUILDERS.get(_terminal(call.func) or "")
     if builder is not None and builder.kind is FactoryKind.SESSION and not builder.is_async:
         for keyword in call.keywords:
-            if keyword.arg == "class_" and _terminal(keyword.value) == "AsyncSession":
+            if keyword.arg != "class_":
+                continue
+            name = _terminal(keyword.value) or ""
+            binding = (imports or {}).get(name) if isinstance(keyword.value, ast.Name) else None
+            if name == "AsyncSession" or (binding is not None and binding.original == "AsyncSession"):
                 return Factory(FactoryKind.SESSION, True, f"{builder.origin}(class_=AsyncSession)")
     return builder
 
@@ -318,7 +323,7 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
     return None
 
 
-def _globals_bound_in(function: ast.AST) -> Dict[str, Factory]:
+def _globals_bound_in(function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None) -> Dict[str, Factory]:
     """Module globals a configuration function binds: `global Session; Session =
     sessionmaker(...)` (settings modules that build the engine lazily)."""
     declared: Set[str] = set()
@@ -330,7 +335,7 @@ def _globals_bound_in(function: ast.AST) -> Dict[str, Factory]:
         return bound
     for node in _walk_own_scope(function):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            builder = _builder_of(node.value)
+            builder = _builder_of(node.value, imports)
             if builder is None:
                 continue
             for target in node.targets:
