@@ -417,18 +417,34 @@ def run(
     return result
 
 
-def visible(path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings: Settings, enabled: frozenset) -> Tuple[Diagnostic, ...]:
-    """The findings that neither a per-file ignore nor an inline suppression hides (what the
-    fixes may touch)."""
+def _filter(
+    path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings: Settings, enabled: frozenset, report_unused: bool
+) -> Tuple[Tuple[Diagnostic, ...], int]:
+    """Per-file ignores from the configuration, then `# noqa` / `# sessionlint: ignore`
+    comments (and SL100 for comments that suppress nothing, when `report_unused`); the kept
+    findings and how many comments suppressed."""
     from sessionlint import suppression
     from sessionlint.registry import by_code, matches
 
     ignored = settings.ignored_codes(path) if settings.per_file_ignores else ()
-    kept = tuple(d for d in diagnostics if not any(matches(s, by_code(d.code)) for s in ignored))  # type: ignore[arg-type]
-    marks = suppression.parse(data) if kept else None
-    if marks is not None:
-        kept, _ = suppression.apply(path, kept, marks, enabled, False)
-    return kept
+
+    def not_ignored(found: Sequence[Diagnostic]) -> Tuple[Diagnostic, ...]:
+        if not ignored:
+            return tuple(found)
+        return tuple(d for d in found if not any(matches(s, by_code(d.code)) for s in ignored))  # type: ignore[arg-type]
+
+    kept = not_ignored(diagnostics)
+    marks = suppression.parse(data) if (kept or report_unused) else None
+    if marks is None:
+        return kept, 0
+    kept, count = suppression.apply(path, kept, marks, enabled, report_unused)
+    return not_ignored(kept), count
+
+
+def visible(path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings: Settings, enabled: frozenset) -> Tuple[Diagnostic, ...]:
+    """The findings that neither a per-file ignore nor an inline suppression hides (what the
+    fixes may touch)."""
+    return _filter(path, data, diagnostics, settings, enabled, False)[0]
 
 
 def _fix_sources(
@@ -465,28 +481,16 @@ def _fix_sources(
 
 
 def _apply_suppressions(result: RunResult, sources: Dict[str, bytes], settings: Settings, enabled: frozenset) -> None:
-    """Per-file ignores from the configuration, then `# noqa` / `# sessionlint: ignore`
-    comments; SL100 for comments that suppress nothing, when selected."""
-    from sessionlint import suppression
-    from sessionlint.registry import by_code, matches
+    """Per-file ignores and inline suppressions on every file's findings."""
+    from sessionlint.suppression import UNUSED_CODE
 
-    report_unused = suppression.UNUSED_CODE in enabled
+    report_unused = UNUSED_CODE in enabled
     for index, file_result in enumerate(result.files):
         data = sources.get(file_result.path)
         if data is None or (not file_result.diagnostics and not report_unused):
             continue
-        diagnostics = file_result.diagnostics
-        ignored = settings.ignored_codes(file_result.path) if settings.per_file_ignores else ()
-        if ignored:
-            diagnostics = tuple(
-                d for d in diagnostics if not any(matches(s, by_code(d.code)) for s in ignored)  # type: ignore[arg-type]
-            )
-        marks = suppression.parse(data) if (diagnostics or report_unused) else None
-        if marks is not None:
-            diagnostics, count = suppression.apply(file_result.path, diagnostics, marks, enabled, report_unused)
-            result.suppressed += count
-            if report_unused and "SL100" in ignored:
-                diagnostics = tuple(d for d in diagnostics if d.code != suppression.UNUSED_CODE)
+        diagnostics, count = _filter(file_result.path, data, file_result.diagnostics, settings, enabled, report_unused)
+        result.suppressed += count
         if diagnostics != file_result.diagnostics:
             result.files[index] = replace(file_result, diagnostics=tuple(sorted(diagnostics, key=lambda d: d.sort_key)))
 
