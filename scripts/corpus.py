@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -235,13 +236,19 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
         linted = build_project(sources, settings)
         factories = {name for facts in linted.index.modules.values() for name in facts.factories}  # type: ignore
         candidates: Dict[str, List[Tuple[str, int]]] = defaultdict(list)
+        in_file: Dict[str, set] = {}
         for path, data in sources.items():
-            for operator, index in find_sites(data, factories):
+            # Project factories count in the file that defines them or imports them by name
+            # (calibreweb's requests-based `Session` class is not the project's sessionmaker).
+            own = set(linted.index.modules[path].factories) if path in linted.index.modules else set()  # type: ignore
+            imported = {n for n in factories if re.search(rb"\bimport\b[^\n]*\b" + re.escape(n.encode()) + rb"\b", data)}
+            in_file[path] = own | imported
+            for operator, index in find_sites(data, in_file[path]):
                 candidates[operator].append((path, index))
         for operator, sites in sorted(candidates.items()):
             rng.shuffle(sites)
             for path, index in sites[:per_project]:
-                mutated = make_mutant(sources[path], operator, index, factories)
+                mutated = make_mutant(sources[path], operator, index, in_file[path])
                 if mutated is None:
                     continue
                 try:
