@@ -242,13 +242,16 @@ def _lint(
         _print_diff(result)
         sys.exit(EXIT_ERROR if result.fix_problems else (EXIT_FINDINGS if result.fixes else EXIT_OK))
     if fix_mode is not None:
+        _write_fixes(result, skip=stdin[0] if stdin is not None else None)
         if stdin is not None:
             # `-` with --fix: the (fixed) source goes to stdout, the report to stderr.
             fixed = result.fixes.get(stdin[0], (stdin[1], stdin[1], {}))[1]
-            sys.stdout.buffer.write(fixed) if hasattr(sys.stdout, "buffer") else sys.stdout.write(fixed.decode("utf-8"))
+            if hasattr(sys.stdout, "buffer"):
+                sys.stdout.buffer.write(fixed)
+            else:
+                sys.stdout.write(fixed.decode("utf-8", errors="replace"))
             _report(result, output_format, output_file, statistics, quiet, unsafe, stream=sys.stderr)
             sys.exit(EXIT_ERROR if result.fix_problems else exit_code(result, exit_zero))
-        _write_fixes(result)
     if known is not None:
         from sessionlint.baseline import apply_to_run
 
@@ -261,13 +264,16 @@ def _lint(
     sys.exit(exit_code(result, exit_zero))
 
 
-def _write_fixes(result: RunResult) -> None:
+def _write_fixes(result: RunResult, skip: Optional[str] = None) -> None:
     """Write every fixed file atomically; a file that changed on disk meanwhile, or cannot be
-    written, keeps its original bytes and becomes an I/O error of the run."""
+    written, keeps its original bytes and becomes an I/O error of the run. `skip`: the
+    stdin pseudo-path, whose fixed text goes to stdout instead."""
     from sessionlint.diagnostics import FileError, FileResult
     from sessionlint.fixes.files import WriteError, digest, write_fixed
 
     for path, (original, fixed, _) in sorted(result.fixes.items()):
+        if path == skip:
+            continue
         try:
             write_fixed(path, fixed, digest(original))
         except WriteError as error:
