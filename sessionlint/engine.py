@@ -139,11 +139,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_parser_after_fork)
 
 
-def _parse_on_big_stack(data: bytes) -> object:
+def _run_on_big_stack(function: Callable, *args: object) -> object:
+    """`function(*args)` on the parser thread (its result, or its exception re-raised)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
-
-    import libcst as cst
 
     executor = _PARSER.get("executor")
     if executor is None:
@@ -154,19 +153,25 @@ def _parse_on_big_stack(data: bytes) -> object:
         finally:
             threading.stack_size(previous)
         _PARSER["executor"] = executor
-    return executor.submit(cst.parse_module, data).result()  # type: ignore[attr-defined]
+    return executor.submit(function, *args).result()  # type: ignore[attr-defined]
+
+
+def _cpython_parse(data: bytes, path: str) -> None:
+    import ast
+
+    with warnings.catch_warnings():  # SyntaxWarnings are the code's business, not ours
+        warnings.simplefilter("ignore")
+        ast.parse(data, filename=path)
 
 
 def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type]) -> FileResult:
     """The part of linting that needs libcst: parse, one traversal, diagnostics."""
-    import ast
-
     import libcst as cst
 
     try:
-        with warnings.catch_warnings():  # SyntaxWarnings are the code's business, not ours
-            warnings.simplefilter("ignore")
-            ast.parse(data, filename=path)
+        # On the big stack too: Python 3.9's AST construction has no recursion guard and
+        # overflows the main thread's stack on a few thousand nested operators.
+        _run_on_big_stack(_cpython_parse, data, path)
     except (RecursionError, MemoryError) as error:
         return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"file too deeply nested to parse: {type(error).__name__}", 1, 1))
     except SyntaxError as error:
@@ -176,7 +181,7 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[typ
     except ValueError:  # a NUL byte: libcst reports it as a syntax error below
         pass
     try:
-        module = _parse_on_big_stack(data)
+        module = _run_on_big_stack(cst.parse_module, data)
     except cst.ParserSyntaxError as error:
         return FileResult(path, error=_syntax_error(data, path, error))
     except (UnicodeDecodeError, LookupError, SyntaxError) as error:
