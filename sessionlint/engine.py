@@ -156,12 +156,25 @@ def _run_on_big_stack(function: Callable, *args: object) -> object:
     return executor.submit(function, *args).result()  # type: ignore[attr-defined]
 
 
+# CPython 3.11+ refuses ASTs deeper than this itself (RecursionError); older versions build
+# them, and libcst then takes minutes on them. Checked by hand there.
+MAX_AST_DEPTH = 2900
+
+
 def _cpython_parse(data: bytes, path: str) -> None:
     import ast
+    import sys
 
     with warnings.catch_warnings():  # SyntaxWarnings are the code's business, not ours
         warnings.simplefilter("ignore")
-        ast.parse(data, filename=path)
+        tree = ast.parse(data, filename=path)
+    if sys.version_info < (3, 11):
+        stack = [(tree, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_AST_DEPTH:
+                raise RecursionError("maximum AST depth exceeded")
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type]) -> FileResult:
