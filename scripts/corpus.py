@@ -211,14 +211,25 @@ def check() -> int:
 # --- mutate --------------------------------------------------------------------------------
 
 
+def _linted_projects(projects: List[dict], settings: object):
+    """(project, root, sources, project pass) for each fetched project."""
+    from sessionlint.discovery import discover
+    from sessionlint.engine import build_project, read_sources
+
+    for project in projects:
+        root = source_dir(project)
+        if os.path.isdir(root):
+            sources, _ = read_sources(discover([root]).files)
+            yield project, root, sources, build_project(sources, settings)  # type: ignore[arg-type]
+
+
 def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple[int, int]]:
     """Plant one bug per mutant in copies of real files; a plant is found when the expected
     rule reports more findings on the mutant than on the original."""
     from mutations import OPERATORS, expected_codes, find_sites, make_mutant
 
     from sessionlint.config import Settings
-    from sessionlint.discovery import discover
-    from sessionlint.engine import build_project, lint_source, read_sources
+    from sessionlint.engine import lint_source
     from sessionlint.registry import rule_classes, select_rules
 
     rng = random.Random(seed)
@@ -228,12 +239,7 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
     misses: List[str] = []
     mutant_root = os.path.join(cache_dir(), "mutants")
     shutil.rmtree(mutant_root, ignore_errors=True)
-    for project in projects:
-        root = source_dir(project)
-        if not os.path.isdir(root):
-            continue
-        sources, _ = read_sources(discover([root]).files)
-        linted = build_project(sources, settings)
+    for project, root, sources, linted in _linted_projects(projects, settings):
         factories = {name for facts in linted.index.modules.values() for name in facts.factories}  # type: ignore
         candidates: Dict[str, List[Tuple[str, int]]] = defaultdict(list)
         in_file: Dict[str, set] = {}
@@ -295,8 +301,7 @@ def fuzz(projects: List[dict], per_project: int, edits: int, seed: int) -> int:
 
     os.environ["SESSIONLINT_STRICT"] = "1"
     from sessionlint.config import Settings
-    from sessionlint.discovery import discover
-    from sessionlint.engine import build_project, lint_source, read_sources
+    from sessionlint.engine import lint_source
     from sessionlint.fixes.apply import fix_source
     from sessionlint.registry import rule_classes, select_rules
 
@@ -305,12 +310,7 @@ def fuzz(projects: List[dict], per_project: int, edits: int, seed: int) -> int:
     classes = rule_classes(select_rules(settings.select))
     noise = [b"(", b")", b"[", b":", b"with ", b"await ", b"yield ", b"return ", b"try:", b"finally:", b"\n", b"    ", b"lambda: ", b"async "]
     mutants = crashes = parsed = 0
-    for project in projects:
-        root = source_dir(project)
-        if not os.path.isdir(root):
-            continue
-        sources, _ = read_sources(discover([root]).files)
-        linted = build_project(sources, settings)
+    for project, root, sources, linted in _linted_projects(projects, settings):
         candidates = sorted(p for p, data in sources.items() if linted.may_have_findings(data, {t for c in classes for t in c.TRIGGERS}))
         for path in rng.sample(candidates, min(per_project, len(candidates))):
             data = sources[path]
