@@ -5,7 +5,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 from sessionlint.config import Settings
 from sessionlint.diagnostics import (
@@ -23,10 +23,12 @@ logger = logging.getLogger(__name__)
 
 
 # Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
-# give in TRIGGERS: a regex, and a word that must also occur (or None). "factory_call" is
-# built per project from the factory index.
-STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
-    "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine"),
+# give in TRIGGERS: a regex, a word that must also occur (or None), and substrings one of
+# which any match of the regex contains. The substrings are tested first: `in` on bytes is
+# some twenty times faster than Python's regex engine scanning for an alternation, and
+# most files fail there. "factory_call" is built per project from the factory index.
+STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes], Tuple[bytes, ...]]] = {
+    "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine", (b".connect", b".raw_connection")),
     # a coroutine method called on a line without `await` (SL006 reports nothing else; its
     # `with` mismatches go through "factory_call")
     "async": (
@@ -35,16 +37,43 @@ STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes]]] = {
             rb"|stream|delete|merge|dispose|get_one|run_sync|exec_driver_sql)\s*\("
         ),
         b"async ",
+        (b".",),
     ),
     # commit()/flush() followed within a few lines by an `except`
-    "commit": (re.compile(rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b"), None),
-    "engine": (re.compile(rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("), None),
-    "maker": (re.compile(rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("), None),
+    "commit": (
+        re.compile(rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b"),
+        b"except",
+        (b".commit", b".flush"),
+    ),
+    "engine": (
+        re.compile(rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("),
+        b"engine",
+        (b"engine",),
+    ),
+    "maker": (
+        re.compile(rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("),
+        None,
+        (b"maker", b"scoped_session"),
+    ),
     "handoff": (
         re.compile(rb"\b(?:add_task|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\("),
         b"ession",
+        (b"_task", b"Thread", b"ensure_future", b"run_in_executor", b"submit", b"start_soon", b"to_thread", b"apply_async", b"delay"),
     ),
 }
+
+
+def _cover(names: Iterable[str]) -> Tuple[bytes, ...]:
+    """Substrings one of which every name in `names` contains: "ession" and "ngine" stand
+    for the many session and engine names."""
+    cover = set()
+    for name in names:
+        encoded = name.encode()
+        cover.add(next((w for w in (b"ession", b"ngine") if w in encoded), encoded))
+    return tuple(sorted(cover))
+
+
+_ASYNC_WORD = re.compile(rb"[Aa]sync(?! def\b| for\b|io\b)")
 
 
 @dataclass(frozen=True)
@@ -53,54 +82,144 @@ class Project:
 
     index: object  # analysis.factories.ProjectIndex
     factory_call: Pattern[bytes]
-    session_alias: Optional[Pattern[bytes]] = None  # the project's session type aliases
+    session_alias: Optional[Pattern[bytes]] = None  # the project's async session type aliases
+    # names of the project's async factories and engines, and async dependencies
+    async_names: Optional[Pattern[bytes]] = None
+
+    factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
 
     def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
-        for trigger in triggers:
-            if trigger == "factory_call":
-                if self.factory_call.search(data):
-                    return True
-                continue
-            if trigger == "async" and self.session_alias is not None and self.session_alias.search(data):
+        return self.triage(data, triggers) is not None
+
+    def triage(self, data: bytes, triggers: Iterable[str]) -> Optional[Tuple[str, ...]]:
+        """None: no rule can report anything in `data`. Otherwise the file is parsed: `()`
+        with libcst, or a tuple of triggers (all in astfilter.REFINED_TRIGGERS) whose `ast`
+        checks decide whether libcst is needed."""
+        from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+
+        refined: List[str] = []
+        for trigger in sorted(triggers, key=lambda t: t in REFINED_TRIGGERS):
+            if self._matches(data, trigger):
+                if trigger not in REFINED_TRIGGERS:
+                    return ()
+                refined.append(trigger)
+        return tuple(refined) if refined else None
+
+    def _matches(self, data: bytes, trigger: str) -> bool:
+        if trigger == "factory_call":
+            return any(w in data for w in self.factory_words) and bool(self.factory_call.search(data))
+        if trigger == "async":
+            if b"async" not in data:
+                return False
+            if self.session_alias is not None and self.session_alias.search(data):
                 return True
-            pattern, word = STATIC_TRIGGERS[trigger]
-            if (word is None or word in data) and pattern.search(data):
-                return True
-        return False
+            if not self._async_object_named(data):
+                return False
+        pattern, word, any_of = STATIC_TRIGGERS[trigger]
+        return (word is None or word in data) and any(w in data for w in any_of) and bool(pattern.search(data))
+
+    def _async_object_named(self, data: bytes) -> bool:
+        """Whether the file can name an async session, connection or engine: an `Async...`
+        type, `async with`, an `async_...`/`...async...` name, or one of the project's async
+        factories. `async def` and `asyncio` alone do not: a sync session's `commit()` in a
+        file with coroutines is no finding."""
+        return bool(_ASYNC_WORD.search(data)) or (self.async_names is not None and bool(self.async_names.search(data)))
 
 
 def read_sources(files: Sequence[str]) -> Tuple[Dict[str, bytes], List[FileResult]]:
+    """Every file's bytes, in memory (for scripts and tests; a run reads through
+    `SourceFiles`)."""
     sources: Dict[str, bytes] = {}
     failures: List[FileResult] = []
     for path in files:
-        try:
-            with open(path, "rb") as handle:
-                sources[path] = handle.read()
-        except OSError as error:
-            reason = error.strerror or str(error)
-            failures.append(FileResult(path, error=FileError(ErrorKind.IO, path, f"cannot read file: {reason}")))
+        data, failure = _read(path)
+        if failure is not None:
+            failures.append(failure)
+        else:
+            sources[path] = data  # type: ignore[assignment]
     return sources, failures
 
 
-def build_project(sources: Dict[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
-    from sessionlint.analysis.index import (
-        CONVENTIONAL_FACTORY_NAMES,
-        SESSION_CLASSES,
-        build_index,
-    )
+def _read(path: str) -> Tuple[Optional[bytes], Optional[FileResult]]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return None, FileResult(path, error=FileError(ErrorKind.IO, path, f"cannot read file: {reason}"))
 
-    index = build_index(
-        sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators
-    )
+
+class SourceFiles:
+    """The files of a run, read from disk when asked rather than held: a run over a large
+    tree keeps only the bytes of the files it parses, has findings in, or fixes (those are
+    pinned, as is stdin). Reading a file a second time costs less than holding every file."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths: List[str] = list(dict.fromkeys(paths))
+        self.pinned: Dict[str, bytes] = {}
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.pinned or path in self.paths
+
+    def __setitem__(self, path: str, data: bytes) -> None:
+        if path not in self.pinned and path not in self.paths:
+            self.paths.append(path)
+        self.pinned[path] = data
+
+    def __getitem__(self, path: str) -> bytes:
+        data = self.get(path)
+        if data is None:
+            raise KeyError(path)
+        return data
+
+    def get(self, path: str, default: Optional[bytes] = None) -> Optional[bytes]:
+        data = self.pinned.get(path)
+        if data is not None:
+            return data
+        if path not in self.paths:
+            return default
+        data, _ = _read(path)
+        return default if data is None else data
+
+    def remove(self, path: str) -> None:
+        self.pinned.pop(path, None)
+        self.paths.remove(path)
+
+
+def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
+    """The project pass over sources held in memory."""
+    from sessionlint.analysis.index import IndexBuilder
+
+    builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+    for path, data in sources.items():
+        builder.add(path, data)
+    return project_of(builder.finish(sources.get), settings)
+
+
+def project_of(index: object, settings: Settings) -> Project:
+    """The prefilter's trigger patterns for a finished project index."""
+    from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES
+
     names = set(CONVENTIONAL_FACTORY_NAMES) | {n.rsplit(".", 1)[-1] for n in settings.session_factories}
     names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
-    for facts in index.modules.values():
+    for facts in index.modules.values():  # type: ignore[attr-defined]
         names |= set(facts.factories)
-    aliases = sorted(index.session_aliases)
-    alias_pattern = (
-        re.compile(rb"\b(?:" + b"|".join(re.escape(a.encode()) for a in aliases) + rb")\b") if aliases else None
-    )
-    return Project(index, trigger_pattern(names), alias_pattern)
+    async_names = set(index.async_dependencies)  # type: ignore[attr-defined]
+    for facts in index.modules.values():  # type: ignore[attr-defined]
+        async_names |= {name for name, factory in facts.factories.items() if factory.is_async}
+    async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]  # type: ignore[attr-defined]
+    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names))  # type: ignore[attr-defined]
+
+
+def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
+    ordered = sorted(set(names))
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in ordered) + rb")\b") if ordered else None
 
 
 def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
@@ -115,9 +234,13 @@ def lint_source(
 ) -> FileResult:
     """Lint one file's bytes. Never raises for bad input: a parse failure or a rule crash is
     recorded on the result."""
-    if prefilter and not project.may_have_findings(data, {t for rule in rules for t in rule.TRIGGERS}):  # type: ignore[attr-defined]
-        return FileResult(path)
-    return parse_and_lint(data, path, project, rules)
+    refine: Tuple[str, ...] = ()
+    if prefilter:
+        triage = project.triage(data, {t for rule in rules for t in rule.TRIGGERS})  # type: ignore[attr-defined]
+        if triage is None:
+            return FileResult(path)
+        refine = triage
+    return parse_and_lint(data, path, project, rules, refine)
 
 
 # CPython's parser refuses these nestings outright; the code cannot run, so it is reported
@@ -161,7 +284,7 @@ def _run_on_big_stack(function: Callable, *args: object) -> object:
 MAX_AST_DEPTH = 2900
 
 
-def _cpython_parse(data: bytes, path: str) -> None:
+def _cpython_parse(data: bytes, path: str) -> object:
     import ast
     import sys
 
@@ -175,16 +298,25 @@ def _cpython_parse(data: bytes, path: str) -> None:
             if depth > MAX_AST_DEPTH:
                 raise RecursionError("maximum AST depth exceeded")
             stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
 
 
-def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type]) -> FileResult:
-    """The part of linting that needs libcst: parse, one traversal, diagnostics."""
-    import libcst as cst
+def parse_and_lint(
+    data: bytes, path: str, project: Project, rules: Sequence[type], refine: Tuple[str, ...] = ()
+) -> FileResult:
+    """The part of linting that needs libcst: parse, one traversal, diagnostics. With
+    `refine` (triggers of astfilter.REFINED_TRIGGERS), CPython's tree decides first whether
+    libcst is needed at all."""
+    import sys
 
+    tree = None
     try:
-        # On the big stack too: Python 3.9's AST construction has no recursion guard and
-        # overflows the main thread's stack on a few thousand nested operators.
-        _run_on_big_stack(_cpython_parse, data, path)
+        # CPython's parser accepted the file in the project pass already: the check below
+        # cannot fail (before 3.11 it also measures the AST's depth, so it runs there).
+        if refine or sys.version_info < (3, 11) or (path, hash(data)) not in project.index.parsed:  # type: ignore[attr-defined]
+            # On the big stack too: Python 3.9's AST construction has no recursion guard and
+            # overflows the main thread's stack on a few thousand nested operators.
+            tree = _run_on_big_stack(_cpython_parse, data, path)
     except (RecursionError, MemoryError) as error:
         return FileResult(path, error=FileError(ErrorKind.SYNTAX, path, f"file too deeply nested to parse: {type(error).__name__}", 1, 1))
     except SyntaxError as error:
@@ -193,6 +325,14 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[typ
         # Possibly syntax newer than this Python: libcst decides.
     except ValueError:  # a NUL byte: libcst reports it as a syntax error below
         pass
+    if refine and tree is not None:
+        from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+
+        if not any(REFINED_TRIGGERS[trigger](tree) for trigger in refine):
+            return FileResult(path)
+    del tree
+    import libcst as cst
+
     try:
         module = _run_on_big_stack(cst.parse_module, data)
     except cst.ParserSyntaxError as error:
@@ -416,13 +556,16 @@ def run(
     result.usage_errors.extend(discovered.errors)
     all_infos: List[RuleInfo] = select_rules(settings.effective_select, settings.ignore)
     infos = [info for info in all_infos if info.class_name]  # SL1xx come from the engine
-    sources, failures = read_sources(discovered.files)
+    sources = SourceFiles(discovered.files)
     if stdin is not None and not (settings.force_exclude and settings.is_excluded(stdin[0])):
         sources[stdin[0]] = stdin[1]
-    result.files.extend(failures)
     enabled = frozenset(info.code for info in all_infos)
     if not infos:
-        result.files.extend(FileResult(path) for path in sources)
+        for path in list(sources):
+            failure = None if path in sources.pinned else _read(path)[1]
+            if failure is not None:
+                sources.remove(path)
+            result.files.append(failure or FileResult(path))
     else:
         project = _lint_sources(sources, settings, infos, result, progress)
         if fix is not None:
@@ -430,7 +573,9 @@ def run(
     _apply_suppressions(result, sources, settings, enabled)
     for file_result in result.files:
         if file_result.diagnostics:
-            result.sources[file_result.path] = sources[file_result.path]
+            data = sources.get(file_result.path)
+            if data is not None:
+                result.sources[file_result.path] = data
     result.files.sort(key=lambda r: r.path)
     return result
 
@@ -466,7 +611,7 @@ def visible(path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings:
 
 
 def _fix_sources(
-    sources: Dict[str, bytes],
+    sources: SourceFiles,
     settings: Settings,
     infos: List[RuleInfo],
     result: RunResult,
@@ -498,7 +643,7 @@ def _fix_sources(
             result.files[index] = outcome.result
 
 
-def _apply_suppressions(result: RunResult, sources: Dict[str, bytes], settings: Settings, enabled: frozenset) -> None:
+def _apply_suppressions(result: RunResult, sources: SourceFiles, settings: Settings, enabled: frozenset) -> None:
     """Per-file ignores and inline suppressions on every file's findings."""
     from sessionlint.suppression import UNUSED_CODE
 
@@ -514,42 +659,67 @@ def _apply_suppressions(result: RunResult, sources: Dict[str, bytes], settings: 
 
 
 def _lint_sources(
-    sources: Dict[str, bytes],
+    sources: SourceFiles,
     settings: Settings,
     infos: List[RuleInfo],
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
 ) -> Project:
+    """The project pass (every file read once), then per file: the cached result, or the
+    prefilter, or a parse (the file read a second time, and its bytes kept until linted)."""
+    from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import Cache, fingerprint
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
-    project = build_project(sources, settings, cache)
+    builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+    digests: Dict[str, str] = {}
+    for path in list(sources):
+        data = sources.pinned.get(path)
+        if data is None:
+            data, failure = _read(path)
+            if failure is not None:
+                result.files.append(failure)
+                sources.remove(path)
+                continue
+        builder.add(path, data)  # type: ignore[arg-type]
+        if cache.enabled:
+            digests[path] = cache.digest(data)  # type: ignore[arg-type]
+    project = project_of(builder.finish(sources.get), settings)
     triggers = {t for info in infos for t in info.triggers}
     run_key = fingerprint(settings, [i.code for i in infos], project.index)
-    pending: List[Tuple[str, bytes, str]] = []
-    for path, data in sources.items():
-        digest = cache.digest(data)
-        cached = cache.get(run_key, path, digest)
+    pending: List[Tuple[str, bytes, str, Tuple[str, ...]]] = []
+    for path in sources:
+        digest = digests.get(path, "")
+        cached = cache.get(run_key, path, digest) if digest else None
         if cached is not None:
             result.files.append(cached)
-        elif settings.prefilter and not project.may_have_findings(data, triggers):
+            continue
+        data = sources.get(path)
+        if data is None:  # gone since the project pass
+            result.files.append(_read(path)[1] or FileResult(path))
+            continue
+        refine = project.triage(data, triggers) if settings.prefilter else ()
+        if refine is None:
             file_result = FileResult(path)
             cache.put(run_key, path, digest, file_result)
             result.files.append(file_result)
         else:
-            pending.append((path, data, digest))
+            pending.append((path, data, digest, refine))
     if pending:
         linted = _lint_pending(pending, project, infos, settings.jobs, progress)
-        for (path, data, digest), file_result in zip(pending, linted):
+        for (path, data, digest, _), file_result in zip(pending, linted):
             result.files.append(file_result)
+            if file_result.diagnostics:
+                sources[path] = data  # what was linted is what the report and the fixes use
             if file_result.error is None or file_result.error.kind is not ErrorKind.INTERNAL:
                 cache.put(run_key, path, digest, file_result)
     cache.save()
     return project
 
 
-# Below this many files to parse, a process pool costs more to start than it saves.
-POOL_THRESHOLD = 24
+# Below this many bytes to parse, a process pool costs more to start (about 0.1 s) than it
+# saves: libcst parses and sessionlint traverses some 200 KB a second.
+POOL_THRESHOLD_BYTES = 160_000
 
 _WORKER: Dict[str, object] = {}
 
@@ -561,14 +731,14 @@ def _worker_init(project: Project, codes: Sequence[str]) -> None:
     _WORKER["rules"] = rule_classes([r for r in RULES if r.code in codes])
 
 
-def _worker_lint(batch: Sequence[Tuple[str, bytes]]) -> List[FileResult]:
+def _worker_lint(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[FileResult]:
     project = _WORKER["project"]
     rules = _WORKER["rules"]
-    return [parse_and_lint(data, path, project, rules) for path, data in batch]  # type: ignore[arg-type]
+    return [parse_and_lint(data, path, project, rules, refine) for path, data, refine in batch]  # type: ignore[arg-type]
 
 
 def _lint_pending(
-    pending: Sequence[Tuple[str, bytes, str]],
+    pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
     project: Project,
     infos: Sequence[RuleInfo],
     jobs: int,
@@ -577,11 +747,11 @@ def _lint_pending(
     """Parse and lint the files the cache and the prefilter could not answer, in order."""
     jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     total = len(pending)
-    if jobs <= 1 or len(pending) < POOL_THRESHOLD:
+    if jobs <= 1 or len(pending) < 2 or sum(len(p[1]) for p in pending) < POOL_THRESHOLD_BYTES:
         classes = rule_classes(infos)
         linted = []
-        for path, data, _ in pending:
-            linted.append(parse_and_lint(data, path, project, classes))
+        for path, data, _, refine in pending:
+            linted.append(parse_and_lint(data, path, project, classes, refine))
             if progress is not None:
                 progress(len(linted), total)
         return linted
@@ -596,7 +766,7 @@ def _lint_pending(
     codes = [info.code for info in infos]
     results: List[Optional[FileResult]] = [None] * len(pending)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(project, codes)) as pool:
-        work = [[(pending[i][0], pending[i][1]) for i in batch] for batch in batches]
+        work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
         done = 0
         for batch, batch_results in zip(batches, pool.map(_worker_lint, work)):
             for i, file_result in zip(batch, batch_results):

@@ -42,9 +42,9 @@ def count_parses(monkeypatch):
     calls = []
     real = engine.parse_and_lint
 
-    def counting(data, path, project, rules):
+    def counting(data, path, project, rules, refine=()):
         calls.append(path)
-        return real(data, path, project, rules)
+        return real(data, path, project, rules, refine)
 
     monkeypatch.setattr(engine, "parse_and_lint", counting)
     return calls
@@ -93,13 +93,14 @@ def test_no_cache_writes_nothing(tmp_path):
 
 def test_process_pool_gives_the_same_findings(tmp_path, monkeypatch):
     app = write_project(tmp_path)
-    for i in range(engine.POOL_THRESHOLD + 6):
+    for i in range(30):
         body = ROUTES if i % 2 else ROUTES.replace("db.execute", "with db:\n        db.execute")
         (app / f"routes_{i}.py").write_text(body)
+    monkeypatch.setattr(engine, "POOL_THRESHOLD_BYTES", 0)  # these files are small
     single = engine.run([str(app)], Settings(cache=False, jobs=1))
     pooled = engine.run([str(app)], Settings(cache=False, jobs=2))
     assert findings(pooled) == findings(single)
-    assert len(findings(single)) == 1 + (engine.POOL_THRESHOLD + 6) // 2
+    assert len(findings(single)) == 1 + 30 // 2
 
 
 def test_clean_removes_the_cache(tmp_path, monkeypatch):

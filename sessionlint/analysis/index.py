@@ -14,7 +14,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 
 
@@ -92,6 +92,7 @@ _DEFINITION_RE = re.compile(
 
 
 _FROM_IMPORT_RE = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+_WORD_RE = re.compile(rb"\b([A-Za-z_]\w*)\b")
 _ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
 
 
@@ -143,6 +144,9 @@ class ProjectIndex:
     # from the configuration: names of engines / engine getters, per-request decorators
     extra_engine_names: FrozenSet[str] = frozenset()
     request_decorators: FrozenSet[str] = frozenset()
+    # (path, hash of the bytes) of files CPython's parser accepted in the project pass:
+    # their lint skips that check
+    parsed: FrozenSet[Tuple[str, int]] = frozenset()
 
     # --- module resolution -------------------------------------------------------------
     def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
@@ -268,10 +272,10 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                     facts.factories[statement.name] = factory
                     break
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            returned = _returned_calls(statement)
+            returned, bound = _function_facts(statement, facts.imports)
             if returned:
                 facts.returned_calls[statement.name] = returned
-            facts.factories.update(_globals_bound_in(statement, facts.imports))
+            facts.factories.update(bound)
     return facts
 
 
@@ -323,67 +327,83 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
     return None
 
 
-def _globals_bound_in(function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None) -> Dict[str, Factory]:
-    """Module globals a configuration function binds: `global Session; Session =
-    sessionmaker(...)` (settings modules that build the engine lazily)."""
+def _function_facts(
+    function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None
+) -> Tuple[Tuple[Tuple[str, bool], ...], Dict[str, Factory]]:
+    """`_returned_calls` and `_globals_bound_in` of a top-level function, from one walk of
+    its own scope."""
+    assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
     declared: Set[str] = set()
+    assigns: List[ast.Assign] = []
+    returns: List[ast.Return] = []
+    generator = False
+    for node in _walk_own_scope(function):
+        kind = type(node)
+        if kind is ast.Assign:
+            if type(node.value) is ast.Call:  # type: ignore[attr-defined]
+                assigns.append(node)  # type: ignore[arg-type]
+        elif kind is ast.Return:
+            if node.value is not None:  # type: ignore[attr-defined]
+                returns.append(node)  # type: ignore[arg-type]
+        elif kind is ast.Global:
+            declared.update(node.names)  # type: ignore[attr-defined]
+        elif kind is ast.Yield or kind is ast.YieldFrom:
+            generator = True
     bound: Dict[str, Factory] = {}
-    for node in _walk_own_scope(function):
-        if isinstance(node, ast.Global):
-            declared.update(node.names)
-    if not declared:
-        return bound
-    for node in _walk_own_scope(function):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            builder = _builder_of(node.value, imports)
+    if declared:
+        for assign in assigns:
+            builder = _builder_of(assign.value, imports)  # type: ignore[arg-type]
             if builder is None:
                 continue
-            for target in node.targets:
+            for target in assign.targets:
                 if isinstance(target, ast.Name) and target.id in declared:
                     bound[target.id] = builder
-    return bound
-
-
-def _returned_calls(function: ast.AST) -> Tuple[Tuple[str, bool], ...]:
-    """Callee names whose fresh result `function` returns: `return F(...)` or
-    `x = F(...); ... return x`. Generators, context managers and decorated functions
-    (caches, fixtures) are not factories of fresh sessions."""
-    assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-    if function.decorator_list:
-        return ()
+    if function.decorator_list or generator or not returns:
+        return (), bound
     assigned: Dict[str, str] = {}
-    returned: List[Tuple[str, bool]] = []
-    nodes = list(_walk_own_scope(function))
-    for node in nodes:
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            return ()
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            callee = _dotted(node.value.func)
-            if callee:
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        assigned[target.id] = callee
+    for assign in assigns:
+        callee = _dotted(assign.value.func)  # type: ignore[attr-defined]
+        if callee:
+            for target in assign.targets:
+                if isinstance(target, ast.Name):
+                    assigned[target.id] = callee
     is_async_def = isinstance(function, ast.AsyncFunctionDef)
-    for node in nodes:
-        if isinstance(node, ast.Return) and node.value is not None:
-            value = node.value
-            if isinstance(value, ast.Call):
-                callee = _dotted(value.func)
-                if callee:
-                    returned.append((callee, is_async_def))
-            elif isinstance(value, ast.Name) and value.id in assigned:
-                returned.append((assigned[value.id], is_async_def))
-    return tuple(returned)
+    returned: List[Tuple[str, bool]] = []
+    for node in returns:
+        value = node.value
+        if isinstance(value, ast.Call):
+            callee = _dotted(value.func)
+            if callee:
+                returned.append((callee, is_async_def))
+        elif isinstance(value, ast.Name) and value.id in assigned:
+            returned.append((assigned[value.id], is_async_def))
+    return tuple(returned), bound
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+# Nodes that hold no statement, call or yield below them: not worth descending into.
+_LEAVES = (ast.Name, ast.Constant, ast.Pass, ast.Break, ast.Continue, ast.alias, ast.arg, ast.Import, ast.ImportFrom)
 
 
 def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
-    stack = list(ast.iter_child_nodes(function))
+    """Every node below `function` that is not inside a nested function, class or lambda
+    (those nodes themselves included)."""
+    stack: List[ast.AST] = list(ast.iter_child_nodes(function))
+    pop = stack.pop
+    push = stack.append
     while stack:
-        node = stack.pop()
+        node = pop()
         yield node
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(node, _SCOPES) or isinstance(node, _LEAVES):
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        push(item)
+            elif isinstance(value, ast.AST):
+                push(value)
 
 
 def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> Optional[Factory]:
@@ -415,6 +435,90 @@ def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> 
     return None
 
 
+class IndexBuilder:
+    """The project pass, one file at a time: `add` each file's bytes as they are read (the
+    text facts, and the module scan of files whose text can bind a factory), then `finish`,
+    which re-reads through `read` only the files that mention names learnt on the way. No
+    file's bytes are kept."""
+
+    def __init__(
+        self,
+        extra_factory_names: Iterable[str] = (),
+        cache: Optional[object] = None,
+        extra_engine_names: Iterable[str] = (),
+        request_decorators: Iterable[str] = (),
+    ) -> None:
+        self.index = ProjectIndex(
+            extra_factory_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_factory_names),
+            extra_engine_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_engine_names),
+            request_decorators=frozenset(request_decorators),
+        )
+        self.cache = cache
+        self.keys: Dict[str, List[str]] = {}
+        self.depends: Set[str] = set()
+        self.imported: Set[str] = set()
+        self.scanned: Set[str] = set()
+        self.parsed: Set[Tuple[str, int]] = set()
+        conventional = CONVENTIONAL_FACTORY_NAMES | self.index.extra_factory_names
+        self.conventional_call = re.compile(
+            rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(conventional)) + rb")\s*\("
+        )
+        # Every built-in trigger word contains one of these; configured names may not.
+        self.always_search = bool(self.index.extra_factory_names)
+
+    def add(self, path: str, data: bytes) -> None:
+        index = self.index
+        if b"import" in data:
+            for match in _FROM_IMPORT_RE.finditer(data):
+                self.imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(match.group(1)))
+        for key in module_keys_for(path):
+            self.keys.setdefault(key, []).append(path)
+        if b"Depends(" in data or b"Security(" in data:
+            for match in _DEPENDS_RE.finditer(data):
+                self.depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
+        # Every linted file is registered (relative imports resolve against it); only files
+        # whose text can bind a factory are parsed.
+        if (self.always_search or b"ession" in data or b"ngine" in data) and (
+            _DEFINITION_RE.search(data) or self.conventional_call.search(data) or _ALIAS_RE.search(data)
+        ):
+            self.scanned.add(path)
+            index.modules[path] = _scan_cached(path, data, self.cache, self.parsed)
+        else:
+            index.modules[path] = ModuleFacts(path=path)
+
+    def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
+        index = self.index
+        index.module_keys = self.keys
+        index.depends_targets = frozenset(self.depends)
+        index.imported_names = frozenset(self.imported)
+        known_names: Set[str] = set()
+        for _round in range(3):
+            new_names = _summarise_functions(index)
+            new_names |= {n for f in index.modules.values() for n in f.factories}
+            fresh = new_names - known_names
+            if not fresh:
+                break
+            known_names |= fresh
+            fresh_words = [n.encode() for n in fresh]
+            word = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\b")
+            rescanned = False
+            for path in list(index.modules):
+                if path in self.scanned:
+                    continue
+                data = read(path)
+                if data is not None and any(n in data for n in fresh_words) and word.search(data):
+                    self.scanned.add(path)
+                    index.modules[path] = _scan_cached(path, data, self.cache, self.parsed)
+                    rescanned = True
+            if not rescanned:
+                # Function summaries may still resolve through names learnt this round.
+                _summarise_functions(index)
+                break
+        index.session_aliases = {n: a for f in index.modules.values() for n, a in f.session_aliases.items()}
+        index.parsed = frozenset(self.parsed)
+        return index
+
+
 def build_index(
     sources: Mapping[str, bytes],
     extra_factory_names: Iterable[str] = (),
@@ -422,64 +526,16 @@ def build_index(
     extra_engine_names: Iterable[str] = (),
     request_decorators: Iterable[str] = (),
 ) -> ProjectIndex:
-    """Build the project index from the files about to be linted."""
-    index = ProjectIndex(
-        extra_factory_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_factory_names),
-        extra_engine_names=frozenset(n.rsplit(".", 1)[-1] for n in extra_engine_names),
-        request_decorators=frozenset(request_decorators),
-    )
-    keys: Dict[str, List[str]] = {}
-    depends: Set[str] = set()
-    imported: Set[str] = set()
+    """Build the project index from the files about to be linted, all in memory."""
+    builder = IndexBuilder(extra_factory_names, cache, extra_engine_names, request_decorators)
     for path, data in sources.items():
-        for match in _FROM_IMPORT_RE.finditer(data):
-            imported.update(n.decode("ascii", "replace") for n in re.findall(rb"\b([A-Za-z_]\w*)\b", match.group(1)))
-        for key in module_keys_for(path):
-            keys.setdefault(key, []).append(path)
-        if b"Depends(" in data or b"Security(" in data:
-            for match in _DEPENDS_RE.finditer(data):
-                depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
-    index.module_keys = keys
-    index.depends_targets = frozenset(depends)
-    index.imported_names = frozenset(imported)
-
-    # Every linted file is registered (relative imports resolve against it); only files whose
-    # text can bind a factory are parsed.
-    for path in sources:
-        index.modules[path] = ModuleFacts(path=path)
-    known_names: Set[str] = set()
-    conventional = CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names
-    conventional_call = re.compile(
-        rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(conventional)) + rb")\s*\("
-    )
-    pending = [
-        p
-        for p, data in sources.items()
-        if _DEFINITION_RE.search(data) or conventional_call.search(data) or _ALIAS_RE.search(data)
-    ]
-    scanned: Set[str] = set()
-    for _round in range(3):
-        for path in pending:
-            scanned.add(path)
-            index.modules[path] = _scan_cached(path, sources[path], cache)
-        new_names = _summarise_functions(index)
-        new_names |= {n for f in index.modules.values() for n in f.factories}
-        fresh = new_names - known_names
-        if not fresh:
-            break
-        known_names |= fresh
-        word = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\b")
-        pending = [p for p, data in sources.items() if p not in scanned and word.search(data)]
-        if not pending:
-            # Function summaries may still resolve through names learnt this round.
-            _summarise_functions(index)
-            break
-    aliases = {n: a for f in index.modules.values() for n, a in f.session_aliases.items()}
-    index.session_aliases = aliases
-    return index
+        builder.add(path, data)
+    return builder.finish(sources.get)
 
 
-def _scan_cached(path: str, data: bytes, cache: Optional[object]) -> ModuleFacts:
+def _scan_cached(
+    path: str, data: bytes, cache: Optional[object], parsed: Optional[Set[Tuple[str, int]]] = None
+) -> ModuleFacts:
     """The module-level facts of one file, from the cache when its bytes were seen before."""
     digest = cache.digest(data) if cache is not None else None  # type: ignore[attr-defined]
     if digest is not None:
@@ -491,6 +547,8 @@ def _scan_cached(path: str, data: bytes, cache: Optional[object]) -> ModuleFacts
         with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
             warnings.simplefilter("ignore")
             tree = ast.parse(data, filename=path)
+        if parsed is not None:
+            parsed.add((path, hash(data)))
         facts = _scan_module(path, tree)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         facts = ModuleFacts(path=path)

@@ -13,30 +13,8 @@ import libcst as cst
 
 from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, nested_blocks, suite_statements, terminal_name, walk
 
-# Methods whose failure leaves the session needing a rollback (flush runs inside commit).
-FAILING_METHODS = frozenset({"commit", "flush"})
-# Calls on the session that clear the failed state.
-# (expunge_all() empties the identity map but leaves the failed transaction in place.)
-RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove"})
-# Exceptions a failed flush raises (sqlalchemy.exc), plus the catch-alls.
-DATABASE_ERRORS = frozenset(
-    {
-        "Exception",
-        "BaseException",
-        "SQLAlchemyError",
-        "DBAPIError",
-        "IntegrityError",
-        "OperationalError",
-        "DatabaseError",
-        "DataError",
-        "ProgrammingError",
-        "InternalError",
-        "InvalidRequestError",
-        "StatementError",
-        "StaleDataError",
-        "FlushError",
-    }
-)
+from sessionlint.analysis.astfilter import FAILING_METHODS, RESETTING_METHODS, is_database_error
+
 # Receiver names taken to be sessions when nothing else says so.
 CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})
 
@@ -97,15 +75,7 @@ def _catches_database_errors(handler: cst.ExceptHandler) -> bool:
     if kind is None:
         return True
     candidates = [e.value for e in kind.elements] if isinstance(kind, cst.Tuple) else [kind]
-    return any(_is_database_error(terminal_name(c) or "") for c in candidates)
-
-
-def _is_database_error(name: str) -> bool:
-    """SQLAlchemy's exceptions and the catch-alls, also under project aliases that keep the
-    class name's end (`PostgreSQLIntegrityError`, `SQLiteIntegrityError`)."""
-    if name in DATABASE_ERRORS:
-        return True
-    return name.endswith(("IntegrityError", "OperationalError", "DBAPIError", "SQLAlchemyError", "DatabaseError"))
+    return any(is_database_error(terminal_name(c) or "") for c in candidates)
 
 
 def _first_use(nodes: Iterable[cst.CSTNode], key: str) -> Optional[cst.CSTNode]:
