@@ -11,9 +11,10 @@ from typing import Optional, Set
 
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS = frozenset({"commit", "flush"})
-# Calls on the session that clear the failed state.
+# Calls on the session that clear the failed state; `abort()` is what project wrappers of
+# the session (and zope's transaction manager) call their rollback (mailman's `config.db`).
 # (expunge_all() empties the identity map but leaves the failed transaction in place.)
-RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove"})
+RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove", "abort"})
 # Exceptions a failed flush raises (sqlalchemy.exc), plus the catch-alls.
 DATABASE_ERRORS = frozenset(
     {

@@ -71,10 +71,26 @@ class Creation:
     in_async_with: Optional[bool] = None
     # Under `if __name__ == "__main__":`: script code, not import-time code.
     in_main_guard: bool = False
+    # A connection whose engine's `dispose` was registered as a cleanup earlier in the scope
+    # (`self.addCleanup(engine.dispose)` before `engine.connect()`): closed from the start.
+    cleanup_registered: bool = False
 
     @property
     def is_connection(self) -> bool:
         return self.factory.kind is FactoryKind.CONNECTION
+
+    @property
+    def unbound(self) -> bool:
+        """`orm.Session()` of SQLAlchemy's (or SQLModel's) own class with neither an engine
+        nor binds: a scratch session for `merge(load=False)`/`expunge` copies, which can
+        never check out a connection. Fixture: SL001/unbound_scratch_session.py"""
+        from sessionlint.analysis.index import SESSION_CLASSES
+
+        if self.factory.origin not in SESSION_CLASSES:
+            return False
+        return not any(
+            arg.keyword is None or arg.keyword.value in ("bind", "binds") for arg in self.call.args
+        )
 
 
 # Names under which code passes a Connection it was handed (Alembic migrations:
@@ -107,6 +123,9 @@ RETURNS_SELF = frozenset({"execution_options"})
 # Callees that take over closing what they are given (first argument).
 CLOSING_WRAPPERS = frozenset({"closing", "aclosing", "enter_context", "enter_async_context", "push", "push_async_exit"})
 # Callees that store or hand over what they are given: ownership leaves the function.
+# `set_scope_state(scope, key, session)`, `store_session(...)`, `register_session(...)`:
+# functions named for keeping what they are given. Fixture: SL001/session_stored_by_setter.py
+STORING_PREFIXES = ("set_", "store_", "register_")
 STORING_CALLEES = frozenset(
     {
         "append",
@@ -331,7 +350,8 @@ class ScopeFacts:
     engine_builds: List[EngineBuild] = field(default_factory=list)
     maker_builds: List[cst.Call] = field(default_factory=list)
     engine_consumers: Set[str] = field(default_factory=set)  # engines sessions/connections came from
-    disposed: Set[str] = field(default_factory=set)
+    disposed: Set[str] = field(default_factory=set)  # engines disposed (or registered for it): `engine`, `self.engine`
+    dispose_registered: Set[str] = field(default_factory=set)  # engines whose dispose is a registered cleanup
     handoff_calls: List[cst.Call] = field(default_factory=list)
     handoffs: List[Handoff] = field(default_factory=list)
     injected: Dict[str, bool] = field(default_factory=dict)  # Depends params -> scope="function"
@@ -493,9 +513,21 @@ class LifecycleCollector:
             return
         facts = self.scopes[-1]
         func = node.func
+        for arg in node.args:
+            # `self.addCleanup(self.engine.dispose)`, `atexit.register(engine.dispose)`
+            value = arg.value
+            if type(value) is cst.Attribute and value.attr.value == "dispose":
+                disposed = dotted_name(value.value)
+                if disposed:
+                    facts.disposed.add(disposed)
+                    facts.dispose_registered.add(disposed)
         if type(func) is cst.Attribute:
             method = func.attr.value
             receiver = func.value
+            if method == "dispose":
+                disposed = dotted_name(receiver)
+                if disposed:
+                    facts.disposed.add(disposed)
             if method in ("commit", "flush") and self.try_depth[-1] > 0:
                 facts.commits_in_try = True
             if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
@@ -594,8 +626,20 @@ class LifecycleCollector:
         holding, name, with_node = classify_holding(node, ancestors)
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
+        registered = (
+            factory.kind is FactoryKind.CONNECTION
+            and type(node.func) is cst.Attribute
+            and (dotted_name(node.func.value) or "") in facts.dispose_registered
+        )
         creation = Creation(
-            node, factory, holding, name, is_bound_to_borrowed_connection(node, facts.borrowed_names), in_async_with, in_main_guard
+            node,
+            factory,
+            holding,
+            name,
+            is_bound_to_borrowed_connection(node, facts.borrowed_names),
+            in_async_with,
+            in_main_guard,
+            registered,
         )
         facts.creations.append(creation)
         if name is not None:
@@ -884,7 +928,15 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, closers=closers or {})
+    # Disposing of an engine closes the connections checked out of it: `engine.dispose()`
+    # closes `conn = engine.connect()`. Fixture: SL010/engine_disposed.py
+    engines: Dict[str, List[str]] = {}
+    for creation in tracked:
+        if creation.is_connection and type(creation.call.func) is cst.Attribute:
+            engine = dotted_name(creation.call.func.value)
+            if engine:
+                engines.setdefault(engine, []).append(creation.name)  # type: ignore[arg-type]
+    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, closers=closers or {}, engines=engines)
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, str] = {}
@@ -1061,9 +1113,11 @@ class EventScanner:
         creation_index: Dict[int, int],
         yield_raises: bool = True,
         closers: Optional[Dict[str, "Closer"]] = None,
+        engines: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         self.names = names
         self.closers = closers or {}
+        self.engines = engines or {}  # engine (dotted) -> names of connections checked out of it
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
@@ -1197,6 +1251,10 @@ class EventScanner:
             return
         if t is cst.Attribute:
             base = node.value
+            if self.engines and node.attr.value == "dispose" and context in ("borrow", "owner", "closer"):
+                # `self.addCleanup(engine.dispose)`: the connections' close is registered
+                for name in self.engines.get(dotted_name(base) or "", ()):
+                    out.append(Event(EventKind.REGISTER, name, node))
             if type(base) is cst.Name and base.value in self.names:
                 if node.attr.value == "close" and context in ("borrow", "owner", "closer"):
                     # db.close handed to stack.callback/atexit.register/...: a close registered
@@ -1269,6 +1327,9 @@ class EventScanner:
                 out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
             return
         self._expr(func, "use", out)
+        if self.engines and type(func) is cst.Attribute and func.attr.value == "dispose":
+            for name in self.engines.get(dotted_name(func.value) or "", ()):
+                out.append(Event(EventKind.CLOSE, name, node))
         callee = terminal_name(func) or ""
         closer = self.closers.get(func.value) if type(func) is cst.Name else None
         if closer is not None:
@@ -1281,7 +1342,7 @@ class EventScanner:
             return
         if callee in CLOSING_WRAPPERS:
             context = "closer"
-        elif callee in STORING_CALLEES or callee[:1].isupper():
+        elif callee in STORING_CALLEES or callee[:1].isupper() or callee.startswith(STORING_PREFIXES):
             context = "owner"
         elif callee in ("isinstance", "id", "repr", "str", "print", "type", "hasattr", "getattr", "bool", "len"):
             context = "check"

@@ -36,14 +36,14 @@ def is_owned(life: SessionLife) -> bool:
 def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     """Normal paths that leave the function (or rebind the name) with the object open."""
     creation = life.creation
-    if creation.borrows_connection:
+    if creation.borrows_connection or creation.unbound or creation.cleanup_registered:
         return
     callee = rule.context.source_of(creation.call.func)
     function = life.function
     help_text = _with_help(rule, life)
     prefix = "async with" if creation.factory.is_async else "with"
     if creation.holding is Holding.RETURNED or (creation.holding is Holding.BOUND and life.returned):
-        if function.is_dependency and not function.is_generator:
+        if function.is_dependency and not function.is_generator and life.escape != "handed to an owner":
             rule.report(
                 creation.call,
                 f"FastAPI dependency `{function.name}` returns a new {noun} that nothing closes",
@@ -90,7 +90,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
 
 def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     """Closed on every normal path, but an exception between creation and close skips it."""
-    if not is_owned(life) or life.normal_leaks or not life.closes or not life.exception_leaks:
+    if not is_owned(life) or life.normal_leaks or not life.closes or not life.exception_leaks or life.creation.unbound or life.creation.cleanup_registered:
         return
     creation = life.creation
     name = creation.name

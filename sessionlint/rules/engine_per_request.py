@@ -1,3 +1,5 @@
+from typing import Optional, Set
+
 import libcst as cst
 
 from sessionlint.analysis.frameworks import Timing, is_test_code
@@ -112,12 +114,17 @@ class EnginePerRequest(Rule):
     def leave_Module(self, node: cst.Module) -> None:
         lifecycle = self.context.lifecycle
         frameworks = self.context.frameworks
+        script_only: Optional[Set[str]] = None
         for facts in lifecycle.finished.values():
             if not isinstance(facts.node, cst.FunctionDef) or not facts.engine_builds:
                 continue
             timing, reason = frameworks.timing_of(facts.node)
             if timing is Timing.ONCE:
                 continue
+            if script_only is None:
+                script_only = _called_only_by_main_guard(node)
+            if facts.node.name.value in script_only and any(facts.node is statement for statement in node.body):
+                continue  # a script's `main()`: runs once per process
             for build in facts.engine_builds:
                 if not build.pooled:
                     continue
@@ -169,6 +176,20 @@ def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
                     if isinstance(target.target, cst.Name) and target.target.value not in derived:
                         derived.add(target.target.value)
                         changed = True
+    # A generator lends what it yields for the whole iteration: `with engine.connect() as
+    # conn: yield inspect(conn)` hands the engine to the consumer, while `return
+    # conn.execute(q).scalar()` only hands back a result. Fixture: SL004/engine_lent_by_generator.py
+    lent = set(derived)
+    withs = [n for n in walk(function.body) if isinstance(n, cst.With)]
+    changed = True
+    while changed:
+        changed = False
+        bindings = [(t.target, n.value) for n in assigns for t in n.targets]
+        bindings += [(i.asname.name, i.item) for n in withs for i in n.items if i.asname is not None]
+        for target, value in bindings:
+            if isinstance(target, cst.Name) and target.value not in lent and any(mentions_name(value, d) for d in lent):
+                lent.add(target.value)
+                changed = True
 
     def mentions_derived(node: cst.CSTNode) -> bool:
         return any(mentions_name(node, d) for d in derived)
@@ -176,7 +197,9 @@ def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
     for node in walk(function.body):
         if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
             return True
-        if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None and mentions_derived(node.value):
+        if isinstance(node, cst.Return) and node.value is not None and mentions_derived(node.value):
+            return True
+        if isinstance(node, cst.Yield) and node.value is not None and any(mentions_name(node.value, d) for d in lent):
             return True
         if isinstance(node, cst.Assign) and mentions_derived(node.value):
             if any(not isinstance(t.target, cst.Name) for t in node.targets):
@@ -187,3 +210,29 @@ def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
                     if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
                         return True
     return False
+
+
+def _called_only_by_main_guard(module: cst.Module) -> Set[str]:
+    """Module-level functions called under `if __name__ == "__main__":` and nowhere else in
+    the module: a script's `main()`, which runs once per process.
+    Fixture: SL004/script_main.py"""
+    from sessionlint.analysis.lifecycle import _is_main_guard
+    from sessionlint.analysis.tree import terminal_name, walk
+
+    in_guard: Set[str] = set()
+    elsewhere: Set[str] = set()
+    for statement in module.body:
+        target = in_guard if _is_main_guard(statement) else elsewhere
+        for sub in walk(statement):
+            if isinstance(sub, cst.Call):
+                name = terminal_name(sub.func)
+                if name:
+                    target.add(name)
+    # A function passed around by name (a callback, `entry_points=...main`) may run again.
+    for statement in module.body:
+        if _is_main_guard(statement):
+            continue
+        for sub in walk(statement):
+            if isinstance(sub, cst.Arg) and isinstance(sub.value, cst.Name):
+                elsewhere.add(sub.value.value)
+    return in_guard - elsewhere
