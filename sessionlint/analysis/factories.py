@@ -53,7 +53,11 @@ class Resolver:
         self._collect(module.body)
         own = index.modules.get(path)
         self.own_factories: Dict[str, Factory] = dict(own.factories) if own else {}
-        self.conventional = CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names
+        # A conventional name this module binds to a scoped_session registry is one: calling
+        # it returns the thread's session, which the registry's owner removes.
+        # Fixture: SL001/scoped_registry_injected.py
+        registries = own.registries if own else set()
+        self.conventional = (CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names) - registries
         # Quick filters for the traversal: a callee whose name is in neither set is not a
         # factory, whatever the resolution would say.
         self.callee_names: FrozenSet[str] = frozenset(

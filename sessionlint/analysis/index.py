@@ -124,6 +124,9 @@ class ModuleFacts:
     returned_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
     # type aliases of sessions: `DbSession = Annotated[AsyncSession, Depends(...)]` -> True
     session_aliases: Dict[str, bool] = field(default_factory=dict)
+    # names a function of this module binds to a `scoped_session(...)` registry (`factory =
+    # scoped_session(...)`, `self.session_factory = scoped_session(...)`)
+    registries: Set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -272,10 +275,11 @@ def _scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                     facts.factories[statement.name] = factory
                     break
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            returned, bound = _function_facts(statement, facts.imports)
+            returned, bound, registries = _function_facts(statement, facts.imports)
             if returned:
                 facts.returned_calls[statement.name] = returned
             facts.factories.update(bound)
+            facts.registries.update(registries)
     return facts
 
 
@@ -329,9 +333,12 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
 
 def _function_facts(
     function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None
-) -> Tuple[Tuple[Tuple[str, bool], ...], Dict[str, Factory]]:
-    """`_returned_calls` and `_globals_bound_in` of a top-level function, from one walk of
-    its own scope."""
+) -> Tuple[Tuple[Tuple[str, bool], ...], Dict[str, Factory], Set[str]]:
+    """Of a top-level function, from one walk of its own scope: the callees whose fresh
+    result it returns (`return F(...)`, `x = F(...); return x`; not for generators, context
+    managers and decorated functions such as caches and fixtures); the module globals it
+    binds to a builder (`global Session; Session = sessionmaker(...)`); and the names it
+    binds to a `scoped_session(...)` registry."""
     assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
     declared: Set[str] = set()
     assigns: List[ast.Assign] = []
@@ -349,6 +356,13 @@ def _function_facts(
             declared.update(node.names)  # type: ignore[attr-defined]
         elif kind is ast.Yield or kind is ast.YieldFrom:
             generator = True
+    registries: Set[str] = set()
+    for assign in assigns:
+        if _terminal(assign.value.func) in ("scoped_session", "async_scoped_session"):  # type: ignore[attr-defined]
+            for target in assign.targets:
+                name = _terminal(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
+                if name:
+                    registries.add(name)
     bound: Dict[str, Factory] = {}
     if declared:
         for assign in assigns:
@@ -359,7 +373,7 @@ def _function_facts(
                 if isinstance(target, ast.Name) and target.id in declared:
                     bound[target.id] = builder
     if function.decorator_list or generator or not returns:
-        return (), bound
+        return (), bound, registries
     assigned: Dict[str, str] = {}
     for assign in assigns:
         callee = _dotted(assign.value.func)  # type: ignore[attr-defined]
@@ -377,7 +391,7 @@ def _function_facts(
                 returned.append((callee, is_async_def))
         elif isinstance(value, ast.Name) and value.id in assigned:
             returned.append((assigned[value.id], is_async_def))
-    return tuple(returned), bound
+    return tuple(returned), bound, registries
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -541,8 +555,8 @@ def _scan_cached(
     if digest is not None:
         stored = cache.get_scan(digest)  # type: ignore[attr-defined]
         if stored is not None:
-            factories, imports, returned_calls, aliases = stored
-            return ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases))
+            factories, imports, returned_calls, aliases, registries = stored
+            return ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases), set(registries))
     try:
         with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
             warnings.simplefilter("ignore")
@@ -555,7 +569,14 @@ def _scan_cached(
     if digest is not None:
         # Function summaries are added to `factories` later; store the scan as it was.
         cache.put_scan(  # type: ignore[attr-defined]
-            digest, (dict(facts.factories), dict(facts.imports), dict(facts.returned_calls), dict(facts.session_aliases))
+            digest,
+            (
+                dict(facts.factories),
+                dict(facts.imports),
+                dict(facts.returned_calls),
+                dict(facts.session_aliases),
+                set(facts.registries),
+            ),
         )
     return facts
 

@@ -4,7 +4,7 @@ import libcst as cst
 
 from sessionlint.analysis.frameworks import Timing, is_test_code
 from sessionlint.analysis.lifecycle import LifecycleCollector
-from sessionlint.diagnostics import FixAvailability
+from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid
 
@@ -56,6 +56,11 @@ class EnginePerRequest(Rule):
       tests and pytest fixtures are not reported by the pool-per-call check.
     - Which functions run per request is decided within the module (plus `Depends(...)`
       targets across the linted files).
+    - The pool-per-call check cannot know how often a function runs: a helper that builds
+      an engine, uses it in a `with` block and drops it is reported even when it runs a
+      fixed few times per process (a one-off ingestion run). Those findings have medium
+      confidence. A script's `main()` called only under `if __name__ == "__main__":`, and a
+      generator that yields a connection or inspector built on the engine, are not reported.
 
     ## References
     - SQLAlchemy, "Engine Configuration" (an engine is "typically a global object created
@@ -143,6 +148,9 @@ class EnginePerRequest(Rule):
                         f"which opens connections on it and never disposes of it",
                         help="Create the engine once and reuse it, or call `engine.dispose()` when done",
                         fix=builders.hoist(self.context.module, facts.node, build.call, "engine"),
+                        # How often the function runs is not known here: harmless in code
+                        # that runs a fixed few times per process.
+                        confidence=Confidence.MEDIUM,
                     )
 
     def _pool_per_call(self, facts, build) -> bool:
@@ -155,10 +163,19 @@ class EnginePerRequest(Rule):
             return False
         if info.name == "__init__":
             return False  # objects own their engine for their lifetime (often built once)
-        return not _engine_escapes(facts.node, name)
+        return not _engine_escapes(facts.node, name, _in_loop(facts.node, build.call))
 
 
-def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
+def _in_loop(function: cst.FunctionDef, call: cst.Call) -> bool:
+    from sessionlint.analysis.tree import walk
+
+    for node in walk(function.body):
+        if isinstance(node, (cst.For, cst.While)) and any(sub is call for sub in walk(node)):
+            return True
+    return False
+
+
+def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False) -> bool:
     """Whether the engine outlives the call, itself or through what was built on it (a
     sessionmaker, a session, a connection): returned, yielded, stored on an object or in a
     container, declared global, or passed to something other than a session/sessionmaker."""
@@ -199,7 +216,8 @@ def _engine_escapes(function: cst.FunctionDef, name: str) -> bool:
             return True
         if isinstance(node, cst.Return) and node.value is not None and mentions_derived(node.value):
             return True
-        if isinstance(node, cst.Yield) and node.value is not None and any(mentions_name(node.value, d) for d in lent):
+        if isinstance(node, cst.Yield) and node.value is not None and not in_loop and any(mentions_name(node.value, d) for d in lent):
+            # (built in a loop, each item gets a pool of its own that nothing disposes)
             return True
         if isinstance(node, cst.Assign) and mentions_derived(node.value):
             if any(not isinstance(t.target, cst.Name) for t in node.targets):
