@@ -194,12 +194,10 @@ class SourceFiles:
 
 def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
     """The project pass over sources held in memory."""
-    from sessionlint.analysis.index import IndexBuilder
+    from sessionlint.analysis.index import build_index
 
-    builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
-    for path, data in sources.items():
-        builder.add(path, data)
-    return project_of(builder.finish(sources.get), settings)
+    index = build_index(sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+    return project_of(index, settings)
 
 
 def project_of(index: object, settings: Settings) -> Project:
