@@ -558,11 +558,8 @@ class LifecycleCollector:
             return
         if callee in HANDOFF_SINKS:
             facts.handoff_calls.append(node)
-        if type(func) is cst.Attribute and type(func.value) is cst.Name:
-            if func.attr.value == "dispose":
-                facts.disposed.add(func.value.value)
-            elif func.attr.value in ("connect", "begin", "raw_connection"):
-                facts.engine_consumers.add(func.value.value)
+        if type(func) is cst.Attribute and type(func.value) is cst.Name and func.attr.value in ("connect", "begin", "raw_connection"):
+            facts.engine_consumers.add(func.value.value)
         if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
             # `with SessionLocal.begin() as db:` opens a session in a transaction and closes
             # it at the end of the block (sessionmaker.begin()).

@@ -240,17 +240,13 @@ def _called_only_by_main_guard(module: cst.Module) -> Set[str]:
     in_guard: Set[str] = set()
     elsewhere: Set[str] = set()
     for statement in module.body:
-        target = in_guard if _is_main_guard(statement) else elsewhere
+        guard = _is_main_guard(statement)
         for sub in walk(statement):
             if isinstance(sub, cst.Call):
                 name = terminal_name(sub.func)
                 if name:
-                    target.add(name)
-    # A function passed around by name (a callback, `entry_points=...main`) may run again.
-    for statement in module.body:
-        if _is_main_guard(statement):
-            continue
-        for sub in walk(statement):
-            if isinstance(sub, cst.Arg) and isinstance(sub.value, cst.Name):
+                    (in_guard if guard else elsewhere).add(name)
+            elif not guard and isinstance(sub, cst.Arg) and isinstance(sub.value, cst.Name):
+                # passed around by name (a callback, `entry_points=...main`): may run again
                 elsewhere.add(sub.value.value)
     return in_guard - elsewhere
