@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Dict, List, Sequence, Tuple
 
 from sessionlint.diagnostics import Diagnostic
+from sessionlint.fixes.files import interrupts_held
 
 FORMAT = 1
 
@@ -47,10 +48,11 @@ def write(path: str, diagnostics: Sequence[Diagnostic], sources: Dict[str, bytes
     ]
     directory = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump({"format": FORMAT, "findings": records}, handle, indent=1)
-        handle.write("\n")
-    os.replace(temporary, path)
+    with interrupts_held():
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"format": FORMAT, "findings": records}, handle, indent=1)
+            handle.write("\n")
+        os.replace(temporary, path)
     return len(records)
 
 

@@ -15,6 +15,7 @@ import tempfile
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from sessionlint import __version__
+from sessionlint.fixes.files import interrupts_held
 
 _FORMAT = 1
 _MAX_ENTRIES = 200_000
@@ -132,14 +133,15 @@ class Cache:
             if len(self.scans) > _MAX_ENTRIES:
                 self.scans = dict(list(self.scans.items())[-_MAX_ENTRIES:])
             payload = {"format": _FORMAT, "version": (__version__, code_key()), "files": self.files, "scans": self.scans}
-            handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
-            try:
-                with os.fdopen(handle_fd, "wb") as handle:
-                    pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temporary, os.path.join(directory, "results.pickle"))
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            with interrupts_held():
+                handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
+                try:
+                    with os.fdopen(handle_fd, "wb") as handle:
+                        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.replace(temporary, os.path.join(directory, "results.pickle"))
+                except BaseException:
+                    os.unlink(temporary)
+                    raise
         except OSError:
             pass
 

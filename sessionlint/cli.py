@@ -269,13 +269,14 @@ def _write_fixes(result: RunResult, skip: Optional[str] = None) -> None:
     written, keeps its original bytes and becomes an I/O error of the run. `skip`: the
     stdin pseudo-path, whose fixed text goes to stdout instead."""
     from sessionlint.diagnostics import FileError, FileResult
-    from sessionlint.fixes.files import WriteError, digest, write_fixed
+    from sessionlint.fixes.files import WriteError, digest, interrupts_held, write_fixed
 
     for path, (original, fixed, _) in sorted(result.fixes.items()):
         if path == skip:
             continue
         try:
-            write_fixed(path, fixed, digest(original))
+            with interrupts_held():
+                write_fixed(path, fixed, digest(original))
         except WriteError as error:
             click.echo(f"sessionlint: error: {path}: {error}", err=True)
             result.keep_original(path)

@@ -236,6 +236,32 @@ def test_interrupted_fix_leaves_each_file_whole(tmp_path):
             assert (tmp_path / name).read_bytes() in (LEAK, fixed)
 
 
+def test_an_interrupt_during_a_write_waits_for_the_file_to_be_whole(tmp_path):
+    """The window the interrupted --fix test can only hit by luck: SIGINT after the temporary
+    file exists. The write completes, no temporary is left, then KeyboardInterrupt comes."""
+    from sessionlint.fixes import files
+
+    target = tmp_path / "m.py"
+    target.write_bytes(b"old\n")
+    real_mkstemp = files.tempfile.mkstemp
+
+    def interrupted_mkstemp(*args, **kwargs):
+        made = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return made
+
+    files.tempfile.mkstemp = interrupted_mkstemp
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with files.interrupts_held():
+                files.write_fixed(str(target), b"new\n")
+    finally:
+        files.tempfile.mkstemp = real_mkstemp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
+    assert target.read_bytes() == b"new\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_syntax_warnings_of_the_linted_code_are_not_printed(tmp_path, monkeypatch):
     data = b"def check(x):\n    assert (x, 'always true')\n    return x is 1\n"
     code, out, err = lint_with_good(tmp_path, monkeypatch, "warns.py", data)

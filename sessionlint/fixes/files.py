@@ -3,11 +3,14 @@ same directory (same file system, same permission bits), are flushed to disk, an
 original with one `os.replace`. An interrupted run leaves the original or the fixed file,
 never half of one; a file changed on disk since it was read is left alone."""
 
+import contextlib
 import hashlib
 import os
+import signal
 import stat
 import tempfile
-from typing import Optional
+import threading
+from typing import Iterator, List, Optional
 
 
 class WriteError(Exception):
@@ -55,3 +58,29 @@ def write_fixed(path: str, data: bytes, original_digest: Optional[str] = None) -
         if isinstance(error, OSError):
             raise WriteError(f"cannot write: {error.strerror or error}") from None
         raise
+
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while one file is written, so that an interrupt can never land
+    between the creation of a temporary file and its replace or removal (a gap no
+    try/finally closes: the signal may arrive inside `mkstemp`). An interrupt that came
+    meanwhile is raised as KeyboardInterrupt once the file is whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: List[int] = []
+    previous = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[number] = signal.signal(number, lambda number, frame: came.append(number))
+        except (OSError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if came:
+        raise KeyboardInterrupt
