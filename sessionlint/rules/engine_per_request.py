@@ -60,7 +60,11 @@ class EnginePerRequest(Rule):
       an engine, uses it in a `with` block and drops it is reported even when it runs a
       fixed few times per process (a one-off ingestion run). Those findings have medium
       confidence. A script's `main()` called only under `if __name__ == "__main__":`, and a
-      generator that yields a connection or inspector built on the engine, are not reported.
+      generator that yields a connection or inspector built on the engine, a function that
+      returns something built on it (`Profiler(conn=inspector.bind)`), and a private helper
+      (`_name`) called from one place outside a loop or only behind a memo guard
+      (`if self._x is None: self._x = self._name()`) are not reported: the last runs as
+      often as its one caller, which the module cannot tell.
 
     ## References
     - SQLAlchemy, "Engine Configuration" (an engine is "typically a global object created
@@ -163,7 +167,9 @@ class EnginePerRequest(Rule):
             return False
         if info.name == "__init__":
             return False  # objects own their engine for their lifetime (often built once)
-        return not _engine_escapes(facts.node, name, _in_loop(facts.node, build.call))
+        if _engine_escapes(facts.node, name, _in_loop(facts.node, build.call)):
+            return False
+        return not _one_shot_helper(self.context.module, info.name)
 
 
 def _in_loop(function: cst.FunctionDef, call: cst.Call) -> bool:
@@ -214,8 +220,9 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     for node in walk(function.body):
         if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
             return True
-        if isinstance(node, cst.Return) and node.value is not None and mentions_derived(node.value):
-            return True
+        if isinstance(node, cst.Return) and node.value is not None:
+            if mentions_derived(node.value) or _hands_on(node.value, lent - derived):
+                return True
         if isinstance(node, cst.Yield) and node.value is not None and not in_loop and any(mentions_name(node.value, d) for d in lent):
             # (built in a loop, each item gets a pool of its own that nothing disposes)
             return True
@@ -228,6 +235,99 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
                     if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
                         return True
     return False
+
+
+def _hands_on(node: cst.CSTNode, names: Set[str]) -> bool:
+    """Whether `node` passes one of `names` on (as a value, an argument, or through an
+    attribute such as `inspector.bind`) rather than only calling a method on it: `return
+    Profiler(conn=inspector.bind)` hands on what the engine built, `return
+    conn.execute(q).scalar()` only a result. Fixture: SL004/engine_handed_on_by_return.py"""
+    from sessionlint.analysis.tree import walk
+
+    if not names:
+        return False
+    receivers = set()
+    for sub in walk(node):
+        if isinstance(sub, cst.Call) and isinstance(sub.func, cst.Attribute) and isinstance(sub.func.value, cst.Name):
+            receivers.add(id(sub.func.value))
+    return any(isinstance(sub, cst.Name) and sub.value in names and id(sub) not in receivers for sub in walk(node))
+
+
+def _one_shot_helper(module: cst.Module, name: str) -> bool:
+    """A private helper (`_name`) whose calls in the module are one outside any loop, plus
+    any number that are memoised (`if self._x is None: self._x = self._name()`), and which
+    is not passed around: it runs as often as its one caller, which the module cannot tell,
+    so a pool per call is not asserted. Fixture: SL004/private_helper_called_once.py"""
+    from sessionlint.analysis.tree import terminal_name
+
+    if not name.startswith("_") or name.startswith("__"):
+        return False
+    plain = 0
+    found = False
+
+    def visit(node: cst.CSTNode, looping: bool, memo: Set[str]) -> bool:
+        nonlocal plain, found
+        if isinstance(node, (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+            looping = True
+        elif isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            looping = False
+        elif isinstance(node, cst.If):
+            memo = memo | _memo_slots(node.test)
+        elif isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and terminal_name(node.value.func) == name:
+            slots = {_slot(t.target) for t in node.targets} - {None}
+            if slots and slots <= memo:
+                found = True
+                for arg in node.value.args:
+                    if not visit(arg, looping, memo):
+                        return False
+                return True
+        if isinstance(node, cst.Call) and terminal_name(node.func) == name:
+            found = True
+            if looping:
+                return False
+            plain += 1
+            if plain > 1:
+                return False
+            for arg in node.args:
+                if not visit(arg, looping, memo):
+                    return False
+            return True
+        if isinstance(node, (cst.Name, cst.Attribute)) and terminal_name(node) == name:
+            return False  # referenced, not called: a callback that may run any number of times
+        if isinstance(node, cst.FunctionDef) and node.name.value == name:
+            return visit(node.body, False, frozenset())
+        return all(visit(child, looping, memo) for child in node.children)
+
+    return visit(module, False, frozenset()) and found
+
+
+def _slot(node: cst.CSTNode) -> Optional[str]:
+    """`self._x` -> "_x"; a plain name -> itself."""
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return node.attr.value
+    if isinstance(node, cst.Name):
+        return node.value
+    return None
+
+
+def _memo_slots(test: cst.BaseExpression) -> Set[str]:
+    """The slots a test checks for being unset: `self._x is None`, `not self._x`, either
+    side of an `and`."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _memo_slots(test.left) | _memo_slots(test.right)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        slot = _slot(test.expression)
+        return {slot} if slot else set()
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].operator, cst.Is)
+        and isinstance(test.comparisons[0].comparator, cst.Name)
+        and test.comparisons[0].comparator.value == "None"
+    ):
+        slot = _slot(test.left)
+        return {slot} if slot else set()
+    return set()
 
 
 def _called_only_by_main_guard(module: cst.Module) -> Set[str]:
