@@ -245,6 +245,7 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
     for project, root, sources, linted in _linted_projects(projects, settings):
         factories = {name for facts in linted.index.modules.values() for name in facts.factories}  # type: ignore
         candidates: Dict[str, List[Tuple[str, int]]] = defaultdict(list)
+        originals: Dict[str, object] = {}
         in_file: Dict[str, set] = {}
         for path, data in sources.items():
             # Project factories count in the file that defines them or imports them by name
@@ -265,7 +266,9 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
                 except SyntaxError:
                     continue  # e.g. a `with` whose body cannot stand alone: not a plant
                 codes = expected_codes(operator)
-                original = lint_source(sources[path], path, linted, classes, prefilter=False)
+                if path not in originals:
+                    originals[path] = lint_source(sources[path], path, linted, classes, prefilter=False)
+                original = originals[path]
                 result = lint_source(mutated, path, linted, classes)
                 before = sum(1 for d in original.diagnostics if d.code in codes)
                 if before:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from helpers import FIXTURES, parse_expectations
-from sessionlint.analysis.astfilter import may_leave_failed_transaction
+from sessionlint.analysis.astfilter import may_hand_session_over, may_leave_failed_transaction
 
 
 def check(source: str) -> bool:
@@ -49,3 +49,38 @@ def test_every_fixture_with_a_missing_rollback_passes() -> None:
             checked += 1
             assert may_leave_failed_transaction(ast.parse(data)), path
     assert checked >= 10
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("def f(tasks):\n    with SessionLocal() as db:\n        tasks.add_task(send, db)\n", True),
+        ("async def f(db: SessionDep, tasks):\n    tasks.add_task(send, item=db)\n", True),
+        ("def f(db=Depends(get_db)):\n    Thread(target=work, args=(db,)).start()\n", True),
+        ("CACHE = {}\ndef f(db=Depends(get_db)):\n    CACHE[1] = db\n", True),
+        ("class Registry:\n    pass\ndef f(db=Depends(get_db)):\n    Registry.current = db\n", True),
+        ("def f():\n    global current\n    with Session(e) as db:\n        current = db\n", True),
+        ("with Session(e) as db:\n    pool.submit(work, *[db])\n", True),
+        # not owned: a plain parameter, a local; passed by attribute or in a lambda
+        ("def f(instance):\n    Thread(target=run, args=(instance,)).start()\n", False),
+        ("def f():\n    db = make()\n    pool.submit(work, db)\n", False),
+        ("def f(db: Session):\n    pool.submit(work, db.info)\n", False),
+        ("def f(db: Session):\n    pool.submit(lambda: db)\n", False),
+        ("def f(db: Session):\n    local = db\n", False),
+        ("def f(db: Session):\n    cache = {}\n    cache[1] = db\n    mock.value = db\n", False),
+        ("with Session(e) as db:\n    run(db)\n", False),
+    ],
+)
+def test_handoff_snippets(source: str, expected: bool) -> None:
+    assert may_hand_session_over(ast.parse(source)) is expected
+
+
+def test_every_fixture_with_a_handoff_passes() -> None:
+    checked = 0
+    for path in FIXTURE_FILES:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if b"SL008" in data and any(code == "SL008" for code, _, _ in parse_expectations(data.decode("utf-8"))):
+            checked += 1
+            assert may_hand_session_over(ast.parse(data)), path
+    assert checked >= 3

@@ -7,7 +7,7 @@ No libcst import here.
 """
 
 import ast
-from typing import Optional, Set
+from typing import List, Optional, Set
 
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS = frozenset({"commit", "flush"})
@@ -89,6 +89,98 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
     return False
 
 
+# Calls that run what they are given later or concurrently, by the callee's last name, and
+# what SL008 calls them.
+HANDOFF_SINKS = {
+    "add_task": "background task",
+    "Thread": "thread",
+    "Process": "process",
+    "create_task": "task",
+    "ensure_future": "task",
+    "start_soon": "task",
+    "run_in_executor": "executor",
+    "submit": "executor",
+    "to_thread": "thread",
+    "apply_async": "Celery task",
+    "delay": "Celery task",
+}
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def may_hand_session_over(tree: ast.AST) -> bool:
+    """Whether SL008 can have anything to say: in some function (or the module body), a name
+    that a `with ... as name` binds, or a parameter that may be injected (annotated, or with
+    a call as its default: `Depends(get_db)`), is passed by name to a sink call (`add_task`,
+    `Thread`, `submit`, ...) or stored where it outlives the function: a `global` name, a
+    subscript of a module-level name, an attribute of a module-level class."""
+    scopes = [tree] + [node for node in ast.walk(tree) if isinstance(node, _FUNCTIONS)]
+    module_names: Set[str] = set()
+    classes: Set[str] = set()
+    for statement in getattr(tree, "body", ()):
+        if isinstance(statement, ast.ClassDef):
+            classes.add(statement.name)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            module_names.update(t.id for t in targets if isinstance(t, ast.Name))
+    for scope in scopes:
+        owned: Set[str] = set()
+        if isinstance(scope, _FUNCTIONS):
+            arguments = scope.args
+            for arg, default in _params_with_defaults(arguments):
+                if arg.annotation is not None or isinstance(default, ast.Call):
+                    owned.add(arg.arg)
+        body = scope.body  # type: ignore[attr-defined]
+        nodes = [sub for statement in body for sub in ast.walk(statement)]
+        for node in nodes:
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if isinstance(item.optional_vars, ast.Name):
+                        owned.add(item.optional_vars.id)
+        if not owned:
+            continue
+        declared = {name for node in nodes if isinstance(node, ast.Global) for name in node.names}
+        for node in nodes:
+            if type(node) is ast.Call and _terminal(node.func) in HANDOFF_SINKS:
+                if _passed_names(node) & owned:
+                    return True
+            elif type(node) is ast.Assign and isinstance(node.value, ast.Name) and node.value.id in owned:
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id in declared:
+                        return True
+                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id in module_names:
+                        return True
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in classes:
+                        return True
+    return False
+
+
+def _params_with_defaults(arguments: ast.arguments):
+    positional = list(arguments.posonlyargs) + list(arguments.args)
+    defaults = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    yield from zip(positional, defaults)
+    yield from zip(arguments.kwonlyargs, arguments.kw_defaults)
+    for extra in (arguments.vararg, arguments.kwarg):
+        if extra is not None:
+            yield extra, None
+
+
+def _passed_names(call: ast.Call) -> Set[str]:
+    """Names passed as values anywhere in a call's arguments (not `db.attr`, not inside a
+    lambda), as lifecycle's `_passed_names` takes them."""
+    names: Set[str] = set()
+    stack: List[ast.AST] = [arg for arg in call.args] + [keyword.value for keyword in call.keywords]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.Attribute, ast.Lambda)):
+            continue
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
 # Text triggers (engine.STATIC_TRIGGERS) with a check here: a file that passes only these
 # triggers is parsed with `ast` first, and with libcst only if a check says so.
-REFINED_TRIGGERS = {"commit": may_leave_failed_transaction}
+REFINED_TRIGGERS = {"commit": may_leave_failed_transaction, "handoff": may_hand_session_over}

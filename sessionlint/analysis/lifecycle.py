@@ -22,6 +22,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
+from sessionlint.analysis.astfilter import HANDOFF_SINKS
 from sessionlint.analysis.factories import (
     CONNECTION_METHODS,
     ENGINE_BUILDERS,
@@ -317,20 +318,6 @@ class Handoff:
 STORE_SINKS = ("module-level variable", "class attribute")
 
 
-# Calls that run what they are given later or concurrently, by the callee's last name.
-HANDOFF_SINKS = {
-    "add_task": "background task",
-    "Thread": "thread",
-    "Process": "process",
-    "create_task": "task",
-    "ensure_future": "task",
-    "start_soon": "task",
-    "run_in_executor": "executor",
-    "submit": "executor",
-    "to_thread": "thread",
-    "apply_async": "Celery task",
-    "delay": "Celery task",
-}
 
 
 @dataclass
