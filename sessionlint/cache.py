@@ -59,7 +59,7 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted(index.async_dependencies),
         sorted(index.session_aliases.items()),
         sorted(index.imported_names),
-        sorted(index.module_keys.items()),
+        sorted(index.module_stems.items()),
     )
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 

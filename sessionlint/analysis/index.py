@@ -135,7 +135,9 @@ class ProjectIndex:
     FastAPI dependencies anywhere in the project. Plain data: it is sent to worker processes."""
 
     modules: Dict[str, ModuleFacts] = field(default_factory=dict)
-    module_keys: Dict[str, List[str]] = field(default_factory=dict)  # dotted suffix -> paths
+    # module stem (`c` of a/b/c.py, `b` of a/b/__init__.py) -> paths: the dotted suffixes
+    # of those paths (`module_keys_for`) are worked out only for an import that names the stem
+    module_stems: Dict[str, List[str]] = field(default_factory=dict)
     depends_targets: FrozenSet[str] = frozenset()
     # generator dependencies that yield an async session (FastAPI `Depends(get_async_db)`)
     async_dependencies: FrozenSet[str] = frozenset()
@@ -164,10 +166,8 @@ class ProjectIndex:
                 if candidate in self.modules:
                     return candidate
             return None
-        paths = self.module_keys.get(module)
-        if paths and len(paths) == 1:
-            return paths[0]
-        return None
+        found = [p for p in self.module_stems.get(module.rsplit(".", 1)[-1], ()) if module in module_keys_for(p)]
+        return found[0] if len(found) == 1 else None
 
     def lookup(self, path: str, name: str, depth: int = 0) -> Optional[Factory]:
         """The factory bound to `name` at module level in `path`, following re-exports."""
@@ -200,6 +200,13 @@ def module_keys_for(path: str, depth: int = 8) -> List[str]:
     parts = parts[:-1] if stem == "__init__" else parts[:-1] + [stem]
     parts = [p for p in parts if p][-depth:]
     return [".".join(parts[i:]) for i in range(len(parts))]
+
+
+def module_stem(path: str) -> str:
+    """The last part of the module a file is: `c` for a/b/c.py, `b` for a/b/__init__.py."""
+    head, name = os.path.split(path)
+    stem = name.rsplit(".", 1)[0]
+    return os.path.basename(head) if stem == "__init__" else stem
 
 
 def _terminal(node: ast.expr) -> Optional[str]:
@@ -468,7 +475,7 @@ class IndexBuilder:
             request_decorators=frozenset(request_decorators),
         )
         self.cache = cache
-        self.keys: Dict[str, List[str]] = {}
+        self.stems: Dict[str, List[str]] = {}
         self.depends: Set[str] = set()
         self.imported: Set[str] = set()
         self.scanned: Set[str] = set()
@@ -485,8 +492,7 @@ class IndexBuilder:
         if b"import" in data:
             for match in _FROM_IMPORT_RE.finditer(data):
                 self.imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(match.group(1)))
-        for key in module_keys_for(path):
-            self.keys.setdefault(key, []).append(path)
+        self.stems.setdefault(module_stem(path), []).append(path)
         if b"Depends(" in data or b"Security(" in data:
             for match in _DEPENDS_RE.finditer(data):
                 self.depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
@@ -502,7 +508,7 @@ class IndexBuilder:
 
     def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
         index = self.index
-        index.module_keys = self.keys
+        index.module_stems = self.stems
         index.depends_targets = frozenset(self.depends)
         index.imported_names = frozenset(self.imported)
         known_names: Set[str] = set()
