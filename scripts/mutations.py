@@ -131,12 +131,32 @@ def _is_rollback_handler_try(node: cst.CSTNode, factories) -> bool:
         and n.func.attr.value in ("commit", "flush")
         and isinstance(n.func.value, cst.Name)
     }
+    if node.finalbody is not None:
+        return False  # a `finally:` that closes the session resets it: no clean plant
     for handler in node.handlers:
         for statement in suite_statements(handler.body):
             receiver = _method_call(statement, {"rollback"})
             # sessions only: a DBAPI connection's rollback is another matter
             if receiver in committed and (receiver in SESSION_NAMES or receiver.endswith("session")):
-                return True
+                # The plant appends a use of the session after the `try`: the handler must
+                # fall through to it once its rollback and its top-level `raise` are gone
+                # (a handler that returns or raises on every path leaves nothing to find).
+                return not _exits(handler.body)
+    return False
+
+
+def _exits(body: cst.CSTNode) -> bool:
+    """Whether the handler can leave other than by falling through, after the mutation:
+    a `return`, `continue` or `break`, or a `raise` that is not a top-level statement (the
+    mutation drops those)."""
+    top = [s for s in suite_statements(body)]
+    for node in walk(body, enter_scopes=False):
+        if isinstance(node, (cst.Return, cst.Continue, cst.Break)):
+            return True
+        if isinstance(node, cst.Raise) and not any(
+            isinstance(s, cst.SimpleStatementLine) and node in s.body for s in top
+        ):
+            return True
     return False
 
 
@@ -224,7 +244,8 @@ Mutation = Callable[[cst.CSTNode], cst.CSTNode]
 # operator -> (the rule expected to report the planted bug, matcher, mutation)
 _OPERATORS: Dict[str, Tuple[str, Matcher, Mutation]] = {
     "SL001 with-to-assignment": ("SL001", _is_session_with, _with_to_assignment),
-    "SL002 drop-finally": ("SL002|SL010", _is_finally_close, _drop_finally),
+    # The close left after a `return` is never reached: a session never closed (SL001).
+    "SL002 drop-finally": ("SL002|SL010|SL001", _is_finally_close, _drop_finally),
     "SL003 use-after-with": ("SL003", _is_session_with_completing, _use_after_with),
     "SL004 engine-into-route": ("SL004", _is_route_handler, _engine_into_route),
     "SL005 sessionmaker-into-route": ("SL005", _is_route_handler, _sessionmaker_into_route),

@@ -15,7 +15,7 @@ FAILING_METHODS = frozenset({"commit", "flush"})
 # the session (and zope's transaction manager) call their rollback (mailman's `config.db`).
 # (expunge_all() empties the identity map but leaves the failed transaction in place.)
 RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove", "abort"})
-# Exceptions a failed flush raises (sqlalchemy.exc), plus the catch-alls.
+# Exceptions a failed flush raises (sqlalchemy.exc, and oslo.db's), plus the catch-alls.
 DATABASE_ERRORS = frozenset(
     {
         "Exception",
@@ -32,6 +32,14 @@ DATABASE_ERRORS = frozenset(
         "StatementError",
         "StaleDataError",
         "FlushError",
+        # oslo.db's engine facade raises these in place of SQLAlchemy's (OpenStack)
+        "DBError",
+        "DBDuplicateEntry",
+        "DBReferenceError",
+        "DBConstraintError",
+        "DBDeadlock",
+        "DBDataError",
+        "DBConnectionError",
     }
 )
 

@@ -80,6 +80,7 @@ CONVENTIONAL_FACTORY_NAMES: FrozenSet[str] = frozenset(
         "session_maker",
         "SessionFactory",
         "SessionMaker",
+        "sessionMaker",
     }
 )
 
