@@ -351,12 +351,20 @@ def _function_facts(
     declared: Set[str] = set()
     assigns: List[ast.Assign] = []
     returns: List[ast.Return] = []
+    registered: Set[str] = set()
     generator = False
     for node in _walk_own_scope(function):
         kind = type(node)
         if kind is ast.Assign:
             if type(node.value) is ast.Call:  # type: ignore[attr-defined]
                 assigns.append(node)  # type: ignore[arg-type]
+        elif kind is ast.Call:
+            # `zope.sqlalchemy.register(session, transaction_manager=tm)`: the transaction
+            # manager closes the session; what the function returns has an owner.
+            # Fixture: SL001/session_registered_with_transaction_manager.py
+            callee = _terminal(node.func) or ""  # type: ignore[attr-defined]
+            if callee == "register" or callee.startswith("register_"):
+                registered.update(a.id for a in node.args if isinstance(a, ast.Name))  # type: ignore[attr-defined]
         elif kind is ast.Return:
             if node.value is not None:  # type: ignore[attr-defined]
                 returns.append(node)  # type: ignore[arg-type]
@@ -397,7 +405,7 @@ def _function_facts(
             callee = _dotted(value.func)
             if callee:
                 returned.append((callee, is_async_def))
-        elif isinstance(value, ast.Name) and value.id in assigned:
+        elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered:
             returned.append((assigned[value.id], is_async_def))
     return tuple(returned), bound, registries
 

@@ -110,7 +110,7 @@ def is_bound_to_borrowed_connection(call: cst.Call, borrowed: Set[str] = frozens
         value = arg.value
         if isinstance(value, cst.Call):
             value = value.func
-        if terminal_name(value) in _BORROWED_CONNECTION_NAMES:
+        if _is_connection_name(terminal_name(value)):
             return True
         if isinstance(value, cst.Name) and value.value in borrowed:
             return True  # `c = op.get_bind()` earlier in the scope
@@ -118,6 +118,25 @@ def is_bound_to_borrowed_connection(call: cst.Call, borrowed: Set[str] = frozens
             return False  # only the first positional argument is the bind
     return False
 
+
+def _is_connection_name(name: Optional[str]) -> bool:
+    """`conn`, `connection`, `bind`, also private (`self._connection`)."""
+    return bool(name) and name.lstrip("_") in _BORROWED_CONNECTION_NAMES  # type: ignore[union-attr]
+
+
+def _borrowed_value(value: cst.BaseExpression) -> bool:
+    """An expression that names an existing connection: `self._connection`, or that with
+    `.execution_options(...)` (which returns the same connection).
+    Fixture: SL001/session_on_borrowed_connection.py"""
+    while type(value) is cst.Call and type(value.func) is cst.Attribute and value.func.attr.value in RETURNS_SELF:
+        value = value.func.value
+    return type(value) in (cst.Attribute, cst.Name) and _is_connection_name(terminal_name(value))
+
+
+# Methods that end a session's or a connection's hold on the pool. `invalidate()` closes a
+# Session, and returns a Connection's or raw connection's pool slot (discarding the DBAPI
+# connection). Fixture: SL010/released_by_invalidate.py
+CLOSING_METHODS = frozenset({"close", "invalidate"})
 
 # Methods that return the object they are called on (Connection.execution_options()).
 RETURNS_SELF = frozenset({"execution_options"})
@@ -422,6 +441,10 @@ class LifecycleCollector:
                 facts.assigned_names.add(target.target.value)
         if type(node.value) is cst.Name:
             facts.name_value_assigns.append(node)
+        if type(node.value) in (cst.Attribute, cst.Call, cst.Name) and _borrowed_value(node.value):
+            for target in node.targets:
+                if type(target.target) is cst.Name:
+                    facts.borrowed_names.add(target.target.value)
 
     def on_global(self, node: cst.Global) -> None:
         if self.scopes:
@@ -1305,7 +1328,7 @@ class EventScanner:
         if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value in self.names:
             for arg in node.args:
                 self._expr(arg.value, "borrow", out)
-            if func.attr.value == "close":
+            if func.attr.value in CLOSING_METHODS:
                 out.append(Event(EventKind.CLOSE, func.value.value, node))
             else:
                 out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))

@@ -7,7 +7,7 @@ https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
 """
 
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 import libcst as cst
 
@@ -37,21 +37,42 @@ def is_session_key(key: str, known: Set[str]) -> bool:
 
 def find_missing_rollbacks(body: Sequence[cst.CSTNode], known_sessions: Set[str]) -> List[MissingRollback]:
     found: List[MissingRollback] = []
-    _visit_block(body, [], known_sessions, found)
+    _visit_block(body, [], known_sessions, found, _savepoints(body))
+    return found
+
+
+def _savepoints(body: Sequence[cst.CSTNode]) -> Dict[str, str]:
+    """Names bound to a session's transaction object: `nested = session.begin_nested()`
+    (-> "session"). `nested.rollback()` rolls the session back to a usable state.
+    Fixture: SL007/rollback_through_transaction_object.py"""
+    found: Dict[str, str] = {}
+    for root in body:
+        for node in walk(root, enter_scopes=False):
+            if type(node) is cst.Assign and type(node.value) is cst.Call:
+                pair = _receiver_and_method(node.value)
+                if pair is not None and pair[1] in ("begin_nested", "begin"):
+                    for target in node.targets:
+                        name = dotted_name(target.target)
+                        if name:
+                            found[name] = pair[0]
     return found
 
 
 def _visit_block(
-    statements: Sequence[cst.CSTNode], loops: List[cst.CSTNode], known: Set[str], found: List[MissingRollback]
+    statements: Sequence[cst.CSTNode],
+    loops: List[cst.CSTNode],
+    known: Set[str],
+    found: List[MissingRollback],
+    savepoints: Dict[str, str],
 ) -> None:
     for index, statement in enumerate(statements):
         if isinstance(statement, SCOPE_TYPES):
             continue
         if type(statement).__name__ in ("Try", "TryStar"):
-            _check_try(statement, statements[index + 1 :], loops, known, found)
+            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
         for block in nested_blocks(statement):
-            _visit_block(block, inner_loops, known, found)
+            _visit_block(block, inner_loops, known, found, savepoints)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:
@@ -78,17 +99,29 @@ def _catches_database_errors(handler: cst.ExceptHandler) -> bool:
     return any(is_database_error(terminal_name(c) or "") for c in candidates)
 
 
-def _first_use(nodes: Iterable[cst.CSTNode], key: str) -> Optional[cst.CSTNode]:
-    """The first call of a method on `key` (other than a reset) or call passing `key` on."""
-    for call in _calls(nodes):
-        pair = _receiver_and_method(call)
-        if pair is not None and pair[0] == key:
-            if pair[1] in RESETTING_METHODS:
-                return None  # reset before any use: fine
-            return call
-        for arg in call.args:
-            if dotted_name(arg.value) == key:
-                return call
+def _first_use(nodes: Iterable[cst.CSTNode], key: str, savepoints: Dict[str, str]) -> Optional[cst.CSTNode]:
+    """The first call of a method on `key` (other than a reset) or call passing `key` on,
+    unless the name is bound to a new session first (`session = factory()`, `with
+    factory() as session:`). Fixture: SL007/handler_opens_a_new_session.py"""
+    for root in nodes:
+        for node in walk(root, enter_scopes=False):
+            if type(node) is cst.Assign:
+                if any(dotted_name(t.target) == key for t in node.targets):
+                    return None
+            elif type(node) is cst.WithItem:
+                if node.asname is not None and dotted_name(node.asname.name) == key:
+                    return None
+            elif type(node) is cst.Call:
+                pair = _receiver_and_method(node)
+                if pair is not None and pair[0] == key:
+                    if pair[1] in RESETTING_METHODS:
+                        return None  # reset before any use: fine
+                    return node
+                if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
+                    return None
+                for arg in node.args:
+                    if dotted_name(arg.value) == key:
+                        return node
     return None
 
 
@@ -98,6 +131,7 @@ def _check_try(
     loops: List[cst.CSTNode],
     known: Set[str],
     found: List[MissingRollback],
+    savepoints: Dict[str, str],
 ) -> None:
     body = suite_statements(node.body)  # type: ignore[attr-defined]
     failing = {}
@@ -126,14 +160,14 @@ def _check_try(
         for key, failing_call in failing.items():
             next_iteration = False
             # A use in the handler itself, before any `raise` on its way
-            use = _first_use(before_raise, key)
-            if use is None and not _resets(before_raise, key):
+            use = _first_use(before_raise, key, savepoints)
+            if use is None and not _resets(before_raise, key, savepoints):
                 ends = _ending(handler_body)
                 if falls_through and ends is None:
-                    use = _first_use(following, key)
+                    use = _first_use(following, key, savepoints)
                 if use is None and (falls_through or ends == "continue") and ends != "break" and loops:
                     # the next iteration uses the session, unless the loop body resets it first
-                    use = _first_use([loops[-1]], key)
+                    use = _first_use([loops[-1]], key, savepoints)
                     next_iteration = use is not None
             if use is not None:
                 found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
@@ -251,10 +285,12 @@ def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:
                 yield node
 
 
-def _resets(block: Sequence[cst.CSTNode], key: str) -> bool:
+def _resets(block: Sequence[cst.CSTNode], key: str, savepoints: Dict[str, str]) -> bool:
     for call in _calls(block):
         pair = _receiver_and_method(call)
         if pair is not None and pair[0] == key and pair[1] in RESETTING_METHODS:
+            return True
+        if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
             return True
     return False
 
