@@ -1349,7 +1349,7 @@ class EventScanner:
             return
         if callee in CLOSING_WRAPPERS:
             context = "closer"
-        elif callee in STORING_CALLEES or callee[:1].isupper() or callee.startswith(STORING_PREFIXES):
+        elif callee in STORING_CALLEES or callee.lstrip("_")[:1].isupper() or callee.startswith(STORING_PREFIXES):
             context = "owner"
         elif callee in ("isinstance", "id", "repr", "str", "print", "type", "hasattr", "getattr", "bool", "len"):
             context = "check"

@@ -1,3 +1,7 @@
+from typing import Optional, Set
+
+import libcst as cst
+
 from sessionlint.analysis.lifecycle import ScopeFacts
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
@@ -91,7 +95,16 @@ class UseAfterClose(ScopeRule):
 
     def check_scope(self, facts: ScopeFacts) -> None:
         connections = {c.name for c in facts.creations if c.is_connection and c.name}
+        returned: Optional[Set[int]] = None
         for use in facts.uses_after_close:
+            if not use.on_every_path:
+                # `if close: conn.close()` then `return conn`: the object is handed back, and
+                # the flag that closed it decides whether the caller uses it; the analysis
+                # cannot tell. Fixture: SL003/returned_after_conditional_close.py
+                if returned is None:
+                    returned = _returned_names(facts.node)
+                if id(use.node) in returned:
+                    continue
             noun = "connection" if use.name in connections else "session"
             verb = "is" if use.on_every_path else "may be"
             if use.by_with:
@@ -104,3 +117,10 @@ class UseAfterClose(ScopeRule):
                 help_text = f"Use `{use.name}` before closing it, or open a new {noun}"
             confidence = Confidence.HIGH if use.on_every_path else Confidence.MEDIUM
             self.report(use.node, message, help=help_text, refs=refs, confidence=confidence)  # type: ignore[arg-type]
+
+
+def _returned_names(scope: cst.CSTNode) -> Set[int]:
+    """The Name nodes returned as they are (`return conn`) in a scope."""
+    from sessionlint.analysis.tree import walk
+
+    return {id(n.value) for n in walk(scope, enter_scopes=False) if isinstance(n, cst.Return) and isinstance(n.value, cst.Name)}
