@@ -70,6 +70,10 @@ def describe_function(
 # --- when code runs: per request, once, or unknown -----------------------------------------
 
 
+# Words of event names that fire once, at start-up.
+_START_UP_EVENTS = ("startup", "configure", "setup")
+
+
 class Timing(Enum):
     PER_REQUEST = "per request"
     ONCE = "once"
@@ -182,9 +186,11 @@ class FrameworkCollector:
                     name = terminal_name(arg.value)
                     if name:
                         self.once_names.add(name)
-        if callee == "add_event_handler" and len(node.args) >= 2:
+        if callee in ("add_event_handler", "register") and len(node.args) >= 2:
+            # `app.add_event_handler("startup", f)`; TurboGears' `tg.hooks.register(
+            # "configure_new_app", f)`. Fixture: SL004/engine_built_once_lifespan_startup.py
             first = node.args[0].value
-            if isinstance(first, cst.SimpleString) and "startup" in first.value:
+            if isinstance(first, cst.SimpleString) and any(w in first.value for w in _START_UP_EVENTS):
                 name = terminal_name(node.args[1].value)
                 if name:
                     self.once_names.add(name)

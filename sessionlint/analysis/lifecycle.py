@@ -120,8 +120,11 @@ def is_bound_to_borrowed_connection(call: cst.Call, borrowed: Set[str] = frozens
 
 
 def _is_connection_name(name: Optional[str]) -> bool:
-    """`conn`, `connection`, `bind`, also private (`self._connection`)."""
-    return bool(name) and name.lstrip("_") in _BORROWED_CONNECTION_NAMES  # type: ignore[union-attr]
+    """`conn`, `connection`, `bind`, `get_bind`; also a private `_conn`/`_connection`
+    (a private `_bind` is as often an engine: langchain's PGVector)."""
+    if not name:
+        return False
+    return name in _BORROWED_CONNECTION_NAMES or name.lstrip("_") in ("conn", "connection")
 
 
 def _borrowed_value(value: cst.BaseExpression) -> bool:
@@ -918,6 +921,10 @@ def classify_holding(
         if parent.attr.value == "close":
             # `engine.connect().close()`: a reachability probe, closed before anything else
             # runs. Fixture: SL010/connect_then_close_probe.py (false positive on real code).
+            return Holding.MANAGED, None, None
+        if parent.attr.value in ("get_bind", "close"):
+            # `SessionLocal().get_bind()`: a throwaway session asked for its engine starts
+            # no transaction and checks nothing out. Fixture: SL001/chained_get_bind.py
             return Holding.MANAGED, None, None
         return Holding.CHAINED, None, None
     if isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call):

@@ -230,6 +230,13 @@ def _managed_in(block: Sequence[cst.CSTNode]) -> Set[str]:
                     pair = _receiver_and_method(call)
                     if pair is not None and pair[1] in ("begin", "begin_nested"):
                         managed.add(pair[0])
+                    elif pair is not None and pair[1] == "using" and call.args:
+                        # oslo.db's enginefacade: `with writer.using(context):` gives
+                        # `context.session` a transaction that rolls back on the way out.
+                        # Fixture: SL007/oslo_db_errors.py
+                        owner = dotted_name(call.args[0].value)
+                        if owner:
+                            managed.add(f"{owner}.session")
     return managed
 
 

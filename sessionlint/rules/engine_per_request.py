@@ -238,19 +238,24 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
 
 
 def _hands_on(node: cst.CSTNode, names: Set[str]) -> bool:
-    """Whether `node` passes one of `names` on (as a value, an argument, or through an
-    attribute such as `inspector.bind`) rather than only calling a method on it: `return
-    Profiler(conn=inspector.bind)` hands on what the engine built, `return
-    conn.execute(q).scalar()` only a result. Fixture: SL004/engine_handed_on_by_return.py"""
-    from sessionlint.analysis.tree import walk
-
+    """Whether `node` passes one of `names` on: as the value itself, through an attribute
+    (`inspector.bind`), inside a container, or as an argument of a call (`return
+    Profiler(conn=inspector.bind)`). A value computed from it (`conn.execute(q).scalar()`,
+    `result.rowcount > 0`) hands nothing on. Fixture: SL004/engine_handed_on_by_return.py"""
     if not names:
         return False
-    receivers = set()
-    for sub in walk(node):
-        if isinstance(sub, cst.Call) and isinstance(sub.func, cst.Attribute) and isinstance(sub.func.value, cst.Name):
-            receivers.add(id(sub.func.value))
-    return any(isinstance(sub, cst.Name) and sub.value in names and id(sub) not in receivers for sub in walk(node))
+    base = node
+    while isinstance(base, cst.Attribute):
+        base = base.value
+    if isinstance(base, cst.Name):
+        return base.value in names
+    if isinstance(node, cst.Call):
+        return any(_hands_on(arg.value, names) for arg in node.args)
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        return any(_hands_on(element.value, names) for element in node.elements)
+    if isinstance(node, cst.Dict):
+        return any(_hands_on(element.value, names) for element in node.elements if isinstance(element, cst.DictElement))
+    return False
 
 
 def _one_shot_helper(module: cst.Module, name: str) -> bool:
