@@ -665,10 +665,31 @@ def _lint_sources(
 ) -> Project:
     """The project pass (every file read once), then per file: the cached result, or the
     prefilter, or a parse (the file read a second time, and its bytes kept until linted)."""
-    from sessionlint.analysis.index import IndexBuilder
-    from sessionlint.cache import Cache, fingerprint
+    from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
+    # A cold run over many files starts its workers now: they import libcst and the rules on
+    # the second core while this process does the project pass.
+    pool = _WarmPool.start(settings.jobs, infos) if len(sources) >= EARLY_POOL_FILES and not cache.files else None
+    try:
+        return _lint_with(sources, settings, infos, result, progress, cache, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _lint_with(
+    sources: SourceFiles,
+    settings: Settings,
+    infos: List[RuleInfo],
+    result: RunResult,
+    progress: Optional[Callable[[int, int], None]],
+    cache: "Cache",
+    pool: Optional["_WarmPool"],
+) -> Project:
+    from sessionlint.analysis.index import IndexBuilder
+    from sessionlint.cache import fingerprint
+
     builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     digests: Dict[str, str] = {}
     for path in list(sources):
@@ -704,7 +725,10 @@ def _lint_sources(
         else:
             pending.append((path, data, digest, refine))
     if pending:
-        linted = _lint_pending(pending, project, infos, settings.jobs, progress)
+        if pool is not None:
+            linted = pool.lint(pending, project, progress)
+        else:
+            linted = _lint_pending(pending, project, infos, settings.jobs, progress)
         for (path, data, digest, _), file_result in zip(pending, linted):
             result.files.append(file_result)
             if file_result.diagnostics:
@@ -718,6 +742,8 @@ def _lint_sources(
 # Below this many bytes to parse, a process pool costs more to start (about 0.1 s) than it
 # saves: libcst parses and sessionlint traverses some 200 KB a second.
 POOL_THRESHOLD_BYTES = 160_000
+# From this many files, a cold run starts its pool before the project pass (`_WarmPool`).
+EARLY_POOL_FILES = 200
 
 _WORKER: Dict[str, object] = {}
 
@@ -733,6 +759,86 @@ def _worker_lint(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[Fi
     project = _WORKER["project"]
     rules = _WORKER["rules"]
     return [parse_and_lint(data, path, project, rules, refine) for path, data, refine in batch]  # type: ignore[arg-type]
+
+
+class _WarmPool:
+    """Worker processes forked before the project pass, while this process is small: each
+    imports libcst and the rules at once, beside the project pass, so that neither the
+    import nor this process's memory (the project index, the bytes of pending files) is
+    paid again per worker. The project reaches them afterwards through a queue made before
+    the fork: one pickled copy per worker, which each takes before its first batch."""
+
+    def __init__(self, pool: object, jobs: int, queue: object) -> None:
+        self.pool = pool
+        self.jobs = jobs
+        self.queue = queue
+        self.sent = False
+
+    @classmethod
+    def start(cls, jobs: int, infos: Sequence[RuleInfo]) -> Optional["_WarmPool"]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+        if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        codes = [info.code for info in infos]
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_boot, initargs=(codes, queue))
+        pool.submit(int)  # with fork, the first task starts every worker now
+        return cls(pool, jobs, queue)
+
+    def lint(
+        self,
+        pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
+        project: Project,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> List[FileResult]:
+        import pickle
+
+        data = pickle.dumps(project, protocol=pickle.HIGHEST_PROTOCOL)
+        for _ in range(self.jobs):
+            self.queue.put(data)  # type: ignore[attr-defined]
+        self.sent = True
+        order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
+        batches = [order[i : i + 4] for i in range(0, len(order), 4)]
+        work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
+        results: List[Optional[FileResult]] = [None] * len(pending)
+        done = 0
+        for batch, batch_results in zip(batches, self.pool.map(_worker_lint_queued, work)):  # type: ignore[attr-defined]
+            for i, file_result in zip(batch, batch_results):
+                results[i] = file_result
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(pending))
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        pool = self.pool
+        if not self.sent:
+            # Nothing was sent: the workers may still be importing; do not wait for them.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)  # type: ignore[attr-defined]
+        # A copy no worker took (a worker that got no batch) must not hold up the exit.
+        self.queue.cancel_join_thread()  # type: ignore[attr-defined]
+        self.queue.close()  # type: ignore[attr-defined]
+
+
+def _worker_boot(codes: Sequence[str], queue: object = None) -> None:
+    from sessionlint.registry import RULES
+
+    _WORKER["rules"] = rule_classes([r for r in RULES if r.code in codes])
+    _WORKER["queue"] = queue
+
+
+def _worker_lint_queued(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[FileResult]:
+    if "project" not in _WORKER:
+        import pickle
+
+        _WORKER["project"] = pickle.loads(_WORKER["queue"].get())  # type: ignore[attr-defined]
+    return _worker_lint(batch)
 
 
 def _lint_pending(

@@ -103,6 +103,31 @@ def test_process_pool_gives_the_same_findings(tmp_path, monkeypatch):
     assert len(findings(single)) == 1 + 30 // 2
 
 
+def test_pool_started_before_the_project_pass_gives_the_same_findings(tmp_path, monkeypatch):
+    """A cold run over many files forks its workers before the project pass and sends them
+    the project afterwards."""
+    app = write_project(tmp_path)
+    for i in range(30):
+        body = ROUTES if i % 2 else ROUTES.replace("db.execute", "with db:\n        db.execute")
+        (app / f"routes_{i}.py").write_text(body)
+    monkeypatch.setattr(engine, "EARLY_POOL_FILES", 10)
+    monkeypatch.setattr(engine, "POOL_THRESHOLD_BYTES", 0)
+    started = []
+    real_start = engine._WarmPool.start.__func__
+
+    def start(cls, jobs, infos):
+        pool = real_start(cls, jobs, infos)
+        started.append(pool)
+        return pool
+
+    monkeypatch.setattr(engine._WarmPool, "start", classmethod(start))
+    pooled = engine.run([str(app)], Settings(cache=False, jobs=2))
+    single = engine.run([str(app)], Settings(cache=False, jobs=1))
+    assert len(started) == 2 and started[0] is not None and started[1] is None  # -j 1: no pool
+    assert findings(pooled) == findings(single)
+    assert len(findings(single)) == 1 + 30 // 2
+
+
 def test_clean_removes_the_cache(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

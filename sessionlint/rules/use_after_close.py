@@ -45,6 +45,9 @@ class UseAfterClose(ScopeRule):
     - Reading state that involves no database work (`is_active`, `in_transaction()`, `info`,
       `bind`) and calling `close()` again are not reported.
     - ORM objects loaded by the session and used after it closed are not followed yet.
+    - A session or connection returned as it is (`return conn`) after a close on some paths
+      only (`if close: conn.close()`) is not reported: the flag that closed it decides
+      whether the caller uses it, and the analysis cannot follow it into the callers.
 
     ## References
     - SQLAlchemy, "Closing": https://docs.sqlalchemy.org/en/20/orm/session_basics.html#closing
