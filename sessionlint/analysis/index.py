@@ -135,7 +135,10 @@ class ProjectIndex:
     """Module-level factories of the linted files, keyed by path, plus the names used as
     FastAPI dependencies anywhere in the project. Plain data: it is sent to worker processes."""
 
+    # facts of the files whose text can bind a factory (the others have none to record)
     modules: Dict[str, ModuleFacts] = field(default_factory=dict)
+    # every linted file: relative imports resolve against these
+    paths: FrozenSet[str] = frozenset()
     # module stem (`c` of a/b/c.py, `b` of a/b/__init__.py) -> paths: the dotted suffixes
     # of those paths (`module_keys_for`) are worked out only for an import that names the stem
     module_stems: Dict[str, List[str]] = field(default_factory=dict)
@@ -164,7 +167,7 @@ class ProjectIndex:
             parts = [p for p in module.split(".") if p]
             stem = os.path.join(base, *parts) if parts else base
             for candidate in (stem + ".py", os.path.join(stem, "__init__.py"), stem + ".pyi"):
-                if candidate in self.modules:
+                if candidate in self.paths or candidate in self.modules:
                     return candidate
             return None
         found = [p for p in self.module_stems.get(module.rsplit(".", 1)[-1], ()) if module in module_keys_for(p)]
@@ -512,12 +515,11 @@ class IndexBuilder:
         ):
             self.scanned.add(path)
             index.modules[path] = _scan_cached(path, data, self.cache, self.parsed)
-        else:
-            index.modules[path] = ModuleFacts(path=path)
 
     def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
         index = self.index
         index.module_stems = self.stems
+        index.paths = frozenset(path for paths in self.stems.values() for path in paths)
         index.depends_targets = frozenset(self.depends)
         index.imported_names = frozenset(self.imported)
         known_names: Set[str] = set()
@@ -531,9 +533,7 @@ class IndexBuilder:
             fresh_words = [n.encode() for n in fresh]
             word = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\b")
             rescanned = False
-            for path in list(index.modules):
-                if path in self.scanned:
-                    continue
+            for path in sorted(index.paths - self.scanned):
                 data = read(path)
                 if data is not None and any(n in data for n in fresh_words) and word.search(data):
                     self.scanned.add(path)
