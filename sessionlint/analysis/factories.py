@@ -19,7 +19,7 @@ from sessionlint.analysis.index import (  # noqa: F401  (re-exported for the ana
     is_async_name,
     is_engine_name,
 )
-from sessionlint.analysis.tree import dotted_name, terminal_name
+from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name
 
 __all__ = [
     "CONNECTION_METHODS",
@@ -50,6 +50,7 @@ class Resolver:
         self.imports: Dict[str, ImportBinding] = {}
         self.local_imports: List[Dict[str, ImportBinding]] = []  # per enclosing function
         self.defined: Set[str] = set()
+        self.self_makers: Dict[str, Factory] = {}
         self._collect(module.body)
         own = index.modules.get(path)
         self.own_factories: Dict[str, Factory] = dict(own.factories) if own else {}
@@ -117,6 +118,8 @@ class Resolver:
                                 self.defined.add(target.value)
             elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
                 self.defined.add(statement.name.value)
+                if isinstance(statement, cst.ClassDef):
+                    self._collect_self_makers(statement)
             elif isinstance(statement, cst.If):
                 self._collect(statement.body.body if isinstance(statement.body, cst.IndentedBlock) else ())
                 orelse = statement.orelse
@@ -128,6 +131,30 @@ class Resolver:
                 for handler in statement.handlers:
                     if isinstance(handler.body, cst.IndentedBlock):
                         self._collect(handler.body.body)
+
+    def _collect_self_makers(self, cls: cst.ClassDef) -> None:
+        """`self.Session = sessionmaker(bind=self.engine)` in a method (at its top level or
+        one `if` down): `self.Session()` makes sessions in this module. A `scoped_session`
+        stored so is a registry and is left out. Fixture: SL001/sessionmaker_on_self.py"""
+        for method in suite_statements(cls.body):
+            if not isinstance(method, cst.FunctionDef):
+                continue
+            statements = list(suite_statements(method.body))
+            for statement in list(statements):
+                if isinstance(statement, cst.If):
+                    statements.extend(suite_statements(statement.body))
+            for statement in statements:
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if not isinstance(small, cst.Assign) or not isinstance(small.value, cst.Call):
+                        continue
+                    maker = MAKER_BUILDERS.get(terminal_name(small.value.func) or "")
+                    if maker is None or maker.kind is not FactoryKind.SESSION or "scoped" in (terminal_name(small.value.func) or ""):
+                        continue
+                    for target in small.targets:
+                        if dotted_name(target.target) and (dotted_name(target.target) or "").startswith("self."):
+                            self.self_makers[dotted_name(target.target) or ""] = maker
 
     def _collect_import_from(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -236,6 +263,9 @@ class Resolver:
     def _resolve_attribute(self, callee: cst.Attribute) -> Optional[Factory]:
         dotted = dotted_name(callee)
         attr = callee.attr.value
+        if dotted is not None and dotted in self.self_makers:
+            maker = self.self_makers[dotted]
+            return Factory(FactoryKind.SESSION, maker.is_async, f"`{dotted}`, a {maker.origin}")
         if dotted is not None:
             head, _, rest = dotted.partition(".")
             binding = self.imports.get(head)

@@ -1241,6 +1241,10 @@ class EventScanner:
             creation = self.creation_index.get(id(_creating_call(value)), -1)
             if creation >= 0:
                 out.append(Event(EventKind.CREATE, name, statement, creation))
+            elif _same_object(value, name):
+                # `conn = await conn.execution_options(...)`: the same connection, still open.
+                # Fixture: SL010/execution_options_chain.py
+                out.append(Event(EventKind.USE, name, statement, detail="execution_options"))
             elif mentions_name(value, name):
                 out.append(Event(EventKind.RELEASE, name, statement))
             else:
@@ -1384,6 +1388,17 @@ class EventScanner:
             "owner": "handed to an owner",
         }.get(context, "passed on")
         return Event(EventKind.ESCAPE, name, node, reason=reason)
+
+
+def _same_object(value: cst.BaseExpression, name: str) -> bool:
+    """`name.execution_options(...)`, awaited or not: evaluates to the object `name` holds."""
+    if isinstance(value, cst.Await):
+        value = value.expression
+    chained = False
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in RETURNS_SELF:
+        value = value.func.value
+        chained = True
+    return chained and isinstance(value, cst.Name) and value.value == name
 
 
 def _creating_call(value: cst.BaseExpression) -> cst.BaseExpression:
