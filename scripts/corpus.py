@@ -232,7 +232,7 @@ def _linted_projects(projects: List[dict], settings: object):
             yield project, root, sources, build_project(sources, settings)  # type: ignore[arg-type]
 
 
-def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple[int, int]]:
+def mutate(projects: List[dict], per_project: int, seed: int, operators: Sequence[str] = ()) -> Dict[str, Tuple[int, int]]:
     """Plant one bug per mutant in copies of real files; a plant is found when the expected
     rule reports more findings on the mutant than on the original."""
     from mutations import OPERATORS, expected_codes, find_sites, make_mutant
@@ -260,6 +260,8 @@ def mutate(projects: List[dict], per_project: int, seed: int) -> Dict[str, Tuple
             imported = {n for n in factories if re.search(rb"\bimport\b[^\n]*\b" + re.escape(n.encode()) + rb"\b", data)}
             in_file[path] = own | imported
             for operator, index in find_sites(data, in_file[path]):
+                if operators and operator.split()[0] not in operators:
+                    continue
                 candidates[operator].append((path, index))
         for operator, sites in sorted(candidates.items()):
             rng.shuffle(sites)
@@ -434,6 +436,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "fuzz", "report", "all"])
     parser.add_argument("--edits", type=int, default=20, help="fuzz: mutants per file")
     parser.add_argument("--only", nargs="*", help="project names")
+    parser.add_argument("--rules", nargs="*", help="mutate: only the operators of these rules (e.g. SL002 SL003)")
     parser.add_argument("--per-project", type=int, default=15, help="mutants per operator and project")
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args(argv)
@@ -448,7 +451,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "check":
             return status
     if args.command in ("mutate", "all"):
-        mutate(projects, args.per_project, args.seed)
+        mutate(projects, args.per_project, args.seed, args.rules or ())
     if args.command == "fuzz":
         return 1 if fuzz(projects, args.per_project, args.edits, args.seed) else 0
     if args.command in ("report", "all"):

@@ -136,6 +136,7 @@ class Resolver:
         """`self.Session = sessionmaker(bind=self.engine)` in a method (at its top level or
         one `if` down): `self.Session()` makes sessions in this module. A `scoped_session`
         stored so is a registry and is left out. Fixture: SL001/sessionmaker_on_self.py"""
+        ambiguous: Set[str] = set()
         for method in suite_statements(cls.body):
             if not isinstance(method, cst.FunctionDef):
                 continue
@@ -143,18 +144,43 @@ class Resolver:
             for statement in list(statements):
                 if isinstance(statement, cst.If):
                     statements.extend(suite_statements(statement.body))
+                    if isinstance(statement.orelse, cst.Else):
+                        statements.extend(suite_statements(statement.orelse.body))
             for statement in statements:
                 if not isinstance(statement, cst.SimpleStatementLine):
                     continue
                 for small in statement.body:
-                    if not isinstance(small, cst.Assign) or not isinstance(small.value, cst.Call):
+                    if not isinstance(small, (cst.Assign, cst.AnnAssign)) or small.value is None:
                         continue
-                    maker = MAKER_BUILDERS.get(terminal_name(small.value.func) or "")
-                    if maker is None or maker.kind is not FactoryKind.SESSION or "scoped" in (terminal_name(small.value.func) or ""):
+                    targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+                    callee = terminal_name(small.value.func) if isinstance(small.value, cst.Call) else None
+                    maker = MAKER_BUILDERS.get(callee or "")
+                    if maker is None or maker.kind is not FactoryKind.SESSION:
+                        # anything else bound to the same attribute (a scoped_session registry
+                        # in another branch): what `self.X()` returns is not known
+                        for target in targets:
+                            name = dotted_name(target) or ""
+                            if name.startswith("self."):
+                                self.self_makers.pop(name, None)
+                                ambiguous.add(name)
                         continue
-                    for target in small.targets:
-                        if dotted_name(target.target) and (dotted_name(target.target) or "").startswith("self."):
-                            self.self_makers[dotted_name(target.target) or ""] = maker
+                    assert isinstance(small.value, cst.Call)
+                    if not maker.is_async and any(
+                        arg.keyword is not None and arg.keyword.value == "class_" and (terminal_name(arg.value) or "").endswith("AsyncSession")
+                        for arg in small.value.args
+                    ):
+                        maker = Factory(FactoryKind.SESSION, True, f"{maker.origin}(class_=AsyncSession)")
+                    for target in targets:
+                        name = dotted_name(target) or ""
+                        if not name.startswith("self.") or name in ambiguous:
+                            continue
+                        earlier = self.self_makers.get(name)
+                        if earlier is not None and earlier.is_async != maker.is_async:
+                            # sync in one branch, async in another (`if async_mode:`): unknown
+                            del self.self_makers[name]
+                            ambiguous.add(name)
+                        else:
+                            self.self_makers[name] = maker
 
     def _collect_import_from(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):

@@ -63,8 +63,15 @@ def describe_function(
         is_async=node.asynchronous is not None,
         is_generator=is_generator(node) if has_yield is None else has_yield,
         decorators=decorator_names(node),
-        is_dependency=node.name.value in depends_targets,
+        # `Depends(get_db)` names a function; a method of the same name (`self` first) is
+        # not that function. Fixture: SL001/dependency_returns_session.py
+        is_dependency=node.name.value in depends_targets and not _is_method(node),
     )
+
+
+def _is_method(node: cst.FunctionDef) -> bool:
+    params = node.params.posonly_params or node.params.params
+    return bool(params) and params[0].name.value in ("self", "cls")
 
 
 # --- when code runs: per request, once, or unknown -----------------------------------------
