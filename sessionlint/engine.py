@@ -801,18 +801,7 @@ class _WarmPool:
         for _ in range(self.jobs):
             self.queue.put(data)  # type: ignore[attr-defined]
         self.sent = True
-        order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
-        batches = [order[i : i + 4] for i in range(0, len(order), 4)]
-        work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
-        results: List[Optional[FileResult]] = [None] * len(pending)
-        done = 0
-        for batch, batch_results in zip(batches, self.pool.map(_worker_lint_queued, work)):  # type: ignore[attr-defined]
-            for i, file_result in zip(batch, batch_results):
-                results[i] = file_result
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(pending))
-        return [r for r in results if r is not None]
+        return _map_batches(self.pool, _worker_lint_queued, pending, progress)
 
     def close(self) -> None:
         pool = self.pool
@@ -862,20 +851,30 @@ def _lint_pending(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # Largest files first, in small batches, so that both workers finish together.
-    order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
-    batches = [order[i : i + 4] for i in range(0, len(order), 4)]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     codes = [info.code for info in infos]
-    results: List[Optional[FileResult]] = [None] * len(pending)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(project, codes)) as pool:
-        work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
-        done = 0
-        for batch, batch_results in zip(batches, pool.map(_worker_lint, work)):
-            for i, file_result in zip(batch, batch_results):
-                results[i] = file_result
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
+        return _map_batches(pool, _worker_lint, pending, progress)
+
+
+def _map_batches(
+    pool: object,
+    function: Callable[..., List[FileResult]],
+    pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
+    progress: Optional[Callable[[int, int], None]],
+) -> List[FileResult]:
+    """Lint `pending` on `pool`, largest files first in batches of four (so that the workers
+    finish together), and return the results in the order of `pending`."""
+    order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
+    batches = [order[i : i + 4] for i in range(0, len(order), 4)]
+    work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
+    results: List[Optional[FileResult]] = [None] * len(pending)
+    done = 0
+    for batch, batch_results in zip(batches, pool.map(function, work)):  # type: ignore[attr-defined]
+        for i, file_result in zip(batch, batch_results):
+            results[i] = file_result
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(pending))
     return [r for r in results if r is not None]

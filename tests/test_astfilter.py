@@ -40,14 +40,20 @@ FIXTURE_FILES = sorted(
 )
 
 
-def test_every_fixture_with_a_missing_rollback_passes() -> None:
-    checked = 0
+def fixtures_expecting(code: str):
+    """(path, bytes) of every fixture that expects a finding of `code`."""
     for path in FIXTURE_FILES:
         with open(path, "rb") as handle:
             data = handle.read()
-        if b"SL007" in data and any(code == "SL007" for code, _, _ in parse_expectations(data.decode("utf-8"))):
-            checked += 1
-            assert may_leave_failed_transaction(ast.parse(data)), path
+        if code.encode() in data and any(c == code for c, _, _ in parse_expectations(data.decode("utf-8"))):
+            yield path, data
+
+
+def test_every_fixture_with_a_missing_rollback_passes() -> None:
+    checked = 0
+    for path, data in fixtures_expecting("SL007"):
+        checked += 1
+        assert may_leave_failed_transaction(ast.parse(data)), path
     assert checked >= 10
 
 
@@ -77,10 +83,7 @@ def test_handoff_snippets(source: str, expected: bool) -> None:
 
 def test_every_fixture_with_a_handoff_passes() -> None:
     checked = 0
-    for path in FIXTURE_FILES:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if b"SL008" in data and any(code == "SL008" for code, _, _ in parse_expectations(data.decode("utf-8"))):
-            checked += 1
-            assert may_hand_session_over(ast.parse(data)), path
+    for path, data in fixtures_expecting("SL008"):
+        checked += 1
+        assert may_hand_session_over(ast.parse(data)), path
     assert checked >= 3
