@@ -257,7 +257,14 @@ def mutate(projects: List[dict], per_project: int, seed: int, operators: Sequenc
             # Project factories count in the file that defines them or imports them by name
             # (calibreweb's requests-based `Session` class is not the project's sessionmaker).
             own = set(linted.index.modules[path].factories) if path in linted.index.modules else set()  # type: ignore
-            imported = {n for n in factories if re.search(rb"\bimport\b[^\n]*\b" + re.escape(n.encode()) + rb"\b", data)}
+            # `import ... Session as X` brings no `Session`, and a class or function of that
+            # name defined in the file is the file's own (calibreweb's requests-based one).
+            imported = {
+                n
+                for n in factories
+                if re.search(rb"\bimport\b[^\n]*\b" + re.escape(n.encode()) + rb"\b(?!\s+as\b)", data)
+                and not re.search(rb"(?m)^\s*(?:class|def)\s+" + re.escape(n.encode()) + rb"\b", data)
+            }
             in_file[path] = own | imported
             for operator, index in find_sites(data, in_file[path]):
                 if operators and operator.split()[0] not in operators:

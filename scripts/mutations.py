@@ -14,7 +14,7 @@ import libcst as cst
 
 from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES
 from sessionlint.analysis.lifecycle import is_bound_to_borrowed_connection
-from sessionlint.analysis.tree import suite_statements, terminal_name, walk
+from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name, walk
 
 SESSION_CALLEES = set(CONVENTIONAL_FACTORY_NAMES)
 # `Session`/`AsyncSession` count only where the file imports them from SQLAlchemy or SQLModel
@@ -61,28 +61,46 @@ def _is_session_with(node: cst.CSTNode, factories) -> bool:
     item = node.items[0]
     if item.asname is None or not isinstance(item.asname.name, cst.Name):
         return False
-    # A session bound to a borrowed connection is exempt by design (SL001 docs): not a plant.
+    # A session bound to a borrowed connection is exempt by design (SL001 docs): not a plant,
+    # nor is the session of a scoped_session registry (`self.Session = scoped_session(...)`):
+    # the registry keeps it for the thread, and `remove()` elsewhere closes it.
     return (
         isinstance(item.item, cst.Call)
         and terminal_name(item.item.func) in factories
+        and f"!{dotted_name(item.item.func)}" not in factories
         and not is_bound_to_borrowed_connection(item.item)
     )
 
 
-def _ends_abruptly(block) -> bool:
-    """The block's last statement returns, raises, breaks or continues."""
-    statements = suite_statements(block)
-    if not statements:
-        return False
-    last = statements[-1]
-    if isinstance(last, cst.SimpleStatementLine):
-        return any(isinstance(s, (cst.Return, cst.Raise, cst.Break, cst.Continue)) for s in last.body)
-    return False
+def _completes(statement: cst.CSTNode) -> bool:
+    """Whether a statement can complete normally (code after it is reachable). Loops and
+    `match` are taken to complete."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return not any(isinstance(s, (cst.Return, cst.Raise, cst.Break, cst.Continue)) for s in statement.body)
+    if isinstance(statement, cst.With):
+        return _block_completes(statement.body)
+    if isinstance(statement, cst.If):
+        other = statement.orelse
+        if other is None:
+            return True
+        return _block_completes(statement.body) or (
+            _completes(other) if isinstance(other, cst.If) else _block_completes(other.body)
+        )
+    if isinstance(statement, (cst.Try, cst.TryStar)):
+        if statement.finalbody is not None and not _block_completes(statement.finalbody.body):
+            return False
+        body = _block_completes(statement.body) and (statement.orelse is None or _block_completes(statement.orelse.body))
+        return body or any(_block_completes(h.body) for h in statement.handlers)
+    return True
+
+
+def _block_completes(block) -> bool:
+    return all(_completes(statement) for statement in suite_statements(block))
 
 
 def _is_session_with_completing(node: cst.CSTNode, factories) -> bool:
     """A session `with` whose block can complete normally: code after it is reachable."""
-    return _is_session_with(node, factories) and not _ends_abruptly(node.body)
+    return _is_session_with(node, factories) and _block_completes(node.body)
 
 
 def _is_connect_with(node: cst.CSTNode, factories) -> bool:
@@ -279,6 +297,23 @@ def _created_names(module: cst.Module, factories) -> set:
     return found
 
 
+def _registries(module: cst.Module) -> set:
+    """`!name` for every name or attribute bound to a scoped_session registry:
+    `Session = scoped_session(...)`, `self.Session: scoped_session = scoped_session(...)`."""
+    found = set()
+    for node in walk(module):
+        targets = []
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if isinstance(node.value, cst.Call) and terminal_name(node.value.func) in ("scoped_session", "async_scoped_session"):
+            found.update(f"!{dotted_name(t)}" for t in targets if dotted_name(t))
+    return found
+
+
 def _async_session_names(module: cst.Module, callees) -> set:
     """`~name` for names that certainly hold an AsyncSession/AsyncConnection: annotated so,
     or bound by `async with <factory>() as name`. Only their awaits are dropped (other
@@ -304,7 +339,7 @@ def find_sites(data: bytes, factories: Optional[set] = None) -> List[Tuple[str, 
     if module is None:
         return []
     callees = _callees(data, factories)
-    names = callees | _created_names(module, callees) | _async_session_names(module, callees)
+    names = callees | _created_names(module, callees) | _async_session_names(module, callees) | _registries(module)
     counts: Dict[str, int] = {}
     sites = []
     for node in walk(module):
@@ -322,7 +357,7 @@ def make_mutant(data: bytes, operator: str, index: int, factories: Optional[set]
         return None
     _, matches, mutation = _OPERATORS[operator]
     callees = _callees(data, factories)
-    names = callees | _created_names(module, callees) | _async_session_names(module, callees)
+    names = callees | _created_names(module, callees) | _async_session_names(module, callees) | _registries(module)
     seen = 0
     for node in walk(module):
         if matches(node, names):

@@ -36,6 +36,7 @@ from sessionlint.analysis.frameworks import FunctionInfo, describe_function
 from sessionlint.analysis.transactions import CONVENTIONAL_SESSION_NAMES, MissingRollback, find_missing_rollbacks
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,
+    captures,
     dotted_name,
     iter_children,
     mentions_name,
@@ -638,6 +639,7 @@ class LifecycleCollector:
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
         registered = (
             factory.kind is FactoryKind.CONNECTION
+            and not factory.is_async
             and type(node.func) is cst.Attribute
             and (dotted_name(node.func.value) or "") in facts.dispose_registered
         )
@@ -942,11 +944,16 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    # Disposing of an engine closes the connections checked out of it: `engine.dispose()`
-    # closes `conn = engine.connect()`. Fixture: SL010/engine_disposed.py
+    # Disposing of a sync engine stands for closing the connections checked out of it:
+    # `engine.dispose()` for `conn = engine.connect()`. Strictly, dispose() closes only the
+    # checked-in connections; a checked-out one is closed when it is garbage collected, which
+    # for a throw-away engine is the end of the function (SQLAlchemy warns, and closes it).
+    # An async connection cannot be closed by the garbage collector (SQLAlchemy drops it
+    # without terminating it), so for an async engine only `close()` counts.
+    # Fixture: SL010/engine_disposed.py
     engines: Dict[str, List[str]] = {}
     for creation in tracked:
-        if creation.is_connection and type(creation.call.func) is cst.Attribute:
+        if creation.is_connection and not creation.factory.is_async and type(creation.call.func) is cst.Attribute:
             engine = dotted_name(creation.call.func.value)
             if engine:
                 engines.setdefault(engine, []).append(creation.name)  # type: ignore[arg-type]
@@ -1146,7 +1153,7 @@ class EventScanner:
             node = stack.pop()
             if isinstance(node, SCOPE_TYPES):
                 for name in self.names:
-                    if mentions_name(node, name):
+                    if captures(node, name):
                         everything.append(Event(EventKind.ESCAPE, name, node, reason="captured by a nested scope"))
                 continue
             roots, nested = _split_statement(node)

@@ -199,3 +199,50 @@ def nested_blocks(statement: cst.CSTNode) -> Iterable[Sequence[cst.CSTNode]]:
             yield suite_statements(part.body)
     for case in getattr(statement, "cases", ()) or ():
         yield suite_statements(case.body)
+
+
+def _bound_by_target(target: cst.CSTNode, name: str) -> bool:
+    """Whether an assignment target binds `name` (`name`, `a, name`, `*name`); attributes and
+    subscripts bind nothing."""
+    if isinstance(target, cst.Name):
+        return target.value == name
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return any(_bound_by_target(element.value, name) for element in target.elements)
+    if isinstance(target, cst.StarredElement):
+        return _bound_by_target(target.value, name)
+    return False
+
+
+def captures(scope: cst.CSTNode, name: str) -> bool:
+    """Whether a nested function, class or lambda refers to the enclosing scope's `name`. A
+    function that binds `name` itself (a parameter, an assignment, `with ... as name`) and
+    declares it neither `global` nor `nonlocal` has a local of that name: Python makes every
+    use in its body refer to the local. Its decorators and default values are evaluated
+    outside it, so a mention there is a capture."""
+    if not mentions_name(scope, name):
+        return False
+    if type(scope) is not cst.FunctionDef:
+        return True
+    params = scope.params
+    every = [*params.posonly_params, *params.params, *params.kwonly_params]
+    every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+    outside = [d.decorator for d in scope.decorators] + [p.default for p in every if p.default is not None]
+    if any(mentions_name(part, name) for part in outside):
+        return True
+    local = any(p.name.value == name for p in every)
+    for node in walk(scope.body, enter_scopes=False):
+        t = type(node)
+        if t is cst.Nonlocal or t is cst.Global:
+            if any(n.name.value == name for n in node.names):
+                return True
+        elif local:
+            continue
+        elif t is cst.AsName:  # with ... as name, except ... as name, import ... as name
+            local = _bound_by_target(node.name, name)
+        elif t is cst.AssignTarget or t is cst.AnnAssign or t is cst.AugAssign or t is cst.NamedExpr:
+            local = _bound_by_target(node.target, name)
+        elif t is cst.For:
+            local = _bound_by_target(node.target, name)
+        elif t is cst.FunctionDef or t is cst.ClassDef:
+            local = node is not scope and node.name.value == name
+    return not local
