@@ -218,8 +218,11 @@ class Resolver:
             found = self._resolve_name(node.value)
             if found is not None:
                 return found if found.kind is FactoryKind.ENGINE else None
-            if is_engine_name(node.value) and self.mentions_sqlalchemy and node.value not in self.imports:
-                return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"conventional name `{node.value}`")
+            if is_engine_name(node.value) and self.mentions_sqlalchemy:
+                if node.value not in self.imports:
+                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"conventional name `{node.value}`")
+                if self._imported_value(self.imports[node.value]):
+                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"`{node.value}` of a project module")
             return None
         if isinstance(node, cst.Attribute):
             attr = node.attr.value
@@ -231,6 +234,14 @@ class Resolver:
             if found is not None and found.kind is FactoryKind.ENGINE:
                 return found
         return None
+
+    def _imported_value(self, binding: ImportBinding) -> bool:
+        """Whether `from <project module> import name` brings a value, not a submodule
+        (`from sqlalchemy import engine` or `from app.db import engine` with app/db/engine.py
+        are modules). Fixture: SL010/engine_imported_from_project.py"""
+        if not binding.original or self.index.path_of_module(self.path, binding.module, binding.level) is None:
+            return False
+        return self.index.path_of_module(self.path, f"{binding.module}.{binding.original}".lstrip("."), binding.level) is None
 
     def may_be_factory(self, callee: cst.BaseExpression) -> bool:
         """Cheap test used on every call in the traversal."""
