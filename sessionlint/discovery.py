@@ -116,3 +116,54 @@ def git_ignored(files: Sequence[str]) -> Set[str]:
         return set()
     ignored = (os.fsdecode(p) for p in completed.stdout.split(b"\0") if p)
     return {absolute[p] for p in ignored if p in absolute}
+
+
+# A directory holding one of these is a project's root (the first found upward).
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def project_root(start: str, settings: Settings) -> Optional[str]:
+    """The root of the project `start` lies in: the directory of the configuration file,
+    or the nearest directory upward holding a pyproject.toml, setup.py, setup.cfg or .git;
+    None outside any project."""
+    if settings.config_file:
+        return os.path.dirname(os.path.abspath(settings.config_file))
+    directory = os.path.abspath(start)
+    if not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    while True:
+        if any(os.path.exists(os.path.join(directory, marker)) for marker in PROJECT_MARKERS):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def project_context(paths: Sequence[str], files: Sequence[str], settings: Settings) -> List[str]:
+    """The other files of the project when only some of it is linted (a pre-commit hook
+    passes the changed files): the project pass reads them too, so a factory defined in an
+    unchanged module is known, and a file gets the same findings as in a run over the whole
+    project. Empty when a given directory already covers the project root, or a path lies
+    outside it. Paths come in the form of the given ones: relative to the current directory
+    when those are relative (relative imports resolve between them)."""
+    given = [p for p in paths if p != "-"]
+    if not given:
+        return []
+    root = project_root(given[0], settings)
+    if root is None:
+        return []
+    for path in given:
+        absolute = os.path.abspath(path)
+        if absolute == root or (os.path.isdir(absolute) and root.startswith(absolute + os.sep)):
+            return []
+        if not absolute.startswith(root + os.sep):
+            return []
+    linted = {os.path.abspath(f) for f in files}
+    relative = not any(os.path.isabs(p) for p in given)
+    context = []
+    for path in discover([root], settings).files:
+        absolute = os.path.abspath(path)
+        if absolute not in linted:
+            context.append(os.path.relpath(absolute) if relative else absolute)
+    return context

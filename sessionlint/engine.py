@@ -16,7 +16,7 @@ from sessionlint.diagnostics import (
     Location,
     RunResult,
 )
-from sessionlint.discovery import discover
+from sessionlint.discovery import discover, project_context
 from sessionlint.registry import RuleInfo, rule_classes, select_rules
 
 logger = logging.getLogger(__name__)
@@ -565,7 +565,8 @@ def run(
                 sources.remove(path)
             result.files.append(failure or FileResult(path))
     else:
-        project = _lint_sources(sources, settings, infos, result, progress)
+        context = project_context(paths, discovered.files, settings)
+        project = _lint_sources(sources, settings, infos, result, progress, context)
         if fix is not None:
             _fix_sources(sources, settings, infos, result, project, fix == "unsafe", enabled)
     _apply_suppressions(result, sources, settings, enabled)
@@ -662,9 +663,11 @@ def _lint_sources(
     infos: List[RuleInfo],
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
+    context: Sequence[str] = (),
 ) -> Project:
-    """The project pass (every file read once), then per file: the cached result, or the
-    prefilter, or a parse (the file read a second time, and its bytes kept until linted)."""
+    """The project pass (every file read once, and the project's other files in `context`),
+    then per file: the cached result, or the prefilter, or a parse (the file read a second
+    time, and its bytes kept until linted)."""
     from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
@@ -672,7 +675,7 @@ def _lint_sources(
     # the second core while this process does the project pass.
     pool = _WarmPool.start(settings.jobs, infos) if len(sources) >= EARLY_POOL_FILES and not cache.files else None
     try:
-        return _lint_with(sources, settings, infos, result, progress, cache, pool)
+        return _lint_with(sources, settings, infos, result, progress, cache, pool, context)
     finally:
         if pool is not None:
             pool.close()
@@ -686,6 +689,7 @@ def _lint_with(
     progress: Optional[Callable[[int, int], None]],
     cache: "Cache",
     pool: Optional["_WarmPool"],
+    context: Sequence[str] = (),
 ) -> Project:
     from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import fingerprint
@@ -703,7 +707,15 @@ def _lint_with(
         builder.add(path, data)  # type: ignore[arg-type]
         if cache.enabled:
             digests[path] = cache.digest(data)  # type: ignore[arg-type]
-    project = project_of(builder.finish(sources.get), settings)
+    for path in context:  # the project's other files: their facts, not their findings
+        data, failure = _read(path)
+        if failure is None:
+            builder.add(path, data)  # type: ignore[arg-type]
+
+    def read(path: str) -> Optional[bytes]:
+        return sources.get(path) if path in sources else _read(path)[0]
+
+    project = project_of(builder.finish(read), settings)
     triggers = {t for info in infos for t in info.triggers}
     run_key = fingerprint(settings, [i.code for i in infos], project.index)
     pending: List[Tuple[str, bytes, str, Tuple[str, ...]]] = []

@@ -171,7 +171,14 @@ class ProjectIndex:
                     return candidate
             return None
         found = [p for p in self.module_stems.get(module.rsplit(".", 1)[-1], ()) if module in module_keys_for(p)]
-        return found[0] if len(found) == 1 else None
+        if len(found) <= 1:
+            return found[0] if found else None
+        # Several packages of one tree share the key (services/a/app/db.py, services/b/app/
+        # db.py): the one beside the importing file is the one its interpreter would import.
+        # A tie resolves to neither.
+        here = os.path.abspath(from_path)
+        shared = sorted((len(os.path.commonpath([here, os.path.abspath(p)])), p) for p in found)
+        return shared[-1][1] if shared[-1][0] > shared[-2][0] else None
 
     def lookup(self, path: str, name: str, depth: int = 0) -> Optional[Factory]:
         """The factory bound to `name` at module level in `path`, following re-exports."""

@@ -1,0 +1,78 @@
+"""Linting some files of a project (a pre-commit hook passes the changed ones) gives them the
+findings a run over the whole project gives: the project pass reads the project's other
+files too."""
+
+import os
+import shutil
+
+import pytest
+
+from sessionlint.config import Settings
+from sessionlint.discovery import project_context, project_root
+from sessionlint.engine import run
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "projects", "factory_import")
+
+
+def findings(paths):
+    result = run(paths, Settings(cache=False))
+    return sorted((os.path.basename(f.path), d.code, d.start.line) for f in result.files for d in f.diagnostics)
+
+
+def make_project(root):
+    shutil.copytree(FIXTURE, root)
+    (root / "pyproject.toml").write_text("[project]\nname = 'app'\n")
+    return root
+
+
+WHOLE = [("routes.py", "SL001", 15), ("routes.py", "SL001", 21), ("routes.py", "SL001", 27)]
+
+
+def test_one_file_gets_the_findings_of_the_whole_project(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "shop")
+    monkeypatch.chdir(project)
+    assert findings(["."]) == WHOLE
+    # line 21 needs app/database.py, which is not passed: `get_session()` returns a session
+    assert findings(["app/routes.py"]) == WHOLE
+    assert findings([str(project / "app" / "routes.py")]) == WHOLE
+    monkeypatch.chdir(project / "app")
+    assert findings(["routes.py"]) == WHOLE
+
+
+def test_the_context_is_the_rest_of_the_project(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "shop")
+    monkeypatch.chdir(project)
+    settings = Settings()
+    assert project_root("app/routes.py", settings) == str(project)
+    context = project_context(["app/routes.py"], ["app/routes.py"], settings)
+    assert sorted(context) == ["app/__init__.py", "app/database.py", "app/jobs.py", "app/models.py", "app/registry.py"]
+    assert project_context(["."], ["app/routes.py"], settings) == []  # the whole project is linted
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("x = 1\n")
+    assert project_context(["app/routes.py", str(outside)], ["app/routes.py"], settings) == []
+
+
+def test_a_file_outside_any_project_is_linted_alone(tmp_path):
+    lone = tmp_path / "lone" / "script.py"
+    lone.parent.mkdir()
+    lone.write_text("x = 1\n")
+    above = [str(p) for p in lone.parents if any((p / m).exists() for m in ("pyproject.toml", "setup.py", "setup.cfg", ".git"))]
+    if above:
+        pytest.skip(f"a project marker above the temporary directory: {above[0]}")
+    assert project_root(str(lone), Settings()) is None
+    assert project_context([str(lone)], [str(lone)], Settings()) == []
+
+
+def test_packages_sharing_a_name_resolve_to_the_one_beside_the_importer(tmp_path, monkeypatch):
+    # services/a/app and services/b/app: `from app.database import get_session` in
+    # services/a is services/a/app/database.py, in a run over the repository and in a run
+    # over one changed file alike.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".git").mkdir()
+    shutil.copytree(FIXTURE, repo / "services" / "a")
+    shutil.copytree(os.path.join(FIXTURE, "app"), repo / "services" / "b" / "app")
+    monkeypatch.chdir(repo)
+    both = findings(["."])
+    assert both == sorted(WHOLE * 2)
+    assert findings(["services/a/app/routes.py"]) == WHOLE
