@@ -109,7 +109,8 @@ def compile_bytecode() -> None:
 
 
 def precommit_samples(target: str, count: int = 5) -> Dict[str, List[List[str]]]:
-    """Sets of five files of the target, as a pre-commit hook passes the files of a commit:
+    """Sets of five files of the target (paths relative to it), as a pre-commit hook passes
+    the files of a commit:
     - "any": seeded random samples of the project's files (a typical commit);
     - "prefiltered": five files that pass the text prefilter;
     - "parsed": five files that are parsed with libcst (the worst case: `import libcst` and
@@ -129,20 +130,44 @@ def precommit_samples(target: str, count: int = 5) -> Dict[str, List[List[str]]]
     prefiltered = sorted(p for p, data in sources.items() if project.may_have_findings(data, triggers))
     parsed = sorted(r.path for r in run([target], Settings(cache=False)).files if r.parsed)
     rng = random.Random(20261130)
-    return {
+    chosen = {
         "any": [rng.sample(files, 5) for _ in range(count)],
         "prefiltered": [prefiltered[:5]],
         "parsed": [parsed[:5]],
     }
+    return {kind: [[os.path.relpath(p, target) for p in sample] for sample in samples] for kind, samples in chosen.items()}
 
 
-def precommit_runs(target: str, runs: int) -> Dict[str, float]:
-    """Median wall time of `sessionlint FILES` (no cache) per kind of five-file set."""
+def precommit_runs(target: str, runs: int) -> Dict[Tuple[str, bool], float]:
+    """Median wall time of `sessionlint FILES` as a pre-commit hook runs it, per kind of
+    five-file set, with and without the cache. The project is copied to a temporary
+    repository root (a pyproject.toml marks it: the corpus keeps only the Python files), so
+    the project pass reads the whole project as in a real hook. Before each timed run the
+    five files are edited (a comment appended), as in a commit: their results are never
+    cached; with the cache, the project pass reuses the scans of the unchanged files, which
+    a first run over the project stored."""
     tool = sessionlint_binary()
-    times: Dict[str, float] = {}
-    for kind, samples in precommit_samples(target).items():
-        walls = [timed([tool, *chosen, "-q", "--no-cache", "--exit-zero"])[0] for chosen in samples for _ in range(runs)]
-        times[kind] = statistics.median(walls)
+    times: Dict[Tuple[str, bool], float] = {}
+    samples = precommit_samples(target)
+    with tempfile.TemporaryDirectory(prefix="sessionlint-precommit-") as temporary:
+        project = os.path.join(temporary, "project")
+        shutil.copytree(target, project)
+        with open(os.path.join(project, "pyproject.toml"), "w") as handle:
+            handle.write('[project]\nname = "benchmark"\n')
+        timed([tool, ".", "-q", "--exit-zero"], cwd=project)  # the cache of a previous run
+        edit = 0
+        for kind, sets in samples.items():
+            for cached in (True, False):
+                walls = []
+                for chosen in sets:
+                    for _ in range(runs):
+                        edit += 1
+                        for path in chosen:
+                            with open(os.path.join(project, path), "a") as handle:
+                                handle.write(f"\n# pre-commit benchmark edit {edit}\n")
+                        command = [tool, *chosen, "-q", "--exit-zero"] + ([] if cached else ["--no-cache"])
+                        walls.append(timed(command, cwd=project)[0])
+                times[(kind, cached)] = statistics.median(walls)
     return times
 
 
@@ -169,10 +194,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     airflow = [p for p in projects if p["name"] == "apache-airflow-core"]
     if airflow:
         times = precommit_runs(corpus.source_dir(airflow[0]), args.runs)
-        print("pre-commit-sized runs (5 files of apache-airflow-core, no cache):")
-        print(f"- 5 random files (5 seeded samples): {times['any']:.3f} s")
-        print(f"- 5 files that pass the text prefilter: {times['prefiltered']:.3f} s")
-        print(f"- 5 files parsed with libcst (worst case): {times['parsed']:.3f} s\n")
+        print("pre-commit-sized runs (5 edited files of apache-airflow-core, project pass over all of it):\n")
+        print("| five files | cache of the last run (s) | no cache (s) |")
+        print("| --- | ---: | ---: |")
+        labels = {
+            "any": "random (5 seeded samples)",
+            "prefiltered": "passing the text prefilter",
+            "parsed": "parsed with libcst (worst case)",
+        }
+        for kind, label in labels.items():
+            print(f"| {label} | {times[(kind, True)]:.3f} | {times[(kind, False)]:.3f} |")
+        print()
     for selection in args.projects:
         if selection == "ALL":
             target = os.path.join(corpus.cache_dir(), "src")

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 from sessionlint import __version__
 from sessionlint.fixes.files import interrupts_held
 
-_FORMAT = 1
+_FORMAT = 2
 _MAX_ENTRIES = 200_000
 
 
@@ -69,6 +69,7 @@ class Cache:
         self.directory = directory
         self.files: Dict[str, Tuple[str, str, Any]] = {}  # path -> (run key, digest, FileResult)
         self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
+        self.texts: Dict[str, Any] = {}  # digest -> project-pass text facts of that content
         self.dirty = False
 
     @classmethod
@@ -84,6 +85,7 @@ class Cache:
             if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
                 cache.files = stored["files"]
                 cache.scans = stored["scans"]
+                cache.texts = stored["texts"]
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
             pass  # no cache, or one from another version: start empty
         return cache
@@ -115,6 +117,14 @@ class Cache:
             self.scans[digest] = scan
             self.dirty = True
 
+    def get_text(self, digest: str) -> Optional[Any]:
+        return self.texts.get(digest)
+
+    def put_text(self, digest: str, facts: Any) -> None:
+        if self.enabled:
+            self.texts[digest] = facts
+            self.dirty = True
+
     def save(self) -> None:
         """Write atomically (temporary file + rename) so an interrupted run leaves the old
         cache or the new one, never half of one. A cache that cannot be written is skipped."""
@@ -132,7 +142,9 @@ class Cache:
                 self.files = dict(list(self.files.items())[-_MAX_ENTRIES:])
             if len(self.scans) > _MAX_ENTRIES:
                 self.scans = dict(list(self.scans.items())[-_MAX_ENTRIES:])
-            payload = {"format": _FORMAT, "version": (__version__, code_key()), "files": self.files, "scans": self.scans}
+            if len(self.texts) > _MAX_ENTRIES:
+                self.texts = dict(list(self.texts.items())[-_MAX_ENTRIES:])
+            payload = {"format": _FORMAT, "version": (__version__, code_key()), "files": self.files, "scans": self.scans, "texts": self.texts}
             with interrupts_held():
                 handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
                 try:

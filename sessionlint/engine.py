@@ -704,13 +704,14 @@ def _lint_with(
                 result.files.append(failure)
                 sources.remove(path)
                 continue
-        builder.add(path, data)  # type: ignore[arg-type]
-        if cache.enabled:
-            digests[path] = cache.digest(data)  # type: ignore[arg-type]
+        digest = cache.digest(data) if cache.enabled else None  # type: ignore[arg-type]
+        builder.add(path, data, digest)  # type: ignore[arg-type]
+        if digest is not None:
+            digests[path] = digest
     for path in context:  # the project's other files: their facts, not their findings
         data, failure = _read(path)
         if failure is None:
-            builder.add(path, data)  # type: ignore[arg-type]
+            builder.add(path, data, cache.digest(data) if cache.enabled else None)  # type: ignore[arg-type]
 
     def read(path: str) -> Optional[bytes]:
         return sources.get(path) if path in sources else _read(path)[0]

@@ -506,22 +506,42 @@ class IndexBuilder:
         # Every built-in trigger word contains one of these; configured names may not.
         self.always_search = bool(self.index.extra_factory_names)
 
-    def add(self, path: str, data: bytes) -> None:
+    def add(self, path: str, data: bytes, digest: Optional[str] = None) -> None:
+        """One file's text facts (from the cache by `digest`, the hash of `data`, when given
+        and known) and, if its text can bind a factory, its module scan."""
         index = self.index
-        if b"import" in data:
-            for match in _FROM_IMPORT_RE.finditer(data):
-                self.imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(match.group(1)))
+        cache = self.cache if digest is not None and not self.always_search else None
+        facts = cache.get_text(digest) if cache is not None else None  # type: ignore[attr-defined]
+        if facts is None:
+            facts = self._text_facts(data)
+            if cache is not None:
+                cache.put_text(digest, facts)  # type: ignore[attr-defined]
+        imported, depends, can_bind = facts
+        self.imported.update(imported)
+        self.depends.update(depends)
         self.stems.setdefault(module_stem(path), []).append(path)
-        if b"Depends(" in data or b"Security(" in data:
-            for match in _DEPENDS_RE.finditer(data):
-                self.depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
         # Every linted file is registered (relative imports resolve against it); only files
         # whose text can bind a factory are parsed.
-        if (self.always_search or b"ession" in data or b"ngine" in data) and (
-            _DEFINITION_RE.search(data) or self.conventional_call.search(data) or _ALIAS_RE.search(data)
-        ):
+        if can_bind:
             self.scanned.add(path)
-            index.modules[path] = _scan_cached(path, data, self.cache, self.parsed)
+            index.modules[path] = _scan_cached(path, data, self.cache, self.parsed, digest)
+
+    def _text_facts(self, data: bytes) -> Tuple[Tuple[str, ...], Tuple[str, ...], bool]:
+        """(names imported with `from x import`, `Depends()` targets, whether the text can
+        bind a factory): what the project pass learns from a file without parsing it."""
+        imported: Set[str] = set()
+        depends: Set[str] = set()
+        if b"import" in data:
+            for match in _FROM_IMPORT_RE.finditer(data):
+                imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(match.group(1)))
+        if b"Depends(" in data or b"Security(" in data:
+            for match in _DEPENDS_RE.finditer(data):
+                depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
+        can_bind = bool(
+            (self.always_search or b"ession" in data or b"ngine" in data)
+            and (_DEFINITION_RE.search(data) or self.conventional_call.search(data) or _ALIAS_RE.search(data))
+        )
+        return tuple(sorted(imported)), tuple(sorted(depends)), can_bind
 
     def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
         index = self.index
@@ -570,10 +590,15 @@ def build_index(
 
 
 def _scan_cached(
-    path: str, data: bytes, cache: Optional[object], parsed: Optional[Set[Tuple[str, int]]] = None
+    path: str,
+    data: bytes,
+    cache: Optional[object],
+    parsed: Optional[Set[Tuple[str, int]]] = None,
+    digest: Optional[str] = None,
 ) -> ModuleFacts:
     """The module-level facts of one file, from the cache when its bytes were seen before."""
-    digest = cache.digest(data) if cache is not None else None  # type: ignore[attr-defined]
+    if cache is not None and digest is None:
+        digest = cache.digest(data)  # type: ignore[attr-defined]
     if digest is not None:
         stored = cache.get_scan(digest)  # type: ignore[attr-defined]
         if stored is not None:
