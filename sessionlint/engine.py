@@ -565,7 +565,11 @@ def run(
                 sources.remove(path)
             result.files.append(failure or FileResult(path))
     else:
-        context = project_context(paths, discovered.files, settings)
+        # The file an editor pipes in (`-` with --stdin-filename) anchors the project too; its
+        # copy on disk is not read, the piped text stands for it.
+        anchors = [p for p in paths if p != "-"] or ([stdin[0]] if stdin is not None else [])
+        linted = list(discovered.files) + ([stdin[0]] if stdin is not None else [])
+        context = project_context(anchors, linted, settings)
         project = _lint_sources(sources, settings, infos, result, progress, context)
         if fix is not None:
             _fix_sources(sources, settings, infos, result, project, fix == "unsafe", enabled)

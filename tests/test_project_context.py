@@ -76,3 +76,11 @@ def test_packages_sharing_a_name_resolve_to_the_one_beside_the_importer(tmp_path
     both = findings(["."])
     assert both == sorted(WHOLE * 2)
     assert findings(["services/a/app/routes.py"]) == WHOLE
+
+
+def test_text_piped_by_an_editor_gets_the_project_too(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "shop")
+    monkeypatch.chdir(project)
+    text = (project / "app" / "routes.py").read_bytes()
+    result = run(["-"], Settings(cache=False), stdin=("app/routes.py", text))
+    assert sorted((d.code, d.start.line) for f in result.files for d in f.diagnostics) == [(c, line) for _, c, line in WHOLE]
