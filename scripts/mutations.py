@@ -183,8 +183,14 @@ def _exits(body: cst.CSTNode) -> bool:
 
 def _with_to_assignment(node: cst.With) -> cst.FlattenSentinel:
     item = node.items[0]
+    value = item.item
+    # `async with engine.connect() as conn` becomes `conn = await engine.connect()`: without
+    # the await nothing is checked out (an AsyncConnection starts when awaited).
+    func = value.func if isinstance(value, cst.Call) else None
+    if node.asynchronous is not None and isinstance(func, cst.Attribute) and func.attr.value in ("connect", "begin"):
+        value = cst.Await(expression=value)
     assign = cst.SimpleStatementLine(
-        body=[cst.Assign(targets=[cst.AssignTarget(target=item.asname.name)], value=item.item)],
+        body=[cst.Assign(targets=[cst.AssignTarget(target=item.asname.name)], value=value)],
         leading_lines=node.leading_lines,
     )
     return cst.FlattenSentinel([assign, *suite_statements(node.body)])

@@ -65,3 +65,14 @@ def test_use_after_with_needs_a_with_block_that_can_complete():
     # from body and handler, leave the code after the block unreachable.
     assert len(sites("SL003 use-after-with")) == 2
     assert mutated_lines("SL003 use-after-with", 1) == ["sess.commit()"]
+
+
+def test_an_async_connection_is_awaited_when_its_with_is_dropped():
+    source = b"""\
+async def ping(engine):
+    async with engine.connect() as conn:
+        await conn.execute("select 1")
+"""
+    (operator, index), = [(o, i) for o, i in mutations.find_sites(source, set()) if o.startswith("SL010")]
+    mutated = mutations.make_mutant(source, operator, index, set()).decode()
+    assert "    conn = await engine.connect()\n    await conn.execute" in mutated

@@ -102,8 +102,9 @@ def is_async_name(name: str) -> bool:
 
 
 def is_engine_name(name: str) -> bool:
-    """`engine`, `async_engine`, `self._engine`, `db_engine`: conventional engine names."""
-    return name in CONVENTIONAL_ENGINE_NAMES or name.endswith("_engine")
+    """`engine`, `async_engine`, `self._engine`, `db_engine`, and `sqlite_engine_iris` (a
+    pytest fixture's engine with data loaded): conventional engine names."""
+    return name in CONVENTIONAL_ENGINE_NAMES or name.endswith("_engine") or "_engine_" in name
 
 
 @dataclass(frozen=True)
