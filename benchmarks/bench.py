@@ -66,13 +66,15 @@ def sessionlint_binary() -> str:
     return candidate
 
 
-def commands(target: str, peers: Dict[str, str], jobs: int, cache_dir: str) -> Dict[str, List[str]]:
+def commands(target: str, peers: Dict[str, str], jobs: int, one_job: bool = True) -> Dict[str, List[str]]:
     tool = sessionlint_binary()
-    found = {
-        "sessionlint cold, 1 job": [tool, target, "-q", "--no-cache", "-j", "1", "--exit-zero"],
+    found = {}
+    if one_job:
+        found["sessionlint cold, 1 job"] = [tool, target, "-q", "--no-cache", "-j", "1", "--exit-zero"]
+    found.update({
         f"sessionlint cold, {jobs} jobs": [tool, target, "-q", "--no-cache", "-j", str(jobs), "--exit-zero"],
         "sessionlint warm cache": [tool, target, "-q", "-j", str(jobs), "--exit-zero"],
-    }
+    })
     if "ruff" in peers:
         found["ruff check --select ALL --no-cache"] = [peers["ruff"], "check", "--select", "ALL", "--no-cache", "--exit-zero", "-q", target]
     if "pylint" in peers:
@@ -84,10 +86,10 @@ def commands(target: str, peers: Dict[str, str], jobs: int, cache_dir: str) -> D
     return found
 
 
-def bench(name: str, target: str, peers: Dict[str, str], runs: int, jobs: int) -> List[Tuple[str, float, int]]:
+def bench(name: str, target: str, peers: Dict[str, str], runs: int, jobs: int, one_job: bool = True) -> List[Tuple[str, float, int]]:
     cache_dir = tempfile.mkdtemp(prefix="sessionlint-bench-cache-")
     env = dict(os.environ, SESSIONLINT_CACHE_DIR=cache_dir, NO_COLOR="1")
-    table = commands(target, peers, jobs, cache_dir)
+    table = commands(target, peers, jobs, one_job)
     # Warm the cache once so "warm" measures a run over an unchanged tree.
     subprocess.run(table["sessionlint warm cache"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: Dict[str, List[float]] = {label: [] for label in table}
@@ -181,6 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--corpus-peers", nargs="*", default=None,
         help="peers to run on the whole corpus (default: all; pylint and fixit take many minutes there)",
     )
+    parser.add_argument("--corpus-one-job", action="store_true", help="also time a 1-job cold run on the whole corpus")
     args = parser.parse_args(argv)
     projects = corpus.load_projects()
     corpus.fetch(projects)
@@ -218,7 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chosen_peers = peers
         if selection == "ALL" and args.corpus_peers is not None:
             chosen_peers = {name: path for name, path in peers.items() if name in args.corpus_peers}
-        rows = bench(label, target, chosen_peers, args.runs, args.jobs)
+        rows = bench(label, target, chosen_peers, args.runs, args.jobs, one_job=selection != "ALL" or args.corpus_one_job)
         ruff = next((wall for name, wall, _ in rows if name.startswith("ruff")), None)
         pylint = next((wall for name, wall, _ in rows if name.startswith("pylint")), None)
         fixit = next((wall for name, wall, _ in rows if name.startswith("fixit")), None)
