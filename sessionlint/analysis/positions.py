@@ -70,7 +70,19 @@ class Positions:
         if not wanted:
             return
         state = _MarkingState(self._module, set(wanted))
-        self._module._codegen(state)
+        module = self._module
+        if id(module) in wanted:
+            module._codegen(state)
+        else:
+            # Render statement by statement up to the last one holding a wanted node: the
+            # tokens after it cannot move anything before it (a finding near the top of a
+            # long module costs a fraction of a full render).
+            for header in module.header:
+                header._codegen(state)
+            for statement in module.body:
+                statement._codegen(state)
+                if all(key in state.marks for key in wanted):
+                    break
         tokens = state.tokens
         # Token index -> (line, column), walking the tokens once.
         needed = sorted({i for start_end in state.marks.values() for i in start_end})
