@@ -1376,6 +1376,12 @@ class EventScanner:
         for arg in node.args:
             if arg.star:
                 self._expr(arg.value, "escape", out)
+            elif context == "owner" and callee == "update" and arg.keyword is None and type(arg.value) is cst.Name:
+                # `dict.update()` stores keyword values and mapping items; a session given as
+                # its positional argument is no mapping: `user.update(session, role=role)`
+                # is a model's update method borrowing the session. Fixture:
+                # SL001/borrowed_by_function_call.py
+                self._expr(arg.value, "borrow", out)
             else:
                 self._expr(arg.value, context, out)
 
