@@ -73,9 +73,6 @@ class Creation:
     in_async_with: Optional[bool] = None
     # Under `if __name__ == "__main__":`: script code, not import-time code.
     in_main_guard: bool = False
-    # A connection whose engine's `dispose` was registered as a cleanup earlier in the scope
-    # (`self.addCleanup(engine.dispose)` before `engine.connect()`): closed from the start.
-    cleanup_registered: bool = False
 
     @property
     def is_connection(self) -> bool:
@@ -361,7 +358,6 @@ class ScopeFacts:
     maker_builds: List[cst.Call] = field(default_factory=list)
     engine_consumers: Set[str] = field(default_factory=set)  # engines sessions/connections came from
     disposed: Set[str] = field(default_factory=set)  # engines disposed (or registered for it): `engine`, `self.engine`
-    dispose_registered: Set[str] = field(default_factory=set)  # engines whose dispose is a registered cleanup
     handoff_calls: List[cst.Call] = field(default_factory=list)
     handoffs: List[Handoff] = field(default_factory=list)
     injected: Dict[str, bool] = field(default_factory=dict)  # Depends params -> scope="function"
@@ -534,7 +530,6 @@ class LifecycleCollector:
                 disposed = dotted_name(value.value)
                 if disposed:
                     facts.disposed.add(disposed)
-                    facts.dispose_registered.add(disposed)
         if type(func) is cst.Attribute:
             method = func.attr.value
             receiver = func.value
@@ -637,12 +632,6 @@ class LifecycleCollector:
         holding, name, with_node = classify_holding(node, ancestors)
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
-        registered = (
-            factory.kind is FactoryKind.CONNECTION
-            and not factory.is_async
-            and type(node.func) is cst.Attribute
-            and (dotted_name(node.func.value) or "") in facts.dispose_registered
-        )
         creation = Creation(
             node,
             factory,
@@ -651,7 +640,6 @@ class LifecycleCollector:
             is_bound_to_borrowed_connection(node, facts.borrowed_names),
             in_async_with,
             in_main_guard,
-            registered,
         )
         facts.creations.append(creation)
         if name is not None:
@@ -944,20 +932,7 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    # Disposing of a sync engine stands for closing the connections checked out of it:
-    # `engine.dispose()` for `conn = engine.connect()`. Strictly, dispose() closes only the
-    # checked-in connections; a checked-out one is closed when it is garbage collected, which
-    # for a throw-away engine is the end of the function (SQLAlchemy warns, and closes it).
-    # An async connection cannot be closed by the garbage collector (SQLAlchemy drops it
-    # without terminating it), so for an async engine only `close()` counts.
-    # Fixture: SL010/engine_disposed.py
-    engines: Dict[str, List[str]] = {}
-    for creation in tracked:
-        if creation.is_connection and not creation.factory.is_async and type(creation.call.func) is cst.Attribute:
-            engine = dotted_name(creation.call.func.value)
-            if engine:
-                engines.setdefault(engine, []).append(creation.name)  # type: ignore[arg-type]
-    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, closers=closers or {}, engines=engines)
+    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, closers=closers or {})
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, str] = {}
@@ -1134,11 +1109,9 @@ class EventScanner:
         creation_index: Dict[int, int],
         yield_raises: bool = True,
         closers: Optional[Dict[str, "Closer"]] = None,
-        engines: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         self.names = names
         self.closers = closers or {}
-        self.engines = engines or {}  # engine (dotted) -> names of connections checked out of it
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
@@ -1276,10 +1249,6 @@ class EventScanner:
             return
         if t is cst.Attribute:
             base = node.value
-            if self.engines and node.attr.value == "dispose" and context in ("borrow", "owner", "closer"):
-                # `self.addCleanup(engine.dispose)`: the connections' close is registered
-                for name in self.engines.get(dotted_name(base) or "", ()):
-                    out.append(Event(EventKind.REGISTER, name, node))
             if type(base) is cst.Name and base.value in self.names:
                 if node.attr.value == "close" and context in ("borrow", "owner", "closer"):
                     # db.close handed to stack.callback/atexit.register/...: a close registered
@@ -1352,9 +1321,6 @@ class EventScanner:
                 out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
             return
         self._expr(func, "use", out)
-        if self.engines and type(func) is cst.Attribute and func.attr.value == "dispose":
-            for name in self.engines.get(dotted_name(func.value) or "", ()):
-                out.append(Event(EventKind.CLOSE, name, node))
         callee = terminal_name(func) or ""
         closer = self.closers.get(func.value) if type(func) is cst.Name else None
         if closer is not None:

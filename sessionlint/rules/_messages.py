@@ -36,7 +36,7 @@ def is_owned(life: SessionLife) -> bool:
 def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     """Normal paths that leave the function (or rebind the name) with the object open."""
     creation = life.creation
-    if creation.borrows_connection or creation.unbound or creation.cleanup_registered:
+    if creation.borrows_connection or creation.unbound:
         return
     callee = rule.context.source_of(creation.call.func)
     function = life.function
@@ -90,7 +90,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
 
 def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     """Closed on every normal path, but an exception between creation and close skips it."""
-    if not is_owned(life) or life.normal_leaks or not life.closes or not life.exception_leaks or life.creation.unbound or life.creation.cleanup_registered:
+    if not is_owned(life) or life.normal_leaks or not life.closes or not life.exception_leaks or life.creation.unbound:
         return
     creation = life.creation
     name = creation.name

@@ -13,7 +13,9 @@ class ConnectionNotClosed(ScopeRule):
     ## Why is this bad?
     A connection that is not closed is not returned to the pool. Each leak holds one database
     connection until the garbage collector finds the object, and SQLAlchemy warns about it
-    only then.
+    only then. Disposing of the engine does not help: `Engine.dispose()` closes the pool's
+    checked-in connections, not the ones still checked out, so `engine.dispose()` (in a
+    `finally` or registered as a cleanup) does not count as a close.
 
     ## Example
     ```python
@@ -49,6 +51,8 @@ class ConnectionNotClosed(ScopeRule):
     ## References
     - SQLAlchemy, "Working with Engines and Connections":
       https://docs.sqlalchemy.org/en/20/core/connections.html#basic-usage
+    - SQLAlchemy, `Engine.dispose()`:
+      https://docs.sqlalchemy.org/en/20/core/connections.html#sqlalchemy.engine.Engine.dispose
     """
 
     code = "SL010"
