@@ -427,11 +427,16 @@ def report() -> None:
     mutations = os.path.join(cache_dir(), "mutations.json")
     if os.path.exists(mutations):
         with open(mutations) as handle:
-            totals = json.load(handle)["totals"]
+            stored = json.load(handle)
+        totals = stored["totals"]
         lines += ["", "Mutation recall (bugs planted in copies of correct real files):", "",
                   "| operator | found | planted | recall |", "| --- | ---: | ---: | ---: |"]
         for operator, (found, planted) in sorted(totals.items()):
             lines.append(f"| {operator} | {found} | {planted} | {found / planted:.1%} |" if planted else f"| {operator} | 0 | 0 | - |")
+        misses = sorted(m.split(" -> ")[0] for m in stored.get("misses", ()))
+        if misses:
+            lines += ["", "Plants not found (the mutants stay in the cache under `mutants/`):", ""]
+            lines += [f"- {m}" for m in misses]
     with open(RESULTS, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print(f"wrote {os.path.relpath(RESULTS, ROOT)}")

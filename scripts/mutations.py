@@ -64,12 +64,23 @@ def _is_session_with(node: cst.CSTNode, factories) -> bool:
     # A session bound to a borrowed connection is exempt by design (SL001 docs): not a plant,
     # nor is the session of a scoped_session registry (`self.Session = scoped_session(...)`):
     # the registry keeps it for the thread, and `remove()` elsewhere closes it.
+    # Nor is a block that closes the session in a `finally` itself (cognee's generator
+    # dependency): without the `with` it is still closed.
     return (
         isinstance(item.item, cst.Call)
         and terminal_name(item.item.func) in factories
         and f"!{dotted_name(item.item.func)}" not in factories
         and not is_bound_to_borrowed_connection(item.item)
+        and not _closes_in_finally(node.body, item.asname.name.value)
     )
+
+
+def _closes_in_finally(body: cst.CSTNode, name: str) -> bool:
+    for node in walk(body, enter_scopes=False):
+        if isinstance(node, cst.Try) and node.finalbody is not None:
+            if any(_method_call(s, {"close"}) == name for s in suite_statements(node.finalbody.body)):
+                return True
+    return False
 
 
 def _completes(statement: cst.CSTNode) -> bool:

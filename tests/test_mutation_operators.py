@@ -76,3 +76,15 @@ async def ping(engine):
     (operator, index), = [(o, i) for o, i in mutations.find_sites(source, set()) if o.startswith("SL010")]
     mutated = mutations.make_mutant(source, operator, index, set()).decode()
     assert "    conn = await engine.connect()\n    await conn.execute" in mutated
+
+
+def test_with_to_assignment_skips_a_block_that_closes_in_finally():
+    source = b"""\
+def get_db(session_maker):
+    with session_maker() as session:
+        try:
+            yield session
+        finally:
+            session.close()
+"""
+    assert [o for o, _ in mutations.find_sites(source, {"session_maker"}) if o.startswith("SL001")] == []
