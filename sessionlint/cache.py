@@ -19,6 +19,8 @@ from sessionlint.fixes.files import interrupts_held
 
 _FORMAT = 2
 _MAX_ENTRIES = 200_000
+# The stored tables: results per file, project-pass scans and text facts per content hash.
+_TABLES = ("files", "scans", "texts")
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,9 +85,8 @@ class Cache:
             with open(os.path.join(directory, "results.pickle"), "rb") as handle:
                 stored = pickle.load(handle)
             if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
-                cache.files = stored["files"]
-                cache.scans = stored["scans"]
-                cache.texts = stored["texts"]
+                for table in _TABLES:
+                    setattr(cache, table, stored[table])
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
             pass  # no cache, or one from another version: start empty
         return cache
@@ -138,13 +139,12 @@ class Cache:
             if not os.path.exists(ignore):
                 with open(ignore, "w") as handle:
                     handle.write("# Created by sessionlint.\n*\n")
-            if len(self.files) > _MAX_ENTRIES:
-                self.files = dict(list(self.files.items())[-_MAX_ENTRIES:])
-            if len(self.scans) > _MAX_ENTRIES:
-                self.scans = dict(list(self.scans.items())[-_MAX_ENTRIES:])
-            if len(self.texts) > _MAX_ENTRIES:
-                self.texts = dict(list(self.texts.items())[-_MAX_ENTRIES:])
-            payload = {"format": _FORMAT, "version": (__version__, code_key()), "files": self.files, "scans": self.scans, "texts": self.texts}
+            payload: Dict[str, Any] = {"format": _FORMAT, "version": (__version__, code_key())}
+            for table in _TABLES:  # the newest entries of each, up to the limit
+                entries = getattr(self, table)
+                if len(entries) > _MAX_ENTRIES:
+                    setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
+                payload[table] = getattr(self, table)
             with interrupts_held():
                 handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
                 try:

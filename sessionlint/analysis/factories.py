@@ -238,7 +238,7 @@ class Resolver:
     def _imported_value(self, binding: ImportBinding) -> bool:
         """Whether `from <project module> import name` brings a value, not a submodule
         (`from sqlalchemy import engine` or `from app.db import engine` with app/db/engine.py
-        are modules). Fixture: SL010/engine_imported_from_project.py"""
+        are modules). Fixture: tests/fixtures/projects/engine_import"""
         if not binding.original or self.index.path_of_module(self.path, binding.module, binding.level) is None:
             return False
         return self.index.path_of_module(self.path, f"{binding.module}.{binding.original}".lstrip("."), binding.level) is None
