@@ -46,17 +46,34 @@ def install_peers() -> Dict[str, str]:
     return {name: os.path.join(venv, "bin", name) for name in PEERS}
 
 
-def timed(command: Sequence[str], cwd: Optional[str] = None, env: Optional[dict] = None) -> Tuple[float, int, int]:
+# Exit code recorded for a run stopped at --timeout: its wall time is a lower bound.
+TIMED_OUT = -999
+
+
+def timed(
+    command: Sequence[str], cwd: Optional[str] = None, env: Optional[dict] = None, timeout: Optional[float] = None
+) -> Tuple[float, int, int]:
     """(wall seconds, peak RSS in KiB, exit code) of one run of `command`; the peak comes
-    from GNU time's %M for that process tree's largest process."""
+    from GNU time's %M for that process tree's largest process. A run still going after
+    `timeout` seconds is killed with its whole process group: (timeout, 0, TIMED_OUT)."""
+    import signal
+
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         wrapped = ["/usr/bin/time", "-f", "%M", "-o", report.name, *command] if os.path.exists("/usr/bin/time") else list(command)
         started = time.perf_counter()
-        completed = subprocess.run(wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return time.perf_counter() - started, 0, TIMED_OUT
         wall = time.perf_counter() - started
         text = report.read().strip().splitlines()
         peak = int(text[-1]) if text and text[-1].isdigit() else 0
-    return wall, peak, completed.returncode
+    return wall, peak, code
 
 
 def sessionlint_binary() -> str:
@@ -86,7 +103,10 @@ def commands(target: str, peers: Dict[str, str], jobs: int, one_job: bool = True
     return found
 
 
-def bench(name: str, target: str, peers: Dict[str, str], runs: int, jobs: int, one_job: bool = True) -> List[Tuple[str, float, int]]:
+def bench(
+    name: str, target: str, peers: Dict[str, str], runs: int, jobs: int, one_job: bool = True,
+    timeouts: Optional[Dict[str, float]] = None,
+) -> List[Tuple[str, float, int, bool]]:
     cache_dir = tempfile.mkdtemp(prefix="sessionlint-bench-cache-")
     env = dict(os.environ, SESSIONLINT_CACHE_DIR=cache_dir, NO_COLOR="1")
     table = commands(target, peers, jobs, one_job)
@@ -94,13 +114,22 @@ def bench(name: str, target: str, peers: Dict[str, str], runs: int, jobs: int, o
     subprocess.run(table["sessionlint warm cache"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: Dict[str, List[float]] = {label: [] for label in table}
     peaks: Dict[str, int] = {label: 0 for label in table}
+    stopped = set()
     for _ in range(runs):
         for label, command in table.items():  # round robin: machine noise hits every tool
-            wall, peak, _code = timed(command, env=env)
+            if label in stopped:
+                continue  # a peer stopped at the timeout once is not run again
+            limit = None
+            if not label.startswith("sessionlint"):
+                chosen = [t for peer, t in (timeouts or {}).items() if label.startswith(peer)]
+                limit = chosen[0] if chosen else (timeouts or {}).get("*")
+            wall, peak, code = timed(command, env=env, timeout=limit)
             samples[label].append(wall)
             peaks[label] = max(peaks[label], peak)
+            if code == TIMED_OUT:
+                stopped.add(label)
     shutil.rmtree(cache_dir, ignore_errors=True)
-    return [(label, statistics.median(values), peaks[label]) for label, values in samples.items()]
+    return [(label, statistics.median(values), peaks[label], label in stopped) for label, values in samples.items()]
 
 
 def compile_bytecode() -> None:
@@ -173,6 +202,26 @@ def precommit_runs(target: str, runs: int) -> Dict[Tuple[str, bool], float]:
     return times
 
 
+def table_of(rows: Sequence[Tuple[str, float, int, bool]]) -> str:
+    """The Markdown table of one target: a peer stopped at the timeout shows '> T' and the
+    ratio against it '< R' (sessionlint is at least that much faster)."""
+    bases = {}
+    for peer in ("ruff", "pylint", "fixit"):
+        bases[peer] = next(((wall, stopped) for name, wall, _, stopped in rows if name.startswith(peer)), None)
+    lines = ["| tool | median wall (s) | peak RSS (MiB) | / ruff | / pylint | / fixit |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, wall, peak, stopped in rows:
+        ratios = []
+        for base in bases.values():
+            if base is None or not name.startswith("sessionlint"):
+                ratios.append("")
+            else:
+                ratios.append(f"{'< ' if base[1] else ''}{wall / base[0]:.2f}x")
+        shown = f"> {wall:.0f}" if stopped else f"{wall:.3f}"
+        memory = "" if stopped else f"{peak / 1024:.0f}"
+        lines.append(f"| {name} | {shown} | {memory} | {' | '.join(ratios)} |")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--projects", nargs="*", default=["apache-airflow-core", "ALL"])
@@ -184,7 +233,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="peers to run on the whole corpus (default: all; pylint and fixit take many minutes there)",
     )
     parser.add_argument("--corpus-one-job", action="store_true", help="also time a 1-job cold run on the whole corpus")
+    parser.add_argument(
+        "--timeout", nargs="*", default=[], metavar="[PEER=]SECONDS",
+        help="stop a peer's run after this many seconds (all peers, or one: pylint=2800); its time is then a lower bound, printed as '> T'",
+    )
     args = parser.parse_args(argv)
+    timeouts = {}
+    for item in args.timeout:
+        peer, _, seconds = item.rpartition("=")
+        timeouts[peer or "*"] = float(seconds)
     projects = corpus.load_projects()
     corpus.fetch(projects)
     peers = {} if args.no_peers else install_peers()
@@ -221,16 +278,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chosen_peers = peers
         if selection == "ALL" and args.corpus_peers is not None:
             chosen_peers = {name: path for name, path in peers.items() if name in args.corpus_peers}
-        rows = bench(label, target, chosen_peers, args.runs, args.jobs, one_job=selection != "ALL" or args.corpus_one_job)
-        ruff = next((wall for name, wall, _ in rows if name.startswith("ruff")), None)
-        pylint = next((wall for name, wall, _ in rows if name.startswith("pylint")), None)
-        fixit = next((wall for name, wall, _ in rows if name.startswith("fixit")), None)
+        one_job = selection != "ALL" or args.corpus_one_job
+        rows = bench(label, target, chosen_peers, args.runs, args.jobs, one_job=one_job, timeouts=timeouts)
         print(f"### {label}\n")
-        print("| tool | median wall (s) | peak RSS (MiB) | / ruff | / pylint | / fixit |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for name, wall, peak in rows:
-            ratios = [f"{wall / base:.2f}x" if base and name.startswith("sessionlint") else "" for base in (ruff, pylint, fixit)]
-            print(f"| {name} | {wall:.3f} | {peak / 1024:.0f} | {' | '.join(ratios)} |")
+        print(table_of(rows))
         print()
     return 0
 

@@ -1,4 +1,4 @@
-from sessionlint.cli import main
+from sessionlint.launch import main
 
 if __name__ == "__main__":
     main()

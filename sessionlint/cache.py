@@ -12,15 +12,18 @@ import hashlib
 import os
 import pickle
 import tempfile
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from sessionlint import __version__
 from sessionlint.fixes.files import interrupts_held
 
-_FORMAT = 2
+_FORMAT = 3
 _MAX_ENTRIES = 200_000
-# The stored tables: results per file, project-pass scans and text facts per content hash.
-_TABLES = ("files", "scans", "texts")
+# The stored tables, in two files: the results per file, and the project pass's scans and
+# text facts per content hash (the larger part: a run saves it while its helper still parses).
+_FILES = {"results.pickle": ("files",), "project.pickle": ("scans", "texts")}
+_TABLES = tuple(table for tables in _FILES.values() for table in tables)
+PROJECT_TABLES = _FILES["project.pickle"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,7 +75,7 @@ class Cache:
         self.files: Dict[str, Tuple[str, str, Any]] = {}  # path -> (run key, digest, FileResult)
         self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
         self.texts: Dict[str, Any] = {}  # digest -> project-pass text facts of that content
-        self.dirty = False
+        self.dirty: Set[str] = set()  # the tables changed since loaded or saved
 
     @classmethod
     def disabled(cls) -> "Cache":
@@ -81,14 +84,15 @@ class Cache:
     @classmethod
     def open(cls, directory: str) -> "Cache":
         cache = cls(directory)
-        try:
-            with open(os.path.join(directory, "results.pickle"), "rb") as handle:
-                stored = pickle.load(handle)
-            if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
-                for table in _TABLES:
-                    setattr(cache, table, stored[table])
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
-            pass  # no cache, or one from another version: start empty
+        for name, tables in _FILES.items():
+            try:
+                with open(os.path.join(directory, name), "rb") as handle:
+                    stored = pickle.load(handle)
+                if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
+                    for table in tables:
+                        setattr(cache, table, stored[table])
+            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
+                pass  # no cache, or one from another version: start empty
         return cache
 
     @property
@@ -108,7 +112,7 @@ class Cache:
     def put(self, run_key: str, path: str, digest: str, result: Any) -> None:
         if self.enabled:
             self.files[path] = (run_key, digest, result)
-            self.dirty = True
+            self.dirty.add("files")
 
     def get_scan(self, digest: str) -> Optional[Any]:
         return self.scans.get(digest)
@@ -116,7 +120,7 @@ class Cache:
     def put_scan(self, digest: str, scan: Any) -> None:
         if self.enabled:
             self.scans[digest] = scan
-            self.dirty = True
+            self.dirty.add("scans")
 
     def get_text(self, digest: str) -> Optional[Any]:
         return self.texts.get(digest)
@@ -124,38 +128,44 @@ class Cache:
     def put_text(self, digest: str, facts: Any) -> None:
         if self.enabled:
             self.texts[digest] = facts
-            self.dirty = True
+            self.dirty.add("texts")
 
-    def save(self) -> None:
-        """Write atomically (temporary file + rename) so an interrupted run leaves the old
-        cache or the new one, never half of one. A cache that cannot be written is skipped."""
-        if not self.enabled or not self.dirty:
+    def save(self, tables: Iterable[str] = _TABLES) -> None:
+        """Write the files holding the changed ones of `tables`, each atomically (temporary
+        file + rename) so an interrupted run leaves the old file or the new one, never half
+        of one. A cache that cannot be written is skipped."""
+        if not self.enabled:
             return
+        wanted = self.dirty & set(tables)
         directory = self.directory
         assert directory is not None
-        try:
-            os.makedirs(directory, exist_ok=True)
-            ignore = os.path.join(directory, ".gitignore")
-            if not os.path.exists(ignore):
-                with open(ignore, "w") as handle:
-                    handle.write("# Created by sessionlint.\n*\n")
-            payload: Dict[str, Any] = {"format": _FORMAT, "version": (__version__, code_key())}
-            for table in _TABLES:  # the newest entries of each, up to the limit
-                entries = getattr(self, table)
-                if len(entries) > _MAX_ENTRIES:
-                    setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
-                payload[table] = getattr(self, table)
-            with interrupts_held():
-                handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=".results.", suffix=".tmp")
-                try:
-                    with os.fdopen(handle_fd, "wb") as handle:
-                        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                    os.replace(temporary, os.path.join(directory, "results.pickle"))
-                except BaseException:
-                    os.unlink(temporary)
-                    raise
-        except OSError:
-            pass
+        for name, stored in _FILES.items():
+            if not wanted & set(stored):
+                continue
+            try:
+                os.makedirs(directory, exist_ok=True)
+                ignore = os.path.join(directory, ".gitignore")
+                if not os.path.exists(ignore):
+                    with open(ignore, "w") as handle:
+                        handle.write("# Created by sessionlint.\n*\n")
+                payload: Dict[str, Any] = {"format": _FORMAT, "version": (__version__, code_key())}
+                for table in stored:  # the newest entries of each, up to the limit
+                    entries = getattr(self, table)
+                    if len(entries) > _MAX_ENTRIES:
+                        setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
+                    payload[table] = getattr(self, table)
+                with interrupts_held():
+                    handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+                    try:
+                        with os.fdopen(handle_fd, "wb") as handle:
+                            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                        os.replace(temporary, os.path.join(directory, name))
+                    except BaseException:
+                        os.unlink(temporary)
+                        raise
+            except OSError:
+                continue
+            self.dirty -= set(stored)
 
 
 def clean(directory: str) -> bool:

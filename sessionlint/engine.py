@@ -569,8 +569,13 @@ def run(
         # copy on disk is not read, the piped text stands for it.
         anchors = [p for p in paths if p != "-"] or ([stdin[0]] if stdin is not None else [])
         linted = list(discovered.files) + ([stdin[0]] if stdin is not None else [])
-        context = project_context(anchors, linted, settings)
-        project = _lint_sources(sources, settings, infos, result, progress, context)
+        helpers = _Helper.start_for(sources, settings, infos)
+        try:
+            context = project_context(anchors, linted, settings)
+            project = _lint_sources(sources, settings, infos, result, progress, context, helpers)
+        finally:
+            if helpers is not None:
+                helpers.close()
         if fix is not None:
             _fix_sources(sources, settings, infos, result, project, fix == "unsafe", enabled)
     _apply_suppressions(result, sources, settings, enabled)
@@ -668,18 +673,22 @@ def _lint_sources(
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
     context: Sequence[str] = (),
+    helpers: Optional["_Helper"] = None,
 ) -> Project:
     """The project pass (every file read once, and the project's other files in `context`),
     then per file: the cached result, or the prefilter, or a parse (the file read a second
-    time, and its bytes kept until linted)."""
+    time, and its bytes kept until linted). `helpers`: forked processes of a small run that
+    import libcst meanwhile and lint the files that need it."""
     from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
     # A cold run over many files starts its workers now: they import libcst and the rules on
     # the second core while this process does the project pass.
-    pool = _WarmPool.start(settings.jobs, infos) if len(sources) >= EARLY_POOL_FILES and not cache.files else None
+    pool = None
+    if helpers is None and len(sources) >= EARLY_POOL_FILES and not cache.files:
+        pool = _WarmPool.start(settings.jobs, infos)
     try:
-        return _lint_with(sources, settings, infos, result, progress, cache, pool, context)
+        return _lint_with(sources, settings, infos, result, progress, cache, pool or helpers, context)
     finally:
         if pool is not None:
             pool.close()
@@ -692,11 +701,13 @@ def _lint_with(
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
     cache: "Cache",
-    pool: Optional["_WarmPool"],
+    pool: Optional[object],
     context: Sequence[str] = (),
 ) -> Project:
+    import functools
+
     from sessionlint.analysis.index import IndexBuilder
-    from sessionlint.cache import fingerprint
+    from sessionlint.cache import PROJECT_TABLES, fingerprint
 
     builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     digests: Dict[str, str] = {}
@@ -743,7 +754,9 @@ def _lint_with(
             pending.append((path, data, digest, refine))
     if pending:
         if pool is not None:
-            linted = pool.lint(pending, project, progress)
+            # The project pass's tables are saved while the helper or the workers parse.
+            meanwhile = functools.partial(cache.save, PROJECT_TABLES)
+            linted = pool.lint(pending, project, progress, meanwhile)  # type: ignore[attr-defined]
         else:
             linted = _lint_pending(pending, project, infos, settings.jobs, progress)
         for (path, data, digest, _), file_result in zip(pending, linted):
@@ -811,6 +824,7 @@ class _WarmPool:
         pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
         project: Project,
         progress: Optional[Callable[[int, int], None]] = None,
+        meanwhile: Optional[Callable[[], None]] = None,
     ) -> List[FileResult]:
         import pickle
 
@@ -818,7 +832,7 @@ class _WarmPool:
         for _ in range(self.jobs):
             self.queue.put(data)  # type: ignore[attr-defined]
         self.sent = True
-        return _map_batches(self.pool, _worker_lint_queued, pending, progress)
+        return _map_batches(self.pool, _worker_lint_queued, pending, progress, meanwhile)
 
     def close(self) -> None:
         pool = self.pool
@@ -830,6 +844,141 @@ class _WarmPool:
         # A copy no worker took (a worker that got no batch) must not hold up the exit.
         self.queue.cancel_join_thread()  # type: ignore[attr-defined]
         self.queue.close()  # type: ignore[attr-defined]
+
+
+class _Helper:
+    """A process forked at the start of a small run (a pre-commit hook's few files) that
+    imports libcst and the rules, about 0.2 s, while this process does the project pass.
+    Given the files that need parsing, it forks itself into up to `jobs` processes, cheap
+    once libcst is imported, and each lints a share. Without it a hook run that parses pays
+    the import, then every parse, one after the other on one core. One helper, not one per
+    core: two importing beside the project pass would share two cores three ways. Plain
+    `os.fork` and pipes (`sessionlint.launch`, which forks it as the command starts):
+    multiprocessing and concurrent.futures would cost this process about 0.02 s of imports.
+    Files of a helper that fails in any way are linted here."""
+
+    def __init__(self, child: Tuple[int, int, int], infos: Sequence[RuleInfo], jobs: int) -> None:
+        self.child: Optional[Tuple[int, int, int]] = child
+        self.infos = list(infos)
+        self.jobs = jobs
+
+    @classmethod
+    def start_for(cls, sources: SourceFiles, settings: Settings, infos: Sequence[RuleInfo]) -> Optional["_Helper"]:
+        """A helper for a run of fewer than EARLY_POOL_FILES files on a machine with a core
+        to spare, when a file may need libcst (launch.wants_helper; the files' bytes are
+        then kept: the project pass reads them from memory). The one the command forked at
+        start-up if there is one, else a new one; a start-up one this run has no use for is
+        stopped."""
+        from sessionlint import launch
+
+        preforked = launch.take()
+        jobs = settings.jobs if settings.jobs > 0 else (os.cpu_count() or 1)
+        jobs = min(jobs, os.cpu_count() or 1)
+        wanted = jobs > 1 and 0 < len(sources) < EARLY_POOL_FILES and (preforked is not None or launch.can_fork())
+        if wanted:
+            wanted = False
+            for path in sources:
+                data = sources.get(path)
+                if data is not None:
+                    sources[path] = data
+                    wanted = wanted or launch.wants_helper(data)
+        if not wanted:
+            if preforked is not None:
+                launch.stop(preforked)
+            return None
+        child = preforked or launch.spawn(lambda read_fd, write_fd: helper_main(read_fd, write_fd), with_input=True)
+        return cls(child, infos, jobs) if child is not None else None
+
+    def lint(
+        self,
+        pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
+        project: Project,
+        progress: Optional[Callable[[int, int], None]] = None,
+        meanwhile: Optional[Callable[[], None]] = None,
+    ) -> List[FileResult]:
+        """`pending` linted by the helper (here if it fails), in the order of `pending`;
+        `meanwhile` is called while the helper parses."""
+        import pickle
+
+        from sessionlint import launch
+
+        found = None
+        if self.child is not None:
+            child, self.child = self.child, None
+            batch = [(path, data, refine) for path, data, _, refine in pending]
+            codes = [info.code for info in self.infos]
+            launch.write_all(child[1], pickle.dumps((project, batch, codes, self.jobs), protocol=pickle.HIGHEST_PROTOCOL))
+            os.close(child[1])  # the end of the input
+            if meanwhile is not None:
+                meanwhile()
+            found = launch.collect(child, len(pending))
+        if found is None:
+            classes = rule_classes(self.infos)
+            found = [parse_and_lint(data, path, project, classes, refine) for path, data, _, refine in pending]
+        if progress is not None:
+            progress(len(pending), len(pending))
+        return found
+
+    def close(self) -> None:
+        """Stop a helper that got no work (still importing, most likely)."""
+        from sessionlint import launch
+
+        if self.child is not None:
+            child, self.child = self.child, None
+            launch.stop(child)
+
+
+def _shares(sizes: Sequence[int], count: int) -> List[List[int]]:
+    """Indexes of `sizes` in `count` shares of about equal total, largest first."""
+    shares: List[List[int]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        target = loads.index(min(loads))
+        shares[target].append(index)
+        loads[target] += sizes[index]
+    return [share for share in shares if share]
+
+
+def helper_main(read_fd: Optional[int], write_fd: int) -> int:
+    """A helper's life: import libcst and the rules, then lint what the parent sends
+    (project, files, rule codes, jobs; nothing: exit), forked into up to `jobs` processes,
+    and answer with the pickled results in the order sent."""
+    import pickle
+
+    from sessionlint import launch
+    from sessionlint.registry import RULES
+
+    every_rule = rule_classes(RULES)  # imports libcst: the forks below share it
+    payload = launch.read_all(read_fd)  # type: ignore[arg-type]
+    if not payload:
+        return 0
+    project, batch, codes, jobs = pickle.loads(payload)
+    rules = [rule for rule in every_rule if rule.code in codes]
+
+    def lint(indexes: Sequence[int]) -> List[FileResult]:
+        return [parse_and_lint(batch[i][1], batch[i][0], project, rules, batch[i][2]) for i in indexes]
+
+    def answer(indexes: Sequence[int]) -> Callable[[Optional[int], int], int]:
+        def child(_: Optional[int], out: int) -> int:
+            os.close(write_fd)  # the helper's answer to the parent is the helper's alone
+            launch.write_all(out, pickle.dumps(lint(indexes), protocol=pickle.HIGHEST_PROTOCOL))
+            os.close(out)
+            return 0
+
+        return child
+
+    shares = _shares([len(item[1]) for item in batch], min(jobs, len(batch)))
+    forks = [(share, launch.spawn(answer(share))) for share in shares[1:]]
+    results: List[Optional[FileResult]] = [None] * len(batch)
+    for index, result in zip(shares[0], lint(shares[0])):
+        results[index] = result
+    for share, spawned in forks:
+        found = launch.collect(spawned, len(share)) if spawned is not None else None
+        for index, result in zip(share, found if found is not None else lint(share)):
+            results[index] = result
+    launch.write_all(write_fd, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+    os.close(write_fd)
+    return 0
 
 
 def _worker_boot(codes: Sequence[str], queue: object = None) -> None:
@@ -880,15 +1029,20 @@ def _map_batches(
     function: Callable[..., List[FileResult]],
     pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
     progress: Optional[Callable[[int, int], None]],
+    meanwhile: Optional[Callable[[], None]] = None,
 ) -> List[FileResult]:
     """Lint `pending` on `pool`, largest files first in batches of four (so that the workers
-    finish together), and return the results in the order of `pending`."""
+    finish together), and return the results in the order of `pending`; `meanwhile` is
+    called once the batches are submitted."""
     order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
     batches = [order[i : i + 4] for i in range(0, len(order), 4)]
     work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
     results: List[Optional[FileResult]] = [None] * len(pending)
     done = 0
-    for batch, batch_results in zip(batches, pool.map(function, work)):  # type: ignore[attr-defined]
+    answers = pool.map(function, work)  # type: ignore[attr-defined]
+    if meanwhile is not None:
+        meanwhile()
+    for batch, batch_results in zip(batches, answers):
         for i, file_result in zip(batch, batch_results):
             results[i] = file_result
         done += len(batch)

@@ -155,3 +155,19 @@ def test_change_to_the_tools_own_code_invalidates(tmp_path, monkeypatch):
     again = engine.run([str(app)], settings)
     assert findings(again) == [("routes.py", 6, "SL001")]
     assert sorted(os.path.basename(p) for p in parses) == ["database.py", "routes.py"]  # warm: []
+
+
+def test_cache_files_are_written_only_when_changed(tmp_path):
+    """Results and the project pass's tables live in two files (the second is saved while a
+    helper parses); a run that learns nothing new rewrites neither."""
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    engine.run([str(app)], settings)
+    stored = {name: os.stat(tmp_path / "cache" / name).st_mtime_ns for name in ("results.pickle", "project.pickle")}
+    os.utime(tmp_path / "cache" / "results.pickle", ns=(1, 1))
+    os.utime(tmp_path / "cache" / "project.pickle", ns=(1, 1))
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    assert [os.stat(tmp_path / "cache" / name).st_mtime_ns for name in stored] == [1, 1]
+    (app / "routes.py").write_text(ROUTES + "\n# edited\n")
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    assert all(os.stat(tmp_path / "cache" / name).st_mtime_ns > 1 for name in stored)

@@ -104,3 +104,19 @@ def test_light_commands_do_not_import_libcst(args):
     imported = {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if "|" in line}
     assert "libcst" not in imported
     assert "rich" not in imported
+
+
+def test_a_clean_run_does_not_import_rich(tmp_path):
+    """A hook run over files without findings prints its summary without rich (about 0.02 s);
+    nor does it import libcst when no file needs parsing."""
+    clean = tmp_path / "clean.py"
+    clean.write_text("def add(a, b):\n    return a + b\n")
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sessionlint", str(clean), "--no-cache"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert (completed.returncode, completed.stdout) == (0, "All checks passed!\n")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if "|" in line}
+    assert "rich" not in imported and "libcst" not in imported

@@ -106,6 +106,17 @@ def _error_line(error: FileError):
     return text
 
 
+def _clean_summary(run: RunResult) -> Optional[str]:
+    """The summary of a run that leaves no finding: what was fixed, or that all checks
+    passed (not said when a file could not be read or linted)."""
+    fixed = run.fixed_count
+    if fixed:
+        return f"Found {fixed} {'problem' if fixed == 1 else 'problems'} ({fixed} fixed, 0 remaining)."
+    if not run.usage_errors and not any(e.kind in (ErrorKind.IO, ErrorKind.INTERNAL) for e in run.errors):
+        return "All checks passed!"
+    return None
+
+
 def render(
     run: RunResult,
     stream: TextIO,
@@ -118,11 +129,17 @@ def render(
 ) -> None:
     """Write findings and parse failures to `stream` (stdout); the CLI sends I/O and internal
     errors to stderr itself."""
+    diagnostics = run.diagnostics
+    syntax_errors = [e for e in run.errors if e.kind in (ErrorKind.SYNTAX, ErrorKind.ENCODING)]
+    if not diagnostics and not syntax_errors and not color:
+        # Nothing but a summary line, in plain text: a clean hook run does not import rich.
+        line = None if quiet else _clean_summary(run)
+        if line is not None:
+            stream.write(line + "\n")
+        return
     from rich.text import Text
 
     console = _console(stream, color)
-    diagnostics = run.diagnostics
-    syntax_errors = [e for e in run.errors if e.kind in (ErrorKind.SYNTAX, ErrorKind.ENCODING)]
     items: list = sorted(
         list(diagnostics) + syntax_errors,
         key=lambda item: (item.path, item.start.line, item.start.column)
@@ -152,10 +169,9 @@ def render(
     problems = len(diagnostics) + len(syntax_errors)
     fixed = run.fixed_count
     if problems == 0:
-        if fixed:
-            console.print(Text(f"Found {fixed} {'problem' if fixed == 1 else 'problems'} ({fixed} fixed, 0 remaining).", style="bold"))
-        elif not run.usage_errors and not any(e.kind in (ErrorKind.IO, ErrorKind.INTERNAL) for e in run.errors):
-            console.print(Text("All checks passed!", style="bold green"))
+        line = _clean_summary(run)
+        if line is not None:
+            console.print(Text(line, style="bold" if fixed else "bold green"))
         return
     files = len({d.path for d in diagnostics} | {e.path for e in syntax_errors})
     noun = "problem" if problems == 1 else "problems"
