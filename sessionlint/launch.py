@@ -41,13 +41,38 @@ _PREFORKED: List[Child] = []
 
 def main() -> None:
     """`sessionlint ...`: a helper forked if the command line asks for a small lint run,
-    then the click CLI."""
+    then the click CLI, then a hard exit."""
     child = prefork(sys.argv[1:])
     if child is not None:
         _PREFORKED.append(child)
     from sessionlint.cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as stop:
+        hard_exit(stop.code)
+    hard_exit(0)
+
+
+def hard_exit(code: object) -> None:
+    """Exit as `sys.exit(code)` would, without the interpreter's teardown: freeing a
+    project index object by object costs a pre-commit run about 0.02 s, and the run has
+    written and closed everything it writes (its cache, its fixes, its report) by now. Like
+    mypy's `hard_exit`. Only a normal end gets here: an exception still unwinds as usual."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        sys.stderr.write(f"{code}\n")
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`sessionlint | head`) or stream
+            if stream is sys.stdout and status == 0:
+                status = 120  # what Python itself exits with when stdout cannot be flushed
+    os._exit(status)
 
 
 def take() -> Optional[Child]:

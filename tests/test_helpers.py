@@ -266,3 +266,15 @@ def test_a_helper_forked_at_start_up_for_nothing_is_stopped(tmp_path, forks, mon
 def test_no_prefork_for_files_that_name_nothing_of_the_kind(tmp_path, forks):
     paths = write_project(tmp_path, {"plain.py": PLAIN})
     assert launch.prefork(paths) is None and forks == []
+
+
+@pytest.mark.parametrize(("code", "status", "err"), [(None, 0, ""), (0, 0, ""), (3, 3, ""), ("stopped", 1, "stopped\n")])
+def test_hard_exit_exits_as_sys_exit_does(code, status, err):
+    """The command ends with os._exit (no teardown): what it printed is flushed first, and
+    the status is sys.exit's."""
+    import subprocess
+    import sys
+
+    script = f"from sessionlint.launch import hard_exit; print('out', end=''); hard_exit({code!r})"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (completed.returncode, completed.stdout, completed.stderr) == (status, "out", err)
