@@ -11,6 +11,7 @@ in routes.py resolves to the `sessionmaker(...)` in app/database.py.
 import ast
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
@@ -499,6 +500,10 @@ class IndexBuilder:
         self.depends: Set[str] = set()
         self.imported: Set[str] = set()
         self.scanned: Set[str] = set()
+        # names each unscanned file imports with `from x import name` (interned): `finish`
+        # rescans a file for a newly learnt factory name only if it imports the name this
+        # way or calls it as an attribute (`db.SessionLocal()`)
+        self.imports_of: Dict[str, Tuple[str, ...]] = {}
         self.parsed: Set[Tuple[str, int]] = set()
         conventional = CONVENTIONAL_FACTORY_NAMES | self.index.extra_factory_names
         self.conventional_call = re.compile(
@@ -526,6 +531,8 @@ class IndexBuilder:
         if can_bind:
             self.scanned.add(path)
             index.modules[path] = _scan_cached(path, data, self.cache, self.parsed, digest)
+        elif imported:
+            self.imports_of[path] = tuple(sys.intern(name) for name in imported)
 
     def _text_facts(self, data: bytes) -> Tuple[Tuple[str, ...], Tuple[str, ...], bool]:
         """(names imported with `from x import`, `Depends()` targets, whether the text can
@@ -558,13 +565,23 @@ class IndexBuilder:
             if not fresh:
                 break
             known_names |= fresh
-            fresh_words = [n.encode() for n in fresh]
-            word = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\b")
+            # A file the scan would learn something from about these names imports one of
+            # them (a re-export, or `return SessionLocal()`) or calls one as an attribute of
+            # a module (`return db.SessionLocal()`): what _scan_module and the summaries read.
+            # A mere mention (`session.commit()`) teaches nothing.
+            attribute_words = [b"." + n.encode() for n in fresh]
+            attribute_call = re.compile(rb"\.(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\s*\(")
             rescanned = False
             for path in sorted(index.paths - self.scanned):
-                data = read(path)
-                if data is not None and any(n in data for n in fresh_words) and word.search(data):
+                data = None
+                if fresh.isdisjoint(self.imports_of.get(path, ())):
+                    data = read(path)
+                    if data is None or not any(w in data for w in attribute_words) or not attribute_call.search(data):
+                        continue
+                data = data if data is not None else read(path)
+                if data is not None:
                     self.scanned.add(path)
+                    self.imports_of.pop(path, None)
                     index.modules[path] = _scan_cached(path, data, self.cache, self.parsed)
                     rescanned = True
             if not rescanned:
