@@ -157,6 +157,9 @@ class SourceFiles:
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths: List[str] = list(dict.fromkeys(paths))
         self.pinned: Dict[str, bytes] = {}
+        # Once the project pass has read every file: those that can hold a suppression
+        # SL100 reports without any finding in the file (None: not known, read them all).
+        self.marked: Optional[set] = None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.paths)
@@ -656,9 +659,16 @@ def _apply_suppressions(result: RunResult, sources: SourceFiles, settings: Setti
     from sessionlint.suppression import UNUSED_CODE
 
     report_unused = UNUSED_CODE in enabled
+    marked = sources.marked
     for index, file_result in enumerate(result.files):
-        data = sources.get(file_result.path)
-        if data is None or (not file_result.diagnostics and not report_unused):
+        path = file_result.path
+        if not file_result.diagnostics:
+            if not report_unused:
+                continue
+            if marked is not None and path not in marked and path not in sources.pinned:
+                continue  # read in the project pass: no suppression SL100 could report
+        data = sources.get(path)
+        if data is None:
             continue
         diagnostics, count = _filter(file_result.path, data, file_result.diagnostics, settings, enabled, report_unused)
         result.suppressed += count
@@ -709,8 +719,11 @@ def _lint_with(
     from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import PROJECT_TABLES, fingerprint
 
+    from sessionlint.suppression import may_report_unused
+
     builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     digests: Dict[str, str] = {}
+    marked = set()
     for path in list(sources):
         data = sources.pinned.get(path)
         if data is None:
@@ -723,6 +736,9 @@ def _lint_with(
         builder.add(path, data, digest)  # type: ignore[arg-type]
         if digest is not None:
             digests[path] = digest
+        if may_report_unused(data):  # type: ignore[arg-type]
+            marked.add(path)
+    sources.marked = marked
     for path in context:  # the project's other files: their facts, not their findings
         data, failure = _read(path)
         if failure is None:

@@ -49,6 +49,16 @@ def has_markers(data: bytes) -> bool:
     return any(marker in data for marker in _MARKERS)
 
 
+_SL_NOQA = re.compile(rb"(?i)noqa\s*:[^\n]*\bsl[0-9]")
+
+
+def may_report_unused(data: bytes) -> bool:
+    """Whether a file can hold a suppression SL100 would report when no rule reports
+    anything in it: a `sessionlint: ignore`, or a `noqa:` naming an SL code (`# noqa:
+    E501` belongs to another tool, a bare `# noqa` is never reported)."""
+    return has_markers(data) and (b"sessionlint" in data or bool(_SL_NOQA.search(data)))
+
+
 def parse(data: bytes) -> Optional[FileSuppressions]:
     """The suppression comments of a file and its logical-line starts; None when the file
     has no suppression comment at all."""

@@ -210,3 +210,30 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     assert terminal.getvalue() == ""
     monkeypatch.setenv("CI", "true")
     assert cli._progress_bar() is None  # never in CI logs
+
+
+def test_sl100_in_files_without_findings(tmp_path, monkeypatch):
+    """A file with no finding is read again after the project pass only if it can hold a
+    suppression SL100 reports; these can."""
+    write(tmp_path, "x = 1  # sessionlint: ignore[SL001]\n", name="ignored.py")
+    write(tmp_path, "y = 2  # noqa: E501, sl003\n", name="lower.py")
+    write(tmp_path, "z = 3  # noqa: E501\nw = 4  # noqa\n", name="other.py")
+    code, out, _ = invoke(["-q", "--extend-select", "SL100", "ignored.py", "lower.py", "other.py"], tmp_path, monkeypatch)
+    assert (code, out.splitlines()) == (
+        1,
+        [
+            "ignored.py:1:8: SL100 unused suppression of `SL001`: no such finding on this line",
+            "lower.py:1:8: SL100 unused suppression of `SL003`: no such finding on this line",
+        ],
+    )
+
+
+def test_which_files_may_hold_an_unused_suppression():
+    from sessionlint.suppression import may_report_unused
+
+    assert may_report_unused(b"x = 1  # sessionlint: ignore\n")
+    assert may_report_unused(b"x = 1  # noqa: SL001\n")
+    assert may_report_unused(b"x = 1  # NOQA:E501,sl002\n")
+    assert not may_report_unused(b"x = 1  # noqa: E501\n")
+    assert not may_report_unused(b"x = 1  # noqa\n")
+    assert not may_report_unused(b"x = 1\n# SL001 is a rule of sessionlint\n")
