@@ -156,6 +156,7 @@ class SourceFiles:
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths: List[str] = list(dict.fromkeys(paths))
+        self.known = set(self.paths)  # membership: `paths` is a list, in order
         self.pinned: Dict[str, bytes] = {}
         # Once the project pass has read every file: those that can hold a suppression
         # SL100 reports without any finding in the file (None: not known, read them all).
@@ -168,11 +169,12 @@ class SourceFiles:
         return len(self.paths)
 
     def __contains__(self, path: object) -> bool:
-        return path in self.pinned or path in self.paths
+        return path in self.known
 
     def __setitem__(self, path: str, data: bytes) -> None:
-        if path not in self.pinned and path not in self.paths:
+        if path not in self.known:
             self.paths.append(path)
+            self.known.add(path)
         self.pinned[path] = data
 
     def __getitem__(self, path: str) -> bytes:
@@ -185,14 +187,16 @@ class SourceFiles:
         data = self.pinned.get(path)
         if data is not None:
             return data
-        if path not in self.paths:
+        if path not in self.known:
             return default
         data, _ = _read(path)
         return default if data is None else data
 
     def remove(self, path: str) -> None:
         self.pinned.pop(path, None)
-        self.paths.remove(path)
+        if path in self.known:
+            self.known.discard(path)
+            self.paths.remove(path)
 
 
 def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
