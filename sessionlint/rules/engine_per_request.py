@@ -263,7 +263,7 @@ def _one_shot_helper(module: cst.Module, name: str) -> bool:
     any number that are memoised (`if self._x is None: self._x = self._name()`), and which
     is not passed around: it runs as often as its one caller, which the module cannot tell,
     so a pool per call is not asserted. Fixture: SL004/private_helper_called_once.py"""
-    from sessionlint.analysis.tree import terminal_name
+    from sessionlint.analysis.tree import iter_children, terminal_name
 
     if not name.startswith("_") or name.startswith("__"):
         return False
@@ -301,7 +301,7 @@ def _one_shot_helper(module: cst.Module, name: str) -> bool:
             return False  # referenced, not called: a callback that may run any number of times
         if isinstance(node, cst.FunctionDef) and node.name.value == name:
             return visit(node.body, False, frozenset())
-        return all(visit(child, looping, memo) for child in node.children)
+        return all(visit(child, looping, memo) for child in iter_children(node))  # not `.children`: it visits
 
     return visit(module, False, frozenset()) and found
 
