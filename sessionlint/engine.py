@@ -576,13 +576,13 @@ def run(
         # copy on disk is not read, the piped text stands for it.
         anchors = [p for p in paths if p != "-"] or ([stdin[0]] if stdin is not None else [])
         linted = list(discovered.files) + ([stdin[0]] if stdin is not None else [])
-        helpers = _Helper.start_for(sources, settings, infos)
+        helper = _Helper.start_for(sources, settings, infos)
         try:
             context = project_context(anchors, linted, settings)
-            project = _lint_sources(sources, settings, infos, result, progress, context, helpers)
+            project = _lint_sources(sources, settings, infos, result, progress, context, helper)
         finally:
-            if helpers is not None:
-                helpers.close()
+            if helper is not None:
+                helper.close()
         if fix is not None:
             _fix_sources(sources, settings, infos, result, project, fix == "unsafe", enabled)
     _apply_suppressions(result, sources, settings, enabled)
@@ -687,22 +687,22 @@ def _lint_sources(
     result: RunResult,
     progress: Optional[Callable[[int, int], None]],
     context: Sequence[str] = (),
-    helpers: Optional["_Helper"] = None,
+    helper: Optional["_Helper"] = None,
 ) -> Project:
     """The project pass (every file read once, and the project's other files in `context`),
     then per file: the cached result, or the prefilter, or a parse (the file read a second
-    time, and its bytes kept until linted). `helpers`: forked processes of a small run that
-    import libcst meanwhile and lint the files that need it."""
+    time, and its bytes kept until linted). `helper`: the forked process of a small run that
+    imports libcst meanwhile and lints the files that need it."""
     from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
     # A cold run over many files starts its workers now: they import libcst and the rules on
     # the second core while this process does the project pass.
     pool = None
-    if helpers is None and len(sources) >= EARLY_POOL_FILES and not cache.files:
+    if helper is None and len(sources) >= EARLY_POOL_FILES and not cache.files:
         pool = _WarmPool.start(settings.jobs, infos)
     try:
-        return _lint_with(sources, settings, infos, result, progress, cache, pool or helpers, context)
+        return _lint_with(sources, settings, infos, result, progress, cache, pool or helper, context)
     finally:
         if pool is not None:
             pool.close()
@@ -722,7 +722,6 @@ def _lint_with(
 
     from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import PROJECT_TABLES, fingerprint
-
     from sessionlint.suppression import may_report_unused
 
     builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
