@@ -185,16 +185,20 @@ def precommit_samples(target: str, count: int = 5) -> Dict[str, List[List[str]]]
     return {kind: [[os.path.relpath(p, target) for p in sample] for sample in samples] for kind, samples in chosen.items()}
 
 
-def precommit_runs(target: str, runs: int) -> Dict[Tuple[str, bool], float]:
+def precommit_runs(target: str, runs: int) -> Dict[Tuple[str, bool], Tuple[float, float]]:
     """Median wall time of `sessionlint FILES` as a pre-commit hook runs it, per kind of
-    five-file set, with and without the cache. The project is copied to a temporary
-    repository root (a pyproject.toml marks it: the corpus keeps only the Python files), so
-    the project pass reads the whole project as in a real hook. Before each timed run the
-    five files are edited (a comment appended), as in a commit: their results are never
-    cached; with the cache, the project pass reuses the scans of the unchanged files, which
-    a first run over the project stored."""
+    five-file set, with and without the cache, and the median of `python -c "import
+    libcst"` timed just before each of those runs (this machine's speed drifts by a third
+    from one minute to the next; the floor of a run that parses, timed beside it, tells a
+    slow minute from a slow change). The project is copied to a temporary repository root
+    (a pyproject.toml marks it: the corpus keeps only the Python files), so the project
+    pass reads the whole project as in a real hook. Before each timed run the five files
+    are edited (a comment appended), as in a commit: their results are never cached; with
+    the cache, the project pass reuses the scans of the unchanged files, which a first run
+    over the project stored."""
     tool = sessionlint_binary()
-    times: Dict[Tuple[str, bool], float] = {}
+    python = os.path.join(os.path.dirname(tool), "python")
+    times: Dict[Tuple[str, bool], Tuple[float, float]] = {}
     samples = precommit_samples(target)
     with tempfile.TemporaryDirectory(prefix="sessionlint-precommit-") as temporary:
         project = os.path.join(temporary, "project")
@@ -206,15 +210,17 @@ def precommit_runs(target: str, runs: int) -> Dict[Tuple[str, bool], float]:
         for kind, sets in samples.items():
             for cached in (True, False):
                 walls = []
+                floors = []
                 for chosen in sets:
                     for _ in range(runs):
                         edit += 1
                         for path in chosen:
                             with open(os.path.join(project, path), "a") as handle:
                                 handle.write(f"\n# pre-commit benchmark edit {edit}\n")
+                        floors.append(timed([python, "-c", "import libcst"])[0])
                         command = [tool, *chosen, "-q", "--exit-zero"] + ([] if cached else ["--no-cache"])
                         walls.append(timed(command, cwd=project)[0])
-                times[(kind, cached)] = statistics.median(walls)
+                times[(kind, cached)] = (statistics.median(walls), statistics.median(floors))
     return times
 
 
@@ -270,21 +276,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     airflow = [p for p in projects if p["name"] == "apache-airflow-core" and p["name"] in args.projects]
     if airflow:
         times = precommit_runs(corpus.source_dir(airflow[0]), args.runs)
-        # This machine's speed varies from hour to hour: the floor of a run that parses, timed
-        # beside it, tells a slow hour from a slow change.
-        python = os.path.join(os.path.dirname(tool), "python")
-        floor = statistics.median(timed([python, "-c", "import libcst"])[0] for _ in range(max(args.runs, 5)))
-        print(f"`python -c 'import libcst'` in this invocation: {floor:.3f} s\n")
-        print("pre-commit-sized runs (5 edited files of apache-airflow-core, project pass over all of it):\n")
-        print("| five files | cache of the last run (s) | no cache (s) |")
-        print("| --- | ---: | ---: |")
+        print("pre-commit-sized runs (5 edited files of apache-airflow-core, project pass over all of it;")
+        print("beside each, the median of `python -c 'import libcst'` timed just before each run):\n")
+        print("| five files | cache of the last run (s) | import libcst beside it (s) | no cache (s) | import libcst beside it (s) |")
+        print("| --- | ---: | ---: | ---: | ---: |")
         labels = {
             "any": "random (5 seeded samples)",
             "prefiltered": "passing the text prefilter",
             "parsed": "parsed with libcst (worst case)",
         }
         for kind, label in labels.items():
-            print(f"| {label} | {times[(kind, True)]:.3f} | {times[(kind, False)]:.3f} |")
+            (warm, warm_floor), (cold, cold_floor) = times[(kind, True)], times[(kind, False)]
+            print(f"| {label} | {warm:.3f} | {warm_floor:.3f} | {cold:.3f} | {cold_floor:.3f} |")
         print()
     if args.precommit_only:
         return 0
