@@ -97,8 +97,7 @@ def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 def _children(node: cst.CSTNode) -> List[cst.CSTNode]:
     """`iter_children(node)` as a list (the walks' inner loop)."""
     children: List[cst.CSTNode] = []
-    fields = _FIELDS.get(type(node)) or child_fields(type(node))
-    for name in fields:
+    for name in child_fields(type(node)):
         value = getattr(node, name)
         kind = type(value)
         if kind is list or kind is tuple:
