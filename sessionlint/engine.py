@@ -1,11 +1,12 @@
 """The lint run: discovery, the project pass, then one parse and one traversal per file."""
 
+import itertools
 import logging
 import os
 import re
 import warnings
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 from sessionlint.config import Settings
 from sessionlint.diagnostics import (
@@ -18,6 +19,10 @@ from sessionlint.diagnostics import (
 )
 from sessionlint.discovery import discover, project_context
 from sessionlint.registry import RuleInfo, rule_classes, select_rules
+
+if TYPE_CHECKING:
+    from sessionlint.analysis.index import IndexBuilder
+    from sessionlint.cache import Cache
 
 logger = logging.getLogger(__name__)
 
@@ -692,39 +697,53 @@ def _lint_sources(
     """The project pass (every file read once, and the project's other files in `context`),
     then per file: the cached result, or the prefilter, or a parse (the file read a second
     time, and its bytes kept until linted). `helper`: the forked process of a small run that
-    imports libcst meanwhile and lints the files that need it."""
+    imports libcst meanwhile and lints the files that need it. A cold run over many files
+    does all of it on workers (`_lint_on_pool`)."""
+    from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
+    builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     # A cold run over many files starts its workers now: they import libcst and the rules on
-    # the second core while this process does the project pass.
-    pool = None
+    # the second core while this process starts the project pass, then share it.
+    lint = _Lint(sources, settings, infos, result, progress, cache, builder, context)
     if helper is None and len(sources) >= EARLY_POOL_FILES and not cache.files:
-        pool = _WarmPool.start(settings.jobs, infos)
-    try:
-        return _lint_with(sources, settings, infos, result, progress, cache, pool or helper, context)
-    finally:
+        triggers = frozenset(t for info in infos for t in info.triggers)
+        pool = _WarmPool.start(settings.jobs, infos, builder, triggers, settings.prefilter, cache.enabled)
         if pool is not None:
-            pool.close()
+            try:
+                return _lint_on_pool(lint, pool)
+            finally:
+                pool.close()
+    return _lint_with(lint, helper)
 
 
-def _lint_with(
-    sources: SourceFiles,
-    settings: Settings,
-    infos: List[RuleInfo],
-    result: RunResult,
-    progress: Optional[Callable[[int, int], None]],
-    cache: "Cache",
-    pool: Optional[object],
-    context: Sequence[str] = (),
-) -> Project:
+@dataclass
+class _Lint:
+    """What a run's two ways of linting (`_lint_with`, `_lint_on_pool`) work on."""
+
+    sources: SourceFiles
+    settings: Settings
+    infos: List[RuleInfo]
+    result: RunResult
+    progress: Optional[Callable[[int, int], None]]
+    cache: "Cache"
+    builder: "IndexBuilder"
+    context: Sequence[str]
+
+
+def _lint_with(lint: _Lint, helper: Optional["_Helper"]) -> Project:
+    """The run in this process: the project pass, then the cache and the prefilter, then
+    the files that need parsing, linted by `helper`, or on a pool if they are many, or
+    here."""
     import functools
 
-    from sessionlint.analysis.index import IndexBuilder
+    sources, settings, infos, result, progress = lint.sources, lint.settings, lint.infos, lint.result, lint.progress
+    cache, builder, context = lint.cache, lint.builder, lint.context
+
     from sessionlint.cache import PROJECT_TABLES, fingerprint
     from sessionlint.suppression import may_report_unused
 
-    builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     digests: Dict[str, str] = {}
     marked = set()
     for path in list(sources):
@@ -772,10 +791,10 @@ def _lint_with(
         else:
             pending.append((path, data, digest, refine))
     if pending:
-        if pool is not None:
-            # The project pass's tables are saved while the helper or the workers parse.
+        if helper is not None:
+            # The project pass's tables are saved while the helper parses.
             meanwhile = functools.partial(cache.save, PROJECT_TABLES)
-            linted = pool.lint(pending, project, progress, meanwhile)  # type: ignore[attr-defined]
+            linted = helper.lint(pending, project, progress, meanwhile)
         else:
             linted = _lint_pending(pending, project, infos, settings.jobs, progress)
         for (path, data, digest, _), file_result in zip(pending, linted):
@@ -788,11 +807,80 @@ def _lint_with(
     return project
 
 
+def _lint_on_pool(lint: _Lint, pool: "_WarmPool") -> Project:
+    """A cold run over many files, on the workers forked at its start: they read the files
+    for the project pass (text facts, module scans, content hashes), do its rescans, then
+    read each file again to prefilter and lint it. This process merges what they learn,
+    in the order of the files, so the index is the one `_lint_with` builds."""
+    import functools
+
+    from sessionlint.cache import PROJECT_TABLES, fingerprint
+    from sessionlint.suppression import may_report_unused
+
+    sources, settings, infos, result, progress = lint.sources, lint.settings, lint.infos, lint.result, lint.progress
+    cache, builder, context = lint.cache, lint.builder, lint.context
+    digests: Dict[str, str] = {}
+    sizes: Dict[str, int] = {}
+    marked = set()
+    paths = list(sources)
+    pinned = sources.pinned
+    records = pool.facts([p for p in paths if p not in pinned] + list(context))
+    for path in paths:
+        data = pinned.get(path)
+        if data is not None:
+            digest = cache.digest(data) if cache.enabled else None
+            record: object = (digest, builder.file_facts(path, data, digest), may_report_unused(data), len(data))
+        else:
+            record = next(records)
+        if isinstance(record, FileResult):  # unreadable
+            result.files.append(record)
+            sources.remove(path)
+            continue
+        digest, facts, mark, size = record  # type: ignore[misc]
+        builder.merge(path, facts, digest)
+        sizes[path] = size
+        if digest is not None:
+            digests[path] = digest
+        if mark:
+            marked.add(path)
+    sources.marked = marked
+    for path in context:  # the project's other files: their facts, not their findings
+        record = next(records)
+        if not isinstance(record, FileResult):
+            builder.merge(path, record[1], record[0])  # type: ignore[index]
+
+    def read(path: str) -> Optional[bytes]:
+        return sources.get(path) if path in sources else _read(path)[0]
+
+    index = builder.finish(read, None if pinned else pool.rescan)
+    project = project_of(index, settings)
+    run_key = fingerprint(settings, [i.code for i in infos], project.index)
+    items = [(path, pinned.get(path), sizes.get(path, 0)) for path in sorted(sources, key=lambda p: -sizes.get(p, 0))]
+    meanwhile = functools.partial(cache.save, PROJECT_TABLES)
+    done = 0
+    for batch, answers in pool.lint_files(items, project, meanwhile):
+        for (path, _), (file_result, data, cacheable) in zip(batch, answers):
+            result.files.append(file_result)
+            if data is not None:
+                sources[path] = data  # what was linted is what the report and the fixes use
+            if cacheable and (file_result.error is None or file_result.error.kind is not ErrorKind.INTERNAL):
+                cache.put(run_key, path, digests.get(path, ""), file_result)
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(items))
+    cache.save()
+    return project
+
+
 # Below this many bytes to parse, a process pool costs more to start (about 0.1 s) than it
 # saves: libcst parses and sessionlint traverses some 200 KB a second.
 POOL_THRESHOLD_BYTES = 160_000
 # From this many files, a cold run starts its pool before the project pass (`_WarmPool`).
 EARLY_POOL_FILES = 200
+# The project pass's files per task on the pool; the files per lint task, up to a total size.
+FACTS_CHUNK = 256
+LINT_BATCH_FILES = 64
+LINT_BATCH_BYTES = 256_000
 
 _WORKER: Dict[str, object] = {}
 
@@ -811,11 +899,12 @@ def _worker_lint(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[Fi
 
 
 class _WarmPool:
-    """Worker processes forked before the project pass, while this process is small: each
-    imports libcst and the rules at once, beside the project pass, so that neither the
-    import nor this process's memory (the project index, the bytes of pending files) is
-    paid again per worker. The project reaches them afterwards through a queue made before
-    the fork: one pickled copy per worker, which each takes before its first batch."""
+    """Worker processes forked at the start of a cold run over many files, while this
+    process is small: each imports libcst and the rules at once, then takes a share of the
+    project pass (`facts`, `rescan`), then prefilters and lints files (`lint_files`); this
+    process merges. Neither the import nor this process's memory (the project index) is
+    paid again per worker. The project reaches them through a queue made before the fork:
+    one pickled copy per worker, which each takes before its first file to lint."""
 
     def __init__(self, pool: object, jobs: int, queue: object) -> None:
         self.pool = pool
@@ -824,7 +913,15 @@ class _WarmPool:
         self.sent = False
 
     @classmethod
-    def start(cls, jobs: int, infos: Sequence[RuleInfo]) -> Optional["_WarmPool"]:
+    def start(
+        cls,
+        jobs: int,
+        infos: Sequence[RuleInfo],
+        builder: object,
+        triggers: frozenset,
+        prefilter: bool,
+        digests: bool,
+    ) -> Optional["_WarmPool"]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -834,24 +931,54 @@ class _WarmPool:
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
         codes = [info.code for info in infos]
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_boot, initargs=(codes, queue))
+        # With fork, the initializer's arguments are inherited, not pickled.
+        initargs = (codes, queue, builder, triggers, prefilter, digests)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_boot, initargs=initargs)
         pool.submit(int)  # with fork, the first task starts every worker now
         return cls(pool, jobs, queue)
 
-    def lint(
+    def facts(self, paths: Sequence[str]) -> Iterator[object]:
+        """Per path, in order: (content hash or None, IndexBuilder.file_facts, whether the
+        file may hold a suppression SL100 reports, size), or the FileResult of a file that
+        cannot be read."""
+        self.sent = True
+        chunks = [paths[i : i + FACTS_CHUNK] for i in range(0, len(paths), FACTS_CHUNK)]
+        return itertools.chain.from_iterable(self.pool.map(_worker_facts, chunks))  # type: ignore[attr-defined]
+
+    def rescan(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[object]:
+        """analysis.index.rescans, the candidates shared out."""
+        self.sent = True
+        size = max(64, -(-len(candidates) // (self.jobs * 8)))
+        chunks = [(candidates[i : i + size], fresh) for i in range(0, len(candidates), size)]
+        return list(itertools.chain.from_iterable(self.pool.map(_worker_rescan, chunks)))  # type: ignore[attr-defined]
+
+    def lint_files(
         self,
-        pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
+        items: Sequence[Tuple[str, Optional[bytes], int]],
         project: Project,
-        progress: Optional[Callable[[int, int], None]] = None,
         meanwhile: Optional[Callable[[], None]] = None,
-    ) -> List[FileResult]:
+    ) -> Iterator[Tuple[Sequence[Tuple[str, Optional[bytes]]], List[Tuple[FileResult, Optional[bytes], bool]]]]:
+        """(batch, answers) for `items` (path, bytes if pinned, size; largest first), in
+        batches of about LINT_BATCH_BYTES; `meanwhile` is called once they are submitted.
+        An answer: (result, the bytes read if it has findings, whether it may be cached)."""
         import pickle
 
         data = pickle.dumps(project, protocol=pickle.HIGHEST_PROTOCOL)
         for _ in range(self.jobs):
             self.queue.put(data)  # type: ignore[attr-defined]
         self.sent = True
-        return _map_batches(self.pool, _worker_lint_queued, pending, progress, meanwhile)
+        batches: List[List[Tuple[str, Optional[bytes]]]] = []
+        budget = 0
+        for path, pinned, size in items:
+            if not batches or budget >= LINT_BATCH_BYTES or len(batches[-1]) >= LINT_BATCH_FILES:
+                batches.append([])
+                budget = 0
+            batches[-1].append((path, pinned))
+            budget += size
+        answers = self.pool.map(_worker_triage_lint, batches)  # type: ignore[attr-defined]
+        if meanwhile is not None:
+            meanwhile()
+        return zip(batches, answers)
 
     def close(self) -> None:
         pool = self.pool
@@ -1000,19 +1127,72 @@ def helper_main(read_fd: Optional[int], write_fd: int) -> int:
     return 0
 
 
-def _worker_boot(codes: Sequence[str], queue: object = None) -> None:
+def _worker_boot(
+    codes: Sequence[str],
+    queue: object = None,
+    builder: object = None,
+    triggers: frozenset = frozenset(),
+    prefilter: bool = True,
+    digests: bool = False,
+) -> None:
     from sessionlint.registry import RULES
 
     _WORKER["rules"] = rule_classes([r for r in RULES if r.code in codes])
-    _WORKER["queue"] = queue
+    _WORKER.update(queue=queue, builder=builder, triggers=triggers, prefilter=prefilter, digests=digests)
 
 
-def _worker_lint_queued(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[FileResult]:
+def _worker_facts(paths: Sequence[str]) -> List[object]:
+    from sessionlint.cache import Cache
+    from sessionlint.suppression import may_report_unused
+
+    builder = _WORKER["builder"]
+    digests = _WORKER["digests"]
+    found: List[object] = []
+    for path in paths:
+        data, failure = _read(path)
+        if failure is not None or data is None:
+            found.append(failure)
+            continue
+        digest = Cache.digest(data) if digests else None
+        found.append((digest, builder.file_facts(path, data, digest), may_report_unused(data), len(data)))  # type: ignore[attr-defined]
+    return found
+
+
+def _worker_rescan(work: Tuple[Sequence[Tuple[str, bool]], Sequence[str]]) -> List[object]:
+    from sessionlint.analysis.index import rescans
+
+    candidates, fresh = work
+    return rescans(candidates, fresh, lambda path: _read(path)[0], _WORKER["builder"].cache)  # type: ignore[attr-defined,return-value]
+
+
+def _worker_project() -> Project:
     if "project" not in _WORKER:
         import pickle
 
         _WORKER["project"] = pickle.loads(_WORKER["queue"].get())  # type: ignore[attr-defined]
-    return _worker_lint(batch)
+    return _WORKER["project"]  # type: ignore[return-value]
+
+
+def _worker_triage_lint(batch: Sequence[Tuple[str, Optional[bytes]]]) -> List[Tuple[FileResult, Optional[bytes], bool]]:
+    project = _worker_project()
+    rules = _WORKER["rules"]
+    triggers = _WORKER["triggers"]
+    prefilter = _WORKER["prefilter"]
+    answers: List[Tuple[FileResult, Optional[bytes], bool]] = []
+    for path, pinned in batch:
+        data = pinned
+        if data is None:
+            data, failure = _read(path)
+            if data is None:  # gone since the project pass
+                answers.append((failure or FileResult(path), None, False))
+                continue
+        refine = project.triage(data, triggers) if prefilter else ()  # type: ignore[arg-type]
+        if refine is None:
+            answers.append((FileResult(path), None, True))
+            continue
+        file_result = parse_and_lint(data, path, project, rules, refine)  # type: ignore[arg-type]
+        answers.append((file_result, data if file_result.diagnostics and pinned is None else None, True))
+    return answers
 
 
 def _lint_pending(

@@ -115,8 +115,8 @@ def test_pool_started_before_the_project_pass_gives_the_same_findings(tmp_path, 
     started = []
     real_start = engine._WarmPool.start.__func__
 
-    def start(cls, jobs, infos):
-        pool = real_start(cls, jobs, infos)
+    def start(cls, jobs, infos, *args):
+        pool = real_start(cls, jobs, infos, *args)
         started.append(pool)
         return pool
 

@@ -1,0 +1,125 @@
+"""The cold run over many files (`engine._lint_on_pool`): its workers do the project pass,
+its rescans, the prefilter and the lint, and this process merges. Everything it reports and
+caches must be what the run in one process reports and caches."""
+
+import os
+
+import pytest
+
+import sessionlint.engine as engine
+from helpers import FIXTURES
+from sessionlint.cache import Cache
+from sessionlint.config import Settings
+from sessionlint.diagnostics import ErrorKind
+
+PROJECTS = os.path.join(FIXTURES, "projects")
+
+
+def findings(run):
+    return sorted((d.path, d.start.line, d.start.column, d.code, d.message) for d in run.diagnostics)
+
+
+def errors(run):
+    return sorted((f.path, f.error.kind, f.error.message) for f in run.files if f.error is not None)
+
+
+@pytest.fixture
+def pool_calls(monkeypatch):
+    """Every run takes the pool path from one file on; the calls made on the pool."""
+    monkeypatch.setattr(engine, "EARLY_POOL_FILES", 1)
+    calls = []
+    for name in ("facts", "rescan", "lint_files"):
+        real = getattr(engine._WarmPool, name)
+
+        def spy(self, *args, real=real, name=name):
+            calls.append(name)
+            return real(self, *args)
+
+        monkeypatch.setattr(engine._WarmPool, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("target", [FIXTURES, os.path.join(PROJECTS, "factory_reexport")], ids=["all-fixtures", "reexport"])
+def test_pool_run_reports_what_one_process_reports(target, pool_calls):
+    one = engine.run([target], Settings(select=("ALL",), cache=False, jobs=1))
+    assert pool_calls == []  # -j 1: no pool
+    pooled = engine.run([target], Settings(select=("ALL",), cache=False, jobs=2))
+    assert pool_calls[0] == "facts" and pool_calls[-1] == "lint_files"
+    assert findings(pooled) == findings(one)
+    assert errors(pooled) == errors(one)
+    assert pooled.suppressed == one.suppressed
+    assert len(findings(one)) >= (100 if target == FIXTURES else 2)
+
+
+def test_rescans_run_on_the_pool(pool_calls):
+    """factory_reexport learns `get_session` from a function summary: finding its callers
+    takes a rescan, which the workers do."""
+    target = os.path.join(PROJECTS, "factory_reexport")
+    pooled = engine.run([target], Settings(select=("ALL",), cache=False, jobs=2))
+    assert "rescan" in pool_calls
+    assert {os.path.basename(d.path) for d in pooled.diagnostics} >= {"routes.py"}
+
+
+def test_pool_run_caches_what_one_process_caches(tmp_path, pool_calls):
+    target = os.path.join(PROJECTS, "factory_reexport")
+    one_dir, pool_dir = tmp_path / "one", tmp_path / "pool"
+    one = engine.run([target], Settings(select=("ALL",), cache_dir=str(one_dir), jobs=1))
+    pooled = engine.run([target], Settings(select=("ALL",), cache_dir=str(pool_dir), jobs=2))
+    assert pool_calls  # the cold run with a cache took the pool path
+    assert findings(pooled) == findings(one)
+
+    def tables(directory):
+        cache = Cache.open(str(directory))
+        return {path: entry[1:] for path, entry in cache.files.items()}, cache.scans, cache.texts
+
+    assert len(tables(one_dir)[0]) == 5 and tables(one_dir)[1] and tables(one_dir)[2]
+    assert tables(pool_dir) == tables(one_dir)
+    # Warm: nothing parsed, nothing sent to a pool, the same findings.
+    del pool_calls[:]
+    warm = engine.run([target], Settings(select=("ALL",), cache_dir=str(pool_dir), jobs=2))
+    assert pool_calls == [] and findings(warm) == findings(one)
+
+
+def test_piped_text_stands_for_the_file_on_disk(tmp_path, pool_calls):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "clean.py").write_text("from app.db import SessionLocal\n\n\ndef ok():\n    with SessionLocal() as s:\n        s.execute(1)\n")
+    (app / "db.py").write_text("from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker()\n")
+    piped = b"from app.db import SessionLocal\n\n\ndef leak():\n    s = SessionLocal()\n    s.execute(1)\n"
+    stdin = (str(app / "clean.py"), piped)
+    one = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=1), stdin=stdin)
+    pooled = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=2), stdin=stdin)
+    assert pool_calls
+    assert findings(pooled) == findings(one) == [(str(app / "clean.py"), 5, 9, "SL001", findings(one)[0][4])]
+    assert pooled.sources[str(app / "clean.py")] == piped
+
+
+def test_unreadable_file_is_reported_and_the_rest_linted(tmp_path, monkeypatch, pool_calls):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "leak.py").write_text("from sqlalchemy.orm import Session\n\n\ndef leak(engine):\n    s = Session(engine)\n    s.execute(1)\n")
+    (app / "secret.py").write_text("x = 1\n")
+    real_open = open
+
+    def guarded_open(path, *args, **kwargs):
+        if str(path).endswith("secret.py"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "open", guarded_open, raising=False)  # the workers fork with it
+    pooled = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=2))
+    assert pool_calls
+    assert errors(pooled) == [(str(app / "secret.py"), ErrorKind.IO, "cannot read file: Permission denied")]
+    assert [(os.path.basename(p), line, code) for p, line, _, code, _ in findings(pooled)] == [("leak.py", 5, "SL001")]
+
+
+def test_unused_suppression_is_reported_from_the_pool(tmp_path, pool_calls):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "quiet.py").write_text("x = 1  # sessionlint: ignore[SL001]\n")
+    (app / "other.py").write_text("y = 2  # noqa: E501\n")
+    one = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=1))
+    pooled = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=2))
+    assert pool_calls
+    assert [(os.path.basename(p), line, code) for p, line, _, code, _ in findings(pooled)] == [("quiet.py", 1, "SL100")]
+    assert findings(pooled) == findings(one)
