@@ -102,7 +102,7 @@ def _explain(code: str) -> None:
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, show_default="one per core", help="Worker processes.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-@click.option("--clean", is_flag=True, help="Remove the result cache and exit.")
+@click.option("--clean", is_flag=True, help="Remove the result cache (and the compiled-code cache of the libcst import) and exit.")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (for testing).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and show tracebacks of internal errors.")
 @click.version_option(__version__, "--version", prog_name="sessionlint", message="%(prog)s %(version)s")
@@ -175,8 +175,12 @@ def main(
     if clean:
         from sessionlint.cache import clean as clean_cache
 
+        from sessionlint.importcache import clean as clean_code
+
         removed = clean_cache(settings.cache_dir)
         click.echo(f"Removed {settings.cache_dir}" if removed else f"No cache at {settings.cache_dir}", err=True)
+        for path in clean_code():
+            click.echo(f"Removed {path}", err=True)
         return
     fix_mode = ("unsafe" if unsafe_fixes else "safe") if (fix or diff) else None
     _lint(paths, settings, output_format or "text", output_file, statistics, stdin_filename,

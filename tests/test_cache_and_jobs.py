@@ -135,11 +135,19 @@ def test_clean_removes_the_cache(tmp_path, monkeypatch):
 
     app = write_project(tmp_path)
     monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    code = tmp_path / "user" / "sessionlint" / "dataclass-code-0123456789abcdef.marshal"
+    code.parent.mkdir(parents=True)
+    code.write_bytes(b"compiled code of an earlier libcst import")
+    (code.parent / "unrelated.txt").write_text("not ours to remove")
     runner = CliRunner()
     assert runner.invoke(main, [str(app), "-q", "-j", "1"]).exit_code == 1
     assert (tmp_path / "cache").is_dir()
-    assert runner.invoke(main, ["--clean"]).exit_code == 0
-    assert not (tmp_path / "cache").exists()
+    cleaned = runner.invoke(main, ["--clean"])
+    assert cleaned.exit_code == 0
+    assert not (tmp_path / "cache").exists() and not code.exists()
+    assert (code.parent / "unrelated.txt").exists()
+    assert f"Removed {code}" in cleaned.output
 
 
 def test_change_to_the_tools_own_code_invalidates(tmp_path, monkeypatch):
