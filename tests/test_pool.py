@@ -123,3 +123,24 @@ def test_unused_suppression_is_reported_from_the_pool(tmp_path, pool_calls):
     assert pool_calls
     assert [(os.path.basename(p), line, code) for p, line, _, code, _ in findings(pooled)] == [("quiet.py", 1, "SL100")]
     assert findings(pooled) == findings(one)
+
+
+def test_trie_alternation_matches_what_the_flat_one_matches():
+    """engine.alternation builds the factory trigger as a trie: it must find a match exactly
+    where the plain alternation of the names does."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    alphabet = "sSe_ion.L(a "
+    for _ in range(300):
+        names = {"".join(rng.choice("sSeion_La") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 8))}
+        flat = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*(?:\(|as\b)")
+        trie = engine.trigger_pattern(names)
+        words = engine._words(names)
+        flat_words = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b")
+        for _ in range(40):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))).encode()
+            found, expected = trie.search(text), flat.search(text)
+            assert (found and found.start()) == (expected and expected.start()), (names, text)
+            assert bool(words.search(text)) == bool(flat_words.search(text)), (names, text)
