@@ -792,12 +792,11 @@ def _lint_with(lint: _Lint, helper: Optional["_Helper"]) -> Project:
     here."""
     import functools
 
-    sources, settings, infos, result, progress = lint.sources, lint.settings, lint.infos, lint.result, lint.progress
-    cache, builder, context = lint.cache, lint.builder, lint.context
-
     from sessionlint.cache import PROJECT_TABLES, fingerprint
     from sessionlint.suppression import may_report_unused
 
+    sources, settings, infos, result, progress = lint.sources, lint.settings, lint.infos, lint.result, lint.progress
+    cache, builder, context = lint.cache, lint.builder, lint.context
     digests: Dict[str, str] = {}
     marked = set()
     for path in list(sources):
@@ -1289,19 +1288,15 @@ def _map_batches(
     function: Callable[..., List[FileResult]],
     pending: Sequence[Tuple[str, bytes, str, Tuple[str, ...]]],
     progress: Optional[Callable[[int, int], None]],
-    meanwhile: Optional[Callable[[], None]] = None,
 ) -> List[FileResult]:
     """Lint `pending` on `pool`, largest files first in batches of four (so that the workers
-    finish together), and return the results in the order of `pending`; `meanwhile` is
-    called once the batches are submitted."""
+    finish together), and return the results in the order of `pending`."""
     order = sorted(range(len(pending)), key=lambda i: -len(pending[i][1]))
     batches = [order[i : i + 4] for i in range(0, len(order), 4)]
     work = [[(pending[i][0], pending[i][1], pending[i][3]) for i in batch] for batch in batches]
     results: List[Optional[FileResult]] = [None] * len(pending)
     done = 0
     answers = pool.map(function, work)  # type: ignore[attr-defined]
-    if meanwhile is not None:
-        meanwhile()
     for batch, batch_results in zip(batches, answers):
         for i, file_result in zip(batch, batch_results):
             results[i] = file_result
