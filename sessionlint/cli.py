@@ -174,7 +174,6 @@ def main(
         return
     if clean:
         from sessionlint.cache import clean as clean_cache
-
         from sessionlint.importcache import clean as clean_code
 
         removed = clean_cache(settings.cache_dir)

@@ -671,13 +671,8 @@ def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optiona
         facts = _scan_module(path, tree)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         facts = ModuleFacts(path=path)
-    stored = (
-        dict(facts.factories),
-        dict(facts.imports),
-        dict(facts.returned_calls),
-        dict(facts.session_aliases),
-        set(facts.registries),
-    )
+    # `_facts_of` copies these into the ModuleFacts that function summaries extend later.
+    stored = (facts.factories, facts.imports, facts.returned_calls, facts.session_aliases, facts.registries)
     return stored, True, accepted
 
 
@@ -689,9 +684,9 @@ def rescans(
 ) -> List[Tuple[str, ScanRecord, Optional[str]]]:
     """The scans of the files among `candidates` (path, whether it imports a name of
     `fresh`) that import a name of `fresh` or call one as a module attribute."""
-    # Few names: a substring test first, faster than the regex; many (the whole corpus as
-    # one project learns hundreds): the regex alone, which scans once.
-    words = [b"." + n.encode() for n in fresh] if len(fresh) <= 4 else [b"."]
+    # Few names: a substring test per name first, faster than the regex; many (the whole
+    # corpus as one project learns 30): the regex alone, which scans the text once.
+    words = [b"." + n.encode() for n in fresh] if len(fresh) <= 4 else []
     attribute_call = re.compile(rb"\.(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\s*\(")
     found = []
     use_cache = cache is not None and getattr(cache, "enabled", False)
@@ -699,7 +694,7 @@ def rescans(
         data = read(path)
         if data is None:
             continue
-        if not imports_fresh and (not any(w in data for w in words) or not attribute_call.search(data)):
+        if not imports_fresh and ((words and not any(w in data for w in words)) or not attribute_call.search(data)):
             continue
         digest = cache.digest(data) if use_cache else None  # type: ignore[union-attr]
         found.append((path, scan_record(path, data, cache, digest), digest))
