@@ -8,14 +8,13 @@ so invalidates every entry: coarse, but never stale.
 """
 
 import functools
-import hashlib
 import os
 import pickle
 import tempfile
 from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from sessionlint import __version__
-from sessionlint.fixes.files import interrupts_held
+from sessionlint.fixes.files import blake2b, interrupts_held
 
 _FORMAT = 3
 _MAX_ENTRIES = 200_000
@@ -41,7 +40,7 @@ def code_key() -> str:
                 except OSError:
                     continue
                 parts.append((os.path.relpath(os.path.join(directory, name), package), status.st_size, status.st_mtime_ns))
-    return hashlib.blake2b(repr(sorted(parts)).encode(), digest_size=8).hexdigest()
+    return blake2b(repr(sorted(parts)).encode(), digest_size=8).hexdigest()
 
 
 def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
@@ -66,7 +65,7 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted(index.imported_names),
         sorted(index.module_stems.items()),
     )
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 class Cache:
@@ -101,7 +100,7 @@ class Cache:
 
     @staticmethod
     def digest(data: bytes) -> str:
-        return hashlib.blake2b(data, digest_size=16).hexdigest()
+        return blake2b(data, digest_size=16).hexdigest()
 
     def get(self, run_key: str, path: str, digest: str) -> Optional[Any]:
         entry = self.files.get(path)

@@ -4,7 +4,6 @@ Only this module and `reporters/` write to the user. libcst and rich are importe
 that `--version`, `--help` and `--list-rules` start fast.
 """
 
-import logging
 import os
 import sys
 from typing import Optional, Sequence, Tuple
@@ -145,6 +144,8 @@ def main(
         _explain(explain)
         return
     if verbose:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     paths = paths or (".",)
     config_paths = [stdin_filename] if paths == ("-",) and stdin_filename else list(paths)

@@ -1,7 +1,6 @@
 """The lint run: discovery, the project pass, then one parse and one traversal per file."""
 
 import itertools
-import logging
 import os
 import re
 import warnings
@@ -24,7 +23,14 @@ if TYPE_CHECKING:
     from sessionlint.analysis.index import IndexBuilder
     from sessionlint.cache import Cache
 
-logger = logging.getLogger(__name__)
+
+
+def _debug(message: str, *args: object) -> None:
+    """Log an internal error (`--verbose` shows it). `logging` is imported only then: a
+    helper that imports this module spends its start-up on libcst."""
+    import logging
+
+    logging.getLogger(__name__).debug(message, *args, exc_info=True)
 
 
 # Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
@@ -293,6 +299,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_parser_after_fork)
 
 
+def _stop_parser_thread() -> None:
+    """Join the parser thread: a process about to fork has no other thread."""
+    executor = _PARSER.pop("executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)  # type: ignore[attr-defined]
+
+
 def _run_on_big_stack(function: Callable, *args: object) -> object:
     """`function(*args)` on the parser thread (its result, or its exception re-raised)."""
     import threading
@@ -333,11 +346,17 @@ def _cpython_parse(data: bytes, path: str) -> object:
 
 
 def parse_and_lint(
-    data: bytes, path: str, project: Project, rules: Sequence[type], refine: Tuple[str, ...] = ()
+    data: bytes,
+    path: str,
+    project: Project,
+    rules: Sequence[type],
+    refine: Tuple[str, ...] = (),
+    module: Optional[object] = None,
 ) -> FileResult:
     """The part of linting that needs libcst: parse, one traversal, diagnostics. With
     `refine` (triggers of astfilter.REFINED_TRIGGERS), CPython's tree decides first whether
-    libcst is needed at all."""
+    libcst is needed at all. `module`: libcst's tree of `data`, when it was parsed already
+    (`_parse_ahead`)."""
     import sys
 
     tree = None
@@ -365,7 +384,8 @@ def parse_and_lint(
     import libcst as cst
 
     try:
-        module = _run_on_big_stack(cst.parse_module, data)
+        if module is None:
+            module = _run_on_big_stack(cst.parse_module, data)
     except cst.ParserSyntaxError as error:
         return FileResult(path, error=_syntax_error(data, path, error))
     except (UnicodeDecodeError, LookupError, SyntaxError) as error:
@@ -378,7 +398,7 @@ def parse_and_lint(
     except Exception as error:  # a bug in sessionlint: one file's internal error, not a crash
         if os.environ.get("SESSIONLINT_STRICT") == "1":
             raise
-        logger.debug("internal error in %s", path, exc_info=True)
+        _debug("internal error in %s", path)
         return FileResult(
             path,
             error=FileError(
@@ -527,7 +547,7 @@ def _call_rule(callback: Callable, node: object, context: object) -> None:
     except Exception as error:
         if os.environ.get("SESSIONLINT_STRICT") == "1":
             raise
-        logger.debug("rule %s crashed on %s", rule.code, context.path, exc_info=True)  # type: ignore[attr-defined]
+        _debug("rule %s crashed on %s", rule.code, context.path)  # type: ignore[attr-defined]
         rule.crashed = f"{type(error).__name__}: {error}"
         context.crashes.append((rule.code, rule.crashed))  # type: ignore[attr-defined]
 
@@ -1142,16 +1162,19 @@ def _shares(sizes: Sequence[int], count: int) -> List[List[int]]:
     return [share for share in shares if share]
 
 
-def helper_main(read_fd: Optional[int], write_fd: int) -> int:
-    """A helper's life: import libcst and the rules, then lint what the parent sends
-    (project, files, rule codes, jobs; nothing: exit), forked into up to `jobs` processes,
-    and answer with the pickled results in the order sent."""
+def helper_main(read_fd: Optional[int], write_fd: int, ahead: Sequence[str] = ()) -> int:
+    """A helper's life: import libcst and the rules, parse the files `ahead` names while
+    the parent finishes its project pass, then lint what the parent sends (project, files,
+    rule codes, jobs; nothing: exit), forked into up to `jobs` processes, and answer with
+    the pickled results in the order sent."""
     import pickle
 
     from sessionlint import launch
     from sessionlint.registry import RULES
 
     every_rule = rule_classes(RULES)  # imports libcst: the forks below share it
+    _warm_up()
+    parsed = _parse_ahead(ahead, read_fd) if ahead and read_fd is not None else {}
     payload = launch.read_all(read_fd)  # type: ignore[arg-type]
     if not payload:
         return 0
@@ -1160,7 +1183,7 @@ def helper_main(read_fd: Optional[int], write_fd: int) -> int:
     _settle_gc()
 
     def lint(indexes: Sequence[int]) -> List[FileResult]:
-        return [parse_and_lint(batch[i][1], batch[i][0], project, rules, batch[i][2]) for i in indexes]
+        return [parse_and_lint(batch[i][1], batch[i][0], project, rules, batch[i][2], parsed.get(batch[i][1])) for i in indexes]
 
     def answer(indexes: Sequence[int]) -> Callable[[Optional[int], int], int]:
         def child(_: Optional[int], out: int) -> int:
@@ -1171,7 +1194,8 @@ def helper_main(read_fd: Optional[int], write_fd: int) -> int:
 
         return child
 
-    shares = _shares([len(item[1]) for item in batch], min(jobs, len(batch)))
+    # A file parsed ahead has its traversal left, about a fifth of a parse and lint.
+    shares = _shares([len(item[1]) // (5 if item[1] in parsed else 1) for item in batch], min(jobs, len(batch)))
     forks = [(share, launch.spawn(answer(share))) for share in shares[1:]]
     results: List[Optional[FileResult]] = [None] * len(batch)
     for index, result in zip(shares[0], lint(shares[0])):
@@ -1183,6 +1207,55 @@ def helper_main(read_fd: Optional[int], write_fd: int) -> int:
     launch.write_all(write_fd, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
     os.close(write_fd)
     return 0
+
+
+def _warm_up() -> None:
+    """What a process's first parse loads, loaded here before the helper forks: the parser
+    thread's pool (`concurrent.futures`) and libcst's native parser, about 0.008 s that
+    every fork would otherwise pay on its own first file. The tiny parse runs on this
+    thread: no thread is started before a fork."""
+    import concurrent.futures.thread  # noqa: F401
+
+    import libcst as cst
+
+    cst.parse_module("pass\n")
+
+
+def _parse_ahead(paths: Sequence[str], read_fd: int) -> Dict[bytes, object]:
+    """The wait of a helper forked at start-up, put to use: while the parent's project pass
+    runs (and until its files arrive on `read_fd`), parse the named files that may need
+    libcst (launch.wants_helper), largest first. Keyed by their bytes: a file the parent
+    read differently is parsed again. CPython's parser goes first, as in parse_and_lint;
+    a file either parser refuses is left to the lint, which reports it. No thread is left
+    running: the helper forks next."""
+    import select
+
+    import libcst as cst
+
+    from sessionlint import launch
+
+    named = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if launch.wants_helper(data):
+            named.append(data)
+    parsed: Dict[bytes, object] = {}
+    try:
+        for data in sorted(named, key=len, reverse=True):
+            if select.select([read_fd], [], [], 0)[0]:  # the parent's files (or its end)
+                break
+            try:
+                _run_on_big_stack(_cpython_parse, data, "<parsed ahead>")
+                parsed[data] = _run_on_big_stack(cst.parse_module, data)
+            except Exception:  # noqa: BLE001 - any failure is the lint's to report
+                continue
+    finally:
+        _stop_parser_thread()
+    return parsed
 
 
 def _worker_boot(

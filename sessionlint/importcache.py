@@ -13,7 +13,7 @@ import (and a new file). `SESSIONLINT_NO_IMPORT_CACHE=1` turns it off.
 
 import os
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 _MAGIC = b"sessionlint-dataclass-code-1\n"
 
@@ -23,11 +23,19 @@ def _directory() -> str:
     return os.path.join(base, "sessionlint")
 
 
+def _blake2b() -> Callable[..., Any]:
+    """hashlib.blake2b itself, without `import hashlib` loading OpenSSL (0.004 s)."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # an interpreter built without it
+        from hashlib import blake2b
+    return blake2b
+
+
 def cache_file() -> Optional[str]:
     """Where the code is kept for this interpreter and this libcst; None when turned off."""
     if os.environ.get("SESSIONLINT_NO_IMPORT_CACHE"):
         return None
-    import hashlib
     from importlib.util import find_spec
 
     try:
@@ -39,7 +47,7 @@ def cache_file() -> Optional[str]:
     # A file per interpreter build, optimisation level and libcst installation: a code
     # object is only valid for the interpreter that compiled it.
     key = f"{sys.version}|{sys.implementation.cache_tag}|{sys.flags.optimize}|{spec.origin}"
-    tag = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    tag = _blake2b()(key.encode(), digest_size=8).hexdigest()
     return os.path.join(_directory(), f"dataclass-code-{tag}.marshal")
 
 
@@ -104,15 +112,14 @@ def cached_import(load: Callable[[], object]) -> None:
     if path is None or "exec" in vars(dataclasses):  # off, or someone else's hook there
         load()
         return
-    import hashlib
-
+    blake2b = _blake2b()
     memo = _load(path)
     used: Dict[bytes, object] = {}
     compiled = []
 
     def exec_cached(source: object, globals: object = None, locals: object = None) -> None:
         if type(source) is str:
-            key = hashlib.blake2b(source.encode(), digest_size=16).digest()  # type: ignore[attr-defined]
+            key = blake2b(source.encode(), digest_size=16).digest()  # type: ignore[attr-defined]
             code = memo.get(key)
             if code is None:
                 # What exec(source) does: compile with no inherited future flags.

@@ -135,16 +135,17 @@ def prefork(argv: Sequence[str]) -> Optional[Child]:
         try:
             with open(path, "rb") as handle:
                 if wants_helper(handle.read()):
-                    return spawn(_run_helper, with_input=True)
+                    return spawn(lambda read_fd, write_fd: _run_helper(read_fd, write_fd, files), with_input=True)
         except OSError:
             continue
     return None
 
 
-def _run_helper(read_fd: Optional[int], write_fd: int) -> int:
+def _run_helper(read_fd: Optional[int], write_fd: int, files: Sequence[str] = ()) -> int:
+    """The helper forked at start-up: it parses the named `files` while it waits."""
     from sessionlint.engine import helper_main
 
-    return helper_main(read_fd, write_fd)
+    return helper_main(read_fd, write_fd, files)
 
 
 def spawn(function: Callable[[Optional[int], int], int], with_input: bool = False) -> Optional[Child]:

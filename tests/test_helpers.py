@@ -91,9 +91,9 @@ def parsed_here(monkeypatch):
     calls = []
     real = engine.parse_and_lint
 
-    def counting(data, path, project, rules, refine=()):
+    def counting(data, path, project, rules, refine=(), module=None):
         calls.append((os.getpid(), os.path.basename(path)))
-        return real(data, path, project, rules, refine)
+        return real(data, path, project, rules, refine, module)
 
     monkeypatch.setattr(engine, "parse_and_lint", counting)
     return calls
@@ -278,3 +278,64 @@ def test_hard_exit_exits_as_sys_exit_does(code, status, err):
     script = f"from sessionlint.launch import hard_exit; print('out', end=''); hard_exit({code!r})"
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert (completed.returncode, completed.stdout, completed.stderr) == (status, "out", err)
+
+
+def test_the_helper_parses_the_named_files_while_it_waits(tmp_path, monkeypatch):
+    """Largest first, only files that may need libcst, none that either parser refuses; a
+    file is keyed by its bytes; no parser thread is left for the fork that follows."""
+    import libcst as cst
+
+    files = {
+        "small.py": "import sqlalchemy\n",
+        "large.py": LEAK.format(i=1) + "\n# padding\n" * 20,
+        "plain.py": PLAIN,  # nothing of the kind: no parse
+        "broken.py": "def session(:\n",  # refused: the lint reports it
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    order = []
+    real = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda data: order.append(len(data)) or real(data))
+    read_fd, write_fd = os.pipe()
+    try:
+        paths = [str(tmp_path / name) for name in files] + [str(tmp_path / "missing.py")]
+        parsed = engine._parse_ahead(paths, read_fd)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert sorted(parsed) == sorted(files[name].encode() for name in ("small.py", "large.py"))
+    assert order == [len(files["large.py"]), len(files["small.py"])]
+    assert parsed[files["small.py"].encode()].code == files["small.py"]
+    assert "executor" not in engine._PARSER
+
+
+def test_the_helper_stops_parsing_ahead_when_its_files_arrive(tmp_path):
+    (tmp_path / "a.py").write_text(LEAK.format(i=1))
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"x")  # the parent's files have arrived
+    try:
+        assert engine._parse_ahead([str(tmp_path / "a.py")], read_fd) == {}
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_a_file_parsed_ahead_is_linted_from_that_tree(tmp_path, forks, monkeypatch):
+    """The tree parsed ahead is the one linted for those bytes (here, to tell, the tree of
+    another text: no finding); other files are parsed as usual."""
+    import libcst as cst
+
+    batch, project = small_batch(tmp_path)
+    fine = cst.parse_module(CLOSED.format(i=0))
+    monkeypatch.setattr(engine, "_parse_ahead", lambda paths, read_fd: {batch[0][1]: fine})
+    read_fd, to_helper = os.pipe()
+    from_helper, write_fd = os.pipe()
+    import pickle
+
+    from sessionlint.registry import RULES
+
+    os.write(to_helper, pickle.dumps((project, batch, [r.code for r in RULES], 1)))
+    os.close(to_helper)
+    assert engine.helper_main(read_fd, write_fd, ["named.py"]) == 0
+    answer = pickle.loads(launch.read_all(from_helper))
+    assert [len(r.diagnostics) for r in answer] == [0, 0, 1, 1]

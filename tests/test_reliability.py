@@ -188,7 +188,9 @@ def test_unreadable_file(tmp_path, monkeypatch):
     assert err == "sessionlint: error: secret.py: cannot read file: Permission denied\n"
 
 
-def test_a_crashing_rule_is_an_internal_error_of_that_file_only(tmp_path, monkeypatch):
+def test_a_crashing_rule_is_an_internal_error_of_that_file_only(tmp_path, monkeypatch, caplog):
+    import logging
+
     from sessionlint.rules.missing_rollback import MissingRollback
 
     def explode(self, facts):
@@ -196,12 +198,17 @@ def test_a_crashing_rule_is_an_internal_error_of_that_file_only(tmp_path, monkey
 
     monkeypatch.delenv("SESSIONLINT_STRICT", raising=False)
     monkeypatch.setattr(MissingRollback, "check_scope", explode)
+    caplog.set_level(logging.DEBUG, logger="sessionlint.engine")
     code, out, err = lint_with_good(tmp_path, monkeypatch, "other.py", LEAK.replace(b"leak", b"other"))
     assert code == 2
     # SL001 still reports in both files; SL007's crash is named, with a hint to report it.
     assert out.splitlines() == [LEAK_LINE, "other.py:5:10: SL001 [*] session `db` is never closed"]
     assert err.count("internal error in rule SL007 (SL007: ValueError: boom); the other rules ran") == 2
     assert "Please report it with this file" in err
+    # `--verbose` shows the traceback: it is logged, at debug level, for each file.
+    crashes = [r for r in caplog.records if r.name == "sessionlint.engine" and r.levelno == logging.DEBUG]
+    assert [r.getMessage().split(" on ")[0] for r in crashes] == ["rule SL007 crashed"] * 2
+    assert all(r.exc_info and r.exc_info[0] is ValueError for r in crashes)
 
 
 @pytest.mark.slow
