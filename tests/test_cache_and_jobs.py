@@ -179,3 +179,31 @@ def test_cache_files_are_written_only_when_changed(tmp_path):
     (app / "routes.py").write_text(ROUTES + "\n# edited\n")
     assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
     assert all(os.stat(tmp_path / "cache" / name).st_mtime_ns > 1 for name in stored)
+
+
+def test_a_warm_run_reads_each_file_of_the_project_once(tmp_path, monkeypatch):
+    """The project pass's rescans (which files to scan again for a factory name learnt on the
+    way) are answered from the cache by content hash: a warm run reads no file twice. A file
+    changed since is asked again: here helpers.py stops calling the re-exported factory."""
+    import shutil
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "projects", "factory_reexport")
+    shutil.copytree(fixture, tmp_path / "project")
+    root = tmp_path / "project"
+    (root / "pyproject.toml").write_text("")
+    monkeypatch.chdir(root)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    expected = [("routes.py", 10, "SL001"), ("routes.py", 16, "SL001")]
+    assert findings(engine.run(["app/routes.py"], settings)) == expected
+    reads = []
+    real = engine._read
+    monkeypatch.setattr(engine, "_read", lambda path: reads.append(os.path.basename(path)) or real(path))
+    (root / "app" / "routes.py").write_text((root / "app" / "routes.py").read_text() + "\n# edited\n")
+    assert findings(engine.run(["app/routes.py"], settings)) == expected
+    # The project's other files once each (the named, edited file is read for its lint too).
+    assert sorted(r for r in reads if r != "routes.py") == ["__init__.py", "db.py", "deps.py", "helpers.py"]
+    helpers = root / "app" / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("return db.Maker()", "return None"))
+    reads.clear()
+    assert findings(engine.run(["app/routes.py"], settings)) == expected[:1]
+    assert reads.count("helpers.py") == 2  # its text facts, then the rescan's question
