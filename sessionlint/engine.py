@@ -1,5 +1,6 @@
 """The lint run: discovery, the project pass, then one parse and one traversal per file."""
 
+import functools
 import itertools
 import os
 import re
@@ -37,41 +38,46 @@ def _debug(message: str, *args: object) -> None:
 # give in TRIGGERS: a regex, a word that must also occur (or None), and substrings one of
 # which any match of the regex contains. The substrings are tested first: `in` on bytes is
 # some twenty times faster than Python's regex engine scanning for an alternation, and
-# most files fail there. "factory_call" is built per project from the factory index.
-STATIC_TRIGGERS: Dict[str, Tuple[Pattern[bytes], Optional[bytes], Tuple[bytes, ...]]] = {
-    "connection": (re.compile(rb"\.(?:connect|raw_connection)\s*\("), b"engine", (b".connect", b".raw_connection")),
+# most files fail there. "factory_call" is built per project from the factory index. The
+# regexes are compiled when first used (`static_trigger`): a helper process never uses them.
+STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
+    "connection": (rb"\.(?:connect|raw_connection)\s*\(", b"engine", (b".connect", b".raw_connection")),
     # a coroutine method called on a line without `await` (SL006 reports nothing else; its
     # `with` mismatches go through "factory_call")
     "async": (
-        re.compile(
-            rb"(?m)^(?![^\n]*\bawait\b)[^\n]*\.(?:commit|close|rollback|flush|refresh|execute|scalars?"
-            rb"|stream|delete|merge|dispose|get_one|run_sync|exec_driver_sql)\s*\("
-        ),
+        rb"(?m)^(?![^\n]*\bawait\b)[^\n]*\.(?:commit|close|rollback|flush|refresh|execute|scalars?"
+        rb"|stream|delete|merge|dispose|get_one|run_sync|exec_driver_sql)\s*\(",
         b"async ",
         (b".",),
     ),
     # commit()/flush() followed within a few lines by an `except`
     "commit": (
-        re.compile(rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b"),
+        rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b",
         b"except",
         (b".commit", b".flush"),
     ),
     "engine": (
-        re.compile(rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("),
+        rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\(",
         b"engine",
         (b"engine",),
     ),
     "maker": (
-        re.compile(rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("),
+        rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\(",
         None,
         (b"maker", b"scoped_session"),
     ),
     "handoff": (
-        re.compile(rb"\b(?:add_task|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\("),
+        rb"\b(?:add_task|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\(",
         b"ession",
         (b"_task", b"Thread", b"ensure_future", b"run_in_executor", b"submit", b"start_soon", b"to_thread", b"apply_async", b"delay"),
     ),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def static_trigger(name: str) -> Tuple[Pattern[bytes], Optional[bytes], Tuple[bytes, ...]]:
+    pattern, word, any_of = STATIC_TRIGGERS[name]
+    return re.compile(pattern), word, any_of
 
 
 def _cover(names: Iterable[str]) -> Tuple[bytes, ...]:
@@ -84,7 +90,7 @@ def _cover(names: Iterable[str]) -> Tuple[bytes, ...]:
     return tuple(sorted(cover))
 
 
-_ASYNC_WORD = re.compile(rb"[Aa]sync(?! def\b| for\b|io\b)")
+_ASYNC_WORD = rb"[Aa]sync(?! def\b| for\b|io\b)"  # compiled by `re`'s own cache when first used
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class Project:
                 return True
             if not self._async_object_named(data):
                 return False
-        pattern, word, any_of = STATIC_TRIGGERS[trigger]
+        pattern, word, any_of = static_trigger(trigger)
         return (word is None or word in data) and any(w in data for w in any_of) and bool(pattern.search(data))
 
     def _async_object_named(self, data: bytes) -> bool:
@@ -134,7 +140,7 @@ class Project:
         type, `async with`, an `async_...`/`...async...` name, or one of the project's async
         factories. `async def` and `asyncio` alone do not: a sync session's `commit()` in a
         file with coroutines is no finding."""
-        return bool(_ASYNC_WORD.search(data)) or (self.async_names is not None and bool(self.async_names.search(data)))
+        return bool(re.search(_ASYNC_WORD, data)) or (self.async_names is not None and bool(self.async_names.search(data)))
 
 
 def read_sources(files: Sequence[str]) -> Tuple[Dict[str, bytes], List[FileResult]]:
@@ -810,8 +816,6 @@ def _lint_with(lint: _Lint, helper: Optional["_Helper"]) -> Project:
     """The run in this process: the project pass, then the cache and the prefilter, then
     the files that need parsing, linted by `helper`, or on a pool if they are many, or
     here."""
-    import functools
-
     from sessionlint.cache import PROJECT_TABLES, fingerprint
     from sessionlint.suppression import may_report_unused
 
@@ -885,8 +889,6 @@ def _lint_on_pool(lint: _Lint, pool: "_WarmPool") -> Project:
     for the project pass (text facts, module scans, content hashes), do its rescans, then
     read each file again to prefilter and lint it. This process merges what they learn,
     in the order of the files, so the index is the one `_lint_with` builds."""
-    import functools
-
     from sessionlint.cache import PROJECT_TABLES, fingerprint
     from sessionlint.suppression import may_report_unused
 
