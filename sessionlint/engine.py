@@ -294,7 +294,53 @@ _NESTING_LIMITS = ("too many nested parentheses", "too many levels of indentatio
 # its own with this much stack, and only after CPython's own parser, which turns deeper
 # nesting into a RecursionError, has accepted the file (or rejected it for newer syntax).
 PARSER_STACK_BYTES = 512 * 1024 * 1024
-_PARSER: Dict[str, object] = {}
+
+
+class _ParserThread:
+    """One thread with PARSER_STACK_BYTES of stack that runs what it is given, one call at a
+    time, while the caller waits: a ThreadPoolExecutor of one, without importing
+    `concurrent.futures` (0.006 s of a helper's start)."""
+
+    def __init__(self) -> None:
+        import threading
+        from _queue import SimpleQueue
+
+        self.calls: "SimpleQueue[Optional[Tuple[Callable, Tuple[object, ...]]]]" = SimpleQueue()
+        self.answers: "SimpleQueue[Tuple[bool, object]]" = SimpleQueue()
+        previous = threading.stack_size(PARSER_STACK_BYTES)
+        try:
+            self.thread = threading.Thread(target=self._serve, name="sessionlint-parser", daemon=True)
+            self.thread.start()
+        finally:
+            threading.stack_size(previous)
+
+    def _serve(self) -> None:
+        while True:
+            call = self.calls.get()
+            if call is None:
+                return
+            function, args = call
+            try:
+                answer: Tuple[bool, object] = (True, function(*args))
+            except BaseException as error:  # noqa: B036 - re-raised in the caller's thread
+                answer = (False, error)
+            del call, function, args
+            self.answers.put(answer)
+            del answer
+
+    def run(self, function: Callable, args: Tuple[object, ...]) -> object:
+        self.calls.put((function, args))
+        succeeded, value = self.answers.get()
+        if not succeeded:
+            raise value  # type: ignore[misc]
+        return value
+
+    def stop(self) -> None:
+        self.calls.put(None)
+        self.thread.join()
+
+
+_PARSER: Dict[str, _ParserThread] = {}
 
 
 def _reset_parser_after_fork() -> None:
@@ -307,26 +353,17 @@ if hasattr(os, "register_at_fork"):
 
 def _stop_parser_thread() -> None:
     """Join the parser thread: a process about to fork has no other thread."""
-    executor = _PARSER.pop("executor", None)
-    if executor is not None:
-        executor.shutdown(wait=True)  # type: ignore[attr-defined]
+    parser = _PARSER.pop("thread", None)
+    if parser is not None:
+        parser.stop()
 
 
 def _run_on_big_stack(function: Callable, *args: object) -> object:
     """`function(*args)` on the parser thread (its result, or its exception re-raised)."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    executor = _PARSER.get("executor")
-    if executor is None:
-        previous = threading.stack_size(PARSER_STACK_BYTES)
-        try:
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionlint-parser")
-            executor.submit(int).result()  # start the thread while the stack size is set
-        finally:
-            threading.stack_size(previous)
-        _PARSER["executor"] = executor
-    return executor.submit(function, *args).result()  # type: ignore[attr-defined]
+    parser = _PARSER.get("thread")
+    if parser is None:
+        parser = _PARSER["thread"] = _ParserThread()
+    return parser.run(function, args)
 
 
 # CPython 3.11+ refuses ASTs deeper than this itself (RecursionError); older versions build
@@ -1212,11 +1249,11 @@ def helper_main(read_fd: Optional[int], write_fd: int, ahead: Sequence[str] = ()
 
 
 def _warm_up() -> None:
-    """What a process's first parse loads, loaded here before the helper forks: the parser
-    thread's pool (`concurrent.futures`) and libcst's native parser, about 0.008 s that
-    every fork would otherwise pay on its own first file. The tiny parse runs on this
-    thread: no thread is started before a fork."""
-    import concurrent.futures.thread  # noqa: F401
+    """What a process's first parse loads, loaded here before the helper forks: libcst's
+    native parser and the parser thread's modules, which every fork would otherwise load
+    on its own first file. The tiny parse runs on this thread: no thread is started before
+    a fork."""
+    import threading  # noqa: F401
 
     import libcst as cst
 

@@ -4,6 +4,7 @@ it. They must give exactly the findings of a single-process run, fall back to li
 when one fails, start only when a file may need them, and leave no process behind."""
 
 import os
+import threading
 
 import pytest
 
@@ -306,7 +307,8 @@ def test_the_helper_parses_the_named_files_while_it_waits(tmp_path, monkeypatch)
     assert sorted(parsed) == sorted(files[name].encode() for name in ("small.py", "large.py"))
     assert order == [len(files["large.py"]), len(files["small.py"])]
     assert parsed[files["small.py"].encode()].code == files["small.py"]
-    assert "executor" not in engine._PARSER
+    assert "thread" not in engine._PARSER
+    assert not [t for t in threading.enumerate() if t.name == "sessionlint-parser"]
 
 
 def test_the_helper_stops_parsing_ahead_when_its_files_arrive(tmp_path):
