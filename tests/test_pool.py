@@ -126,7 +126,7 @@ def test_unused_suppression_is_reported_from_the_pool(tmp_path, pool_calls):
 
 
 def test_trie_alternation_matches_what_the_flat_one_matches():
-    """engine.alternation builds the factory trigger as a trie: it must find a match exactly
+    """index.alternation builds the factory trigger as a trie: it must find a match exactly
     where the plain alternation of the names does."""
     import random
     import re
@@ -144,3 +144,49 @@ def test_trie_alternation_matches_what_the_flat_one_matches():
             found, expected = trie.search(text), flat.search(text)
             assert (found and found.start()) == (expected and expected.start()), (names, text)
             assert bool(words.search(text)) == bool(flat_words.search(text)), (names, text)
+
+
+def test_the_binding_call_test_matches_where_its_two_flat_regexes_did():
+    """The project pass's test for a file that can bind a factory (a binding call such as
+    `sessionmaker(` or a conventional factory name called) is one trie regex; it must match
+    exactly where the two flat alternations it replaced matched, configured names too."""
+    import random
+    import re
+
+    from sessionlint.analysis.index import _DEFINITION_NAMES, CONVENTIONAL_FACTORY_NAMES, IndexBuilder
+
+    def flat(names):
+        return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*\(")
+
+    rng = random.Random(11)
+    for extra in ((), ("get_db", "Sess")):
+        builder = IndexBuilder(extra_factory_names=extra)
+        definition, conventional = flat(_DEFINITION_NAMES), flat(CONVENTIONAL_FACTORY_NAMES | set(extra))
+        words = list(_DEFINITION_NAMES) + sorted(CONVENTIONAL_FACTORY_NAMES) + list(extra) + ["session", "x", "Local"]
+        for _ in range(3000):
+            text = "".join(rng.choice(words + [" ", "(", ".", "_", "\n", " ("]) for _ in range(rng.randint(0, 8))).encode()
+            expected = bool(definition.search(text) or conventional.search(text))
+            assert bool(builder.binding_call.search(text)) == expected, text
+
+
+def test_from_imports_are_found_where_the_line_anchored_regex_found_them():
+    """The project pass finds `from x import names` by the literal `from`, keeping matches
+    that start a line; it must find what `(?m)^[ \\t]*from...` finds, in order."""
+    import random
+    import re
+
+    from sessionlint.analysis.index import from_import_names
+
+    anchored = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+    rng = random.Random(5)
+    prefixes = ["", "", "    ", "\t", "x = ", "# ", "data", '"""', "\r"]
+    names = ["a", "a, b", "(a,\n b)", "(a", "b)", "(\nfrom m import c\n)", ""]
+    seps = [" ", "\t", "", "  "]
+    for _ in range(3000):
+        lines = []
+        for _ in range(rng.randint(0, 5)):
+            line = rng.choice(prefixes) + "from" + rng.choice(seps) + rng.choice(["m", "a.b", ".", ""])
+            line += rng.choice(seps) + rng.choice(["import", "imp"]) + rng.choice(seps) + rng.choice(names)
+            lines.append(line)
+        text = rng.choice(["\n", "\r\n"]).join(lines).encode()
+        assert from_import_names(text) == [m.group(1) for m in anchored.finditer(text)], text

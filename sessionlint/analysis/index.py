@@ -87,15 +87,60 @@ CONVENTIONAL_FACTORY_NAMES: FrozenSet[str] = frozenset(
 
 _MANAGER_DECORATORS = frozenset({"contextmanager", "asynccontextmanager"})
 _DEPENDS_RE = re.compile(rb"\b(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)")
-_DEFINITION_RE = re.compile(
-    rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession"
-    rb"|create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\("
+# Calls that bind a session factory or an engine, whatever the project calls its own (the
+# conventional names join them in IndexBuilder.binding_call).
+_DEFINITION_NAMES = (
+    "sessionmaker", "async_sessionmaker", "scoped_session", "async_scoped_session", "Session", "AsyncSession",
+    "create_engine", "create_async_engine", "engine_from_config", "async_engine_from_config",
 )
 
 
-_FROM_IMPORT_RE = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+# `from x import names` (the names: a parenthesised list or the rest of the line), found by
+# its literal start: `from_import_names` keeps the matches at the start of a line.
+_FROM_IMPORT_RE = re.compile(rb"from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)")
 _WORD_RE = re.compile(rb"\b([A-Za-z_]\w*)\b")
 _ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
+
+
+def alternation(names: Iterable[str]) -> bytes:
+    """A regex group matching exactly `names`, as a trie (`s(?:ession(?:_maker)?|ync)`): Python's
+    regex engine tries a flat alternation's branches one by one at every position, a trie's
+    only those that share the next character (the factory trigger on the whole corpus:
+    1.6 s -> 1.0 s per 2,400 files)."""
+    trie: Dict[bytes, dict] = {}
+    for name in sorted(set(names)):
+        node = trie
+        for byte in name.encode():
+            node = node.setdefault(bytes([byte]), {})
+        node[b""] = {}
+
+    def group(node: Dict[bytes, dict]) -> bytes:
+        branches = [re.escape(key) + group(child) for key, child in sorted(node.items()) if key]
+        if not branches:
+            return b""
+        body = b"(?:" + b"|".join(branches) + b")" if len(branches) > 1 or b"" in node else branches[0]
+        return body + b"?" if b"" in node else body
+
+    return b"(?:" + group(trie) + b")"
+
+
+def from_import_names(data: bytes) -> List[bytes]:
+    """The names part of every `from x import ...` that starts a line (after spaces or
+    tabs): what `(?m)^[ \t]*from...` finds, three to four times faster, since a regex that
+    starts with a literal is searched for by that literal, not tried at every line."""
+    found = []
+    search = _FROM_IMPORT_RE.search
+    position = 0
+    while True:
+        match = search(data, position)
+        if match is None:
+            return found
+        start = match.start()
+        if not data[data.rfind(b"\n", 0, start) + 1 : start].strip(b" \t"):
+            found.append(match.group(1))
+            position = match.end()
+        else:
+            position = start + 1
 
 
 def is_async_name(name: str) -> bool:
@@ -522,10 +567,10 @@ class IndexBuilder:
         self.imports_of: Dict[str, Tuple[str, ...]] = {}
         self.parsed: Set[Tuple[str, int]] = set()
         self.digests: Dict[str, str] = {}  # path -> the hash of the bytes added, when cached
+        # A call of a binding or a conventional factory name: one scan of the text, a trie
+        # (two flat alternations took 0.17 s on airflow's 621 files, this takes 0.05 s).
         conventional = CONVENTIONAL_FACTORY_NAMES | self.index.extra_factory_names
-        self.conventional_call = re.compile(
-            rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(conventional)) + rb")\s*\("
-        )
+        self.binding_call = re.compile(rb"\b" + alternation(set(_DEFINITION_NAMES) | conventional) + rb"\s*\(")
         # Every built-in trigger word contains one of these; configured names may not.
         self.always_search = bool(self.index.extra_factory_names)
 
@@ -579,14 +624,14 @@ class IndexBuilder:
         imported: Set[str] = set()
         depends: Set[str] = set()
         if b"import" in data:
-            for match in _FROM_IMPORT_RE.finditer(data):
-                imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(match.group(1)))
+            for names in from_import_names(data):
+                imported.update(n.decode("ascii", "replace") for n in _WORD_RE.findall(names))
         if b"Depends(" in data or b"Security(" in data:
             for match in _DEPENDS_RE.finditer(data):
                 depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
         can_bind = bool(
             (self.always_search or b"ession" in data or b"ngine" in data)
-            and (_DEFINITION_RE.search(data) or self.conventional_call.search(data) or _ALIAS_RE.search(data))
+            and (self.binding_call.search(data) or _ALIAS_RE.search(data))
         )
         return tuple(sorted(imported)), tuple(sorted(depends)), can_bind
 
