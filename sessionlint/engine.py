@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from sessionlint.cache import Cache
 
 
-
 def _debug(message: str, *args: object) -> None:
     """Log an internal error (`--verbose` shows it). `logging` is imported only then: a
     helper that imports this module spends its start-up on libcst."""
@@ -76,6 +75,7 @@ STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
 
 @functools.lru_cache(maxsize=None)
 def static_trigger(name: str) -> Tuple[Pattern[bytes], Optional[bytes], Tuple[bytes, ...]]:
+    """STATIC_TRIGGERS[name] with its regex compiled."""
     pattern, word, any_of = STATIC_TRIGGERS[name]
     return re.compile(pattern), word, any_of
 

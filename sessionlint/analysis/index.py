@@ -567,8 +567,9 @@ class IndexBuilder:
         self.imports_of: Dict[str, Tuple[str, ...]] = {}
         self.parsed: Set[Tuple[str, int]] = set()
         self.digests: Dict[str, str] = {}  # path -> the hash of the bytes added, when cached
-        # A call of a binding or a conventional factory name: one scan of the text, a trie
-        # (two flat alternations took 0.17 s on airflow's 621 files, this takes 0.05 s).
+        # A call of a binding or a conventional factory name: one trie regex, one scan of the
+        # text (with from_import_names, the text facts of airflow's 621 files took 0.17 s
+        # with two flat alternations and the line-anchored `from` regex, 0.09 s now).
         conventional = CONVENTIONAL_FACTORY_NAMES | self.index.extra_factory_names
         self.binding_call = re.compile(rb"\b" + alternation(set(_DEFINITION_NAMES) | conventional) + rb"\s*\(")
         # Every built-in trigger word contains one of these; configured names may not.
