@@ -83,16 +83,15 @@ def main(argv: Sequence[str] = ()) -> int:
         edit = 0
         for _ in range(args.runs):
             for label in times:
-                project = projects.get(label, projects["A"])
+                if label == "import libcst":
+                    times[label].append(bench.timed([python, "-c", "import libcst"])[0])
+                    continue
                 edit += 1
                 for path in chosen:
-                    with open(os.path.join(project, path), "a") as handle:
+                    with open(os.path.join(projects[label], path), "a") as handle:
                         handle.write(f"\n# a/b edit {edit}\n")
-                if label == "import libcst":
-                    command = [python, "-c", "import libcst"]
-                else:
-                    command = [tools[label], *chosen, "-q", "--exit-zero"] + (["--no-cache"] if args.no_cache else [])
-                times[label].append(bench.timed(command, cwd=project)[0])
+                command = [tools[label], *chosen, "-q", "--exit-zero"] + (["--no-cache"] if args.no_cache else [])
+                times[label].append(bench.timed(command, cwd=projects[label])[0])
     floor = statistics.median(times["import libcst"])
     print(f"five files ({args.kind}), {'no cache' if args.no_cache else 'cache of the last run'}, {args.runs} rounds")
     print(f"A = {args.base}, B = {'working tree' if args.new == WORKING_TREE else args.new}\n")
