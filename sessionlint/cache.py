@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, Optional, Set, Tuple
 from sessionlint import __version__
 from sessionlint.fixes.files import blake2b, interrupts_held
 
-_FORMAT = 4
+_FORMAT = 5
 _MAX_ENTRIES = 200_000
 # The stored tables, in two files: the results per file, and the project pass's scans and
 # text facts per content hash (the larger part: a run saves it while its helper still parses).
@@ -74,9 +74,9 @@ class Cache:
         self.files: Dict[str, Tuple[str, str, Any]] = {}  # path -> (run key, digest, FileResult)
         self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
         self.texts: Dict[str, Any] = {}  # digest -> project-pass text facts of that content
-        # (learnt factory names, digest) -> whether the project pass rescans that content
-        # for those names (analysis.index.rescans)
-        self.checks: Dict[Tuple[str, str], bool] = {}
+        # (learnt factory names, digest) -> why the project pass may rescan that content for
+        # those names (analysis.index.rescan_reasons)
+        self.checks: Dict[Tuple[str, str], Any] = {}
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
 
     @classmethod
@@ -132,12 +132,12 @@ class Cache:
             self.texts[digest] = facts
             self.dirty.add("texts")
 
-    def get_check(self, names: str, digest: str) -> Optional[bool]:
+    def get_check(self, names: str, digest: str) -> Optional[Any]:
         return self.checks.get((names, digest))
 
-    def put_check(self, names: str, digest: str, needed: bool) -> None:
-        if self.enabled and self.checks.get((names, digest)) is not needed:
-            self.checks[(names, digest)] = needed
+    def put_check(self, names: str, digest: str, reason: Any) -> None:
+        if self.enabled and self.checks.get((names, digest)) != reason:
+            self.checks[(names, digest)] = reason
             self.dirty.add("checks")
 
     def save(self, tables: Iterable[str] = _TABLES) -> None:

@@ -946,7 +946,7 @@ def _lint_on_pool(lint: _Lint, pool: "_WarmPool") -> Project:
     def read(path: str) -> Optional[bytes]:
         return sources.get(path) if path in sources else _read(path)[0]
 
-    index = builder.finish(read, None if pinned else pool.rescan)
+    index = builder.finish(read, None if pinned else pool)
     project = project_of(index, settings)
     run_key = fingerprint(settings, [i.code for i in infos], project.index)
     items = [(path, pinned.get(path), sizes.get(path, 0)) for path in sorted(sources, key=lambda p: -sizes.get(p, 0))]
@@ -996,7 +996,7 @@ def _worker_lint(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[Fi
 class _WarmPool:
     """Worker processes forked at the start of a cold run over many files, while this
     process is small: each imports libcst and the rules at once, then takes a share of the
-    project pass (`facts`, `rescan`), then prefilters and lints files (`lint_files`); this
+    project pass (`facts`, `reasons`, `scans`), then prefilters and lints files (`lint_files`); this
     process merges. Neither the import nor this process's memory (the project index) is
     paid again per worker. The project reaches them through a queue made before the fork:
     one pickled copy per worker, which each takes before its first file to lint."""
@@ -1043,12 +1043,19 @@ class _WarmPool:
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
         return itertools.chain.from_iterable(self.pool.map(_worker_facts, chunks))  # type: ignore[attr-defined]
 
-    def rescan(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[object]:
-        """analysis.index.rescans, the candidates shared out."""
+    def reasons(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[Tuple[str, object]]:
+        """analysis.index.rescan_reasons, the candidates shared out."""
         self.sent = True
         size = max(64, -(-len(candidates) // (self.jobs * 8)))
         chunks = [(candidates[i : i + size], fresh) for i in range(0, len(candidates), size)]
-        return list(itertools.chain.from_iterable(self.pool.map(_worker_rescan, chunks)))  # type: ignore[attr-defined]
+        return list(itertools.chain.from_iterable(self.pool.map(_worker_reasons, chunks)))  # type: ignore[attr-defined]
+
+    def scans(self, paths: Sequence[str]) -> List[Tuple[str, object, Optional[str]]]:
+        """analysis.index.scans, the paths shared out."""
+        self.sent = True
+        size = max(8, -(-len(paths) // (self.jobs * 4)))
+        chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+        return list(itertools.chain.from_iterable(self.pool.map(_worker_scans, chunks)))  # type: ignore[attr-defined]
 
     def lint_files(
         self,
@@ -1311,11 +1318,17 @@ def _worker_facts(paths: Sequence[str]) -> List[object]:
     return found
 
 
-def _worker_rescan(work: Tuple[Sequence[Tuple[str, bool]], Sequence[str]]) -> List[object]:
-    from sessionlint.analysis.index import rescans
+def _worker_reasons(work: Tuple[Sequence[Tuple[str, bool]], Sequence[str]]) -> List[object]:
+    from sessionlint.analysis.index import rescan_reasons
 
     candidates, fresh = work
-    return rescans(candidates, fresh, lambda path: _read(path)[0], _WORKER["builder"].cache)  # type: ignore[attr-defined,return-value]
+    return rescan_reasons(candidates, fresh, lambda path: _read(path)[0], _WORKER["builder"].cache)  # type: ignore[attr-defined,return-value]
+
+
+def _worker_scans(paths: Sequence[str]) -> List[object]:
+    from sessionlint.analysis.index import scans
+
+    return scans(paths, lambda path: _read(path)[0], _WORKER["builder"].cache)  # type: ignore[attr-defined,return-value]
 
 
 def _worker_project() -> Project:

@@ -28,7 +28,7 @@ def pool_calls(monkeypatch):
     """Every run takes the pool path from one file on; the calls made on the pool."""
     monkeypatch.setattr(engine, "EARLY_POOL_FILES", 1)
     calls = []
-    for name in ("facts", "rescan", "lint_files"):
+    for name in ("facts", "reasons", "scans", "lint_files"):
         real = getattr(engine._WarmPool, name)
 
         def spy(self, *args, real=real, name=name):
@@ -56,7 +56,7 @@ def test_rescans_run_on_the_pool(pool_calls):
     takes a rescan, which the workers do."""
     target = os.path.join(PROJECTS, "factory_reexport")
     pooled = engine.run([target], Settings(select=("ALL",), cache=False, jobs=2))
-    assert "rescan" in pool_calls
+    assert "reasons" in pool_calls and "scans" in pool_calls
     assert {os.path.basename(d.path) for d in pooled.diagnostics} >= {"routes.py"}
 
 
@@ -159,14 +159,17 @@ def test_the_binding_call_test_matches_where_its_two_flat_regexes_did():
         return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*\(")
 
     rng = random.Random(11)
-    for extra in ((), ("get_db", "Sess")):
+    for extra in ((), ("get_db", "Sess"), ("my_session_source",)):
         builder = IndexBuilder(extra_factory_names=extra)
+        # Literal-first search when every name says `ession` or `ngine`, else the trie regex.
+        assert (builder.call_names is None) == (extra == ("get_db", "Sess"))
         definition, conventional = flat(_DEFINITION_NAMES), flat(CONVENTIONAL_FACTORY_NAMES | set(extra))
-        words = list(_DEFINITION_NAMES) + sorted(CONVENTIONAL_FACTORY_NAMES) + list(extra) + ["session", "x", "Local"]
+        words = list(_DEFINITION_NAMES) + sorted(CONVENTIONAL_FACTORY_NAMES) + list(extra) + ["session", "x", "Local", "ngine", "é"]
         for _ in range(3000):
             text = "".join(rng.choice(words + [" ", "(", ".", "_", "\n", " ("]) for _ in range(rng.randint(0, 8))).encode()
             expected = bool(definition.search(text) or conventional.search(text))
             assert bool(builder.binding_call.search(text)) == expected, text
+            assert builder.calls_a_binding(text) == expected, text
 
 
 def test_from_imports_are_found_where_the_line_anchored_regex_found_them():

@@ -84,3 +84,23 @@ def test_text_piped_by_an_editor_gets_the_project_too(tmp_path, monkeypatch):
     text = (project / "app" / "routes.py").read_bytes()
     result = run(["-"], Settings(cache=False), stdin=("app/routes.py", text))
     assert sorted((d.code, d.start.line) for f in result.files for d in f.diagnostics) == [(c, line) for _, c, line in WHOLE]
+
+
+def test_a_learnt_name_imported_from_outside_the_project_is_not_rescanned():
+    """Airflow's settings.py binds its own `Session`; 57 of its files import `Session` from
+    sqlalchemy.orm for their annotations. For a name it learns, the project pass rescans only
+    the files that import it from a module of the project (absolute or relative) or call it
+    as a module attribute: the others cannot re-export the project's factory."""
+    from sessionlint.analysis.index import FactoryKind, build_index
+
+    sources = {
+        "app/__init__.py": b"",
+        "app/settings.py": b"from sqlalchemy.orm import scoped_session, sessionmaker\n\nSession = scoped_session(sessionmaker())\n",
+        "app/annotated.py": b"from sqlalchemy.orm import Session\n\n\ndef count(session: Session) -> int:\n    return session.query(1).count()\n",
+        "app/reexport.py": b"from app.settings import Session\n",
+        "app/relative.py": b"from .settings import Session\n",
+    }
+    index = build_index(sources)
+    assert sorted(index.modules) == ["app/reexport.py", "app/relative.py", "app/settings.py"]
+    for path in ("app/reexport.py", "app/relative.py"):
+        assert index.lookup(path, "Session").kind is FactoryKind.REGISTRY  # type: ignore[union-attr]
