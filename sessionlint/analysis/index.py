@@ -794,9 +794,8 @@ def rescan_reasons(
     attribute; `IndexBuilder.finish` decides which to scan. A file's reason depends only on
     its bytes and `fresh`: the cache keeps it by the hash of the bytes added (`digests`), so
     a warm run reads none of these files again."""
-    # Few names: a substring test per name first, faster than the regex; many (the whole
-    # corpus as one project learns 30): the regex alone, which scans the text once.
-    words = [b"." + n.encode() for n in fresh] if len(fresh) <= 4 else []
+    # One regex, which the engine searches for by its leading `.` (airflow's 621 files for
+    # its four names: 3 ms; a substring test per name first took 12 ms).
     attribute_call = re.compile(rb"\.(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\s*\(")
     fresh_names = frozenset(fresh)
     found = []
@@ -809,7 +808,7 @@ def rescan_reasons(
             data = read(path)
             if data is None:
                 continue
-            attribute = not ((words and not any(w in data for w in words)) or not attribute_call.search(data))
+            attribute = attribute_call.search(data) is not None
             reason = (attribute, _modules_importing(data, fresh_names) if imports_fresh else ())
             digest = cache.digest(data) if use_cache else None  # type: ignore[union-attr]
             if digest is not None:
