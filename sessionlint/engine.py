@@ -1010,8 +1010,8 @@ def _worker_lint(batch: Sequence[Tuple[str, bytes, Tuple[str, ...]]]) -> List[Fi
 class _WarmPool:
     """Worker processes forked at the start of a cold run over many files, while this
     process is small: each imports libcst and the rules at once, then takes a share of the
-    project pass (`facts`, `reasons`, `scans`), then prefilters and lints files (`lint_files`); this
-    process merges. Neither the import nor this process's memory (the project index) is
+    project pass (`facts`, `reasons`, `scans`), then prefilters and lints files
+    (`lint_files`); this process merges. Neither the import nor this process's memory (the project index) is
     paid again per worker. The project reaches them through a queue made before the fork:
     one pickled copy per worker, which each takes before its first file to lint."""
 

@@ -2,8 +2,9 @@
 
 The project pass runs before any file is linted. It reads the text of every file (which the
 lint pass needs anyway) and parses with the stdlib `ast` (a tenth of libcst's cost) only the
-few files whose text can define a factory: `sessionmaker(`, `scoped_session(`, `Session(`, or a
-name already known to be a factory (a re-export, or a function that returns a new session).
+few files whose text can define a factory: `sessionmaker(`, `scoped_session(`, `Session(`, a
+subclass of a session class, or a name already known to be a factory imported from the project
+(a re-export, or a function that returns a new session).
 From those it records module-level factories, so that `from app.database import SessionLocal`
 in routes.py resolves to the `sessionmaker(...)` in app/database.py.
 """
@@ -105,9 +106,9 @@ _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
 # What else the module scan learns a factory from without a call in the text: a subclass of a
 # session class (`class TenantSession(Session):`) and a session class imported under another
-# name (`Session as SASession`, then `return SASession(bind=e)` in a function).
-# Two regexes that start with a literal, which the regex engine searches for (one pattern
-# starting with `\b` is tried at every position: it doubled the text facts' time).
+# name (`Session as SASession`, then `return SASession(bind=e)` in a function). Two regexes
+# that start with a literal, which the regex engine searches for (one pattern starting with
+# `\b` is tried at every position: it doubled the text facts' time).
 _SESSION_BASE_RE = re.compile(rb"class[ \t]+\w+[ \t]*\([^)]*Session\b")
 _SESSION_AS_RE = re.compile(rb"Session[ \t]+as\b")
 
