@@ -76,9 +76,7 @@ def main(argv: Sequence[str] = ()) -> int:
         projects = {}
         for label, tool in tools.items():
             project = projects[label] = os.path.join(temporary, label)
-            shutil.copytree(target, project)
-            with open(os.path.join(project, "pyproject.toml"), "w") as handle:
-                handle.write('[project]\nname = "benchmark"\n')
+            bench.hook_project(target, project)
             bench.timed([tool, ".", "-q", "--exit-zero"], cwd=project)  # the cache of a previous run
         edit = 0
         for _ in range(args.runs):
