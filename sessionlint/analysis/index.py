@@ -781,6 +781,7 @@ def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optiona
 # whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
 # imports one of them from, as (module, number of leading dots).
 Reason = Tuple[bool, Tuple[Tuple[str, int], ...]]
+_NO_REASON: Reason = (False, ())  # most files' answer, one object for all of them
 
 
 def rescan_reasons(
@@ -810,7 +811,8 @@ def rescan_reasons(
             if data is None:
                 continue
             attribute = attribute_call.search(data) is not None
-            reason = (attribute, _modules_importing(data, fresh_names) if imports_fresh else ())
+            modules = _modules_importing(data, fresh_names) if imports_fresh else ()
+            reason = (attribute, modules) if attribute or modules else _NO_REASON
             digest = cache.digest(data) if use_cache else None  # type: ignore[union-attr]
             if digest is not None:
                 cache.put_check(names, digest, reason)  # type: ignore[union-attr]
