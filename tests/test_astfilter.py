@@ -91,18 +91,20 @@ def test_every_fixture_with_a_handoff_passes() -> None:
 
 def _reference_may_hand_session_over(tree: ast.AST) -> bool:
     """The check as it was written first: every function's body walked on its own (nested
-    functions again). `may_hand_session_over` walks the tree once and must agree with it."""
-    from sessionlint.analysis.astfilter import HANDOFF_SINKS, _params_with_defaults, _passed_names, _terminal
+    functions again). `may_hand_session_over` walks the tree once and must agree with it
+    (both share what is checked at a store: the walks are what this compares)."""
+    from sessionlint.analysis.astfilter import (
+        HANDOFF_SINKS,
+        _params_with_defaults,
+        _passed_names,
+        _terminal,
+        module_bindings,
+        outlives_function,
+    )
 
     functions = (ast.FunctionDef, ast.AsyncFunctionDef)
     scopes = [tree] + [node for node in ast.walk(tree) if isinstance(node, functions)]
-    module_names, classes = set(), set()
-    for statement in tree.body:
-        if isinstance(statement, ast.ClassDef):
-            classes.add(statement.name)
-        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
-            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            module_names.update(t.id for t in targets if isinstance(t, ast.Name))
+    module_names, classes = module_bindings(tree)
     for scope in scopes:
         owned = set()
         if isinstance(scope, functions):
@@ -120,13 +122,8 @@ def _reference_may_hand_session_over(tree: ast.AST) -> bool:
             if type(node) is ast.Call and _terminal(node.func) in HANDOFF_SINKS and _passed_names(node) & owned:
                 return True
             if type(node) is ast.Assign and isinstance(node.value, ast.Name) and node.value.id in owned:
-                for target in node.targets:
-                    if isinstance(target, ast.Name) and target.id in declared:
-                        return True
-                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id in module_names:
-                        return True
-                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in classes:
-                        return True
+                if any(outlives_function(t, declared, module_names, classes) for t in node.targets):
+                    return True
     return False
 
 
