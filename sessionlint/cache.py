@@ -5,24 +5,52 @@ A warm run over an unchanged tree reads every file (to hash it), runs the projec
 cached per-file scans, and parses nothing. Any change to the cross-file facts (a factory
 defined, renamed or removed anywhere, a `Depends` target, an import) changes the run key and
 so invalidates every entry: coarse, but never stale.
+
+The cache lives in the linted tree, so it is untrusted input: a repository may commit one,
+and anything may damage it. It is therefore plain JSON (whose loading runs no code), each
+file a header line (format, tool version, length and BLAKE2b checksum of the body) and a
+body; the header is checked first, then the checksum, then the shape of every entry. A cache
+that fails any check is not used (the run is cold, with the same findings) and the run says
+so in one line. Files are opened without following symbolic links, regular files only, up
+to a size limit; writes go through a temporary file and an atomic rename, so concurrent runs
+leave one whole file or the other. `--clean` removes only the files this module writes.
 """
 
 import functools
+import json
 import os
-import pickle
+import stat
 import tempfile
-from typing import Any, Dict, Iterable, Optional, Set, Tuple
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from sessionlint import __version__
+from sessionlint.diagnostics import Applicability, Confidence, Diagnostic, ErrorKind, FileError, FileResult, Fix, Location
 from sessionlint.fixes.files import blake2b, interrupts_held
 
-_FORMAT = 5
+_FORMAT = 6
 _MAX_ENTRIES = 200_000
+# A cache file larger than this is not read (the whole corpus's results take about 20 MB).
+MAX_FILE_BYTES = 512 << 20
 # The stored tables, in two files: the results per file, and the project pass's scans and
-# text facts per content hash (the larger part: a run saves it while its helper still parses).
-_FILES = {"results.pickle": ("files",), "project.pickle": ("scans", "texts", "checks")}
+# text facts per content hash.
+_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks")}
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
-PROJECT_TABLES = _FILES["project.pickle"]
+PROJECT_TABLES = _FILES["project.json"]
+# What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG
+# (https://bford.info/cachedir/), both of which mark the directory as this cache's.
+_GITIGNORE = "# Created by sessionlint.\n*\n"
+_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by sessionlint.\n"
+_MARKERS = {".gitignore": _GITIGNORE, "CACHEDIR.TAG": _TAG}
+# Files of earlier formats that `--clean` removes too.
+_OLD_FILES = ("results.pickle", "project.pickle")
+_TEMPORARY_SUFFIX = ".sessionlint-tmp"
+# A temporary file older than this was left by a run that was killed: the next run removes it.
+STALE_TEMPORARY_SECONDS = 600
+
+
+class CacheError(ValueError):
+    """A stored entry does not have the shape this version writes."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,6 +96,247 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
     return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
+# --- the stored shapes: every entry is checked when it is read ---------------------------
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise CacheError(what)
+
+
+def _string(value: Any) -> str:
+    _expect(type(value) is str, "a string")
+    return value
+
+
+def _int(value: Any) -> int:
+    _expect(type(value) is int and 0 <= value < 1 << 31, "a small integer")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    _expect(type(value) is bool, "a boolean")
+    return value
+
+
+def _list(value: Any, length: Optional[int] = None) -> List[Any]:
+    _expect(type(value) is list and (length is None or len(value) == length), "a list")
+    return value
+
+
+def _dict(value: Any) -> Dict[str, Any]:
+    _expect(type(value) is dict, "an object")
+    return value
+
+
+def _encode_result(result: Any) -> List[Any]:
+    diagnostics = [
+        [
+            d.code, d.name, d.message, d.path, d.start.line, d.start.column, d.end.line, d.end.column,
+            d.help, None if d.fix is None else [d.fix.applicability.value, d.fix.title], d.confidence.value,
+        ]
+        for d in result.diagnostics
+    ]
+    error = result.error
+    stored_error = None if error is None else [error.kind.value, error.path, error.message, error.line, error.column]
+    return [result.path, diagnostics, stored_error, result.parsed]
+
+
+def _decode_result(value: Any) -> FileResult:
+    path, diagnostics, error, parsed = _list(value, 4)
+    found = []
+    for item in _list(diagnostics):
+        code, name, message, where, line, column, end_line, end_column, help_text, fix, confidence = _list(item, 11)
+        decoded_fix = None
+        if fix is not None:
+            applicability, title = _list(fix, 2)
+            decoded_fix = Fix(Applicability(_string(applicability)), _string(title))
+        found.append(
+            Diagnostic(
+                _string(code), _string(name), _string(message), _string(where),
+                Location(_int(line), _int(column)), Location(_int(end_line), _int(end_column)),
+                _string(help_text), decoded_fix, Confidence(_string(confidence)),
+            )
+        )
+    decoded_error = None
+    if error is not None:
+        kind, where, message, line, column = _list(error, 5)
+        decoded_error = FileError(ErrorKind(_string(kind)), _string(where), _string(message), _int(line), _int(column))
+    return FileResult(_string(path), tuple(found), decoded_error, _bool(parsed))
+
+
+def _encode_file_entry(entry: Tuple[str, str, Any]) -> List[Any]:
+    run_key, digest, result = entry
+    return [run_key, digest, _encode_result(result)]
+
+
+def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
+    run_key, digest, result = _list(value, 3)
+    return _string(run_key), _string(digest), _decode_result(result)
+
+
+def _encode_scan(scan: Any) -> List[Any]:
+    factories, imports, returned_calls, aliases, registries = scan
+    return [
+        {name: [f.kind.value, f.is_async, f.origin] for name, f in factories.items()},
+        {name: [b.module, b.level, b.original] for name, b in imports.items()},
+        {name: [[callee, is_async] for callee, is_async in calls] for name, calls in returned_calls.items()},
+        dict(aliases),
+        sorted(registries),
+    ]
+
+
+def _decode_scan(value: Any) -> Any:
+    from sessionlint.analysis.index import Factory, FactoryKind, ImportBinding
+
+    factories, imports, returned_calls, aliases, registries = _list(value, 5)
+    decoded_factories = {}
+    for name, factory in _dict(factories).items():
+        kind, is_async, origin = _list(factory, 3)
+        decoded_factories[name] = Factory(FactoryKind(_string(kind)), _bool(is_async), _string(origin))
+    decoded_imports = {}
+    for name, binding in _dict(imports).items():
+        module, level, original = _list(binding, 3)
+        decoded_imports[name] = ImportBinding(_string(module), _int(level), _string(original))
+    decoded_calls = {}
+    for name, calls in _dict(returned_calls).items():
+        pairs = []
+        for pair in _list(calls):
+            callee, is_async = _list(pair, 2)
+            pairs.append((_string(callee), _bool(is_async)))
+        decoded_calls[name] = tuple(pairs)
+    decoded_aliases = {name: _bool(is_async) for name, is_async in _dict(aliases).items()}
+    decoded_registries = {_string(name) for name in _list(registries)}
+    return decoded_factories, decoded_imports, decoded_calls, decoded_aliases, decoded_registries
+
+
+def _encode_text(text: Any) -> List[Any]:
+    imported, depends, can_bind = text
+    return [list(imported), list(depends), can_bind]
+
+
+def _decode_text(value: Any) -> Any:
+    imported, depends, can_bind = _list(value, 3)
+    return tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind)
+
+
+def _encode_check(reason: Any) -> List[Any]:
+    attribute, modules = reason
+    return [attribute, [[module, level] for module, level in modules]]
+
+
+def _decode_check(value: Any) -> Any:
+    from sessionlint.analysis.index import _NO_REASON
+
+    attribute, modules = _list(value, 2)
+    pairs = []
+    for pair in _list(modules):
+        module, level = _list(pair, 2)
+        pairs.append((_string(module), _int(level)))
+    reason = (_bool(attribute), tuple(pairs))
+    return _NO_REASON if reason == _NO_REASON else reason
+
+
+# table -> (encode an entry, decode an entry); the `checks` table's keys are (names, digest)
+_CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "files": (_encode_file_entry, _decode_file_entry),
+    "scans": (_encode_scan, _decode_scan),
+    "texts": (_encode_text, _decode_text),
+    "checks": (_encode_check, _decode_check),
+}
+_KEY_SEPARATOR = "\x00"
+
+
+def _encode_key(table: str, key: Any) -> str:
+    return _KEY_SEPARATOR.join(key) if table == "checks" else key
+
+
+def _decode_key(table: str, key: str) -> Any:
+    if table == "checks":
+        names, separator, digest = key.rpartition(_KEY_SEPARATOR)
+        _expect(bool(separator), "a (names, digest) key")
+        return names, digest
+    return key
+
+
+def _header_version() -> List[Any]:
+    return [__version__, code_key()]
+
+
+def _checksum(body: bytes) -> str:
+    return blake2b(body, digest_size=32).hexdigest()
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of `path` if it is a regular file (a symbolic link is not followed, a FIFO
+    or device never waited on) of at most MAX_FILE_BYTES; OSError otherwise."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not hasattr(os, "O_NOFOLLOW") and os.path.islink(path):
+        raise OSError(f"{path} is a symbolic link")
+    fd = os.open(path, flags)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if status.st_size > MAX_FILE_BYTES:
+            raise OSError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        chunks = []
+        remaining = MAX_FILE_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 22))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > MAX_FILE_BYTES:
+            raise OSError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        return data
+    finally:
+        os.close(fd)
+
+
+def decode_file(data: bytes, tables: Iterable[str]) -> Optional[Dict[str, Dict[Any, Any]]]:
+    """The tables stored in one cache file's bytes; None when it was written by another
+    format or version of the tool (not an error: a cold run replaces it). CacheError when
+    the bytes are damaged or not of this format's shape."""
+    header_line, newline, body = data.partition(b"\n")
+    if not newline:
+        raise CacheError("no header line")
+    try:
+        header = json.loads(header_line)
+    except (ValueError, RecursionError) as error:
+        raise CacheError(f"unreadable header ({error})") from None
+    _expect(type(header) is dict, "a header object")
+    if header.get("format") != _FORMAT or header.get("version") != _header_version():
+        return None
+    _expect(header.get("length") == len(body), "the recorded length")
+    _expect(header.get("checksum") == _checksum(body), "the recorded checksum")
+    try:
+        stored = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise CacheError(f"unreadable body ({error})") from None
+    _expect(type(stored) is dict and set(stored) == set(tables), "the tables of this file")
+    found: Dict[str, Dict[Any, Any]] = {}
+    for table in tables:
+        decode = _CODECS[table][1]
+        entries = {}
+        for key, value in _dict(stored[table]).items():
+            entries[_decode_key(table, key)] = decode(value)
+        found[table] = entries
+    return found
+
+
+def encode_file(tables: Dict[str, Dict[Any, Any]]) -> bytes:
+    body = json.dumps(
+        {table: {_encode_key(table, key): _CODECS[table][0](value) for key, value in entries.items()} for table, entries in tables.items()},
+        separators=(",", ":"),
+        ensure_ascii=True,  # paths that are not UTF-8 (surrogate escapes) survive as \udcxx
+    ).encode("ascii")
+    header = {"format": _FORMAT, "version": _header_version(), "length": len(body), "checksum": _checksum(body)}
+    return json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n" + body
+
+
 class Cache:
     def __init__(self, directory: Optional[str]) -> None:
         self.directory = directory
@@ -78,6 +347,9 @@ class Cache:
         # those names (analysis.index.rescan_reasons)
         self.checks: Dict[Tuple[str, str], Any] = {}
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
+        # Why the stored cache was not used (damaged, not a regular file...), for one line
+        # of the run's output; None when it was used, missing, or from another version.
+        self.problem: Optional[str] = None
 
     @classmethod
     def disabled(cls) -> "Cache":
@@ -86,15 +358,29 @@ class Cache:
     @classmethod
     def open(cls, directory: str) -> "Cache":
         cache = cls(directory)
+        if os.path.islink(directory):
+            cache.problem = f"the cache directory {directory} is a symbolic link; it is not used"
+            cache.directory = None
+            return cache
         for name, tables in _FILES.items():
+            path = os.path.join(directory, name)
             try:
-                with open(os.path.join(directory, name), "rb") as handle:
-                    stored = pickle.load(handle)
-                if stored.get("format") == _FORMAT and stored.get("version") == (__version__, code_key()):
-                    for table in tables:
-                        setattr(cache, table, stored[table])
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError, ImportError):
-                pass  # no cache, or one from another version: start empty
+                data = _read_regular_file(path)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                if not os.path.lexists(path):
+                    continue
+                cache.problem = f"cannot read the cache file {path} ({error.strerror or error}); it is not used"
+                continue
+            try:
+                stored = decode_file(data, tables)
+            except (CacheError, ValueError, TypeError, KeyError) as error:
+                cache.problem = f"the cache file {path} is damaged ({error}); linting without it"
+                continue
+            if stored is not None:
+                for table, entries in stored.items():
+                    setattr(cache, table, entries)
         return cache
 
     @property
@@ -107,7 +393,7 @@ class Cache:
 
     def get(self, run_key: str, path: str, digest: str) -> Optional[Any]:
         entry = self.files.get(path)
-        if entry is not None and entry[0] == run_key and entry[1] == digest:
+        if entry is not None and entry[0] == run_key and entry[1] == digest and entry[2].path == path:
             return entry[2]
         return None
 
@@ -149,40 +435,156 @@ class Cache:
         wanted = self.dirty & set(tables)
         directory = self.directory
         assert directory is not None
+        if not wanted:
+            return
+        try:
+            _prepare_directory(directory)
+        except OSError:
+            return
         for name, stored in _FILES.items():
             if not wanted & set(stored):
                 continue
+            payload: Dict[str, Dict[Any, Any]] = {}
+            for table in stored:  # the newest entries of each, up to the limit
+                entries = getattr(self, table)
+                if len(entries) > _MAX_ENTRIES:
+                    setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
+                payload[table] = getattr(self, table)
             try:
-                os.makedirs(directory, exist_ok=True)
-                ignore = os.path.join(directory, ".gitignore")
-                if not os.path.exists(ignore):
-                    with open(ignore, "w") as handle:
-                        handle.write("# Created by sessionlint.\n*\n")
-                payload: Dict[str, Any] = {"format": _FORMAT, "version": (__version__, code_key())}
-                for table in stored:  # the newest entries of each, up to the limit
-                    entries = getattr(self, table)
-                    if len(entries) > _MAX_ENTRIES:
-                        setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
-                    payload[table] = getattr(self, table)
-                with interrupts_held():
-                    handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-                    try:
-                        with os.fdopen(handle_fd, "wb") as handle:
-                            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                        os.replace(temporary, os.path.join(directory, name))
-                    except BaseException:
-                        os.unlink(temporary)
-                        raise
+                _write_atomically(os.path.join(directory, name), encode_file(payload))
             except OSError:
                 continue
             self.dirty -= set(stored)
 
 
-def clean(directory: str) -> bool:
-    """Remove the cache directory; True if there was one."""
-    import shutil
+def _prepare_directory(directory: str) -> None:
+    """Create the cache directory with its markers (never through a symbolic link), and
+    remove the temporary files that killed runs left there."""
+    os.makedirs(directory, exist_ok=True)
+    if os.path.islink(directory) or not os.path.isdir(directory):
+        raise OSError(f"{directory} is not a directory")
+    for name, text in _MARKERS.items():
+        path = os.path.join(directory, name)
+        if os.path.lexists(path):
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except FileExistsError:  # a concurrent run wrote it
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    remove_stale_temporaries(directory)
 
-    if os.path.isdir(directory):
-        shutil.rmtree(directory, ignore_errors=True)
-        return True
-    return False
+
+def remove_stale_temporaries(directory: str, older_than: float = STALE_TEMPORARY_SECONDS) -> List[str]:
+    """Remove the temporary files of this cache that are older than `older_than` seconds (a
+    concurrent run may be writing a newer one)."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        if not (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            status = os.lstat(path)
+            if stat.S_ISREG(status.st_mode) and now - status.st_mtime >= older_than:
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory, name = os.path.split(path)
+    with interrupts_held():
+        handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX)
+        try:
+            with os.fdopen(handle_fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
+
+
+def is_own_directory(directory: str) -> bool:
+    """Whether `directory` is a cache this module wrote: a real directory (not a link)
+    holding its CACHEDIR.TAG or its .gitignore, and nothing but files it writes."""
+    if os.path.islink(directory) or not os.path.isdir(directory):
+        return False
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    marked = False
+    for name in names:
+        path = os.path.join(directory, name)
+        if name in _MARKERS:
+            try:
+                marked = marked or _read_regular_file(path).decode("utf-8", "replace") == _MARKERS[name]
+            except OSError:
+                return False
+        elif not _is_own_file_name(name) or os.path.islink(path) or not os.path.isfile(path):
+            return False
+    return marked
+
+
+def _is_own_file_name(name: str) -> bool:
+    return name in _FILES or name in _OLD_FILES or (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX))
+
+
+def clean(directory: str) -> Tuple[List[str], Optional[str]]:
+    """Remove the files of the cache in `directory` and then the directory if it is empty:
+    (the paths removed, why the directory was left alone or None). Nothing is removed from
+    a directory that `is_own_directory` does not recognise, and nothing but the files this
+    module writes is ever removed."""
+    if not os.path.lexists(directory):
+        return [], None
+    if not is_own_directory(directory):
+        return [], f"{directory} is not a sessionlint cache directory (it holds other files, or no marker); nothing removed"
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if name in _MARKERS or _is_own_file_name(name):
+            path = os.path.join(directory, name)
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except OSError:
+                continue
+    try:
+        os.rmdir(directory)
+        removed.append(directory)
+    except OSError:
+        pass
+    return removed, None
+
+
+def clean_legacy_user_files() -> List[str]:
+    """Remove what versions before 0.2 kept in the user's cache directory (the compiled code
+    of the libcst import, `dataclass-code-*.marshal`), and that folder if it is then empty."""
+    import glob
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "sessionlint")
+    removed = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "dataclass-code-*.marshal"))):
+        try:
+            if not os.path.islink(path) and os.path.isfile(path):
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            continue
+    try:
+        if removed:
+            os.rmdir(folder)
+    except OSError:
+        pass
+    return removed

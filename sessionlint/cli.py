@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 import click
 
 from sessionlint import __version__
-from sessionlint.config import ConfigError, load_settings
+from sessionlint.config import ConfigError, check_cache_dir, load_settings
 from sessionlint.diagnostics import ErrorKind, RunResult
 from sessionlint.registry import RULES, UnknownSelector, by_code, select_rules
 
@@ -101,7 +101,7 @@ def _explain(code: str) -> None:
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, show_default="one per core", help="Worker processes.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-@click.option("--clean", is_flag=True, help="Remove the result cache (and the compiled-code cache of the libcst import) and exit.")
+@click.option("--clean", is_flag=True, help="Remove the result cache (only the files sessionlint wrote there) and exit.")
 @click.option("--no-prefilter", is_flag=True, hidden=True, help="Parse every file (for testing).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and show tracebacks of internal errors.")
 @click.version_option(__version__, "--version", prog_name="sessionlint", message="%(prog)s %(version)s")
@@ -149,6 +149,7 @@ def main(
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     paths = paths or (".",)
     config_paths = [stdin_filename] if paths == ("-",) and stdin_filename else list(paths)
+    environment_cache_dir = os.environ.get("SESSIONLINT_CACHE_DIR") or None
     try:
         settings = _settings(
             config_paths,
@@ -164,9 +165,13 @@ def main(
             prefilter=False if no_prefilter else None,
             jobs=jobs,
             cache=False if no_cache else None,
-            cache_dir=os.environ.get("SESSIONLINT_CACHE_DIR") or None,
+            cache_dir=environment_cache_dir,
         )
         select_rules(settings.effective_select, settings.ignore)
+        if environment_cache_dir:
+            check_cache_dir(settings.cache_dir, "SESSIONLINT_CACHE_DIR", settings.root, config_paths)
+        elif settings.config_file:
+            check_cache_dir(settings.cache_dir, settings.config_file, settings.root, config_paths)
     except UnknownSelector as error:
         _fail(f"unknown rule selector `{error.selector}` (see `sessionlint --list-rules`)")
         return
@@ -175,12 +180,15 @@ def main(
         return
     if clean:
         from sessionlint.cache import clean as clean_cache
-        from sessionlint.importcache import clean as clean_code
+        from sessionlint.cache import clean_legacy_user_files
 
-        removed = clean_cache(settings.cache_dir)
-        click.echo(f"Removed {settings.cache_dir}" if removed else f"No cache at {settings.cache_dir}", err=True)
-        for path in clean_code():
+        removed, refused = clean_cache(settings.cache_dir)
+        for path in removed + clean_legacy_user_files():
             click.echo(f"Removed {path}", err=True)
+        if refused is not None:
+            _fail(refused)
+        if not removed:
+            click.echo(f"No cache at {settings.cache_dir}", err=True)
         return
     fix_mode = ("unsafe" if unsafe_fixes else "safe") if (fix or diff) else None
     _lint(paths, settings, output_format or "text", output_file, statistics, stdin_filename,
@@ -228,6 +236,8 @@ def _lint(
     result = run(paths, settings, stdin=stdin, progress=_progress_bar(), fix=fix_mode)
     for problem in result.usage_errors:
         click.echo(f"sessionlint: error: {problem}", err=True)
+    for warning in result.warnings:
+        click.echo(f"sessionlint: warning: {warning}", err=True)
     for error in result.errors:
         if error.kind in (ErrorKind.IO, ErrorKind.INTERNAL):
             click.echo(f"sessionlint: error: {error.path}: {error.message}", err=True)

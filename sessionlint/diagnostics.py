@@ -95,6 +95,7 @@ class FileResult:
 class RunResult:
     files: list = field(default_factory=list)  # List[FileResult]
     usage_errors: list = field(default_factory=list)  # List[str]: bad paths, config
+    warnings: list = field(default_factory=list)  # List[str]: one line each (a damaged cache)
     sources: dict = field(default_factory=dict)  # path -> bytes, for files with findings
     suppressed: int = 0  # findings hidden by `# noqa` / `# sessionlint: ignore`
     # --fix / --diff: path -> (original bytes, fixed bytes, {code: fixes applied})

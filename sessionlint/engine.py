@@ -802,6 +802,8 @@ def _lint_sources(
     from sessionlint.cache import Cache
 
     cache = Cache.open(settings.cache_dir) if settings.cache else Cache.disabled()
+    if cache.problem is not None:
+        result.warnings.append(cache.problem)
     builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     # A cold run over many files starts its workers now: they import libcst and the rules on
     # the second core while this process starts the project pass, then share it.

@@ -154,10 +154,7 @@ def by_code(code: str) -> Optional[RuleInfo]:
 
 
 def rule_classes(infos: Iterable[RuleInfo]) -> list:
-    """The rule classes for `infos` (imports libcst, with importcache's compiled code)."""
-    from sessionlint.importcache import cached_import
-
-    cached_import(lambda: __import__("sessionlint.rules"))
+    """The rule classes for `infos` (imports libcst)."""
     from sessionlint.rules import ALL_RULES
 
     wanted = {info.code for info in infos}

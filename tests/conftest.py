@@ -8,5 +8,5 @@ import tempfile
 
 # CLI runs write their result cache here, not into the checkout.
 os.environ["SESSIONLINT_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="sessionlint-test-cache-"), "cache")
-# and the compiled code of the libcst import (sessionlint.importcache) here, not in ~/.cache.
+# and anything under the user's cache directory here, not in ~/.cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sessionlint-test-xdg-")

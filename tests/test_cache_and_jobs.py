@@ -136,18 +136,20 @@ def test_clean_removes_the_cache(tmp_path, monkeypatch):
     app = write_project(tmp_path)
     monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    # what versions before 0.2 kept in the user's cache directory
     code = tmp_path / "user" / "sessionlint" / "dataclass-code-0123456789abcdef.marshal"
     code.parent.mkdir(parents=True)
     code.write_bytes(b"compiled code of an earlier libcst import")
     (code.parent / "unrelated.txt").write_text("not ours to remove")
     runner = CliRunner()
     assert runner.invoke(main, [str(app), "-q", "-j", "1"]).exit_code == 1
-    assert (tmp_path / "cache").is_dir()
+    assert sorted(os.listdir(tmp_path / "cache")) == [".gitignore", "CACHEDIR.TAG", "project.json", "results.json"]
     cleaned = runner.invoke(main, ["--clean"])
     assert cleaned.exit_code == 0
     assert not (tmp_path / "cache").exists() and not code.exists()
     assert (code.parent / "unrelated.txt").exists()
     assert f"Removed {code}" in cleaned.output
+    assert f"Removed {tmp_path / 'cache'}" in cleaned.output
 
 
 def test_change_to_the_tools_own_code_invalidates(tmp_path, monkeypatch):
@@ -171,9 +173,9 @@ def test_cache_files_are_written_only_when_changed(tmp_path):
     app = write_project(tmp_path)
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     engine.run([str(app)], settings)
-    stored = {name: os.stat(tmp_path / "cache" / name).st_mtime_ns for name in ("results.pickle", "project.pickle")}
-    os.utime(tmp_path / "cache" / "results.pickle", ns=(1, 1))
-    os.utime(tmp_path / "cache" / "project.pickle", ns=(1, 1))
+    stored = {name: os.stat(tmp_path / "cache" / name).st_mtime_ns for name in ("results.json", "project.json")}
+    os.utime(tmp_path / "cache" / "results.json", ns=(1, 1))
+    os.utime(tmp_path / "cache" / "project.json", ns=(1, 1))
     assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
     assert [os.stat(tmp_path / "cache" / name).st_mtime_ns for name in stored] == [1, 1]
     (app / "routes.py").write_text(ROUTES + "\n# edited\n")
