@@ -165,17 +165,16 @@ def precommit_samples(target: str, count: int = 5) -> Dict[str, List[List[str]]]
     import random
 
     sys.path.insert(0, ROOT)
+    from sessionlint.api import build_project, lint_paths, python_files, read_sources
     from sessionlint.config import Settings
-    from sessionlint.discovery import discover
-    from sessionlint.engine import build_project, read_sources, run
     from sessionlint.registry import RULES
 
-    files = sorted(discover([target]).files)
-    sources, _ = read_sources(files)
+    files = sorted(python_files([target]))
+    sources = read_sources(files)
     project = build_project(sources, Settings())
     triggers = {t for rule in RULES for t in rule.triggers}
     prefiltered = sorted(p for p, data in sources.items() if project.may_have_findings(data, triggers))
-    parsed = sorted(r.path for r in run([target], Settings(cache=False)).files if r.parsed)
+    parsed = sorted(r.path for r in lint_paths([target], Settings(cache=False)).files if r.parsed)
     rng = random.Random(20261130)
     chosen = {
         "any": [rng.sample(files, 5) for _ in range(count)],

@@ -102,12 +102,12 @@ def _unpack_python(archive: str, target: str) -> int:
 
 
 def lint_project(project: dict) -> Tuple[List[dict], float, int, int]:
+    from sessionlint.api import lint_paths
     from sessionlint.config import Settings
-    from sessionlint.engine import run as run_engine
 
     root = source_dir(project)
     started = time.perf_counter()
-    result = run_engine([root], Settings(select=("ALL",), cache=False))
+    result = lint_paths([root], Settings(select=("ALL",), cache=False))
     seconds = time.perf_counter() - started
     records = []
     for diagnostic in result.diagnostics:
@@ -222,13 +222,12 @@ def check() -> int:
 
 def _linted_projects(projects: List[dict], settings: object):
     """(project, root, sources, project pass) for each fetched project."""
-    from sessionlint.discovery import discover
-    from sessionlint.engine import build_project, read_sources
+    from sessionlint.api import build_project, python_files, read_sources
 
     for project in projects:
         root = source_dir(project)
         if os.path.isdir(root):
-            sources, _ = read_sources(discover([root]).files)
+            sources = read_sources(python_files([root]))
             yield project, root, sources, build_project(sources, settings)  # type: ignore[arg-type]
 
 
@@ -237,13 +236,14 @@ def mutate(projects: List[dict], per_project: int, seed: int, operators: Sequenc
     rule reports more findings on the mutant than on the original."""
     from mutations import OPERATORS, expected_codes, find_sites, make_mutant
 
+    from dataclasses import replace
+
+    from sessionlint.api import lint_source
     from sessionlint.config import Settings
-    from sessionlint.engine import lint_source
-    from sessionlint.registry import rule_classes, select_rules
 
     rng = random.Random(seed)
     settings = Settings(select=("ALL",))
-    classes = rule_classes(select_rules(settings.select))
+    unfiltered = replace(settings, prefilter=False)
     totals: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
     misses: List[str] = []
     mutant_root = os.path.join(cache_dir(), "mutants")
@@ -282,9 +282,9 @@ def mutate(projects: List[dict], per_project: int, seed: int, operators: Sequenc
                     continue  # e.g. a `with` whose body cannot stand alone: not a plant
                 codes = expected_codes(operator)
                 if path not in originals:
-                    originals[path] = lint_source(sources[path], path, linted, classes, prefilter=False)
+                    originals[path] = lint_source(sources[path], path, unfiltered, linted)
                 original = originals[path]
-                result = lint_source(mutated, path, linted, classes)
+                result = lint_source(mutated, path, settings, linted)
                 before = sum(1 for d in original.diagnostics if d.code in codes)
                 if before:
                     continue  # not correct code to begin with: no clean plant in this file
@@ -321,18 +321,20 @@ def fuzz(projects: List[dict], per_project: int, edits: int, seed: int) -> int:
     import traceback
 
     os.environ["SESSIONLINT_STRICT"] = "1"
+    from dataclasses import replace
+
+    from sessionlint.api import fix_source, lint_source
     from sessionlint.config import Settings
-    from sessionlint.engine import lint_source
-    from sessionlint.fixes.apply import fix_source
-    from sessionlint.registry import rule_classes, select_rules
+    from sessionlint.registry import RULES
 
     rng = random.Random(seed)
     settings = Settings(select=("ALL",))
-    classes = rule_classes(select_rules(settings.select))
+    unfiltered = replace(settings, prefilter=False)
+    triggers = {t for rule in RULES for t in rule.triggers}
     noise = [b"(", b")", b"[", b":", b"with ", b"await ", b"yield ", b"return ", b"try:", b"finally:", b"\n", b"    ", b"lambda: ", b"async "]
     mutants = crashes = parsed = 0
     for project, root, sources, linted in _linted_projects(projects, settings):
-        candidates = sorted(p for p, data in sources.items() if linted.may_have_findings(data, {t for c in classes for t in c.TRIGGERS}))
+        candidates = sorted(p for p, data in sources.items() if linted.may_have_findings(data, triggers))
         for path in rng.sample(candidates, min(per_project, len(candidates))):
             data = sources[path]
             try:
@@ -363,10 +365,10 @@ def fuzz(projects: List[dict], per_project: int, edits: int, seed: int) -> int:
                     mutated = data[:start] + rng.choice(noise) + data[end:]
                 mutants += 1
                 try:
-                    result = lint_source(mutated, path, linted, classes, prefilter=False)
+                    result = lint_source(mutated, path, unfiltered, linted)
                     parsed += result.error is None
                     if result.error is None and any(d.fix is not None for d in result.diagnostics):
-                        fix_source(mutated, path, linted, classes, unsafe=True)
+                        fix_source(mutated, path, settings, unsafe=True, project=sources)
                 except Exception:
                     crashes += 1
                     copy = os.path.join(cache_dir(), "fuzz-crashes", f"{project['name']}-{crashes}.py")

@@ -1,4 +1,4 @@
-from sessionlint.launch import main
+from sessionlint.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

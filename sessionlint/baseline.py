@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Dict, List, Sequence, Tuple
 
 from sessionlint.diagnostics import Diagnostic
-from sessionlint.fixes.files import interrupts_held
+from sessionlint.fixes.files import write_atomically
 
 FORMAT = 1
 
@@ -46,13 +46,8 @@ def write(path: str, diagnostics: Sequence[Diagnostic], sources: Dict[str, bytes
         {"path": relative(d.path), "code": d.code, "fingerprint": f}
         for d, f in zip(diagnostics, fingerprints(diagnostics, sources, relative))
     ]
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-    with interrupts_held():
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"format": FORMAT, "findings": records}, handle, indent=1)
-            handle.write("\n")
-        os.replace(temporary, path)
+    text = json.dumps({"format": FORMAT, "findings": records}, indent=1) + "\n"
+    write_atomically(path, text.encode("utf-8"))
     return len(records)
 
 

@@ -20,13 +20,11 @@ import functools
 import json
 import os
 import stat
-import tempfile
-import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from sessionlint import __version__
 from sessionlint.diagnostics import Applicability, Confidence, Diagnostic, ErrorKind, FileError, FileResult, Fix, Location
-from sessionlint.fixes.files import blake2b, interrupts_held
+from sessionlint.fixes.files import TEMPORARY_SUFFIX, blake2b, remove_stale_temporaries, write_atomically
 
 _FORMAT = 6
 _MAX_ENTRIES = 200_000
@@ -44,9 +42,6 @@ _TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache dire
 _MARKERS = {".gitignore": _GITIGNORE, "CACHEDIR.TAG": _TAG}
 # Files of earlier formats that `--clean` removes too.
 _OLD_FILES = ("results.pickle", "project.pickle")
-_TEMPORARY_SUFFIX = ".sessionlint-tmp"
-# A temporary file older than this was left by a run that was killed: the next run removes it.
-STALE_TEMPORARY_SECONDS = 600
 
 
 class CacheError(ValueError):
@@ -451,7 +446,7 @@ class Cache:
                     setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
                 payload[table] = getattr(self, table)
             try:
-                _write_atomically(os.path.join(directory, name), encode_file(payload))
+                write_atomically(os.path.join(directory, name), encode_file(payload))
             except OSError:
                 continue
             self.dirty -= set(stored)
@@ -474,45 +469,6 @@ def _prepare_directory(directory: str) -> None:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
     remove_stale_temporaries(directory)
-
-
-def remove_stale_temporaries(directory: str, older_than: float = STALE_TEMPORARY_SECONDS) -> List[str]:
-    """Remove the temporary files of this cache that are older than `older_than` seconds (a
-    concurrent run may be writing a newer one)."""
-    removed = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    now = time.time()
-    for name in names:
-        if not (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            status = os.lstat(path)
-            if stat.S_ISREG(status.st_mode) and now - status.st_mtime >= older_than:
-                os.unlink(path)
-                removed.append(path)
-        except OSError:
-            continue
-    return removed
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    directory, name = os.path.split(path)
-    with interrupts_held():
-        handle_fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX)
-        try:
-            with os.fdopen(handle_fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
 
 
 def is_own_directory(directory: str) -> bool:
@@ -538,7 +494,7 @@ def is_own_directory(directory: str) -> bool:
 
 
 def _is_own_file_name(name: str) -> bool:
-    return name in _FILES or name in _OLD_FILES or (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX))
+    return name in _FILES or name in _OLD_FILES or (name.startswith(".") and name.endswith(TEMPORARY_SUFFIX))
 
 
 def clean(directory: str) -> Tuple[List[str], Optional[str]]:

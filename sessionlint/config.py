@@ -9,7 +9,7 @@ import fnmatch
 import os
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 
 class ConfigError(Exception):
@@ -41,6 +41,7 @@ class Settings:
     jobs: int = 0  # worker processes; 0: one per core
     cache: bool = True
     cache_dir: str = ".sessionlint_cache"
+    max_file_size: int = 4 << 20  # larger files are not linted (a notice says so)
     config_file: Optional[str] = None  # where the file settings came from
     root: str = field(default_factory=os.getcwd)  # globs are relative to this directory
 
@@ -109,7 +110,9 @@ _KEYS: Dict[str, Tuple[str, str]] = {
     "engine-factories": ("engine_factories", "names"),
     "request-decorators": ("request_decorators", "names"),
     "cache-dir": ("cache_dir", "string"),
+    "max-file-size": ("max_file_size", "size"),
 }
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
 
 
 def _load_toml(path: str) -> Dict[str, Any]:
@@ -144,20 +147,49 @@ def find_config(paths: Sequence[str]) -> Optional[str]:
     directory = os.path.abspath(start)
     if not os.path.isdir(directory):
         directory = os.path.dirname(directory)
+    return _nearest_config(directory, {})
+
+
+def _nearest_config(directory: str, known: Dict[str, Optional[str]]) -> Optional[str]:
+    """The nearest pyproject.toml with a `[tool.sessionlint]` table in `directory` or above
+    it; `known` remembers the answer per directory."""
+    return nearest_upward(directory, known, _sessionlint_pyproject)
+
+
+def _sessionlint_pyproject(directory: str) -> Optional[str]:
+    candidate = os.path.join(directory, "pyproject.toml")
+    if not os.path.isfile(candidate):
+        return None
+    try:
+        with open(candidate, "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    if b"sessionlint" in text and _section(candidate, _load_toml(candidate)) is not None:
+        return candidate
+    return None
+
+
+def nearest_upward(directory: str, known: Dict[str, Optional[str]], found_in: Callable[[str], Optional[str]]) -> Optional[str]:
+    """The first answer of `found_in` for `directory` and the directories above it, up to the
+    root; `known` remembers the answer for every directory on the way."""
+    seen = []
+    found: Optional[str] = None
     while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, "rb") as handle:
-                    text = handle.read()
-            except OSError:
-                text = b""
-            if b"sessionlint" in text and _section(candidate, _load_toml(candidate)) is not None:
-                return candidate
+        if directory in known:
+            found = known[directory]
+            break
+        seen.append(directory)
+        found = found_in(directory)
+        if found is not None:
+            break
         parent = os.path.dirname(directory)
         if parent == directory:
-            return None
+            break
         directory = parent
+    for directory in seen:
+        known[directory] = found
+    return found
 
 
 def _check(key: str, kind: str, value: Any, source: str) -> Any:
@@ -176,6 +208,8 @@ def _check(key: str, kind: str, value: Any, source: str) -> Any:
         if "\0" in value:
             raise ConfigError(key, source, "must not contain a NUL character")
         return value
+    if kind == "size":
+        return parse_size(key, value, source)
     if kind == "codes":
         codes = strings()
         _check_selectors(key, codes, source)
@@ -199,6 +233,25 @@ def _check(key: str, kind: str, value: Any, source: str) -> Any:
             pairs.append((pattern, tuple(codes)))
         return tuple(pairs)
     raise AssertionError(kind)
+
+
+def parse_size(key: str, value: Any, source: str) -> int:
+    """A size in bytes: a whole number, or a string such as "4MB", "512 KiB" (0: no limit)."""
+    if isinstance(value, bool):
+        raise ConfigError(key, source, "must be a size in bytes or a string such as \"4MB\"")
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits) :]
+        try:
+            number = float(digits)
+        except ValueError:
+            number = -1
+        if number >= 0 and unit in _SIZE_UNITS:
+            return int(number * _SIZE_UNITS[unit])
+    raise ConfigError(key, source, "must be a size in bytes or a string such as \"4MB\"")
 
 
 def _check_selectors(key: str, codes: Sequence[str], source: str) -> None:
@@ -228,9 +281,14 @@ def read_file_settings(path: str) -> Dict[str, Any]:
 
 
 def load_settings(paths: Sequence[str], config_file: Optional[str] = None, **overrides: Any) -> Settings:
-    """File settings (explicit or discovered), with the command line's `overrides` on top
-    (only the ones given: None means "not on the command line")."""
-    path = config_file if config_file is not None else find_config(paths)
+    """File settings (explicit or discovered from the first path), with the command line's
+    `overrides` on top (only the ones given: None means "not on the command line")."""
+    return settings_from(config_file if config_file is not None else find_config(paths), overrides)
+
+
+def settings_from(path: Optional[str], overrides: Mapping[str, Any]) -> Settings:
+    """The settings of the configuration file `path` (None: the defaults), with the command
+    line's `overrides` on top."""
     values: Dict[str, Any] = {}
     if path is not None:
         values = read_file_settings(path)
@@ -243,6 +301,50 @@ def load_settings(paths: Sequence[str], config_file: Optional[str] = None, **ove
         if value is not None:
             values[key] = value
     return Settings(**values)
+
+
+class Configuration:
+    """The settings of each linted file: those of the nearest `pyproject.toml` with a
+    `[tool.sessionlint]` table above it (as Ruff does), or of one file for all (`--config`),
+    or of none (`--isolated`), with the command line's overrides on top. Files are read once
+    and their settings shared by every file under them. Raises ConfigError for a bad file
+    when a linted file first needs it."""
+
+    def __init__(self, config_file: Optional[str] = None, isolated: bool = False, **overrides: Any) -> None:
+        self.explicit = config_file
+        self.isolated = isolated
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+        self._nearest: Dict[str, Optional[str]] = {}
+        self._settings: Dict[Optional[str], Settings] = {}
+
+    @classmethod
+    def fixed(cls, settings: Settings) -> "Configuration":
+        """The same settings for every file (scripts, tests)."""
+        configuration = cls(isolated=True)
+        configuration._settings[None] = settings
+        return configuration
+
+    def config_file_for(self, path: str) -> Optional[str]:
+        if self.isolated:
+            return None
+        if self.explicit is not None:
+            return self.explicit
+        directory = os.path.abspath(path)
+        if not os.path.isdir(directory):
+            directory = os.path.dirname(directory)
+        return _nearest_config(directory, self._nearest)
+
+    def for_path(self, path: str) -> Settings:
+        """The settings that apply to the file or directory `path`."""
+        config = self.config_file_for(path)
+        settings = self._settings.get(config)
+        if settings is None:
+            settings = self._settings[config] = settings_from(config, self.overrides)
+        return settings
+
+    @property
+    def files_read(self) -> List[str]:
+        return sorted(path for path in self._settings if path is not None)
 
 
 # What makes a directory a source directory, which a cache must never be.

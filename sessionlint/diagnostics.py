@@ -9,6 +9,16 @@ from enum import Enum
 from typing import Optional, Tuple
 
 
+def display_path(path: str) -> str:
+    """`path` as text any output can hold: bytes of a file name that are not UTF-8 (kept by
+    Python as surrogate escapes) are shown as `\\xNN`."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class Applicability(Enum):
     """How safe a fix is: SAFE is applied by `--fix`, UNSAFE only with `--unsafe-fixes`."""
 
@@ -46,6 +56,15 @@ class Fix:
 
     applicability: Applicability
     title: str
+
+
+def is_fixable(diagnostic: "Diagnostic", unsafe: bool) -> bool:
+    """The one definition of "fixable", for every reporter and for `--fix`: a fix that
+    `--fix` applies (a safe one), or with `--unsafe-fixes` (`unsafe`) an unsafe one too."""
+    fix = diagnostic.fix
+    if fix is None:
+        return False
+    return fix.applicability is Applicability.SAFE or (unsafe and fix.applicability is Applicability.UNSAFE)
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,8 @@ class RunResult:
     fixes: dict = field(default_factory=dict)
     fix_problems: list = field(default_factory=list)  # (path, message): a round that failed
     unfixed: dict = field(default_factory=dict)  # path -> FileResult of the original text
+    # (project root or None, configuration file or None) of each project the run met
+    projects: list = field(default_factory=list)
 
     def keep_original(self, path: str) -> None:
         """The fixed text of `path` was not written: report the original's findings."""

@@ -2,9 +2,9 @@
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set, Union
 
-from sessionlint.config import Settings
+from sessionlint.config import Configuration, Settings, nearest_upward
 
 # Directories never entered when walking: VCS data, caches, build output, dependencies.
 EXCLUDED_DIRECTORIES = frozenset(
@@ -41,55 +41,62 @@ def _is_virtualenv(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
 
 
-def discover(paths: Sequence[str], settings: Optional[Settings] = None) -> Discovery:
+def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None] = None) -> Discovery:
     """Files named on the command line are always linted (unless `force_exclude` and an
     exclude matches); directories are walked for `*.py` and `*.pyi`, skipping excluded
     directories, virtualenvs, the configured `exclude`/`extend-exclude` globs and, in a git
-    checkout, what git ignores. Symbolic links to directories are not followed while walking
-    (no loops, nothing outside the given roots)."""
-    settings = settings or Settings()
+    checkout, what git ignores. Each path is judged by the settings that apply to it (its
+    nearest configuration). Symbolic links to directories are not followed while walking (no
+    loops, nothing outside the given roots). A file reached twice (a path given twice, once
+    relative and once absolute) is linted once, under the first name."""
+    configuration = settings if isinstance(settings, Configuration) else Configuration.fixed(settings or Settings())
     found = Discovery()
     seen = set()
     walked: List[str] = []
-    excludes = settings.exclude + settings.extend_exclude
 
     def add(path: str, from_walk: bool) -> None:
         normal = os.path.normpath(path)
-        if normal not in seen:
-            seen.add(normal)
+        key = os.path.realpath(normal)
+        if key not in seen:
+            seen.add(key)
             found.files.append(normal)
             if from_walk:
                 walked.append(normal)
 
     for given in paths:
         if os.path.isdir(given):
-            if excludes and settings.force_exclude and settings.is_excluded(given):
+            top = configuration.for_path(given)
+            if top.force_exclude and top.is_excluded(given):
                 continue
             for directory, subdirectories, filenames in os.walk(given, followlinks=False):
+                here = configuration.for_path(directory)
+                excludes = here.exclude + here.extend_exclude
                 subdirectories[:] = sorted(
                     d
                     for d in subdirectories
                     if d not in EXCLUDED_DIRECTORIES
                     and not d.endswith(".egg-info")
                     and not _is_virtualenv(os.path.join(directory, d))
-                    and not (excludes and settings.is_excluded(os.path.join(directory, d)))
+                    and not (excludes and configuration.for_path(os.path.join(directory, d)).is_excluded(os.path.join(directory, d)))
                 )
                 for filename in sorted(filenames):
                     if filename.endswith(PYTHON_SUFFIXES):
                         full = os.path.join(directory, filename)
-                        if excludes and settings.is_excluded(full):
+                        if excludes and here.is_excluded(full):
                             continue
                         if os.path.isfile(full):  # skips broken links and sockets
                             add(full, True)
         elif os.path.isfile(given):
-            if not (settings.force_exclude and settings.is_excluded(given)):
+            settings_here = configuration.for_path(given)
+            if not (settings_here.force_exclude and settings_here.is_excluded(given)):
                 add(given, False)
         elif os.path.lexists(given):
             found.errors.append(f"{given}: not a regular file or directory")
         else:
             found.errors.append(f"{given}: no such file or directory")
-    if walked and settings.respect_gitignore:
-        ignored = git_ignored(walked)
+    respecting = [f for f in walked if configuration.for_path(f).respect_gitignore]
+    if respecting:
+        ignored = git_ignored(respecting)
         if ignored:
             found.files = [f for f in found.files if f not in ignored]
     return found
@@ -97,7 +104,29 @@ def discover(paths: Sequence[str], settings: Optional[Settings] = None) -> Disco
 
 def git_ignored(files: Sequence[str]) -> Set[str]:
     """The files git ignores (`.gitignore`, `.git/info/exclude`, the global excludes), asked
-    of `git check-ignore` once per run; nothing when git is missing or this is no checkout."""
+    of `git check-ignore` once per repository the files lie in; nothing for files outside a
+    checkout or when git is missing."""
+    by_repository: Dict[str, List[str]] = {}
+    for path in files:
+        top = _git_top(os.path.dirname(os.path.abspath(path)))
+        if top is not None:
+            by_repository.setdefault(top, []).append(path)
+    ignored: Set[str] = set()
+    for top, members in by_repository.items():
+        ignored |= _check_ignore(top, members)
+    return ignored
+
+
+_GIT_TOPS: Dict[str, Optional[str]] = {}
+
+
+def _git_top(directory: str) -> Optional[str]:
+    """The nearest directory at or above `directory` holding `.git` (a directory, or the
+    file of a worktree or submodule)."""
+    return nearest_upward(directory, _GIT_TOPS, lambda d: d if os.path.exists(os.path.join(d, ".git")) else None)
+
+
+def _check_ignore(top: str, files: Sequence[str]) -> Set[str]:
     import subprocess
 
     absolute = {os.path.abspath(f): f for f in files}
@@ -107,12 +136,12 @@ def git_ignored(files: Sequence[str]) -> Set[str]:
             input=b"\0".join(os.fsencode(f) for f in absolute),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            cwd=os.path.dirname(next(iter(absolute))),  # inside the checkout being linted
+            cwd=top,
             timeout=30,
         )
-    except (OSError, subprocess.SubprocessError, StopIteration):
+    except (OSError, subprocess.SubprocessError):
         return set()
-    if completed.returncode not in (0, 1):  # 128: not a git checkout (or outside it)
+    if completed.returncode not in (0, 1):  # 128: not a git checkout after all
         return set()
     ignored = (os.fsdecode(p) for p in completed.stdout.split(b"\0") if p)
     return {absolute[p] for p in ignored if p in absolute}
@@ -140,30 +169,36 @@ def project_root(start: str, settings: Settings) -> Optional[str]:
         directory = parent
 
 
-def project_context(paths: Sequence[str], files: Sequence[str], settings: Settings) -> List[str]:
-    """The other files of the project when only some of it is linted (a pre-commit hook
-    passes the changed files): the project pass reads them too, so a factory defined in an
-    unchanged module is known, and a file gets the same findings as in a run over the whole
-    project. Empty when a given directory already covers the project root, or a path lies
-    outside it. Paths come in the form of the given ones: relative to the current directory
-    when those are relative (relative imports resolve between them)."""
-    given = [p for p in paths if p != "-"]
-    if not given:
-        return []
-    root = project_root(given[0], settings)
-    if root is None:
-        return []
+def project_context(
+    root: str, given: Sequence[str], linted: Sequence[str], settings: Union[Settings, Configuration], relative: Optional[bool] = None
+) -> List[str]:
+    """The other files of the project at `root` when only some of it is linted (a pre-commit
+    hook passes the changed files): the project pass reads them too, so a factory defined in
+    an unchanged module is known, and a file gets the findings a run over the whole project
+    gives it. Empty when a given directory covers the project root (then every file of the
+    project is linted). Paths are relative to the current directory when `relative` (by
+    default: when no given path is absolute), so that relative imports resolve between them
+    and the linted files."""
+    given = [p for p in given if p != "-"]
     for path in given:
         absolute = os.path.abspath(path)
-        if absolute == root or (os.path.isdir(absolute) and root.startswith(absolute + os.sep)):
+        if absolute == root or (os.path.isdir(absolute) and root.startswith(absolute.rstrip(os.sep) + os.sep)):
             return []
-        if not absolute.startswith(root + os.sep):
-            return []
-    linted = {os.path.abspath(f) for f in files}
-    relative = not any(os.path.isabs(p) for p in given)
+    linted_here = {os.path.realpath(f) for f in linted}
+    if relative is None:
+        relative = not any(os.path.isabs(p) for p in given)
     context = []
     for path in discover([root], settings).files:
         absolute = os.path.abspath(path)
-        if absolute not in linted:
-            context.append(os.path.relpath(absolute) if relative else absolute)
+        if os.path.realpath(absolute) not in linted_here:
+            context.append(_relative_or_absolute(absolute, relative))
     return context
+
+
+def _relative_or_absolute(absolute: str, relative: bool) -> str:
+    if not relative:
+        return absolute
+    try:
+        return os.path.relpath(absolute)
+    except ValueError:  # another drive on Windows
+        return absolute

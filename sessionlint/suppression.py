@@ -3,7 +3,10 @@
 Forms, on the finding's start line or on the first line of the statement it belongs to:
 - `# noqa: SL001` or `# noqa: SL001, SL003` (codes of other tools in the list are ignored);
 - `# sessionlint: ignore[SL001,SL003]`;
-- a bare `# noqa` or `# sessionlint: ignore`: every code.
+- a bare `# noqa` or `# sessionlint: ignore`: every code;
+- on a line of its own, anywhere in the file, `# sessionlint: noqa` (every finding of the
+  file) or `# sessionlint: noqa: SL001, SL003` (those codes in the whole file), as Ruff's
+  `# ruff: noqa`.
 
 Suppressions that suppress nothing are reported as SL100 (unused-suppression) when SL100 is
 selected. A bare `# noqa` is never reported: it is as likely to be there for another tool.
@@ -12,7 +15,7 @@ selected. A bare `# noqa` is never reported: it is as likely to be there for ano
 import io
 import re
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from sessionlint.diagnostics import Diagnostic, Location
@@ -23,6 +26,7 @@ UNUSED_NAME = "unused-suppression"
 _NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I)
 _IGNORE = re.compile(r"#\s*sessionlint\s*:\s*ignore(?:\s*\[(?P<codes>[^\]]*)\])?", re.I)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
+_FILE_NOQA = re.compile(r"^#\s*sessionlint\s*:\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?\s*$", re.I)
 # Cheap test on the bytes before any tokenizing.
 _MARKERS = (b"noqa", b"NOQA", b"sessionlint:", b"sessionlint :")
 
@@ -39,6 +43,7 @@ class Suppression:
 class FileSuppressions:
     by_line: Dict[int, List[Suppression]]
     statement_start: Dict[int, int]  # physical line -> first line of its logical line
+    whole_file: List[Suppression] = field(default_factory=list)  # `# sessionlint: noqa[: codes]`
 
     def lines_for(self, line: int) -> Tuple[int, ...]:
         first = self.statement_start.get(line, line)
@@ -67,12 +72,15 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
     by_line: Dict[int, List[Suppression]] = {}
     starts: Dict[int, int] = {}
     comments: List[Tuple[int, int, str]] = []
+    code_lines: Set[int] = set()  # lines with a token that is not a comment
     try:
         logical_start: Optional[int] = None
         for token in tokenize.tokenize(io.BytesIO(data).readline):
             kind, line = token.type, token.start[0]
             if kind == tokenize.COMMENT:
                 comments.append((line, token.start[1], token.string))
+            elif kind not in (tokenize.ENCODING, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+                code_lines.update(range(token.start[0], token.end[0] + 1))
             if kind in (tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
                 if kind == tokenize.NL and logical_start is not None:
                     starts.setdefault(line, logical_start)
@@ -86,27 +94,37 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
             if logical_start is None:
                 logical_start = line
     except (tokenize.TokenError, SyntaxError, UnicodeDecodeError, ValueError):
-        comments = _comments_by_regex(data)
+        comments, code_lines = _comments_by_regex(data)
+    whole_file: List[Suppression] = []
     for line, column, text in comments:
+        if line not in code_lines:
+            match = _FILE_NOQA.match(text)
+            if match is not None:
+                codes = frozenset(c.upper() for c in _CODE.findall(match.group("codes") or "")) if match.group("sep") else None
+                whole_file.append(Suppression(line, column + 1, codes, True))
+                continue
         found = _directive(text)
         if found is not None:
             offset, codes, explicit = found
             by_line.setdefault(line, []).append(Suppression(line, column + offset + 1, codes, explicit))
-    if not by_line:
+    if not by_line and not whole_file:
         return None
-    return FileSuppressions(by_line, starts)
+    return FileSuppressions(by_line, starts, whole_file)
 
 
-def _comments_by_regex(data: bytes) -> List[Tuple[int, int, str]]:
+def _comments_by_regex(data: bytes) -> Tuple[List[Tuple[int, int, str]], Set[int]]:
     """For files the tokenizer rejects: `#` comments found line by line (good enough: such
-    files have a syntax error and no rule findings)."""
+    files have a syntax error and no rule findings), and the lines with code before one."""
     text = data.decode("utf-8", errors="replace")
     found = []
+    code_lines = set()
     for number, line in enumerate(text.splitlines(), start=1):
         index = line.find("#")
         if index >= 0:
             found.append((number, index, line[index:]))
-    return found
+        if line[: index if index >= 0 else len(line)].strip():
+            code_lines.add(number)
+    return found, code_lines
 
 
 def _directive(comment: str) -> Optional[Tuple[int, Optional[FrozenSet[str]], bool]]:
@@ -146,7 +164,11 @@ def apply(
     suppressed = 0
     for diagnostic in diagnostics:
         match = None
-        for line in suppressions.lines_for(diagnostic.start.line):
+        for suppression in suppressions.whole_file:
+            if suppression.codes is None or diagnostic.code in suppression.codes:
+                match = suppression
+                break
+        for line in suppressions.lines_for(diagnostic.start.line) if match is None else ():
             for suppression in suppressions.by_line.get(line, ()):
                 if suppression.codes is None or diagnostic.code in suppression.codes:
                     match = suppression
@@ -162,10 +184,12 @@ def apply(
         for suppressions_on_line in suppressions.by_line.values():
             for suppression in suppressions_on_line:
                 kept.extend(_unused(path, suppression, used.get(id(suppression), set()), enabled))
+        for suppression in suppressions.whole_file:
+            kept.extend(_unused(path, suppression, used.get(id(suppression), set()), enabled, whole_file=True))
     return tuple(kept), suppressed
 
 
-def _unused(path: str, suppression: Suppression, matched: Set[str], enabled: FrozenSet[str]) -> List[Diagnostic]:
+def _unused(path: str, suppression: Suppression, matched: Set[str], enabled: FrozenSet[str], whole_file: bool = False) -> List[Diagnostic]:
     if not suppression.explicit:
         return []
     if suppression.codes is None:
@@ -176,10 +200,11 @@ def _unused(path: str, suppression: Suppression, matched: Set[str], enabled: Fro
     if not unused:
         return []
     listed = ", ".join(f"`{c}`" for c in unused)
+    where = "in this file" if whole_file else "on this line"
     message = (
-        "unused suppression: nothing is reported on this line"
+        f"unused suppression: nothing is reported {where}"
         if unused == ["all"]
-        else f"unused suppression of {listed}: no such finding on this line"
+        else f"unused suppression of {listed}: no such finding {where}"
     )
     start = Location(suppression.line, suppression.column)
     return [

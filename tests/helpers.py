@@ -13,8 +13,7 @@ else:  # pragma: no cover - exercised on older Pythons only
 
 from sessionlint.config import Settings
 from sessionlint.diagnostics import Diagnostic, FileResult
-from sessionlint.engine import build_project, lint_source
-from sessionlint.registry import rule_classes, select_rules
+from sessionlint.api import lint_sources
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 EXPECT_RE = re.compile(r"#\s*expect:\s*(.+?)\s*$")
@@ -56,17 +55,13 @@ def lint_files(paths: Sequence[str], settings: Settings, prefilter: bool = True)
     for path in paths:
         with open(path, "rb") as handle:
             sources[os.path.normpath(path)] = handle.read()
-    project = build_project(sources, settings)
-    classes = rule_classes(select_rules(settings.select, settings.ignore))
-    return {path: lint_source(data, path, project, classes, prefilter) for path, data in sources.items()}
+    from dataclasses import replace
+
+    return lint_sources(sources, replace(settings, prefilter=prefilter))
 
 
 def lint_text(text: str, path: str = "example.py", select: Sequence[str] = ("ALL",)) -> List[Diagnostic]:
-    settings = Settings(select=tuple(select))
-    data = text.encode()
-    project = build_project({path: data}, settings)
-    classes = rule_classes(select_rules(settings.select, settings.ignore))
-    result = lint_source(data, path, project, classes)
+    result = lint_sources({path: text}, Settings(select=tuple(select)))[path]
     assert result.error is None, result.error
     return list(result.diagnostics)
 
@@ -88,13 +83,11 @@ def compare(expected: List[Expectation], found: Sequence[Diagnostic]) -> Tuple[S
 
 
 def fix_bytes(data: bytes, path: str = "example.py", unsafe: bool = False):
-    """Run the fix rounds on `data` as the CLI does (all rules); the FixOutcome."""
-    from sessionlint.fixes.apply import fix_source
+    """Run the fix rounds on `data` as the CLI does (all rules): (fixed bytes, remaining
+    diagnostics, fixes applied per code)."""
+    from sessionlint.api import fix_source
 
-    settings = Settings(select=("ALL",))
-    project = build_project({path: data}, settings)
-    classes = rule_classes(select_rules(settings.select, settings.ignore))
-    return fix_source(data, path, project, classes, unsafe=unsafe)
+    return fix_source(data, path, Settings(select=("ALL",)), unsafe=unsafe)
 
 
 def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: bool = False) -> None:
@@ -105,11 +98,11 @@ def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: 
 
     compile(fixed, path, "exec", dont_inherit=True)
     again = fix_bytes(fixed, path, unsafe)
-    assert again.data == fixed, "a second --fix changed the file again"
+    assert again.source == fixed, "a second --fix changed the file again"
     first = fix_bytes(original, path, unsafe)
     from sessionlint.fixes.apply import is_applied_fix
 
-    remaining = {d.code for d in again.result.diagnostics if is_applied_fix(d, unsafe)}
+    remaining = {d.code for d in again.diagnostics if is_applied_fix(d, unsafe)}
     assert not (remaining & set(first.fixed)), f"fixed codes still reported: {remaining & set(first.fixed)}"
 
     def comments(data: bytes) -> List[str]:

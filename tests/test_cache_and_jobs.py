@@ -4,7 +4,9 @@ import it."""
 
 import os
 
-import sessionlint.engine as engine
+import sessionlint.lint as lint
+import sessionlint.runner as engine
+import sessionlint.sources as sources
 from sessionlint.config import Settings
 
 DATABASE = '''
@@ -40,13 +42,13 @@ def findings(run):
 
 def count_parses(monkeypatch):
     calls = []
-    real = engine.parse_and_lint
+    real = lint.parse_and_lint
 
     def counting(data, path, project, rules, refine=()):
         calls.append(path)
         return real(data, path, project, rules, refine)
 
-    monkeypatch.setattr(engine, "parse_and_lint", counting)
+    monkeypatch.setattr(lint, "parse_and_lint", counting)
     return calls
 
 
@@ -103,27 +105,29 @@ def test_process_pool_gives_the_same_findings(tmp_path, monkeypatch):
     assert len(findings(single)) == 1 + 30 // 2
 
 
-def test_pool_started_before_the_project_pass_gives_the_same_findings(tmp_path, monkeypatch):
-    """A cold run over many files forks its workers before the project pass and sends them
-    the project afterwards."""
+def test_many_files_start_the_pool_before_the_project_pass(tmp_path, monkeypatch):
+    """A cold run over many files starts its workers first and shares the project pass with
+    them: the same findings as one process."""
+    import sessionlint.workers as workers
+
     app = write_project(tmp_path)
     for i in range(30):
         body = ROUTES if i % 2 else ROUTES.replace("db.execute", "with db:\n        db.execute")
         (app / f"routes_{i}.py").write_text(body)
     monkeypatch.setattr(engine, "EARLY_POOL_FILES", 10)
-    monkeypatch.setattr(engine, "POOL_THRESHOLD_BYTES", 0)
-    started = []
-    real_start = engine._WarmPool.start.__func__
+    used = []
+    real_map = workers.ProcessPool.map
 
-    def start(cls, jobs, infos, *args):
-        pool = real_start(cls, jobs, infos, *args)
-        started.append(pool)
-        return pool
+    def spy(self, function, items):
+        used.append(function.__name__)
+        return real_map(self, function, items)
 
-    monkeypatch.setattr(engine._WarmPool, "start", classmethod(start))
+    monkeypatch.setattr(workers.ProcessPool, "map", spy)
     pooled = engine.run([str(app)], Settings(cache=False, jobs=2))
+    assert used[0] == "file_facts_chunk" and used[-1] == "lint_batch"
+    used.clear()
     single = engine.run([str(app)], Settings(cache=False, jobs=1))
-    assert len(started) == 2 and started[0] is not None and started[1] is None  # -j 1: no pool
+    assert used == []  # -j 1: no pool
     assert findings(pooled) == findings(single)
     assert len(findings(single)) == 1 + 30 // 2
 
@@ -198,8 +202,13 @@ def test_a_warm_run_reads_each_file_of_the_project_once(tmp_path, monkeypatch):
     expected = [("routes.py", 10, "SL001"), ("routes.py", 16, "SL001")]
     assert findings(engine.run(["app/routes.py"], settings)) == expected
     reads = []
-    real = engine._read
-    monkeypatch.setattr(engine, "_read", lambda path: reads.append(os.path.basename(path)) or real(path))
+    real = sources.read_source
+
+    def counting(path, limit=0):
+        reads.append(os.path.basename(path))
+        return real(path, limit)
+
+    monkeypatch.setattr(engine, "read_source", counting)
     (root / "app" / "routes.py").write_text((root / "app" / "routes.py").read_text() + "\n# edited\n")
     assert findings(engine.run(["app/routes.py"], settings)) == expected
     # The project's other files once each (the named, edited file is read for its lint too).

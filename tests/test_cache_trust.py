@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import sessionlint.cache as cache_module
-import sessionlint.engine as engine
+import sessionlint.runner as engine
 from sessionlint.cache import Cache, decode_file, encode_file
 from sessionlint.cli import main
 from sessionlint.config import Settings

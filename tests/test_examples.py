@@ -5,7 +5,7 @@ import os
 import re
 
 from sessionlint.config import Settings
-from sessionlint.engine import run
+from sessionlint.runner import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

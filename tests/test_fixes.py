@@ -27,17 +27,17 @@ def test_fix_pair(path):
     expected_path = path[:-3] + ".fixed.py"
     if UPDATE or not os.path.exists(expected_path):
         with open(expected_path, "wb") as handle:
-            handle.write(outcome.data)
+            handle.write(outcome.source)
     with open(expected_path, "rb") as handle:
-        assert outcome.data == handle.read()
-    assert outcome.changed, "the fixture fixed nothing"
-    verify_fix(original, outcome.data, os.path.basename(path), unsafe)
+        assert outcome.source == handle.read()
+    assert outcome.fixed, "the fixture fixed nothing"
+    verify_fix(original, outcome.source, os.path.basename(path), unsafe)
 
 
 def test_unsafe_fixes_need_the_flag():
     with open(os.path.join(FIXTURES, "fix", "SL007_unsafe_rollback.py"), "rb") as handle:
         original = handle.read()
-    assert not fix_bytes(original, "x.py", unsafe=False).changed
+    assert not fix_bytes(original, "x.py", unsafe=False).fixed
 
 
 def invoke(args, cwd, monkeypatch, input=None):

@@ -121,6 +121,6 @@ def test_fixing_session_programs_compiles_and_is_idempotent(source):
     lint_text(source)
     first = fix_bytes(data, "fuzz.py", unsafe=True)
     assert first.problem is None, first.problem
-    assert _compiles(first.data), first.data.decode()
-    second = fix_bytes(first.data, "fuzz.py", unsafe=True)
-    assert second.data == first.data, "a second --fix changed the file again"
+    assert _compiles(first.source), first.source.decode()
+    second = fix_bytes(first.source, "fuzz.py", unsafe=True)
+    assert second.source == first.source, "a second --fix changed the file again"

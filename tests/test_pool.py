@@ -1,4 +1,4 @@
-"""The cold run over many files (`engine._lint_on_pool`): its workers do the project pass,
+"""A run on the process pool (`workers.ProcessPool`): its workers do the project pass's facts,
 its rescans, the prefilter and the lint, and this process merges. Everything it reports and
 caches must be what the run in one process reports and caches."""
 
@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-import sessionlint.engine as engine
+import sessionlint.prefilter as prefilter
+import sessionlint.runner as engine
+import sessionlint.workers as workers
 from helpers import FIXTURES
 from sessionlint.cache import Cache
 from sessionlint.config import Settings
@@ -25,17 +27,16 @@ def errors(run):
 
 @pytest.fixture
 def pool_calls(monkeypatch):
-    """Every run takes the pool path from one file on; the calls made on the pool."""
+    """Every run takes the pool from one file on; the functions run on the pool."""
     monkeypatch.setattr(engine, "EARLY_POOL_FILES", 1)
     calls = []
-    for name in ("facts", "reasons", "scans", "lint_files"):
-        real = getattr(engine._WarmPool, name)
+    real = workers.ProcessPool.map
 
-        def spy(self, *args, real=real, name=name):
-            calls.append(name)
-            return real(self, *args)
+    def spy(self, function, items):
+        calls.append(function.__name__)
+        return real(self, function, items)
 
-        monkeypatch.setattr(engine._WarmPool, name, spy)
+    monkeypatch.setattr(workers.ProcessPool, "map", spy)
     return calls
 
 
@@ -44,7 +45,7 @@ def test_pool_run_reports_what_one_process_reports(target, pool_calls):
     one = engine.run([target], Settings(select=("ALL",), cache=False, jobs=1))
     assert pool_calls == []  # -j 1: no pool
     pooled = engine.run([target], Settings(select=("ALL",), cache=False, jobs=2))
-    assert pool_calls[0] == "facts" and pool_calls[-1] == "lint_files"
+    assert pool_calls[0] == "file_facts_chunk" and pool_calls[-1] == "lint_batch"
     assert findings(pooled) == findings(one)
     assert errors(pooled) == errors(one)
     assert pooled.suppressed == one.suppressed
@@ -56,7 +57,7 @@ def test_rescans_run_on_the_pool(pool_calls):
     takes a rescan, which the workers do."""
     target = os.path.join(PROJECTS, "factory_reexport")
     pooled = engine.run([target], Settings(select=("ALL",), cache=False, jobs=2))
-    assert "reasons" in pool_calls and "scans" in pool_calls
+    assert "rescan_reasons_chunk" in pool_calls and "scans_chunk" in pool_calls
     assert {os.path.basename(d.path) for d in pooled.diagnostics} >= {"routes.py"}
 
 
@@ -95,21 +96,21 @@ def test_piped_text_stands_for_the_file_on_disk(tmp_path, pool_calls):
 
 
 def test_unreadable_file_is_reported_and_the_rest_linted(tmp_path, monkeypatch, pool_calls):
+    """A file that cannot be read when the workers come to it (here: gone since discovery)."""
     app = tmp_path / "app"
     app.mkdir()
     (app / "leak.py").write_text("from sqlalchemy.orm import Session\n\n\ndef leak(engine):\n    s = Session(engine)\n    s.execute(1)\n")
-    (app / "secret.py").write_text("x = 1\n")
-    real_open = open
+    real_discover = engine.discover
 
-    def guarded_open(path, *args, **kwargs):
-        if str(path).endswith("secret.py"):
-            raise PermissionError(13, "Permission denied", path)
-        return real_open(path, *args, **kwargs)
+    def discover(paths, configuration):
+        found = real_discover(paths, configuration)
+        found.files.append(str(app / "gone.py"))
+        return found
 
-    monkeypatch.setattr(engine, "open", guarded_open, raising=False)  # the workers fork with it
+    monkeypatch.setattr(engine, "discover", discover)
     pooled = engine.run([str(app)], Settings(select=("ALL",), cache=False, jobs=2))
     assert pool_calls
-    assert errors(pooled) == [(str(app / "secret.py"), ErrorKind.IO, "cannot read file: Permission denied")]
+    assert errors(pooled) == [(str(app / "gone.py"), ErrorKind.IO, "cannot read file: No such file or directory")]
     assert [(os.path.basename(p), line, code) for p, line, _, code, _ in findings(pooled)] == [("leak.py", 5, "SL001")]
 
 
@@ -136,8 +137,8 @@ def test_trie_alternation_matches_what_the_flat_one_matches():
     for _ in range(300):
         names = {"".join(rng.choice("sSeion_La") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 8))}
         flat = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*(?:\(|as\b)")
-        trie = engine.trigger_pattern(names)
-        words = engine._words(names)
+        trie = prefilter.trigger_pattern(names)
+        words = prefilter._words(names)
         flat_words = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b")
         for _ in range(40):
             text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))).encode()

@@ -9,7 +9,7 @@ import pytest
 
 from sessionlint.config import Settings
 from sessionlint.discovery import project_context, project_root
-from sessionlint.engine import run
+from sessionlint.runner import run
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "projects", "factory_import")
 
@@ -43,13 +43,16 @@ def test_the_context_is_the_rest_of_the_project(tmp_path, monkeypatch):
     project = make_project(tmp_path / "shop")
     monkeypatch.chdir(project)
     settings = Settings()
-    assert project_root("app/routes.py", settings) == str(project)
-    context = project_context(["app/routes.py"], ["app/routes.py"], settings)
+    root = project_root("app/routes.py", settings)
+    assert root == str(project)
+    context = project_context(root, ["app/routes.py"], ["app/routes.py"], settings)
     assert sorted(context) == ["app/__init__.py", "app/database.py", "app/jobs.py", "app/models.py", "app/registry.py"]
-    assert project_context(["."], ["app/routes.py"], settings) == []  # the whole project is linted
+    assert project_context(root, ["."], ["app/routes.py"], settings) == []  # the whole project is linted
     outside = tmp_path / "elsewhere.py"
     outside.write_text("x = 1\n")
-    assert project_context(["app/routes.py", str(outside)], ["app/routes.py"], settings) == []
+    # a path outside the project does not change what this project's pass reads
+    found = project_context(root, ["app/routes.py", str(outside)], ["app/routes.py", str(outside)], settings, relative=True)
+    assert sorted(found) == sorted(context)
 
 
 def test_a_file_outside_any_project_is_linted_alone(tmp_path):
@@ -60,7 +63,6 @@ def test_a_file_outside_any_project_is_linted_alone(tmp_path):
     if above:
         pytest.skip(f"a project marker above the temporary directory: {above[0]}")
     assert project_root(str(lone), Settings()) is None
-    assert project_context([str(lone)], [str(lone)], Settings()) == []
 
 
 def test_packages_sharing_a_name_resolve_to_the_one_beside_the_importer(tmp_path, monkeypatch):

@@ -95,7 +95,7 @@ def test_odd_but_valid_files_are_clean(tmp_path, monkeypatch, data):
     [
         ("x = 'caf\u00e9'\n".encode("utf-16"), "cannot decode file"),
         (b"x = '\xff\xfe invalid utf-8'\n", "cannot decode file"),
-        (b"x = 1\x00\n", "SyntaxError"),
+        (b"x = 1\x00\n", "cannot decode file: it holds a NUL byte"),
         (bytes(range(256)) * 8, "cannot decode file"),
     ],
     ids=["utf16-bom", "invalid-utf8", "nul-byte", "binary"],
@@ -140,15 +140,22 @@ def test_deep_nesting_is_a_diagnostic_not_a_crash(tmp_path, monkeypatch, data, e
 
 def test_a_large_generated_file(tmp_path, monkeypatch):
     """Like a generated `_pb2.py` or a fixtures dump: a few thousand functions and a large
-    serialized literal, over 5 MB."""
+    serialized literal, over 5 MB. Over the default `max-file-size` (4 MiB) it is not linted,
+    with a one-line notice; with a higher limit it is, in bounded time."""
     chunk = b"def f%d():\n    with SessionLocal() as db:\n        db.execute('select 1')\n\n\n"
     functions = b"".join(chunk % i for i in range(3000))
     blob = b"DATA = [\n" + b"".join(b"    '%s',\n" % (b"%064x" % i * 4) for i in range(19000)) + b"]\n"
     data = b"from myapp.db import SessionLocal\n\n\n" + functions + blob
     assert len(data) > 5_000_000
-    started = time.perf_counter()
     code, out, err = lint_with_good(tmp_path, monkeypatch, "big.py", data)
-    assert (code, err, out.splitlines()) == (1, "", [LEAK_LINE])
+    assert (code, out.splitlines()) == (1, [LEAK_LINE])
+    assert err == "sessionlint: warning: big.py: not linted: 5.0 MiB is over the 4.0 MiB limit (`max-file-size`)\n"
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\nmax-file-size = "8MB"\n')
+    started = time.perf_counter()
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner(**({"mix_stderr": False} if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else {}))
+    result = runner.invoke(main, ["--no-cache", "-q", "."], catch_exceptions=False)
+    assert (result.exit_code, result.stderr, result.stdout.splitlines()) == (1, "", [LEAK_LINE])
     assert time.perf_counter() - started < 300  # bounded: no quadratic blow-up or hang
 
 
@@ -172,7 +179,7 @@ def test_paths_links_and_directories(tmp_path, monkeypatch):
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
-    import sessionlint.engine as engine
+    import sessionlint.sources as engine
 
     real_open = open
 
@@ -198,7 +205,7 @@ def test_a_crashing_rule_is_an_internal_error_of_that_file_only(tmp_path, monkey
 
     monkeypatch.delenv("SESSIONLINT_STRICT", raising=False)
     monkeypatch.setattr(MissingRollback, "check_scope", explode)
-    caplog.set_level(logging.DEBUG, logger="sessionlint.engine")
+    caplog.set_level(logging.DEBUG, logger="sessionlint.lint")
     code, out, err = lint_with_good(tmp_path, monkeypatch, "other.py", LEAK.replace(b"leak", b"other"))
     assert code == 2
     # SL001 still reports in both files; SL007's crash is named, with a hint to report it.
@@ -206,7 +213,7 @@ def test_a_crashing_rule_is_an_internal_error_of_that_file_only(tmp_path, monkey
     assert err.count("internal error in rule SL007 (SL007: ValueError: boom); the other rules ran") == 2
     assert "Please report it with this file" in err
     # `--verbose` shows the traceback: it is logged, at debug level, for each file.
-    crashes = [r for r in caplog.records if r.name == "sessionlint.engine" and r.levelno == logging.DEBUG]
+    crashes = [r for r in caplog.records if r.name == "sessionlint.lint" and r.levelno == logging.DEBUG]
     assert [r.getMessage().split(" on ")[0] for r in crashes] == ["rule SL007 crashed"] * 2
     assert all(r.exc_info and r.exc_info[0] is ValueError for r in crashes)
 

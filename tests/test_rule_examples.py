@@ -20,5 +20,5 @@ def test_example(rule, example) -> None:
         assert sorted(found) == sorted(tuple(e) for e in example.expect)
         if example.fixed is not None:
             outcome = fix_bytes(example.code.encode(), unsafe=True)
-            assert outcome.data.decode() == example.fixed
-            verify_fix(example.code.encode(), outcome.data, unsafe=True)
+            assert outcome.source.decode() == example.fixed
+            verify_fix(example.code.encode(), outcome.source, unsafe=True)

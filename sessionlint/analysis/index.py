@@ -217,9 +217,9 @@ class ProjectIndex:
     # from the configuration: names of engines / engine getters, per-request decorators
     extra_engine_names: FrozenSet[str] = frozenset()
     request_decorators: FrozenSet[str] = frozenset()
-    # (path, hash of the bytes) of files CPython's parser accepted in the project pass:
+    # (path, content_key of the bytes) of files CPython's parser accepted in the project pass:
     # their lint skips that check
-    parsed: FrozenSet[Tuple[str, int]] = frozenset()
+    parsed: FrozenSet[Tuple[str, bytes]] = frozenset()
 
     # --- module resolution -------------------------------------------------------------
     def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
@@ -582,7 +582,7 @@ class IndexBuilder:
         # rescans a file for a newly learnt factory name only if it imports the name this
         # way or calls it as an attribute (`db.SessionLocal()`)
         self.imports_of: Dict[str, Tuple[str, ...]] = {}
-        self.parsed: Set[Tuple[str, int]] = set()
+        self.parsed: Set[Tuple[str, bytes]] = set()
         self.digests: Dict[str, str] = {}  # path -> the hash of the bytes added, when cached
         # A call of a binding or a conventional factory name: one trie regex, one scan of the
         # text (with from_import_names, the text facts of airflow's 621 files took 0.17 s
@@ -615,6 +615,20 @@ class IndexBuilder:
             text = self._text_facts(data)
         scan = scan_record(path, data, self.cache, digest) if text[2] else None
         return text, new_text, scan
+
+    def cached_facts(self, digest: str) -> Optional["FileFacts"]:
+        """What `file_facts` would say of the bytes hashed to `digest`, when the cache knows
+        it all (the text facts, and the module scan if the text can bind a factory)."""
+        cache = self.cache
+        if cache is None or self.always_search:
+            return None
+        text = cache.get_text(digest)  # type: ignore[attr-defined]
+        if text is None:
+            return None
+        if not text[2]:
+            return text, False, None
+        stored = cache.get_scan(digest)  # type: ignore[attr-defined]
+        return (text, False, (stored, False, None)) if stored is not None else None
 
     def merge(self, path: str, facts: "FileFacts", digest: Optional[str] = None) -> None:
         text, new_text, scan = facts
@@ -767,9 +781,16 @@ def build_index(
 # The module scan of one file as the cache stores it (factories, imports, returned calls,
 # session aliases, registries: the scan before function summaries), whether it is new to
 # the cache, and the hash of the bytes if CPython's parser accepted them (else None).
-ScanRecord = Tuple[Tuple[dict, dict, dict, dict, set], bool, Optional[int]]
+ScanRecord = Tuple[Tuple[dict, dict, dict, dict, set], bool, Optional[bytes]]
 # What IndexBuilder.file_facts learns from one file.
 FileFacts = Tuple[Tuple[Tuple[str, ...], Tuple[str, ...], bool], bool, Optional[ScanRecord]]
+
+
+def content_key(data: bytes) -> bytes:
+    """A short, stable hash of a file's bytes (the same in every process, unlike `hash`)."""
+    from sessionlint.fixes.files import blake2b
+
+    return blake2b(data, digest_size=8).digest()
 
 
 def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optional[str] = None) -> ScanRecord:
@@ -783,7 +804,7 @@ def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optiona
         with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
             warnings.simplefilter("ignore")
             tree = ast.parse(data, filename=path)
-        accepted = hash(data)
+        accepted = content_key(data)
         facts = _scan_module(path, tree)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         facts = ModuleFacts(path=path)

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from sessionlint.diagnostics import Applicability, Diagnostic, FileResult
+from sessionlint.diagnostics import Applicability, Diagnostic, FileResult, is_fixable
 from sessionlint.fixes.plan import FixPlan
 
 MAX_ROUNDS = 10
@@ -96,7 +96,7 @@ def fix_source(
     """Apply the fixes of `rules` to `data` (SAFE ones, and UNSAFE ones with `unsafe`) until
     none applies, at most MAX_ROUNDS rounds. `allowed(diagnostics, text)` keeps the findings
     that may be fixed (not suppressed). Never raises for bad input."""
-    from sessionlint.engine import diagnostics_with_plans, parse_and_lint, run_rules
+    from sessionlint.lint import diagnostics_with_plans, parse_and_lint, run_rules
 
     fixed: Counter = Counter()
     current = data
@@ -138,7 +138,4 @@ def fix_source(
 
 def is_applied_fix(diagnostic: Diagnostic, unsafe: bool) -> bool:
     """The same test as `is_applied`, on the plain `Fix` a diagnostic carries."""
-    fix = diagnostic.fix
-    if fix is None:
-        return False
-    return fix.applicability is Applicability.SAFE or (unsafe and fix.applicability is Applicability.UNSAFE)
+    return is_fixable(diagnostic, unsafe)

@@ -15,7 +15,7 @@ import json
 from typing import Any, Dict, TextIO
 
 from sessionlint import __version__
-from sessionlint.diagnostics import Diagnostic, FileError, RunResult
+from sessionlint.diagnostics import Diagnostic, FileError, RunResult, display_path, is_fixable
 
 SCHEMA_VERSION = 1
 DOCS_URL = "https://example.invalid/sessionlint/rules/{code}"
@@ -26,7 +26,7 @@ def diagnostic_record(diagnostic: Diagnostic) -> Dict[str, Any]:
         "code": diagnostic.code,
         "name": diagnostic.name,
         "message": diagnostic.message,
-        "path": diagnostic.path,
+        "path": display_path(diagnostic.path),
         "location": {"line": diagnostic.start.line, "column": diagnostic.start.column},
         "end_location": {"line": diagnostic.end.line, "column": diagnostic.end.column},
         "help": diagnostic.help,
@@ -39,10 +39,10 @@ def diagnostic_record(diagnostic: Diagnostic) -> Dict[str, Any]:
 
 
 def error_record(error: FileError) -> Dict[str, Any]:
-    return {"kind": error.kind.value, "path": error.path, "line": error.line, "column": error.column, "message": error.message}
+    return {"kind": error.kind.value, "path": display_path(error.path), "line": error.line, "column": error.column, "message": error.message}
 
 
-def document(run: RunResult) -> Dict[str, Any]:
+def document(run: RunResult, unsafe: bool = False) -> Dict[str, Any]:
     diagnostics = run.diagnostics
     return {
         "version": SCHEMA_VERSION,
@@ -55,12 +55,12 @@ def document(run: RunResult) -> Dict[str, Any]:
             "diagnostics": len(diagnostics),
             "errors": len(run.errors) + len(run.usage_errors),
             "files_with_diagnostics": run.files_with_findings,
-            "fixable": sum(1 for d in diagnostics if d.fix is not None),
+            "fixable": sum(1 for d in diagnostics if is_fixable(d, unsafe)),
             "suppressed": run.suppressed,
         },
     }
 
 
 def render(run: RunResult, stream: TextIO, **options: object) -> None:
-    json.dump(document(run), stream, indent=2, ensure_ascii=False)
+    json.dump(document(run, bool(options.get("unsafe"))), stream, indent=2, ensure_ascii=False)
     stream.write("\n")

@@ -4,7 +4,7 @@
 from typing import Dict, List, TextIO
 from xml.etree import ElementTree
 
-from sessionlint.diagnostics import Diagnostic, ErrorKind, RunResult
+from sessionlint.diagnostics import Diagnostic, ErrorKind, RunResult, display_path
 
 
 def render(run: RunResult, stream: TextIO, **options: object) -> None:
@@ -18,14 +18,14 @@ def render(run: RunResult, stream: TextIO, **options: object) -> None:
         suites, "testsuite", name="sessionlint", tests=str(max(len(by_path) + len(syntax), 1)), failures=str(failures), errors="0"
     )
     for path in sorted(by_path):
-        case = ElementTree.SubElement(suite, "testcase", name=path, classname="sessionlint", file=path)
+        case = ElementTree.SubElement(suite, "testcase", name=display_path(path), classname="sessionlint", file=display_path(path))
         for d in by_path[path]:
             failure = ElementTree.SubElement(case, "failure", message=f"{d.code} {d.message}", type=d.code)
-            failure.text = f"{d.path}:{d.start.line}:{d.start.column}: {d.code} {d.message}"
+            failure.text = f"{display_path(d.path)}:{d.start.line}:{d.start.column}: {d.code} {d.message}"
     for error in syntax:
-        case = ElementTree.SubElement(suite, "testcase", name=error.path, classname="sessionlint", file=error.path)
+        case = ElementTree.SubElement(suite, "testcase", name=display_path(error.path), classname="sessionlint", file=display_path(error.path))
         failure = ElementTree.SubElement(case, "failure", message=error.message, type=error.kind.value)
-        failure.text = f"{error.path}:{error.line}:{error.column}: {error.message}"
+        failure.text = f"{display_path(error.path)}:{error.line}:{error.column}: {error.message}"
     if not by_path and not syntax:
         ElementTree.SubElement(suite, "testcase", name="sessionlint", classname="sessionlint")
     ElementTree.indent(suites)

@@ -8,7 +8,7 @@ import os
 from typing import Any, Dict, List, TextIO
 
 from sessionlint import __version__
-from sessionlint.diagnostics import ErrorKind, RunResult
+from sessionlint.diagnostics import ErrorKind, RunResult, display_path
 from sessionlint.registry import RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -16,7 +16,7 @@ INFORMATION_URI = "https://example.invalid/sessionlint"
 
 
 def _uri(path: str) -> str:
-    return path.replace(os.sep, "/")
+    return display_path(path).replace(os.sep, "/")
 
 
 def document(run: RunResult) -> Dict[str, Any]:

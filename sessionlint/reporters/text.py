@@ -5,7 +5,7 @@ import io
 import tokenize
 from typing import Dict, List, Optional, TextIO
 
-from sessionlint.diagnostics import Applicability, Diagnostic, ErrorKind, FileError, RunResult
+from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, RunResult, display_path, is_fixable
 
 
 def _source_lines(data: Optional[bytes]) -> List[str]:
@@ -39,19 +39,11 @@ def _console(stream: TextIO, color: bool):
     )
 
 
-def is_fixable(diagnostic: Diagnostic, unsafe: bool) -> bool:
-    """What `--fix` (with `--unsafe-fixes` when `unsafe`) would apply."""
-    fix = diagnostic.fix
-    if fix is None:
-        return False
-    return fix.applicability is Applicability.SAFE or (unsafe and fix.applicability is Applicability.UNSAFE)
-
-
 def _header(diagnostic: Diagnostic, unsafe: bool = False):
     from rich.text import Text
 
     text = Text()
-    text.append(diagnostic.path, style="bold")
+    text.append(display_path(diagnostic.path), style="bold")
     text.append(f":{diagnostic.start.line}:{diagnostic.start.column}: ")
     text.append(diagnostic.code, style="bold red")
     if is_fixable(diagnostic, unsafe):
@@ -97,7 +89,7 @@ def _error_line(error: FileError):
     from rich.text import Text
 
     text = Text()
-    text.append(error.path, style="bold")
+    text.append(display_path(error.path), style="bold")
     if error.kind is ErrorKind.SYNTAX and error.line:
         text.append(f":{error.line}:{error.column}: ")
     else:

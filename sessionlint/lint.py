@@ -1,0 +1,225 @@
+"""One file in, one `FileResult` out: the prefilter, the parse, the one traversal that runs
+the analysis collectors and every enabled rule, and the diagnostics with their fix plans.
+Never raises for bad input: a parse failure or a rule crash is recorded on the result."""
+
+import logging
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from sessionlint.analysis.index import content_key
+from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, FileResult, Location
+from sessionlint.parsing import check_with_cpython, parse_module
+from sessionlint.prefilter import Project
+
+_LOG = logging.getLogger(__name__)
+
+
+def lint_file(data: bytes, path: str, project: Project, rules: Sequence[type], prefilter: bool = True) -> FileResult:
+    """Lint one file's bytes: settled by the text prefilter when it cannot hold a finding,
+    parsed and traversed otherwise."""
+    refine: Tuple[str, ...] = ()
+    if prefilter:
+        triage = project.triage(data, {t for rule in rules for t in rule.TRIGGERS})  # type: ignore[attr-defined]
+        if triage is None:
+            return FileResult(path)
+        refine = triage
+    return parse_and_lint(data, path, project, rules, refine)
+
+
+def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type], refine: Tuple[str, ...] = ()) -> FileResult:
+    """The part of linting that needs libcst: parse, one traversal, diagnostics. With
+    `refine` (triggers of astfilter.REFINED_TRIGGERS), CPython's tree decides first whether
+    libcst is needed at all."""
+    tree = None
+    # CPython's parser accepted the file in the project pass already: the check cannot fail
+    # (before 3.11 it also measures the AST's depth, so it runs there).
+    if refine or sys.version_info < (3, 11) or (path, content_key(data)) not in project.index.parsed:
+        checked = check_with_cpython(data, path)
+        if isinstance(checked, FileError):
+            return FileResult(path, error=checked)
+        tree = checked
+    if refine and tree is not None:
+        from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+
+        if not any(REFINED_TRIGGERS[trigger](tree) for trigger in refine):
+            return FileResult(path)
+    del tree
+    module = parse_module(data, path)
+    if isinstance(module, FileError):
+        return FileResult(path, error=module)
+    try:
+        mentions = b"sqlalchemy" in data or b"sqlmodel" in data
+        return _lint_module(module, path, project, rules, mentions)
+    except Exception as error:  # a bug in sessionlint: one file's internal error, not a crash
+        if os.environ.get("SESSIONLINT_STRICT") == "1":
+            raise
+        _LOG.debug("internal error in %s", path, exc_info=True)
+        return FileResult(
+            path,
+            error=FileError(ErrorKind.INTERNAL, path, f"internal error: {type(error).__name__}: {error} (please report it with this file)"),
+            parsed=True,
+        )
+
+
+def _lint_module(
+    module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool
+) -> FileResult:
+    context = run_rules(module, path, project, rules, mentions_sqlalchemy)
+    diagnostics = tuple(d for d, _ in diagnostics_with_plans(context))
+    crashes = context.crashes  # type: ignore[attr-defined]
+    if crashes:
+        codes = ", ".join(code for code, _ in crashes)
+        details = "; ".join(f"{code}: {problem}" for code, problem in crashes)
+        error = FileError(
+            ErrorKind.INTERNAL,
+            path,
+            f"internal error in rule {codes} ({details}); the other rules ran. Please report it with this file",
+        )
+        return FileResult(path, diagnostics, error=error, parsed=True)
+    return FileResult(path, diagnostics, parsed=True)
+
+
+def run_rules(module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool) -> object:
+    """The one traversal of `module` with the analysis collectors and every rule; returns
+    the file context holding the rules' reports (with their fix plans)."""
+    import libcst as cst
+
+    from sessionlint.analysis.tree import SCOPE_TYPES, traverse
+    from sessionlint.rules.base import FileContext
+
+    context = FileContext(module, path, project.index, mentions_sqlalchemy)  # type: ignore[arg-type]
+    instances = [cls(context) for cls in rules]
+    visit_table: Dict[type, List[Callable]] = {}
+    leave_table: Dict[type, List[Callable]] = {}
+    for instance in instances:
+        for class_name, methods in type(instance).callbacks().items():
+            node_type = getattr(cst, class_name, None)
+            if node_type is None:
+                continue
+            for method in methods:
+                table = visit_table if method.startswith("visit_") else leave_table
+                table.setdefault(node_type, []).append(getattr(instance, method))
+
+    lifecycle = context.lifecycle
+    frameworks = context.frameworks
+    ancestors: List[object] = []
+    scope_types = SCOPE_TYPES + (cst.Module,)
+    try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
+    call_type = cst.Call
+    with_type = cst.With
+
+    function_type = cst.FunctionDef
+    class_type = cst.ClassDef
+    global_type = cst.Global
+    yield_type = cst.Yield
+    assign_type = cst.Assign
+    import_from_type = cst.ImportFrom
+    resolver = context.resolver  # type: ignore[attr-defined]
+
+    def visit(node: object) -> None:
+        node_type = type(node)
+        if node_type is call_type:
+            lifecycle.on_call(node, ancestors)  # type: ignore[arg-type]
+            frameworks.on_call(node)  # type: ignore[arg-type]
+        elif node_type in scope_types:
+            lifecycle.enter_scope(node)  # type: ignore[arg-type]
+            if node_type is function_type:
+                frameworks.enter_function(node)  # type: ignore[arg-type]
+                resolver.enter_function()
+            elif node_type is class_type:
+                frameworks.enter_class(node)  # type: ignore[arg-type]
+        elif node_type is assign_type:
+            lifecycle.on_assign(node)  # type: ignore[arg-type]
+        elif node_type is import_from_type:
+            resolver.on_import_from(node)  # type: ignore[arg-type]
+        elif node_type is yield_type:
+            lifecycle.on_yield()
+        elif node_type is global_type:
+            frameworks.on_global(node)  # type: ignore[arg-type]
+            lifecycle.on_global(node)  # type: ignore[arg-type]
+        elif node_type in try_types:
+            lifecycle.enter_try()
+        elif node_type is with_type:
+            lifecycle.on_with(node)  # type: ignore[arg-type]
+        callbacks = visit_table.get(node_type)
+        if callbacks:
+            for callback in callbacks:
+                _call_rule(callback, node, context)
+        ancestors.append(node)
+
+    def leave(node: object) -> None:
+        ancestors.pop()
+        node_type = type(node)
+        if node_type in scope_types:
+            lifecycle.leave_scope(node)  # type: ignore[arg-type]
+            if node_type is function_type:
+                frameworks.leave_function()
+                resolver.leave_function()
+            elif node_type is class_type:
+                frameworks.leave_class()
+        elif node_type in try_types:
+            lifecycle.leave_try()
+        callbacks = leave_table.get(node_type)
+        if callbacks:
+            for callback in callbacks:
+                _call_rule(callback, node, context)
+
+    traverse(module, visit, leave)  # type: ignore[arg-type]
+    return context
+
+
+def _call_rule(callback: Callable, node: object, context: object) -> None:
+    """One rule's callback. A crash in it (a bug in sessionlint) disables that rule for the
+    rest of this file and is recorded with the rule's code; the other rules go on."""
+    rule = callback.__self__  # type: ignore[attr-defined]
+    if rule.crashed is not None:
+        return
+    try:
+        callback(node)
+    except Exception as error:
+        if os.environ.get("SESSIONLINT_STRICT") == "1":
+            raise
+        _LOG.debug("rule %s crashed on %s", rule.code, context.path, exc_info=True)
+        rule.crashed = f"{type(error).__name__}: {error}"
+        context.crashes.append((rule.code, rule.crashed))  # type: ignore[attr-defined]
+
+
+def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:
+    """The context's reports as diagnostics (positions resolved once, for reported nodes
+    only), each with its fix plan (or None), in source order."""
+    reports = context.reports  # type: ignore[attr-defined]
+    if not reports:
+        return []
+    positions = context.positions  # type: ignore[attr-defined]
+    wanted = [r.node for r in reports]
+    for report in reports:
+        for ref in report.refs.values():
+            wanted.append(ref[1] if isinstance(ref, tuple) else ref)
+    positions.resolve(wanted)
+    found = []
+    for report in reports:
+        (start_line, start_column), (end_line, end_column) = positions.span(report.node)
+        lines = {}
+        for key, ref in report.refs.items():
+            if isinstance(ref, tuple):
+                lines[key] = positions.span(ref[1])[1][0]
+            else:
+                lines[key] = positions.line(ref)
+        message = report.message.format(**lines) if lines else report.message
+        diagnostic = Diagnostic(
+            code=report.code,
+            name=report.name,
+            message=message,
+            path=context.path,  # type: ignore[attr-defined]
+            start=Location(start_line, start_column + 1),
+            end=Location(end_line, end_column + 1),
+            help=report.help,
+            fix=report.fix.as_fix() if report.fix is not None else None,
+            confidence=report.confidence,
+        )
+        found.append((diagnostic, report.fix))
+    found.sort(key=lambda pair: pair[0].sort_key)
+    return found
+
+

@@ -1,0 +1,155 @@
+"""The text prefilter: whether a file's bytes can hold a finding of an enabled rule, decided
+before anything is parsed, and the `Project` that carries it with the project pass's index.
+
+Most files of a project never mention a session factory, an engine or a hand-off: they are
+settled by a few substring tests and one regex, never parsed. Every fixture is checked with
+and without the prefilter, so it may keep a file without findings, never drop one with.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
+
+from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES, ProjectIndex, alternation, build_index
+from sessionlint.config import Settings
+
+# Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
+# give in TRIGGERS: a regex, a word that must also occur (or None), and substrings one of
+# which any match of the regex contains. The substrings are tested first: `in` on bytes is
+# some twenty times faster than Python's regex engine scanning for an alternation, and
+# most files fail there. "factory_call" is built per project from the factory index. The
+# regexes are compiled when first used (`static_trigger`): a helper process never uses them.
+STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
+    "connection": (rb"\.(?:connect|raw_connection)\s*\(", b"engine", (b".connect", b".raw_connection")),
+    # a coroutine method called on a line without `await` (SL006 reports nothing else; its
+    # `with` mismatches go through "factory_call")
+    "async": (
+        rb"(?m)^(?![^\n]*\bawait\b)[^\n]*\.(?:commit|close|rollback|flush|refresh|execute|scalars?"
+        rb"|stream|delete|merge|dispose|get_one|run_sync|exec_driver_sql)\s*\(",
+        b"async ",
+        (b".",),
+    ),
+    # commit()/flush() followed within a few lines by an `except`
+    "commit": (
+        rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b",
+        b"except",
+        (b".commit", b".flush"),
+    ),
+    "engine": (
+        rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\(",
+        b"engine",
+        (b"engine",),
+    ),
+    "maker": (
+        rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\(",
+        None,
+        (b"maker", b"scoped_session"),
+    ),
+    "handoff": (
+        rb"\b(?:add_task|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\(",
+        b"ession",
+        (b"_task", b"Thread", b"ensure_future", b"run_in_executor", b"submit", b"start_soon", b"to_thread", b"apply_async", b"delay"),
+    ),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def static_trigger(name: str) -> Tuple[Pattern[bytes], Optional[bytes], Tuple[bytes, ...]]:
+    """STATIC_TRIGGERS[name] with its regex compiled."""
+    pattern, word, any_of = STATIC_TRIGGERS[name]
+    return re.compile(pattern), word, any_of
+
+
+def _cover(names: Iterable[str]) -> Tuple[bytes, ...]:
+    """Substrings one of which every name in `names` contains: "ession" and "ngine" stand
+    for the many session and engine names."""
+    cover = set()
+    for name in names:
+        encoded = name.encode()
+        cover.add(next((w for w in (b"ession", b"ngine") if w in encoded), encoded))
+    return tuple(sorted(cover))
+
+
+_ASYNC_WORD = rb"[Aa]sync(?! def\b| for\b|io\b)"  # compiled by `re`'s own cache when first used
+
+
+@dataclass(frozen=True)
+class Project:
+    """What every file's lint needs from the project pass. Plain data."""
+
+    index: ProjectIndex
+    factory_call: Pattern[bytes]
+    session_alias: Optional[Pattern[bytes]] = None  # the project's async session type aliases
+    # names of the project's async factories and engines, and async dependencies
+    async_names: Optional[Pattern[bytes]] = None
+
+    factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
+
+    def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
+        return self.triage(data, triggers) is not None
+
+    def triage(self, data: bytes, triggers: Iterable[str]) -> Optional[Tuple[str, ...]]:
+        """None: no rule can report anything in `data`. Otherwise the file is parsed: `()`
+        with libcst, or a tuple of triggers (all in astfilter.REFINED_TRIGGERS) whose `ast`
+        checks decide whether libcst is needed."""
+        refined: List[str] = []
+        for trigger in sorted(triggers, key=lambda t: t in REFINED_TRIGGERS):
+            if self._matches(data, trigger):
+                if trigger not in REFINED_TRIGGERS:
+                    return ()
+                refined.append(trigger)
+        return tuple(refined) if refined else None
+
+    def _matches(self, data: bytes, trigger: str) -> bool:
+        if trigger == "factory_call":
+            return any(w in data for w in self.factory_words) and bool(self.factory_call.search(data))
+        if trigger == "async":
+            if b"async" not in data:
+                return False
+            if self.session_alias is not None and self.session_alias.search(data):
+                return True
+            if not self._async_object_named(data):
+                return False
+        pattern, word, any_of = static_trigger(trigger)
+        return (word is None or word in data) and any(w in data for w in any_of) and bool(pattern.search(data))
+
+    def _async_object_named(self, data: bytes) -> bool:
+        """Whether the file can name an async session, connection or engine: an `Async...`
+        type, `async with`, an `async_...`/`...async...` name, or one of the project's async
+        factories. `async def` and `asyncio` alone do not: a sync session's `commit()` in a
+        file with coroutines is no finding."""
+        return bool(re.search(_ASYNC_WORD, data)) or (self.async_names is not None and bool(self.async_names.search(data)))
+
+
+def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
+    """The project pass over sources held in memory."""
+    index = build_index(sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+    return project_of(index, settings)
+
+
+def project_of(index: ProjectIndex, settings: Settings) -> Project:
+    """The prefilter's trigger patterns for a finished project index."""
+    names = set(CONVENTIONAL_FACTORY_NAMES) | {n.rsplit(".", 1)[-1] for n in settings.session_factories}
+    names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
+    for facts in index.modules.values():
+        names |= set(facts.factories)
+    async_names = set(index.async_dependencies)
+    for facts in index.modules.values():
+        async_names |= {name for name, factory in facts.factories.items() if factory.is_async}
+    async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]
+    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names))
+
+
+def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
+    ordered = sorted(set(names))
+    return re.compile(rb"\b" + alternation(ordered) + rb"\b") if ordered else None
+
+
+def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
+    """A file can hold a finding only if it calls a factory (`Name(`, `mod.Name(`) or imports
+    one under another name (`Name as Alias`)."""
+    return re.compile(rb"\b" + alternation(names) + rb"\s*(?:\(|as\b)")
+
+

@@ -1,0 +1,533 @@
+"""The run, written once: discover -> project pass -> cache and prefilter -> lint -> suppress
+-> fix.
+
+Every file is linted by the same steps, whatever the number of files: the bulk steps (the
+project pass's per-file facts and rescans, the prefilter and lint of each file) go through
+one `workers.Executor`, in this process or on a pool, with the same functions either way.
+Each file is linted under its own settings (its nearest configuration) and inside its own
+project: the project pass runs once per project root met in the run, and reads the
+project's other files when only some of them are linted, so a file's findings never depend
+on which other paths a run was given.
+"""
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from sessionlint.analysis.index import IndexBuilder
+from sessionlint.cache import Cache, fingerprint
+from sessionlint.config import Configuration, Settings
+from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, FileResult, RunResult
+from sessionlint.discovery import discover, project_context, project_root
+from sessionlint.prefilter import Project, project_of
+from sessionlint.registry import RuleInfo, matches, by_code, select_rules
+from sessionlint.sources import SourceFiles, read_source, too_large_message
+from sessionlint.suppression import UNUSED_CODE, may_report_unused
+from sessionlint.workers import Executor, InProcess, make_executor, restore_gc, tune_gc
+
+Progress = Callable[[int, int], None]
+
+# Below this many bytes to parse, a process pool costs more to start (about 0.3 s: a
+# forkserver that imports libcst) than it saves: libcst parses and sessionlint traverses
+# some 200 KB a second.
+POOL_THRESHOLD_BYTES = 160_000
+# From this many files, a run starts its pool before the project pass, which it shares.
+EARLY_POOL_FILES = 200
+# The bytes of a project's files a run in one process holds for its project pass's rescans.
+HELD_BYTES = 32 << 20
+# The project pass's files per task, and the files per lint task, up to a total size.
+FACTS_CHUNK = 128
+LINT_BATCH_FILES = 48
+LINT_BATCH_BYTES = 256_000
+
+
+@dataclass
+class ProjectRun:
+    """One project of a run: its root (None for files outside any project), the settings of
+    its root, the files linted in it and, once its pass is done, what their lint needs."""
+
+    root: Optional[str]
+    settings: Settings
+    files: List[str] = field(default_factory=list)
+    project: Optional[Project] = None
+    cache: Optional[Cache] = None
+    digests: Dict[str, str] = field(default_factory=dict)
+
+
+def run(
+    paths: Sequence[str],
+    settings: Union[Settings, Configuration],
+    stdin: Optional[Tuple[str, bytes]] = None,
+    progress: Optional[Progress] = None,
+    fix: Optional[str] = None,
+) -> RunResult:
+    """Lint `paths`: each file under its own settings (`settings` is a Configuration, or one
+    Settings for every file) and inside its project. `stdin` is (path to report, bytes) for
+    `-`. `fix` ("safe" or "unsafe") applies fixes in memory: the fixed bytes are in
+    `result.fixes` and the findings are those of the fixed text; writing is the caller's."""
+    configuration = settings if isinstance(settings, Configuration) else Configuration.fixed(settings)
+    previous = tune_gc()
+    try:
+        return _Run(paths, configuration, stdin, progress).run(fix)
+    finally:
+        restore_gc(previous)
+
+
+class _Run:
+    def __init__(
+        self, paths: Sequence[str], configuration: Configuration, stdin: Optional[Tuple[str, bytes]], progress: Optional[Progress]
+    ) -> None:
+        self.paths = list(paths)
+        self.configuration = configuration
+        self.stdin = stdin
+        self.progress = progress
+        self.result = RunResult()
+        self.sources = SourceFiles()
+        self.settings: Dict[str, Settings] = {}  # linted path -> its settings
+        self.projects: List[ProjectRun] = []
+        self.project_of: Dict[str, ProjectRun] = {}
+        self.caches: Dict[str, Cache] = {}
+        self.executor: Executor = InProcess()
+        self.marked: Set[str] = set()  # files that may hold a suppression SL100 reports
+
+    # --- the pipeline --------------------------------------------------------------------
+
+    def run(self, fix: Optional[str]) -> RunResult:
+        files = self.discover()
+        jobs = self.jobs(files)
+        try:
+            if jobs > 1 and len(files) >= EARLY_POOL_FILES and not self._has_warm_cache(files):
+                self.executor = make_executor(jobs)
+                self.executor.warm_up()
+            self.group(files)
+            for project_run in self.projects:
+                self.project_pass(project_run)
+            self.lint(jobs)
+            for cache in self.caches.values():
+                cache.save()
+        except BaseException:
+            self.executor.close(interrupted=True)
+            raise
+        self.executor.close()
+        if fix is not None:
+            self.fix(fix == "unsafe")
+        self.suppress()
+        for file_result in self.result.files:
+            if file_result.diagnostics:
+                data = self.sources.get(file_result.path)
+                if data is not None:
+                    self.result.sources[file_result.path] = data
+        self.result.files.sort(key=lambda r: r.path)
+        self.result.projects = [(p.root, p.settings.config_file) for p in self.projects]
+        return self.result
+
+    def discover(self) -> List[str]:
+        given = [p for p in self.paths if p != "-"]
+        discovered = discover(given, self.configuration)
+        self.result.usage_errors.extend(discovered.errors)
+        files = list(discovered.files)
+        if self.stdin is not None:
+            path, data = self.stdin
+            settings = self.configuration.for_path(path)
+            if not (settings.force_exclude and settings.is_excluded(path)):
+                normal = os.path.normpath(path)
+                # The file an editor pipes in stands for its copy on disk.
+                files = [f for f in files if os.path.realpath(f) != os.path.realpath(normal)] + [normal]
+                self.sources.pin(normal, data)
+        kept = []
+        for path in files:
+            settings = self.configuration.for_path(path)
+            if path not in self.sources.pinned and settings.max_file_size:
+                try:
+                    size = os.path.getsize(path)
+                except OSError:
+                    size = 0
+                if size > settings.max_file_size:
+                    self.result.warnings.append(f"{path}: {too_large_message(size, settings.max_file_size)}")
+                    continue
+            self.settings[path] = settings
+            kept.append(path)
+        return kept
+
+    def jobs(self, files: Sequence[str]) -> int:
+        requested = self.settings[files[0]].jobs if files else 0
+        cores = os.cpu_count() or 1
+        return requested if requested > 0 else cores
+
+    def _has_warm_cache(self, files: Sequence[str]) -> bool:
+        settings = self.settings[files[0]]
+        return settings.cache and os.path.isfile(os.path.join(settings.cache_dir, "results.json"))
+
+    def group(self, files: Sequence[str]) -> None:
+        """Files by project: the root of the nearest configuration, or the nearest directory
+        with a project marker; files outside any project form one project of their own."""
+        by_key: Dict[Tuple[Optional[str], Optional[str]], ProjectRun] = {}
+        for path in files:
+            settings = self.settings[path]
+            root = project_root(path, settings)
+            key = (root, settings.config_file)
+            project_run = by_key.get(key)
+            if project_run is None:
+                root_settings = self.configuration.for_path(root) if root is not None else settings
+                project_run = by_key[key] = ProjectRun(root, root_settings)
+                self.projects.append(project_run)
+            project_run.files.append(path)
+            self.project_of[path] = project_run
+
+    def cache_for(self, settings: Settings) -> Cache:
+        if not settings.cache:
+            return Cache.disabled()
+        key = os.path.abspath(settings.cache_dir)
+        cache = self.caches.get(key)
+        if cache is None:
+            cache = self.caches[key] = Cache.open(settings.cache_dir)
+            if cache.problem is not None and not self.result.warnings:
+                self.result.warnings.append(cache.problem)
+        return cache
+
+    # --- the project pass -------------------------------------------------------------------
+
+    def project_pass(self, project_run: ProjectRun) -> None:
+        """The project's index: the facts of its linted files and of its other files (read,
+        not linted), then the rescans for names learnt on the way."""
+        settings = project_run.settings
+        cache = project_run.cache = self.cache_for(settings)
+        builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+        linted = project_run.files
+        others: List[str] = []
+        if project_run.root is not None:
+            root = project_run.root
+            linted_set = set(linted)
+            others = [f for f in self.settings if f not in linted_set and _is_under(f, root)]
+            relative = not any(os.path.isabs(f) for f in linted)
+            others += project_context(root, self.paths, list(self.settings), self.configuration, relative)
+        spec = (settings.session_factories, settings.engine_factories, settings.request_decorators, settings.max_file_size)
+        use_digests = cache.enabled
+        on_workers = self.executor.jobs > 1
+        missing: List[str] = []
+        order = linted + others
+        known: Dict[str, Any] = {}
+        # In this process, the bytes read are held for the rescans' questions (up to a
+        # budget): a file is read once.
+        held: Dict[str, bytes] = {}
+        budget = HELD_BYTES
+        for path in order:
+            pinned = self.sources.pinned.get(path)
+            if on_workers and not use_digests and pinned is None:
+                missing.append(path)  # the worker reads it
+                continue
+            data, failure = (pinned, None) if pinned is not None else read_source(path, settings.max_file_size)
+            if data is None:
+                known[path] = failure
+                continue
+            digest = cache.digest(data) if use_digests else None
+            facts = builder.cached_facts(digest) if digest is not None else None
+            if facts is None and on_workers and pinned is None:
+                missing.append(path)
+                continue
+            if facts is None:
+                facts = builder.file_facts(path, data, digest)
+            known[path] = (digest, facts, may_report_unused(data), len(data))
+            if not on_workers and len(data) <= budget:
+                held[path] = data
+                budget -= len(data)
+        chunks = [(spec, use_digests, missing[i : i + FACTS_CHUNK]) for i in range(0, len(missing), FACTS_CHUNK)]
+        for chunk, records in zip(chunks, self.executor.map(file_facts_chunk, chunks)):
+            for path, record in zip(chunk[2], records):
+                known[path] = record
+        linted_here = set(linted)
+        for path in order:
+            record = known.get(path)
+            if isinstance(record, FileResult) or record is None:
+                if path in linted_here:
+                    self.unreadable(path, record)
+                continue
+            digest, facts, mark, _size = record
+            builder.merge(path, facts, digest)
+            if path in linted_here:
+                if digest is not None:
+                    project_run.digests[path] = digest
+                if mark:
+                    self.marked.add(path)
+        rescans = _Rescans(self.executor, spec, use_digests) if isinstance(self.executor, Executor) and self.executor.jobs > 1 else None
+        reader = self._reader(settings.max_file_size)
+        index = builder.finish(lambda path: held.get(path) or reader(path), rescans)
+        project_run.project = project_of(index, settings)
+
+    def unreadable(self, path: str, record: Optional[FileResult]) -> None:
+        self.result.files.append(record or FileResult(path, error=FileError(ErrorKind.IO, path, "cannot read file")))
+        self.settings.pop(path, None)
+        project_run = self.project_of.pop(path, None)
+        if project_run is not None and path in project_run.files:
+            project_run.files.remove(path)
+
+    def _reader(self, limit: int) -> Callable[[str], Optional[bytes]]:
+        def read(path: str) -> Optional[bytes]:
+            pinned = self.sources.pinned.get(path)
+            return pinned if pinned is not None else read_source(path, limit)[0]
+
+        return read
+
+    # --- the lint ------------------------------------------------------------------------
+
+    def lint(self, jobs: int) -> None:
+        """Per file: the cached result, or the prefilter and the lint (on the executor)."""
+        pending: List[Tuple[ProjectRun, Tuple[str, ...], str, str]] = []  # (project, codes, path, run key)
+        keys: Dict[Tuple[int, Tuple[str, ...]], str] = {}
+        for project_run in self.projects:
+            assert project_run.project is not None and project_run.cache is not None
+            for path in project_run.files:
+                codes = self.rule_codes(path)
+                if not codes:
+                    self.result.files.append(FileResult(path))
+                    continue
+                key_id = (id(project_run), codes)
+                run_key = keys.get(key_id)
+                if run_key is None:
+                    run_key = keys[key_id] = fingerprint(self.settings[path], codes, project_run.project.index)
+                digest = project_run.digests.get(path, "")
+                cached = project_run.cache.get(run_key, path, digest) if digest else None
+                if cached is not None:
+                    self.result.files.append(cached)
+                    continue
+                pending.append((project_run, codes, path, run_key))
+        if not pending:
+            return
+        sizes = {path: _size(path, self.sources) for _, _, path, _ in pending}
+        if self.executor.jobs <= 1 and jobs > 1 and len(pending) > 1 and sum(sizes.values()) >= POOL_THRESHOLD_BYTES:
+            self.executor = make_executor(jobs)
+        batches = self.batches(pending, sizes)
+        done = 0
+        total = len(pending)
+        for batch, answers in zip(batches, self.executor.map(lint_batch, [b[1] for b in batches])):
+            project_run, codes, run_key = batch[0]
+            for (path, _), (file_result, data, digest) in zip(batch[1][3], answers):
+                self.result.files.append(file_result)
+                if data is not None:
+                    self.sources.keep(path, data)
+                cacheable = file_result.error is None or file_result.error.kind not in (ErrorKind.INTERNAL, ErrorKind.IO)
+                if cacheable and digest is not None and project_run.cache is not None:
+                    project_run.cache.put(run_key, path, digest, file_result)
+            done += len(batch[1][3])
+            if self.progress is not None:
+                self.progress(done, total)
+
+    def batches(self, pending: Sequence[Tuple[ProjectRun, Tuple[str, ...], str, str]], sizes: Dict[str, int]) -> List[Any]:
+        """Batches of one project and one rule set, largest files first (so that the workers
+        finish together), of about LINT_BATCH_BYTES."""
+        ordered = sorted(pending, key=lambda item: -sizes[item[2]])
+        open_batches: Dict[Tuple[int, Tuple[str, ...]], Any] = {}
+        batches: List[Any] = []
+        for project_run, codes, path, run_key in ordered:
+            key = (id(project_run), codes)
+            batch = open_batches.get(key)
+            if batch is None or batch[2] >= LINT_BATCH_BYTES or len(batch[1][3]) >= LINT_BATCH_FILES:
+                settings = self.settings[path]
+                work = (project_run.project, codes, settings.prefilter, [], project_run.cache.enabled if project_run.cache else False)
+                batch = [(project_run, codes, run_key), work, 0]
+                open_batches[key] = batch
+                batches.append(batch)
+            batch[1][3].append((path, self.sources.pinned.get(path)))
+            batch[2] += sizes[path]
+        return [(b[0], b[1]) for b in batches]
+
+    def rule_codes(self, path: str) -> Tuple[str, ...]:
+        settings = self.settings[path]
+        return tuple(info.code for info in select_rules(settings.effective_select, settings.ignore) if info.class_name)
+
+    # --- suppressions and fixes ------------------------------------------------------------
+
+    def suppress(self) -> None:
+        """Per-file ignores and inline suppressions on every file's findings."""
+        for index, file_result in enumerate(self.result.files):
+            path = file_result.path
+            settings = self.settings.get(path)
+            if settings is None:
+                continue
+            enabled = enabled_codes(settings)
+            report_unused = UNUSED_CODE in enabled
+            if not file_result.diagnostics:
+                if not report_unused or (path not in self.marked and path not in self.sources.pinned):
+                    continue  # read in the project pass: no suppression SL100 could report
+            data = self.sources.get(path)
+            if data is None:
+                continue
+            diagnostics, count = filter_findings(path, data, file_result.diagnostics, settings, enabled, report_unused)
+            self.result.suppressed += count
+            if diagnostics != file_result.diagnostics:
+                self.result.files[index] = replace(file_result, diagnostics=tuple(sorted(diagnostics, key=lambda d: d.sort_key)))
+
+    def fix(self, unsafe: bool) -> None:
+        """Fix rounds for every file with an applicable, unsuppressed fix, in this process."""
+        from sessionlint.fixes.apply import fix_source, is_applied_fix
+        from sessionlint.registry import rule_classes
+
+        for index, file_result in enumerate(self.result.files):
+            path = file_result.path
+            settings = self.settings.get(path)
+            data = self.sources.get(path)
+            if settings is None or data is None or not any(is_applied_fix(d, unsafe) for d in file_result.diagnostics):
+                continue
+            enabled = enabled_codes(settings)
+            classes = rule_classes([by_code(code) for code in self.rule_codes(path)])  # type: ignore[misc]
+            project_run = self.project_of[path]
+
+            def allowed(diagnostics: Sequence[Diagnostic], text: bytes, path: str = path, settings: Settings = settings) -> Tuple[Diagnostic, ...]:
+                return filter_findings(path, text, diagnostics, settings, enabled, False)[0]
+
+            assert project_run.project is not None
+            outcome = fix_source(data, path, project_run.project, classes, unsafe=unsafe, allowed=allowed)
+            if outcome.problem is not None:
+                self.result.fix_problems.append((path, outcome.problem))
+            if outcome.changed:
+                self.result.fixes[path] = (data, outcome.data, dict(outcome.fixed))
+                # What to report if the fixed file cannot be written: the original's findings.
+                self.result.unfixed[path] = replace(file_result, diagnostics=allowed(file_result.diagnostics, data))
+                self.sources.pin(path, outcome.data)
+                self.result.files[index] = outcome.result
+
+
+def enabled_codes(settings: Settings) -> frozenset:
+    return frozenset(info.code for info in select_rules(settings.effective_select, settings.ignore))
+
+
+def filter_findings(
+    path: str, data: bytes, diagnostics: Sequence[Diagnostic], settings: Settings, enabled: frozenset, report_unused: bool
+) -> Tuple[Tuple[Diagnostic, ...], int]:
+    """Per-file ignores from the configuration, then `# noqa` / `# sessionlint: ignore`
+    comments (and SL100 for comments that suppress nothing, when `report_unused`); the kept
+    findings and how many comments suppressed."""
+    from sessionlint import suppression
+
+    ignored = settings.ignored_codes(path) if settings.per_file_ignores else ()
+
+    def not_ignored(found: Sequence[Diagnostic]) -> Tuple[Diagnostic, ...]:
+        if not ignored:
+            return tuple(found)
+        return tuple(d for d in found if not any(matches(s, by_code(d.code)) for s in ignored))  # type: ignore[arg-type]
+
+    kept = not_ignored(diagnostics)
+    marks = suppression.parse(data) if (kept or report_unused) else None
+    if marks is None:
+        return kept, 0
+    kept, count = suppression.apply(path, kept, marks, enabled, report_unused)
+    return not_ignored(kept), count
+
+
+def _is_under(path: str, root: str) -> bool:
+    return os.path.abspath(path).startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _size(path: str, sources: SourceFiles) -> int:
+    pinned = sources.pinned.get(path)
+    if pinned is not None:
+        return len(pinned)
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+# --- the tasks the executor runs (module level: a pool pickles them by name) --------------
+
+FactsSpec = Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...], int]
+
+
+def file_facts_chunk(work: Tuple[FactsSpec, bool, Sequence[str]]) -> List[Any]:
+    """Per path, in order: (content hash or None, IndexBuilder.file_facts, whether the file
+    may hold a suppression SL100 reports, size), or the FileResult of a file that cannot be
+    read."""
+    (factories, engines, decorators, limit), digests, paths = work
+    builder = IndexBuilder(factories, None, engines, decorators)
+    found: List[Any] = []
+    for path in paths:
+        data, failure = read_source(path, limit)
+        if data is None:
+            found.append(failure)
+            continue
+        digest = Cache.digest(data) if digests else None
+        found.append((digest, builder.file_facts(path, data, digest), may_report_unused(data), len(data)))
+    return found
+
+
+class _Rescans:
+    """IndexBuilder.finish's rescans on the executor's workers."""
+
+    def __init__(self, executor: Executor, spec: FactsSpec, digests: bool) -> None:
+        self.executor = executor
+        self.spec = spec
+        self.digests = digests
+
+    def reasons(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[Any]:
+        size = max(64, -(-len(candidates) // (self.executor.jobs * 8)))
+        chunks = [(candidates[i : i + size], tuple(fresh), self.digests, self.spec[3]) for i in range(0, len(candidates), size)]
+        return [reason for answer in self.executor.map(rescan_reasons_chunk, chunks) for reason in answer]
+
+    def scans(self, paths: Sequence[str]) -> List[Any]:
+        size = max(8, -(-len(paths) // (self.executor.jobs * 4)))
+        chunks = [(paths[i : i + size], self.digests, self.spec[3]) for i in range(0, len(paths), size)]
+        return [scan for answer in self.executor.map(scans_chunk, chunks) for scan in answer]
+
+
+class _DigestOnly:
+    """What the project pass's helpers need of a cache in a worker: the hash, nothing kept."""
+
+    enabled = True
+    digest = staticmethod(Cache.digest)
+
+    def get_check(self, names: str, digest: str) -> None:
+        return None
+
+    def put_check(self, names: str, digest: str, reason: Any) -> None:
+        return None
+
+    def get_scan(self, digest: str) -> None:
+        return None
+
+
+def rescan_reasons_chunk(work: Tuple[Sequence[Tuple[str, bool]], Sequence[str], bool, int]) -> List[Any]:
+    from sessionlint.analysis.index import rescan_reasons
+
+    candidates, fresh, digests, limit = work
+    return rescan_reasons(candidates, fresh, lambda path: read_source(path, limit)[0], _DigestOnly() if digests else None)
+
+
+def scans_chunk(work: Tuple[Sequence[str], bool, int]) -> List[Any]:
+    from sessionlint.analysis.index import scans
+
+    paths, digests, limit = work
+    return scans(paths, lambda path: read_source(path, limit)[0], _DigestOnly() if digests else None)
+
+
+LintWork = Tuple[Project, Tuple[str, ...], bool, List[Tuple[str, Optional[bytes]]], bool]
+
+
+def lint_batch(work: LintWork) -> List[Tuple[FileResult, Optional[bytes], Optional[str]]]:
+    """Prefilter and lint a batch of one project's files under one rule set: per file, the
+    result, the bytes read when it has findings (for the report and the fixes), and the hash
+    of the bytes linted (the cache's key) when the cache is used."""
+    from sessionlint.lint import parse_and_lint
+    from sessionlint.registry import rule_classes
+
+    project, codes, prefilter, items, digests = work
+    infos = [by_code(code) for code in codes]
+    triggers = {trigger for info in infos if info is not None for trigger in info.triggers}
+    rules: Optional[list] = None  # imported (with libcst) when a file needs parsing
+    answers: List[Tuple[FileResult, Optional[bytes], Optional[str]]] = []
+    for path, pinned in items:
+        data = pinned
+        if data is None:
+            data, failure = read_source(path)
+            if data is None:
+                answers.append((failure or FileResult(path), None, None))
+                continue
+        refine = project.triage(data, triggers) if prefilter else ()
+        if refine is None:
+            file_result = FileResult(path)
+        else:
+            if rules is None:
+                rules = rule_classes(infos)
+            file_result = parse_and_lint(data, path, project, rules, refine)
+        keep = data if file_result.diagnostics and pinned is None else None
+        answers.append((file_result, keep, Cache.digest(data) if digests else None))
+    return answers
