@@ -355,11 +355,13 @@ def _write_fixes(result: RunResult, skip: Optional[str] = None) -> None:
     written, keeps its original bytes and becomes an I/O error of the run. `skip`: the
     stdin pseudo-path, whose fixed text goes to stdout instead."""
     from sessionlint.diagnostics import FileError, FileResult
-    from sessionlint.fixes.files import WriteError, digest, write_fixed
+    from sessionlint.fixes.files import WriteError, digest, remove_stale_temporaries, write_fixed
 
     for path, (original, fixed, _) in sorted(result.fixes.items()):
         if path == skip:
             continue
+        target = os.path.realpath(path)
+        remove_stale_temporaries(os.path.dirname(target), os.path.basename(target))  # a killed run's
         try:
             write_fixed(path, fixed, digest(original))
         except WriteError as error:
@@ -459,13 +461,13 @@ def entry(argv: Optional[Sequence[str]] = None) -> NoReturn:
     except click.ClickException as error:
         error.show()
         code = error.exit_code
-    except click.exceptions.Abort:
-        code = EXIT_INTERRUPTED
-    except Terminated:
-        code = EXIT_TERMINATED
-    except KeyboardInterrupt:
-        sys.stderr.write("sessionlint: interrupted\n")
-        code = EXIT_INTERRUPTED
+    except (click.exceptions.Abort, KeyboardInterrupt) as stop:
+        # Click turns an interrupt into Abort; SIGTERM is Terminated. A normal exit, not the
+        # hard one: the pool's queues and semaphores are released as the interpreter ends.
+        terminated = isinstance(stop, Terminated) or isinstance(stop.__context__, Terminated)
+        if not terminated:
+            sys.stderr.write("sessionlint: interrupted\n")
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except SystemExit as stop:
         code = stop.code
     except BrokenPipeError:

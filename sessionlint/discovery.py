@@ -56,7 +56,7 @@ def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None
 
     def add(path: str, from_walk: bool) -> None:
         normal = os.path.normpath(path)
-        key = os.path.realpath(normal)
+        key = os.path.abspath(normal)
         if key not in seen:
             seen.add(key)
             found.files.append(normal)
@@ -151,6 +151,9 @@ def _check_ignore(top: str, files: Sequence[str]) -> Set[str]:
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
+_ROOTS: Dict[str, Optional[str]] = {}
+
+
 def project_root(start: str, settings: Settings) -> Optional[str]:
     """The root of the project `start` lies in: the directory of the configuration file,
     or the nearest directory upward holding a pyproject.toml, setup.py, setup.cfg or .git;
@@ -160,13 +163,15 @@ def project_root(start: str, settings: Settings) -> Optional[str]:
     directory = os.path.abspath(start)
     if not os.path.isdir(directory):
         directory = os.path.dirname(directory)
-    while True:
-        if any(os.path.exists(os.path.join(directory, marker)) for marker in PROJECT_MARKERS):
-            return directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
+    return nearest_upward(directory, _ROOTS, _marked)
+
+
+def _marked(directory: str) -> Optional[str]:
+    try:
+        names = set(os.listdir(directory))
+    except OSError:
+        return None
+    return directory if not names.isdisjoint(PROJECT_MARKERS) else None
 
 
 def project_context(
@@ -184,13 +189,13 @@ def project_context(
         absolute = os.path.abspath(path)
         if absolute == root or (os.path.isdir(absolute) and root.startswith(absolute.rstrip(os.sep) + os.sep)):
             return []
-    linted_here = {os.path.realpath(f) for f in linted}
+    linted_here = {os.path.abspath(f) for f in linted}
     if relative is None:
         relative = not any(os.path.isabs(p) for p in given)
     context = []
     for path in discover([root], settings).files:
         absolute = os.path.abspath(path)
-        if os.path.realpath(absolute) not in linted_here:
+        if absolute not in linted_here:
             context.append(_relative_or_absolute(absolute, relative))
     return context
 

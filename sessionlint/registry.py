@@ -5,6 +5,7 @@ registry describes every rule as plain data; `tests/test_rule_contract.py` check
 table matches the rule classes in `sessionlint.rules`.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -134,6 +135,11 @@ def _specificity(selector: str, rule: RuleInfo) -> int:
 def select_rules(select: Optional[Sequence[str]], ignore: Sequence[str] = ()) -> List[RuleInfo]:
     """Enabled rules: the selected ones minus the ignored ones. When a rule is both selected
     and ignored, the more specific selector wins, and `ignore` wins a tie (as in Ruff)."""
+    return list(_select(tuple(select) if select else None, tuple(ignore)))
+
+
+@functools.lru_cache(maxsize=256)
+def _select(select: Optional[Tuple[str, ...]], ignore: Tuple[str, ...]) -> Tuple[RuleInfo, ...]:
     selectors = list(select) if select else list(DEFAULT_SELECT)
     validate_selectors(selectors)
     validate_selectors(ignore)
@@ -143,7 +149,7 @@ def select_rules(select: Optional[Sequence[str]], ignore: Sequence[str] = ()) ->
         ignored = max((_specificity(s, rule) for s in ignore), default=-1)
         if selected >= 0 and selected > ignored:
             chosen.append(rule)
-    return chosen
+    return tuple(chosen)
 
 
 def by_code(code: str) -> Optional[RuleInfo]:

@@ -1,9 +1,12 @@
 """The run, written once: discover -> project pass -> cache and prefilter -> lint -> suppress
 -> fix.
 
-Every file is linted by the same steps, whatever the number of files: the bulk steps (the
-project pass's per-file facts and rescans, the prefilter and lint of each file) go through
-one `workers.Executor`, in this process or on a pool, with the same functions either way.
+Every file is linted by the same steps, whatever the number of files. The project pass runs
+in this process (it reads every file and parses a few with the stdlib `ast`); the prefilter
+and lint of each file, the bulk of the work, go through one `workers.Executor`, in this
+process or on a pool, with the same function either way. A project's files are submitted
+as soon as its pass is done, so the workers lint one project while this process does the
+next one's pass.
 Each file is linted under its own settings (its nearest configuration) and inside its own
 project: the project pass runs once per project root met in the run, and reads the
 project's other files when only some of them are linted, so a file's findings never depend
@@ -23,7 +26,7 @@ from sessionlint.prefilter import Project, project_of
 from sessionlint.registry import RuleInfo, matches, by_code, select_rules
 from sessionlint.sources import SourceFiles, read_source, too_large_message
 from sessionlint.suppression import UNUSED_CODE, may_report_unused
-from sessionlint.workers import Executor, InProcess, make_executor, restore_gc, tune_gc
+from sessionlint.workers import Executor, Handle, InProcess, make_executor, restore_gc, tune_gc
 
 Progress = Callable[[int, int], None]
 
@@ -35,8 +38,7 @@ POOL_THRESHOLD_BYTES = 160_000
 EARLY_POOL_FILES = 200
 # The bytes of a project's files a run in one process holds for its project pass's rescans.
 HELD_BYTES = 32 << 20
-# The project pass's files per task, and the files per lint task, up to a total size.
-FACTS_CHUNK = 128
+# The files per lint task, up to a total size.
 LINT_BATCH_FILES = 48
 LINT_BATCH_BYTES = 256_000
 
@@ -89,6 +91,7 @@ class _Run:
         self.caches: Dict[str, Cache] = {}
         self.executor: Executor = InProcess()
         self.marked: Set[str] = set()  # files that may hold a suppression SL100 reports
+        self.done = 0  # files linted so far, for the progress bar
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -100,9 +103,12 @@ class _Run:
                 self.executor = make_executor(jobs)
                 self.executor.warm_up()
             self.group(files)
+            submitted = []
             for project_run in self.projects:
                 self.project_pass(project_run)
-            self.lint(jobs)
+                submitted.append(self.submit(project_run, jobs))
+            for project_run, batches in zip(self.projects, submitted):
+                self.collect(project_run, batches)
             for cache in self.caches.values():
                 cache.save()
         except BaseException:
@@ -132,7 +138,7 @@ class _Run:
             if not (settings.force_exclude and settings.is_excluded(path)):
                 normal = os.path.normpath(path)
                 # The file an editor pipes in stands for its copy on disk.
-                files = [f for f in files if os.path.realpath(f) != os.path.realpath(normal)] + [normal]
+                files = [f for f in files if os.path.abspath(f) != os.path.abspath(normal)] + [normal]
                 self.sources.pin(normal, data)
         kept = []
         for path in files:
@@ -201,57 +207,43 @@ class _Run:
             others = [f for f in self.settings if f not in linted_set and _is_under(f, root)]
             relative = not any(os.path.isabs(f) for f in linted)
             others += project_context(root, self.paths, list(self.settings), self.configuration, relative)
-        spec = (settings.session_factories, settings.engine_factories, settings.request_decorators, settings.max_file_size)
         use_digests = cache.enabled
-        on_workers = self.executor.jobs > 1
-        missing: List[str] = []
         order = linted + others
         known: Dict[str, Any] = {}
-        # In this process, the bytes read are held for the rescans' questions (up to a
-        # budget): a file is read once.
+        # The bytes read are held for the rescans' questions (up to a budget): a file is
+        # read once.
         held: Dict[str, bytes] = {}
         budget = HELD_BYTES
         for path in order:
             pinned = self.sources.pinned.get(path)
-            if on_workers and not use_digests and pinned is None:
-                missing.append(path)  # the worker reads it
-                continue
             data, failure = (pinned, None) if pinned is not None else read_source(path, settings.max_file_size)
             if data is None:
                 known[path] = failure
                 continue
             digest = cache.digest(data) if use_digests else None
             facts = builder.cached_facts(digest) if digest is not None else None
-            if facts is None and on_workers and pinned is None:
-                missing.append(path)
-                continue
             if facts is None:
                 facts = builder.file_facts(path, data, digest)
-            known[path] = (digest, facts, may_report_unused(data), len(data))
-            if not on_workers and len(data) <= budget:
+            known[path] = (digest, facts, may_report_unused(data))
+            if len(data) <= budget:
                 held[path] = data
                 budget -= len(data)
-        chunks = [(spec, use_digests, missing[i : i + FACTS_CHUNK]) for i in range(0, len(missing), FACTS_CHUNK)]
-        for chunk, records in zip(chunks, self.executor.map(file_facts_chunk, chunks)):
-            for path, record in zip(chunk[2], records):
-                known[path] = record
         linted_here = set(linted)
         for path in order:
             record = known.get(path)
-            if isinstance(record, FileResult) or record is None:
+            if not isinstance(record, tuple):
                 if path in linted_here:
                     self.unreadable(path, record)
                 continue
-            digest, facts, mark, _size = record
+            digest, facts, mark = record
             builder.merge(path, facts, digest)
             if path in linted_here:
                 if digest is not None:
                     project_run.digests[path] = digest
                 if mark:
                     self.marked.add(path)
-        rescans = _Rescans(self.executor, spec, use_digests) if isinstance(self.executor, Executor) and self.executor.jobs > 1 else None
-        reader = self._reader(settings.max_file_size)
-        index = builder.finish(lambda path: held.get(path) or reader(path), rescans)
+        limit = settings.max_file_size
+        index = builder.finish(lambda path: held.get(path) or read_source(path, limit)[0])
         project_run.project = project_of(index, settings)
 
     def unreadable(self, path: str, record: Optional[FileResult]) -> None:
@@ -261,56 +253,49 @@ class _Run:
         if project_run is not None and path in project_run.files:
             project_run.files.remove(path)
 
-    def _reader(self, limit: int) -> Callable[[str], Optional[bytes]]:
-        def read(path: str) -> Optional[bytes]:
-            pinned = self.sources.pinned.get(path)
-            return pinned if pinned is not None else read_source(path, limit)[0]
-
-        return read
-
     # --- the lint ------------------------------------------------------------------------
 
-    def lint(self, jobs: int) -> None:
-        """Per file: the cached result, or the prefilter and the lint (on the executor)."""
+    def submit(self, project_run: ProjectRun, jobs: int) -> List[Tuple[Any, Handle]]:
+        """The project's files: the cached result, or submitted to the executor for the
+        prefilter and the lint (a pool is started for them if they are many)."""
+        assert project_run.project is not None and project_run.cache is not None
         pending: List[Tuple[ProjectRun, Tuple[str, ...], str, str]] = []  # (project, codes, path, run key)
-        keys: Dict[Tuple[int, Tuple[str, ...]], str] = {}
-        for project_run in self.projects:
-            assert project_run.project is not None and project_run.cache is not None
-            for path in project_run.files:
-                codes = self.rule_codes(path)
-                if not codes:
-                    self.result.files.append(FileResult(path))
-                    continue
-                key_id = (id(project_run), codes)
-                run_key = keys.get(key_id)
-                if run_key is None:
-                    run_key = keys[key_id] = fingerprint(self.settings[path], codes, project_run.project.index)
-                digest = project_run.digests.get(path, "")
-                cached = project_run.cache.get(run_key, path, digest) if digest else None
-                if cached is not None:
-                    self.result.files.append(cached)
-                    continue
-                pending.append((project_run, codes, path, run_key))
+        keys: Dict[Tuple[str, ...], str] = {}
+        for path in project_run.files:
+            codes = self.rule_codes(path)
+            if not codes:
+                self.result.files.append(FileResult(path))
+                continue
+            run_key = keys.get(codes)
+            if run_key is None:
+                run_key = keys[codes] = fingerprint(self.settings[path], codes, project_run.project.index)
+            digest = project_run.digests.get(path, "")
+            cached = project_run.cache.get(run_key, path, digest) if digest else None
+            if cached is not None:
+                self.result.files.append(cached)
+                continue
+            pending.append((project_run, codes, path, run_key))
         if not pending:
-            return
+            return []
         sizes = {path: _size(path, self.sources) for _, _, path, _ in pending}
         if self.executor.jobs <= 1 and jobs > 1 and len(pending) > 1 and sum(sizes.values()) >= POOL_THRESHOLD_BYTES:
             self.executor = make_executor(jobs)
-        batches = self.batches(pending, sizes)
-        done = 0
-        total = len(pending)
-        for batch, answers in zip(batches, self.executor.map(lint_batch, [b[1] for b in batches])):
-            project_run, codes, run_key = batch[0]
-            for (path, _), (file_result, data, digest) in zip(batch[1][3], answers):
+        return [(batch[0], self.executor.submit(lint_batch, batch[1])) for batch in self.batches(pending, sizes)]
+
+    def collect(self, project_run: ProjectRun, submitted: Sequence[Tuple[Any, Handle]]) -> None:
+        for (_, _, run_key), handle in submitted:
+            work = handle.item
+            answers = handle.result()
+            for (path, _), (file_result, data, digest) in zip(work[3], answers):
                 self.result.files.append(file_result)
                 if data is not None:
                     self.sources.keep(path, data)
                 cacheable = file_result.error is None or file_result.error.kind not in (ErrorKind.INTERNAL, ErrorKind.IO)
                 if cacheable and digest is not None and project_run.cache is not None:
                     project_run.cache.put(run_key, path, digest, file_result)
-            done += len(batch[1][3])
+            self.done += len(work[3])
             if self.progress is not None:
-                self.progress(done, total)
+                self.progress(self.done, len(self.settings))
 
     def batches(self, pending: Sequence[Tuple[ProjectRun, Tuple[str, ...], str, str]], sizes: Dict[str, int]) -> List[Any]:
         """Batches of one project and one rule set, largest files first (so that the workers
@@ -429,75 +414,6 @@ def _size(path: str, sources: SourceFiles) -> int:
 
 
 # --- the tasks the executor runs (module level: a pool pickles them by name) --------------
-
-FactsSpec = Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...], int]
-
-
-def file_facts_chunk(work: Tuple[FactsSpec, bool, Sequence[str]]) -> List[Any]:
-    """Per path, in order: (content hash or None, IndexBuilder.file_facts, whether the file
-    may hold a suppression SL100 reports, size), or the FileResult of a file that cannot be
-    read."""
-    (factories, engines, decorators, limit), digests, paths = work
-    builder = IndexBuilder(factories, None, engines, decorators)
-    found: List[Any] = []
-    for path in paths:
-        data, failure = read_source(path, limit)
-        if data is None:
-            found.append(failure)
-            continue
-        digest = Cache.digest(data) if digests else None
-        found.append((digest, builder.file_facts(path, data, digest), may_report_unused(data), len(data)))
-    return found
-
-
-class _Rescans:
-    """IndexBuilder.finish's rescans on the executor's workers."""
-
-    def __init__(self, executor: Executor, spec: FactsSpec, digests: bool) -> None:
-        self.executor = executor
-        self.spec = spec
-        self.digests = digests
-
-    def reasons(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[Any]:
-        size = max(64, -(-len(candidates) // (self.executor.jobs * 8)))
-        chunks = [(candidates[i : i + size], tuple(fresh), self.digests, self.spec[3]) for i in range(0, len(candidates), size)]
-        return [reason for answer in self.executor.map(rescan_reasons_chunk, chunks) for reason in answer]
-
-    def scans(self, paths: Sequence[str]) -> List[Any]:
-        size = max(8, -(-len(paths) // (self.executor.jobs * 4)))
-        chunks = [(paths[i : i + size], self.digests, self.spec[3]) for i in range(0, len(paths), size)]
-        return [scan for answer in self.executor.map(scans_chunk, chunks) for scan in answer]
-
-
-class _DigestOnly:
-    """What the project pass's helpers need of a cache in a worker: the hash, nothing kept."""
-
-    enabled = True
-    digest = staticmethod(Cache.digest)
-
-    def get_check(self, names: str, digest: str) -> None:
-        return None
-
-    def put_check(self, names: str, digest: str, reason: Any) -> None:
-        return None
-
-    def get_scan(self, digest: str) -> None:
-        return None
-
-
-def rescan_reasons_chunk(work: Tuple[Sequence[Tuple[str, bool]], Sequence[str], bool, int]) -> List[Any]:
-    from sessionlint.analysis.index import rescan_reasons
-
-    candidates, fresh, digests, limit = work
-    return rescan_reasons(candidates, fresh, lambda path: read_source(path, limit)[0], _DigestOnly() if digests else None)
-
-
-def scans_chunk(work: Tuple[Sequence[str], bool, int]) -> List[Any]:
-    from sessionlint.analysis.index import scans
-
-    paths, digests, limit = work
-    return scans(paths, lambda path: read_source(path, limit)[0], _DigestOnly() if digests else None)
-
 
 LintWork = Tuple[Project, Tuple[str, ...], bool, List[Tuple[str, Optional[bytes]]], bool]
 

@@ -5,7 +5,7 @@ the items, so a run's findings never depend on which one it used (tests compare 
 The pool is the standard library's `ProcessPoolExecutor`, started with a method that is safe
 on the platform: `forkserver` where it exists (the server imports libcst and the rules once,
 and every worker is forked from that single-threaded process), `spawn` elsewhere; never a
-plain `fork` of this process, which may be running the parser thread. Workers ignore SIGINT
+plain `fork` of this process, which may be running the parser thread. Workers end on SIGINT
 (the run's process handles one Ctrl-C for all of them), never hold the run's standard output
 (so `sessionlint . | cat` ends when the run ends), and exit on their own when the run's
 process is gone, however it ended (SIGKILL, the OOM killer).
@@ -54,24 +54,49 @@ def restore_gc(previous: Optional[tuple]) -> None:
         gc.set_threshold(*previous)
 
 
+class Handle:
+    """The result of one submitted item, when asked."""
+
+    def __init__(self, function: Callable[[Any], Any], item: Any, future: Optional[Future] = None, pool: Optional["ProcessPool"] = None) -> None:
+        self.function = function
+        self.item = item
+        self.future = future
+        self.pool = pool
+
+    def result(self) -> Any:
+        if self.future is not None:
+            try:
+                return self.future.result()
+            except BrokenProcessPool:
+                _LOG.debug("a worker process died; its items are done in this process", exc_info=True)
+                if self.pool is not None:
+                    self.pool.abandon()
+        return self.function(self.item)
+
+
 class Executor:
-    """Runs `function` over `items`, results in the order of the items."""
+    """Runs `function` on items: `submit` now, `Handle.result()` when needed."""
 
     jobs = 1
 
+    def submit(self, function: Callable[[Item], Result], item: Item) -> Handle:
+        return Handle(function, item)
+
     def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
-        for item in items:
-            yield function(item)
+        """The results of `function` over `items`, in the order of the items."""
+        handles = [self.submit(function, item) for item in items]
+        for handle in handles:
+            yield handle.result()
 
     def warm_up(self) -> None:
-        """Start what `map` will need (worker processes), without waiting for it."""
+        """Start what the work will need (worker processes), without waiting for it."""
 
     def close(self, interrupted: bool = False) -> None:
         """Release the workers; `interrupted`: do not wait for work in progress."""
 
 
 class InProcess(Executor):
-    """This process, one item after the other."""
+    """This process: an item is done when its result is asked for."""
 
 
 class ProcessPool(Executor):
@@ -86,44 +111,49 @@ class ProcessPool(Executor):
         self.pool: Optional[ProcessPoolExecutor] = ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
         )
+        self.starting: Optional[threading.Thread] = None
 
     def warm_up(self) -> None:
+        """Start the workers on a thread of this process: the forkserver imports libcst and
+        the rules (about 0.2 s) before it forks them, while this process goes on."""
+        pool = self.pool
+        if pool is not None and self.starting is None:
+            self.starting = threading.Thread(target=_start_workers, args=(pool, self.jobs), name="sessionlint-pool-start", daemon=True)
+            self.starting.start()
+
+    def _started(self) -> None:
+        starting, self.starting = self.starting, None
+        if starting is not None:
+            starting.join()
+
+    def submit(self, function: Callable[[Item], Result], item: Item) -> Handle:
+        self._started()
         if self.pool is not None:
-            for _ in range(self.jobs):
-                self.pool.submit(int)
+            try:
+                return Handle(function, item, self.pool.submit(function, item), self)
+            except (BrokenProcessPool, RuntimeError):
+                self.abandon()
+        return Handle(function, item)
 
-    def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
-        futures: List[Optional[Future]] = []
-        for item in items:
-            futures.append(self._submit(function, item))
-        for item, future in zip(items, futures):
-            if future is not None:
-                try:
-                    yield future.result()
-                    continue
-                except BrokenProcessPool:
-                    _LOG.debug("a worker process died; its items are done in this process", exc_info=True)
-                    self._abandon()
-            yield function(item)
-
-    def _submit(self, function: Callable[[Item], Result], item: Item) -> Optional[Future]:
-        if self.pool is None:
-            return None
-        try:
-            return self.pool.submit(function, item)
-        except (BrokenProcessPool, RuntimeError):
-            self._abandon()
-            return None
-
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self, interrupted: bool = False) -> None:
+        if not interrupted:
+            self._started()
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def _start_workers(pool: ProcessPoolExecutor, count: int) -> None:
+    try:
+        for _ in range(count):
+            pool.submit(int)
+    except (BrokenProcessPool, RuntimeError):  # shut down meanwhile: the work is done here
+        pass
 
 
 def start_method() -> str:
@@ -140,11 +170,12 @@ def make_executor(jobs: int) -> Executor:
 
 
 def _start_worker(parent: int) -> None:
-    """A worker's start: no SIGINT (the run's process handles it), no standard output (it
-    writes none, and a pipe it holds would not end when the run does), a watchdog that ends it
-    when the run's process is gone, and the collector's thresholds for parsing."""
+    """A worker's start: SIGINT ends it at once (a terminal's Ctrl-C reaches the whole
+    process group; the run's process reports the interrupt), no standard output (it writes
+    none, and a pipe it holds would not end when the run does), a watchdog that ends it when
+    the run's process is gone, and the collector's thresholds for parsing."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     except (OSError, ValueError):
         pass
     try:

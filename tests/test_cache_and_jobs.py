@@ -106,8 +106,8 @@ def test_process_pool_gives_the_same_findings(tmp_path, monkeypatch):
 
 
 def test_many_files_start_the_pool_before_the_project_pass(tmp_path, monkeypatch):
-    """A cold run over many files starts its workers first and shares the project pass with
-    them: the same findings as one process."""
+    """A cold run over many files starts its workers first (they import libcst while this
+    process does the project pass), then lints on them: the same findings as one process."""
     import sessionlint.workers as workers
 
     app = write_project(tmp_path)
@@ -116,15 +116,17 @@ def test_many_files_start_the_pool_before_the_project_pass(tmp_path, monkeypatch
         (app / f"routes_{i}.py").write_text(body)
     monkeypatch.setattr(engine, "EARLY_POOL_FILES", 10)
     used = []
-    real_map = workers.ProcessPool.map
+    real_submit = workers.ProcessPool.submit
+    real_warm_up = workers.ProcessPool.warm_up
 
-    def spy(self, function, items):
+    def spy(self, function, item):
         used.append(function.__name__)
-        return real_map(self, function, items)
+        return real_submit(self, function, item)
 
-    monkeypatch.setattr(workers.ProcessPool, "map", spy)
+    monkeypatch.setattr(workers.ProcessPool, "submit", spy)
+    monkeypatch.setattr(workers.ProcessPool, "warm_up", lambda self: used.append("warm_up") or real_warm_up(self))
     pooled = engine.run([str(app)], Settings(cache=False, jobs=2))
-    assert used[0] == "file_facts_chunk" and used[-1] == "lint_batch"
+    assert used[0] == "warm_up" and set(used[1:]) == {"lint_batch"}
     used.clear()
     single = engine.run([str(app)], Settings(cache=False, jobs=1))
     assert used == []  # -j 1: no pool

@@ -240,7 +240,9 @@ def test_interrupted_fix_leaves_each_file_whole(tmp_path):
     assert all((tmp_path / n).read_bytes() == fixed for n in names)
     for fraction in (0.5, 0.8, 0.9, 0.95, 0.98):
         reset()
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+        )
         time.sleep(full * fraction)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
@@ -252,28 +254,31 @@ def test_interrupted_fix_leaves_each_file_whole(tmp_path):
 
 def test_an_interrupt_during_a_write_waits_for_the_file_to_be_whole(tmp_path):
     """The window the interrupted --fix test can only hit by luck: SIGINT after the temporary
-    file exists. The write completes, no temporary is left, then KeyboardInterrupt comes."""
-    from sessionlint.fixes import files
-
+    file exists. The write completes, no temporary is left, then KeyboardInterrupt comes.
+    Run in a child with SIGINT's usual handler, whatever this test process has (pytest may
+    start with SIGINT ignored); the handler before is the handler after."""
     target = tmp_path / "m.py"
     target.write_bytes(b"old\n")
-    real_mkstemp = files.tempfile.mkstemp
-
-    def interrupted_mkstemp(*args, **kwargs):
-        made = real_mkstemp(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
-        return made
-
-    files.tempfile.mkstemp = interrupted_mkstemp
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with files.interrupts_held():
-                files.write_fixed(str(target), b"new\n")
-    finally:
-        files.tempfile.mkstemp = real_mkstemp
+    script = f"""
+import os, signal
+from sessionlint.fixes import files
+signal.signal(signal.SIGINT, signal.default_int_handler)
+real = files.tempfile.mkstemp
+def interrupted(*args, **kwargs):
+    made = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+    return made
+files.tempfile.mkstemp = interrupted
+try:
+    files.write_fixed({str(target)!r}, b"new\\n")
+except KeyboardInterrupt:
+    print("interrupted after the write")
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (completed.returncode, completed.stdout, completed.stderr) == (0, "interrupted after the write\n", "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
     assert target.read_bytes() == b"new\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_syntax_warnings_of_the_linted_code_are_not_printed(tmp_path, monkeypatch):
