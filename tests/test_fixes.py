@@ -146,3 +146,27 @@ def test_read_only_file_is_not_written(tmp_path, monkeypatch):
     assert err == "sessionlint: error: app.py: the file is read-only; not written\n"
     assert target.read_bytes() == LEAK
     assert b"app.py:5:10: SL001 [*] session `db` is never closed" in out
+
+
+NO_FIX = sorted(glob.glob(os.path.join(FIXTURES, "nofix", "*.py")))
+
+
+@pytest.mark.parametrize("path", NO_FIX, ids=lambda p: os.path.basename(p)[:-3])
+def test_no_fix_where_it_would_change_the_mechanics(path):
+    """Shapes where a fix would change what the code does at run time (a detached object, a
+    lost commit, an added commit, two engines under one name, a rollback on None, before a
+    savepoint's or before a retry): reported exactly as annotated, never rewritten, even
+    with --unsafe-fixes."""
+    from helpers import compare, fixture_settings, parse_expectations
+
+    from sessionlint.api import fix_source, lint_source
+
+    with open(path, "rb") as handle:
+        original = handle.read()
+    text = original.decode()
+    settings = fixture_settings(text)
+    found = lint_source(original, os.path.basename(path), settings).diagnostics
+    missing, unexpected = compare(parse_expectations(text), found)
+    assert not missing and not unexpected, (missing, unexpected)
+    outcome = fix_source(original, os.path.basename(path), settings, unsafe=True)
+    assert outcome.source == original and not outcome.fixed

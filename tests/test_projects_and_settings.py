@@ -172,7 +172,7 @@ UNSAFE_ONLY = textwrap.dedent(
 
     def leak():
         db = SessionLocal()
-        return db.query(1).all()
+        return db.query(User).count()
 
 
     def safe():

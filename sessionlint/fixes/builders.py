@@ -199,20 +199,104 @@ def with_block(
 
 
 def returns_values(statements: Sequence[cst.CSTNode], name: str) -> bool:
-    """Whether any of the statements returns or yields a value other than `name` itself
-    (what it returns may be an ORM object that lazy-loads after the close)."""
+    """Whether any of the statements returns or yields a value other than a constant or
+    `name` itself."""
+    return any(not _is_constant_value(value) for value in _returned(statements, name))
+
+
+def returns_session_objects(statements: Sequence[cst.CSTNode], name: str) -> bool:
+    """Whether any of the statements returns or yields something that may be an ORM object
+    loaded through the session (or a collection of them): once a `with` closes the session,
+    such an object is detached, and the caller's first lazy load raises
+    DetachedInstanceError. Plain values (constants, counts, lengths, comparisons, strings)
+    are not."""
+    return any(not _is_plain_value(value) for value in _returned(statements, name))
+
+
+def _returned(statements: Sequence[cst.CSTNode], name: str) -> Iterator[cst.BaseExpression]:
     for statement in statements:
         for node in walk(statement, enter_scopes=False):
             if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None:
                 value = node.value
                 if isinstance(value, cst.Name) and value.value == name and isinstance(node, cst.Yield):
                     continue
-                if isinstance(value, (cst.Integer, cst.SimpleString)) or (
-                    isinstance(value, cst.Name) and value.value in ("None", "True", "False")
-                ):
-                    continue
-                return True
+                yield value  # type: ignore[misc]
+
+
+def _is_constant_value(value: cst.CSTNode) -> bool:
+    return isinstance(value, (cst.Integer, cst.Float, cst.SimpleString)) or (
+        isinstance(value, cst.Name) and value.value in ("None", "True", "False")
+    )
+
+
+# Calls whose result is a plain value whatever they are given.
+_PLAIN_CALLS = frozenset({"len", "bool", "int", "float", "str", "repr", "sum", "round", "abs", "count", "exists"})
+
+
+def _is_plain_value(value: cst.CSTNode) -> bool:
+    if _is_constant_value(value) or isinstance(value, (cst.FormattedString, cst.ConcatenatedString, cst.Comparison)):
+        return True
+    if isinstance(value, (cst.BooleanOperation,)):
+        return _is_plain_value(value.left) and _is_plain_value(value.right)
+    if isinstance(value, cst.UnaryOperation):
+        return isinstance(value.operator, cst.Not) or _is_plain_value(value.expression)
+    if isinstance(value, cst.Call):
+        callee = value.func.attr.value if isinstance(value.func, cst.Attribute) else getattr(value.func, "value", None)
+        return callee in _PLAIN_CALLS or _fetches_textual_rows(value)
+    if isinstance(value, (cst.Tuple, cst.List)):
+        return all(_is_plain_value(element.value) for element in value.elements)
+    if isinstance(value, cst.Dict):
+        return all(isinstance(e, cst.DictElement) and _is_plain_value(e.value) for e in value.elements)
     return False
+
+
+# Methods that fetch rows out of a result (what remains usable once the session closes).
+_FETCHES = frozenset({"all", "scalar", "scalar_one", "scalar_one_or_none", "first", "one", "one_or_none", "fetchall", "fetchone", "fetchmany"})
+
+
+def _fetches_textual_rows(call: cst.Call) -> bool:
+    """`db.execute(text("select ..."))....all()`: rows of a textual query, fetched before the
+    return (plain tuples and values: no ORM object can come out of raw SQL)."""
+    if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in _FETCHES:
+        return False
+    node: cst.BaseExpression = call.func.value
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if node.func.attr.value in ("execute", "exec_driver_sql"):
+            if not node.args:
+                return False
+            query = node.args[0].value
+            if isinstance(query, cst.Call) and getattr(query.func, "value", None) == "text":
+                query = query.args[0].value if query.args else query
+            return isinstance(query, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
+        node = node.func.value
+    return False
+
+
+def used_outside(function: cst.FunctionDef, block: Block, names: Set[str]) -> bool:
+    """Whether any of `names` is read in `function` outside `block` (a `with` put around the
+    rest of `block` would have closed the session, or detached its objects, by then)."""
+    inside = {id(node) for node in walk(block, enter_scopes=False)}
+    for node in walk(function.body, enter_scopes=False):
+        if id(node) not in inside and isinstance(node, cst.Name) and node.value in names:
+            return True
+    return False
+
+
+def bound_names(statements: Sequence[cst.CSTNode]) -> Set[str]:
+    """Names assigned in `statements` (their scope only)."""
+    names: Set[str] = set()
+    for statement in statements:
+        for node in walk(statement, enter_scopes=False):
+            targets: List[cst.CSTNode] = []
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr)):
+                targets = [node.target]
+            elif isinstance(node, cst.AsName):
+                targets = [node.name]
+            for target in targets:
+                names.update(t.value for t in walk(target) if isinstance(t, cst.Name))
+    return names
 
 
 # --- SL004 / SL005: hoist to module level -----------------------------------------------------
@@ -291,7 +375,7 @@ def hoist(module: cst.Module, function: cst.FunctionDef, call: cst.Call, what: s
     available = module_names_before(module, top_index)
     if name in module_bindings(module) or not all(_is_constant(arg.value, available) for arg in call.args):
         return None
-    if _assigned_elsewhere(function, name, statement):
+    if _assigned_elsewhere(function, name, statement) or _built_in_another_scope(module, function, name):
         return None
     hoisted = statement.with_changes(leading_lines=top.leading_lines)
     blank = [cst.EmptyLine(), cst.EmptyLine()]
@@ -301,6 +385,16 @@ def hoist(module: cst.Module, function: cst.FunctionDef, call: cst.Call, what: s
         f"Create the {what} once at module level",
         (Edit(top, cst.FlattenSentinel([hoisted, new_top])),),
     )
+
+
+def _built_in_another_scope(module: cst.Module, function: cst.FunctionDef, name: str) -> bool:
+    """Whether another function of the module binds `name` too: hoisting both (in one round
+    of fixes) would make one module-level name of two engines, and one handler would use the
+    other's database."""
+    for node in walk(module):
+        if isinstance(node, cst.FunctionDef) and node is not function and name in bound_names([node.body]):
+            return True
+    return False
 
 
 def _assigned_elsewhere(function: cst.FunctionDef, name: str, statement: cst.CSTNode) -> bool:

@@ -138,7 +138,9 @@ def _scope_block(life: SessionLife) -> Optional[builders.Block]:
 def with_fix(life: SessionLife) -> Optional[FixPlan]:
     """`name = Factory()` + the rest of its block -> `with Factory() as name:` around it, when
     the only close (if any) ends that block. Safe in the function's own block when nothing
-    but constants is returned; unsafe elsewhere (code after the block may still use it)."""
+    but constants is returned; unsafe when plain values are returned or the block is nested.
+    None (no fix) when the mechanics would change: ORM objects returned (detached), the
+    session or what it loaded used after a nested block, a project Session class."""
     creation = life.creation
     function = life.function.node
     if not isinstance(function, cst.FunctionDef) or creation.name is None:
@@ -157,6 +159,15 @@ def with_fix(life: SessionLife) -> Optional[FixPlan]:
         if not (builders.contains(last, close) and builders.is_method_call_statement(last, creation.name, "close")):
             return None
     rest = block.body[index + 1 :]
+    if builders.returns_session_objects(rest, creation.name):
+        # The caller would get detached objects: DetachedInstanceError at its first lazy load.
+        return None
+    if block is not root and builders.used_outside(function, block, {creation.name} | builders.bound_names(rest)):
+        # Used after the block (the session, or what it loaded): the `with` would close it first.
+        return None
+    if creation.factory.origin.startswith("subclass"):
+        # A project's own Session class may commit in `__exit__`: `with` would add a commit.
+        return None
     safe = block is root and not builders.returns_values(rest, creation.name)
     return builders.with_block(block, index, creation.call, creation.name, creation.factory.is_async, safe)
 

@@ -37,9 +37,10 @@ class ConnectionNotClosed(ScopeRule):
 
     ## Fix safety
     As for SL001 and SL002: `with engine.connect() as conn:` around the rest of the block
-    (safe in the function's own block when nothing but constants is returned, unsafe
-    otherwise), or `try:`/`finally: conn.close()` around the code between checkout and close
-    (safe).
+    (safe in the function's own block when nothing but constants is returned, unsafe when
+    plain values are; none when a result or anything else read through the connection is
+    returned, since it cannot be read once the connection is closed), or
+    `try:`/`finally: conn.close()` around the code between checkout and close (safe).
 
     ## Known limitations
     - An engine is recognised when its name is bound to `create_engine(...)` (or the async and

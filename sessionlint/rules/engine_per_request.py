@@ -47,6 +47,8 @@ class EnginePerRequest(Rule):
     module-level class) and every argument is a constant or a module-level name, the fix moves
     that statement to module level, before the definition, where it runs once at import. It
     is unsafe: the engine is then built at import time, and the function shares one pool.
+    No fix is offered when another function of the module binds the same name: hoisting both
+    would leave one module-level engine for two databases.
 
     ## Known limitations
     - Functions run once are not reported: module level, FastAPI `lifespan` and

@@ -1,9 +1,12 @@
+from typing import Optional
+
 import libcst as cst
 
 from sessionlint.analysis.lifecycle import ScopeFacts
-from sessionlint.analysis.tree import walk
+from sessionlint.analysis.tree import dotted_name, walk
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
+from sessionlint.fixes.plan import FixPlan
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -45,7 +48,11 @@ class MissingRollback(ScopeRule):
     ## Fix safety
     The fix inserts `session.rollback()` (awaited for an async session in an `async def`) as
     the first statement of the handler. It is unsafe: it discards every pending change of the
-    session, which the code after the handler may not expect.
+    session, which the code after the handler may not expect. No fix is offered where the
+    rollback would change the code's mechanics: the session may be `None` there, the
+    function uses savepoints (`begin_nested()`, or another object's `rollback()` in the
+    handler: a full rollback first would close the savepoint), or the handler commits or
+    flushes the session again (a retry, whose pending objects the rollback would drop).
 
     ## Known limitations
     - A receiver counts as a session when it is known to hold one (created from a factory,
@@ -107,8 +114,52 @@ class MissingRollback(ScopeRule):
                 f"and `{missing.session}` is used again {where}",
                 help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
                 refs={"use": missing.next_use},
-                fix=builders.rollback_first(missing.handler, cst.parse_expression(missing.session), _is_async(facts, missing)),
+                fix=_rollback_fix(facts, missing),
             )
+
+
+def _rollback_fix(facts: ScopeFacts, missing) -> Optional[FixPlan]:
+    """`rollback()` first in the handler, unless that would change what the code does: the
+    session may be None there (AttributeError), a savepoint is rolled back in the handler
+    or begun in the function (a full rollback first closes it: ResourceClosedError), or the
+    handler commits or flushes again (a retry: the rollback would drop the pending objects
+    it means to commit)."""
+    function = facts.node
+    session = missing.session
+    if _may_be_none(function, session) or _uses_savepoints(function, missing.handler, session):
+        return None
+    for node in walk(missing.handler.body):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("commit", "flush"):
+            if dotted_name(node.func.value) == session:
+                return None
+    return builders.rollback_first(missing.handler, cst.parse_expression(session), _is_async(facts, missing))
+
+
+def _may_be_none(function: cst.CSTNode, session: str) -> bool:
+    """`session = None` somewhere in the function, or a test of it against None or its truth."""
+    for node in walk(function):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == "None":
+            if any(dotted_name(t.target) == session for t in node.targets):
+                return True
+        if isinstance(node, cst.Comparison) and dotted_name(node.left) == session:
+            if any(isinstance(c.comparator, cst.Name) and c.comparator.value == "None" for c in node.comparisons):
+                return True
+        if isinstance(node, (cst.If, cst.While)) and dotted_name(node.test) == session:
+            return True
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not) and dotted_name(node.expression) == session:
+            return True
+    return False
+
+
+def _uses_savepoints(function: cst.CSTNode, handler: cst.CSTNode, session: str) -> bool:
+    for node in walk(function):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "begin_nested":
+            return True
+    for node in walk(handler):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "rollback":
+            if dotted_name(node.func.value) != session:
+                return True
+    return False
 
 
 def _is_async(facts: ScopeFacts, missing) -> bool:

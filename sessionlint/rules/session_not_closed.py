@@ -34,8 +34,12 @@ class SessionNotClosed(ScopeRule):
     all, only by a `name.close()` that ends the same block, the fix puts the rest of that block
     under `with Factory(...) as name:` (`async with` for async factories) and drops the
     trailing close. It is safe in the function's own block when the block returns or yields
-    nothing but constants or the session itself; otherwise unsafe, because objects returned or
-    used after the block are detached once the session closes.
+    nothing but constants or the session itself; unsafe when it returns plain values (counts,
+    strings, comparisons) or sits in a nested block. No fix is offered when the block returns
+    what may be ORM objects (the caller would get detached objects: DetachedInstanceError at
+    its first lazy load), when the session or anything the block assigns is used after a
+    nested block, or when the factory is the project's own Session class (its `__exit__` may
+    commit).
 
     ## Known limitations
     - A session handed to a constructor, stored on an object or in a container, aliased,

@@ -42,7 +42,8 @@ class SessionmakerPerRequest(Rule):
     When the sessionmaker is bound to a name in a module-level function (or a method of a
     module-level class) and every argument is a constant or a module-level name, the fix moves
     that statement to module level, before the definition. It is unsafe: the factory is then
-    built at import time and shared.
+    built at import time and shared. No fix is offered when another function of the module
+    binds the same name.
 
     ## Known limitations
     - Functions run once (module level, lifespan, startup handlers, cached getters, app
