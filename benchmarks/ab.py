@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench  # noqa: E402
+
 import corpus  # noqa: E402  (scripts/, on the path bench.py sets)
 
 WORKING_TREE = "."

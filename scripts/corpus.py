@@ -234,9 +234,9 @@ def _linted_projects(projects: List[dict], settings: object):
 def mutate(projects: List[dict], per_project: int, seed: int, operators: Sequence[str] = ()) -> Dict[str, Tuple[int, int]]:
     """Plant one bug per mutant in copies of real files; a plant is found when the expected
     rule reports more findings on the mutant than on the original."""
-    from mutations import OPERATORS, expected_codes, find_sites, make_mutant
-
     from dataclasses import replace
+
+    from mutations import OPERATORS, expected_codes, find_sites, make_mutant
 
     from sessionlint.api import lint_source
     from sessionlint.config import Settings

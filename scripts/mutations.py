@@ -12,9 +12,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import libcst as cst
 
-from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.analysis.lifecycle import is_bound_to_borrowed_connection
+from sessionlint.analysis.facts import is_bound_to_borrowed_connection
 from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name, walk
+from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
 
 SESSION_CALLEES = set(CONVENTIONAL_FACTORY_NAMES)
 # `Session`/`AsyncSession` count only where the file imports them from SQLAlchemy or SQLModel

@@ -71,9 +71,9 @@ def build_project(sources: Mapping[str, Source], settings: Optional[Settings] = 
 def lint_sources(sources: Mapping[str, Source], settings: Optional[Settings] = None) -> Dict[str, FileResult]:
     """Lint texts held in memory as one project (path -> text): each file's result, before
     suppressions."""
-    from sessionlint.lint import lint_file
+    from sessionlint.lint import lint_file, rule_classes
     from sessionlint.prefilter import build_project
-    from sessionlint.registry import rule_classes, select_rules
+    from sessionlint.registry import select_rules
 
     settings = settings or Settings()
     data = {path: _bytes(text) for path, text in sources.items()}
@@ -91,9 +91,9 @@ def lint_source(
     """The result of one text (its findings before suppressions, or the error that stopped
     its lint), linted inside `project`: the other files of its project (path -> text), or a
     project built once with `build_project`."""
-    from sessionlint.lint import lint_file
+    from sessionlint.lint import lint_file, rule_classes
     from sessionlint.prefilter import Project
-    from sessionlint.registry import rule_classes, select_rules
+    from sessionlint.registry import select_rules
 
     settings = settings or Settings()
     if not isinstance(project, Project):
@@ -122,8 +122,9 @@ def fix_source(
 ) -> FixResult:
     """Apply the safe fixes (and the unsafe ones with `unsafe`) to one text."""
     from sessionlint.fixes.apply import fix_source as apply_fixes
+    from sessionlint.lint import rule_classes
     from sessionlint.prefilter import build_project
-    from sessionlint.registry import rule_classes, select_rules
+    from sessionlint.registry import select_rules
 
     settings = settings or Settings()
     data = _bytes(source)

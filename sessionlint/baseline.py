@@ -8,7 +8,6 @@ whitespace collapsed, and the finding's rank among equal (path, code, text) trip
 
 import hashlib
 import json
-import os
 from collections import Counter
 from typing import Dict, List, Sequence, Tuple
 

@@ -20,13 +20,28 @@ import functools
 import json
 import os
 import stat
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sessionlint import __version__
-from sessionlint.diagnostics import Applicability, Confidence, Diagnostic, ErrorKind, FileError, FileResult, Fix, Location
-from sessionlint.fixes.files import TEMPORARY_SUFFIX, blake2b, remove_stale_temporaries, write_atomically
+from sessionlint.config import ConfigError
+from sessionlint.diagnostics import (
+    Applicability,
+    Confidence,
+    Diagnostic,
+    ErrorKind,
+    FileError,
+    FileResult,
+    Fix,
+    Location,
+)
+from sessionlint.fixes.files import (
+    TEMPORARY_SUFFIX,
+    blake2b,
+    remove_stale_temporaries,
+    write_atomically,
+)
 
-_FORMAT = 6
+_FORMAT = 7
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (the whole corpus's results take about 20 MB).
 MAX_FILE_BYTES = 512 << 20
@@ -69,7 +84,7 @@ def code_key() -> str:
 def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
     """The run key: what, besides a file's own bytes, its result depends on."""
     factories = sorted(
-        (path, name, factory.kind.value, factory.is_async, factory.origin)
+        (path, name, factory.kind.value, factory.is_async, factory.origin.name, factory.detail)
         for path, facts in index.modules.items()
         for name, factory in facts.factories.items()
     )
@@ -173,7 +188,7 @@ def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
 def _encode_scan(scan: Any) -> List[Any]:
     factories, imports, returned_calls, aliases, registries = scan
     return [
-        {name: [f.kind.value, f.is_async, f.origin] for name, f in factories.items()},
+        {name: [f.kind.value, f.is_async, f.origin.name, f.detail] for name, f in factories.items()},
         {name: [b.module, b.level, b.original] for name, b in imports.items()},
         {name: [[callee, is_async] for callee, is_async in calls] for name, calls in returned_calls.items()},
         dict(aliases),
@@ -182,13 +197,15 @@ def _encode_scan(scan: Any) -> List[Any]:
 
 
 def _decode_scan(value: Any) -> Any:
-    from sessionlint.analysis.index import Factory, FactoryKind, ImportBinding
+    from sessionlint.knowledge import FactoryKind, Origin
+    from sessionlint.project.model import Factory, ImportBinding
 
     factories, imports, returned_calls, aliases, registries = _list(value, 5)
     decoded_factories = {}
     for name, factory in _dict(factories).items():
-        kind, is_async, origin = _list(factory, 3)
-        decoded_factories[name] = Factory(FactoryKind(_string(kind)), _bool(is_async), _string(origin))
+        kind, is_async, origin, detail = _list(factory, 4)
+        _expect(_string(origin) in Origin.__members__, "a factory origin")
+        decoded_factories[name] = Factory(FactoryKind(_string(kind)), _bool(is_async), Origin[origin], _string(detail))
     decoded_imports = {}
     for name, binding in _dict(imports).items():
         module, level, original = _list(binding, 3)
@@ -221,7 +238,7 @@ def _encode_check(reason: Any) -> List[Any]:
 
 
 def _decode_check(value: Any) -> Any:
-    from sessionlint.analysis.index import _NO_REASON
+    from sessionlint.project.builder import NO_REASON
 
     attribute, modules = _list(value, 2)
     pairs = []
@@ -229,7 +246,7 @@ def _decode_check(value: Any) -> Any:
         module, level = _list(pair, 2)
         pairs.append((_string(module), _int(level)))
     reason = (_bool(attribute), tuple(pairs))
-    return _NO_REASON if reason == _NO_REASON else reason
+    return NO_REASON if reason == NO_REASON else reason
 
 
 # table -> (encode an entry, decode an entry); the `checks` table's keys are (names, digest)
@@ -339,7 +356,7 @@ class Cache:
         self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
         self.texts: Dict[str, Any] = {}  # digest -> project-pass text facts of that content
         # (learnt factory names, digest) -> why the project pass may rescan that content for
-        # those names (analysis.index.rescan_reasons)
+        # those names (project.builder.rescan_reasons)
         self.checks: Dict[Tuple[str, str], Any] = {}
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
         # Why the stored cache was not used (damaged, not a regular file...), for one line
@@ -544,3 +561,53 @@ def clean_legacy_user_files() -> List[str]:
     except OSError:
         pass
     return removed
+
+
+# What makes a directory a source directory, which a cache must never be.
+_SOURCE_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def check_cache_dir(cache_dir: str, source: str, root: str, paths: Sequence[str] = ()) -> None:
+    """A cache directory `--clean` may empty and a run fills: never the project's root, a
+    directory above it or above a linted path, nor a directory of sources; ConfigError
+    (naming `source`, the file or variable that set it) otherwise."""
+    if source == "SESSIONLINT_CACHE_DIR":
+        key, where = source, "the environment"
+    else:
+        key = ("tool.sessionlint." if os.path.basename(source) == "pyproject.toml" else "") + "cache-dir"
+        where = source
+    if "\0" in cache_dir:
+        raise ConfigError(key, where, "must not contain a NUL character")
+    try:
+        target = os.path.realpath(cache_dir)
+    except (OSError, ValueError) as error:
+        raise ConfigError(key, where, f"not a usable path ({error})") from None
+    guarded = [root, os.getcwd()] + [p for p in paths if p and p != "-"]
+    for path in guarded:
+        real = os.path.realpath(path)
+        if real == target or real.startswith(target.rstrip(os.sep) + os.sep):
+            raise ConfigError(key, where, f"`{cache_dir}` is the project directory or contains it; use a directory of its own such as `.sessionlint_cache`")
+    if os.path.isdir(target):
+        if is_own_directory(cache_dir):
+            return
+        if _holds_sources(target):
+            raise ConfigError(key, where, f"`{cache_dir}` is a directory of sources; use a directory of its own such as `.sessionlint_cache`")
+
+
+def _holds_sources(directory: str, depth: int = 3, budget: int = 5000) -> bool:
+    """Whether `directory` (or one below it, `depth` levels down, looking at up to `budget`
+    entries) holds Python files or a project's markers."""
+    pending = [(directory, 0)]
+    while pending and budget > 0:
+        current, level = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            budget -= 1
+            if entry.name in _SOURCE_MARKERS or entry.name.endswith((".py", ".pyi")):
+                return True
+            if level < depth and entry.is_dir(follow_symlinks=False):
+                pending.append((entry.path, level + 1))
+    return False

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Optional, Sequence, Tuple
 import click
 
 from sessionlint import __version__
-from sessionlint.config import ConfigError, Configuration, Settings, check_cache_dir
+from sessionlint.config import ConfigError, Configuration, Settings
 from sessionlint.diagnostics import ErrorKind, RunResult, display_path
 from sessionlint.registry import RULES, UnknownSelector, by_code, select_rules
 
@@ -73,7 +73,7 @@ def _explain(code: str) -> None:
     info = by_code(code)
     if info is None:
         _fail(f"unknown rule `{code}` (see `sessionlint --list-rules`)")
-    from sessionlint.registry import rule_classes
+    from sessionlint.lint import rule_classes
 
     (rule,) = rule_classes([info])
     click.echo(f"# {rule.code} {rule.name}\n")
@@ -207,6 +207,8 @@ def main(
 def _checked(configuration: Configuration, anchor: str, paths: Sequence[str], environment_cache_dir: Optional[str]) -> Settings:
     """The settings of the first path, checked (selectors, cache directory): a bad value is
     reported before anything is linted."""
+    from sessionlint.cache import check_cache_dir
+
     settings = configuration.for_path(anchor)
     select_rules(settings.effective_select, settings.ignore)
     if environment_cache_dir:
@@ -355,7 +357,12 @@ def _write_fixes(result: RunResult, skip: Optional[str] = None) -> None:
     written, keeps its original bytes and becomes an I/O error of the run. `skip`: the
     stdin pseudo-path, whose fixed text goes to stdout instead."""
     from sessionlint.diagnostics import FileError, FileResult
-    from sessionlint.fixes.files import WriteError, digest, remove_stale_temporaries, write_fixed
+    from sessionlint.fixes.files import (
+        WriteError,
+        digest,
+        remove_stale_temporaries,
+        write_fixed,
+    )
 
     for path, (original, fixed, _) in sorted(result.fixes.items()):
         if path == skip:

@@ -347,57 +347,5 @@ class Configuration:
         return sorted(path for path in self._settings if path is not None)
 
 
-# What makes a directory a source directory, which a cache must never be.
-_SOURCE_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
-
-
-def check_cache_dir(cache_dir: str, source: str, root: str, paths: Sequence[str] = ()) -> None:
-    """A cache directory `--clean` may empty and a run fills: never the project's root, a
-    directory above it or above a linted path, nor a directory of sources; ConfigError
-    (naming `source`, the file or variable that set it) otherwise."""
-    if source == "SESSIONLINT_CACHE_DIR":
-        key, where = source, "the environment"
-    else:
-        key = ("tool.sessionlint." if os.path.basename(source) == "pyproject.toml" else "") + "cache-dir"
-        where = source
-    if "\0" in cache_dir:
-        raise ConfigError(key, where, "must not contain a NUL character")
-    try:
-        target = os.path.realpath(cache_dir)
-    except (OSError, ValueError) as error:
-        raise ConfigError(key, where, f"not a usable path ({error})") from None
-    guarded = [root, os.getcwd()] + [p for p in paths if p and p != "-"]
-    for path in guarded:
-        real = os.path.realpath(path)
-        if real == target or real.startswith(target.rstrip(os.sep) + os.sep):
-            raise ConfigError(key, where, f"`{cache_dir}` is the project directory or contains it; use a directory of its own such as `.sessionlint_cache`")
-    if os.path.isdir(target):
-        from sessionlint.cache import is_own_directory
-
-        if is_own_directory(cache_dir):
-            return
-        if _holds_sources(target):
-            raise ConfigError(key, where, f"`{cache_dir}` is a directory of sources; use a directory of its own such as `.sessionlint_cache`")
-
-
-def _holds_sources(directory: str, depth: int = 3, budget: int = 5000) -> bool:
-    """Whether `directory` (or one below it, `depth` levels down, looking at up to `budget`
-    entries) holds Python files or a project's markers."""
-    pending = [(directory, 0)]
-    while pending and budget > 0:
-        current, level = pending.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            budget -= 1
-            if entry.name in _SOURCE_MARKERS or entry.name.endswith((".py", ".pyi")):
-                return True
-            if level < depth and entry.is_dir(follow_symlinks=False):
-                pending.append((entry.path, level + 1))
-    return False
-
-
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **{k: v for k, v in changes.items() if v is not None})

@@ -5,14 +5,29 @@ Never raises for bad input: a parse failure or a rule crash is recorded on the r
 import logging
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
-from sessionlint.analysis.index import content_key
-from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, FileResult, Location
+from sessionlint.diagnostics import (
+    Diagnostic,
+    ErrorKind,
+    FileError,
+    FileResult,
+    Location,
+)
 from sessionlint.parsing import check_with_cpython, parse_module
 from sessionlint.prefilter import Project
+from sessionlint.project.builder import content_key
+from sessionlint.registry import RuleInfo
 
 _LOG = logging.getLogger(__name__)
+
+
+def rule_classes(infos: Iterable[RuleInfo]) -> List[type]:
+    """The rule classes for `infos`, in the order of the registry (imports libcst)."""
+    from sessionlint.rules import ALL_RULES
+
+    wanted = {info.code for info in infos}
+    return [cls for cls in ALL_RULES if cls.code in wanted]
 
 
 def lint_file(data: bytes, path: str, project: Project, rules: Sequence[type], prefilter: bool = True) -> FileResult:

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
 
 from sessionlint.analysis.astfilter import REFINED_TRIGGERS
-from sessionlint.analysis.index import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES, ProjectIndex, alternation, build_index
 from sessionlint.config import Settings
+from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES
+from sessionlint.project.builder import build_index
+from sessionlint.project.model import ProjectIndex
+from sessionlint.project.text import alternation
 
 # Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
 # give in TRIGGERS: a regex, a word that must also occur (or None), and substrings one of

@@ -1,4 +1,4 @@
-"""Rules by code, name and prefix, without importing them.
+"""Rules by code, name and prefix, without importing them (`lint.rule_classes` does).
 
 `--list-rules`, `--help` and `--version` must not pay for libcst (0.16 s to import), so the
 registry describes every rule as plain data; `tests/test_rule_contract.py` checks that this
@@ -157,11 +157,3 @@ def by_code(code: str) -> Optional[RuleInfo]:
         if rule.code == code.upper() or rule.name == code:
             return rule
     return None
-
-
-def rule_classes(infos: Iterable[RuleInfo]) -> list:
-    """The rule classes for `infos` (imports libcst)."""
-    from sessionlint.rules import ALL_RULES
-
-    wanted = {info.code for info in infos}
-    return [cls for cls in ALL_RULES if cls.code in wanted]

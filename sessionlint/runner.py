@@ -15,18 +15,31 @@ on which other paths a run was given.
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from sessionlint.analysis.index import IndexBuilder
 from sessionlint.cache import Cache, fingerprint
 from sessionlint.config import Configuration, Settings
-from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, FileResult, RunResult
+from sessionlint.diagnostics import (
+    Diagnostic,
+    ErrorKind,
+    FileError,
+    FileResult,
+    RunResult,
+)
 from sessionlint.discovery import discover, project_context, project_root
 from sessionlint.prefilter import Project, project_of
-from sessionlint.registry import RuleInfo, matches, by_code, select_rules
+from sessionlint.project.builder import IndexBuilder
+from sessionlint.registry import by_code, matches, select_rules
 from sessionlint.sources import SourceFiles, read_source, too_large_message
 from sessionlint.suppression import UNUSED_CODE, may_report_unused
-from sessionlint.workers import Executor, Handle, InProcess, make_executor, restore_gc, tune_gc
+from sessionlint.workers import (
+    Executor,
+    Handle,
+    InProcess,
+    make_executor,
+    restore_gc,
+    tune_gc,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -345,7 +358,7 @@ class _Run:
     def fix(self, unsafe: bool) -> None:
         """Fix rounds for every file with an applicable, unsuppressed fix, in this process."""
         from sessionlint.fixes.apply import fix_source, is_applied_fix
-        from sessionlint.registry import rule_classes
+        from sessionlint.lint import rule_classes
 
         for index, file_result in enumerate(self.result.files):
             path = file_result.path
@@ -422,8 +435,7 @@ def lint_batch(work: LintWork) -> List[Tuple[FileResult, Optional[bytes], Option
     """Prefilter and lint a batch of one project's files under one rule set: per file, the
     result, the bytes read when it has findings (for the report and the fixes), and the hash
     of the bytes linted (the cache's key) when the cache is used."""
-    from sessionlint.lint import parse_and_lint
-    from sessionlint.registry import rule_classes
+    from sessionlint.lint import parse_and_lint, rule_classes
 
     project, codes, prefilter, items, digests = work
     infos = [by_code(code) for code in codes]

@@ -11,9 +11,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on older Pythons only
     tomllib = None
 
+from sessionlint.api import lint_sources
 from sessionlint.config import Settings
 from sessionlint.diagnostics import Diagnostic, FileResult
-from sessionlint.api import lint_sources
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 EXPECT_RE = re.compile(r"#\s*expect:\s*(.+?)\s*$")
@@ -93,8 +93,8 @@ def fix_bytes(data: bytes, path: str = "example.py", unsafe: bool = False):
 def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: bool = False) -> None:
     """A fix's result compiles, a second fix is a no-op, the re-lint finds none of the codes
     that were fixed, and comments, the encoding and the newline style survive."""
-    import tokenize
     import io
+    import tokenize
 
     compile(fixed, path, "exec", dont_inherit=True)
     again = fix_bytes(fixed, path, unsafe)

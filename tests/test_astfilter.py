@@ -6,8 +6,8 @@ import glob
 import os
 
 import pytest
-
 from helpers import FIXTURES, parse_expectations
+
 from sessionlint.analysis.astfilter import may_hand_session_over, may_leave_failed_transaction
 
 

@@ -8,7 +8,6 @@ import stat
 
 import pytest
 from click.testing import CliRunner
-
 from helpers import FIXTURES, fix_bytes, verify_fix
 
 from sessionlint.cli import main

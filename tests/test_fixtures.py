@@ -7,7 +7,6 @@ import os
 import sys
 
 import pytest
-
 from helpers import FIXTURES, compare, fixture_settings, lint_files, parse_expectations
 
 SINGLE = sorted(

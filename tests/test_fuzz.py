@@ -11,10 +11,9 @@ import textwrap
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers import fix_bytes, lint_text  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from helpers import fix_bytes, lint_text  # noqa: E402
 
 EXAMPLES = int(os.environ.get("SESSIONLINT_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize="CI" in os.environ)

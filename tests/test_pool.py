@@ -5,11 +5,11 @@ caches must be what the run in one process reports and caches."""
 import os
 
 import pytest
+from helpers import FIXTURES
 
 import sessionlint.prefilter as prefilter
 import sessionlint.runner as engine
 import sessionlint.workers as workers
-from helpers import FIXTURES
 from sessionlint.cache import Cache
 from sessionlint.config import Settings
 from sessionlint.diagnostics import ErrorKind
@@ -145,7 +145,9 @@ def test_the_binding_call_test_matches_where_its_two_flat_regexes_did():
     import random
     import re
 
-    from sessionlint.analysis.index import _DEFINITION_NAMES, CONVENTIONAL_FACTORY_NAMES, IndexBuilder
+    from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
+    from sessionlint.project.builder import IndexBuilder
+    from sessionlint.project.text import DEFINITION_NAMES as _DEFINITION_NAMES
 
     def flat(names):
         return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*\(")
@@ -170,7 +172,7 @@ def test_from_imports_are_found_where_the_line_anchored_regex_found_them():
     import random
     import re
 
-    from sessionlint.analysis.index import from_import_names
+    from sessionlint.project.text import from_import_names
 
     anchored = re.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.MULTILINE)
     rng = random.Random(5)

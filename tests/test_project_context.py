@@ -93,7 +93,8 @@ def test_a_learnt_name_imported_from_outside_the_project_is_not_rescanned():
     sqlalchemy.orm for their annotations. For a name it learns, the project pass rescans only
     the files that import it from a module of the project (absolute or relative) or call it
     as a module attribute: the others cannot re-export the project's factory."""
-    from sessionlint.analysis.index import FactoryKind, build_index
+    from sessionlint.knowledge import FactoryKind
+    from sessionlint.project.builder import build_index
 
     sources = {
         "app/__init__.py": b"",

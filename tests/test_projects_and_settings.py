@@ -4,7 +4,6 @@ of the trust issue: --stdin-filename, a SIGINT that was ignored, one definition 
 the file-level `# sessionlint: noqa`."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -7,11 +7,11 @@ import pkgutil
 import re
 
 import pytest
+from helpers import lint_text
 
 import sessionlint.rules as rules_package
-from helpers import lint_text
-from sessionlint.diagnostics import FixAvailability
 from sessionlint.config import Settings
+from sessionlint.diagnostics import FixAvailability
 from sessionlint.registry import RULES
 from sessionlint.rules import ALL_RULES
 from sessionlint.rules.base import Invalid, Rule, Valid

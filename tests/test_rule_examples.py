@@ -2,8 +2,8 @@
 their `expect`, and their `fixed` text is what `--fix --unsafe-fixes` makes of them."""
 
 import pytest
-
 from helpers import fix_bytes, lint_text, verify_fix
+
 from sessionlint.rules import ALL_RULES
 from sessionlint.rules.base import Invalid, Valid
 

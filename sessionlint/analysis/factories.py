@@ -5,36 +5,23 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
 import libcst as cst
 
-from sessionlint.analysis.index import (  # noqa: F401  (re-exported for the analysis layer)
-    CONNECTION_METHODS,
-    CONVENTIONAL_ENGINE_NAMES,
+from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name
+from sessionlint.knowledge import (
     CONVENTIONAL_FACTORY_NAMES,
     ENGINE_BUILDERS,
     MAKER_BUILDERS,
     SESSION_CLASSES,
-    Factory,
     FactoryKind,
-    ImportBinding,
-    ProjectIndex,
+    Origin,
     is_async_name,
     is_engine_name,
 )
-from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name
-
-__all__ = [
-    "CONNECTION_METHODS",
-    "CONVENTIONAL_ENGINE_NAMES",
-    "CONVENTIONAL_FACTORY_NAMES",
-    "ENGINE_BUILDERS",
-    "MAKER_BUILDERS",
-    "SESSION_CLASSES",
-    "Factory",
-    "FactoryKind",
-    "ImportBinding",
-    "ProjectIndex",
-    "Resolver",
-]
-
+from sessionlint.project.model import (
+    Factory,
+    ImportBinding,
+    ProjectIndex,
+    builder_factory,
+)
 
 # --- the per-file resolver ---------------------------------------------------------------
 
@@ -154,7 +141,7 @@ class Resolver:
                         continue
                     targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
                     callee = terminal_name(small.value.func) if isinstance(small.value, cst.Call) else None
-                    maker = MAKER_BUILDERS.get(callee or "")
+                    maker = builder_factory(callee or "") if callee in MAKER_BUILDERS else None
                     if maker is None or maker.kind is not FactoryKind.SESSION:
                         # anything else bound to the same attribute (a scoped_session registry
                         # in another branch): what `self.X()` returns is not known
@@ -169,7 +156,7 @@ class Resolver:
                         arg.keyword is not None and arg.keyword.value == "class_" and (terminal_name(arg.value) or "").endswith("AsyncSession")
                         for arg in small.value.args
                     ):
-                        maker = Factory(FactoryKind.SESSION, True, f"{maker.origin}(class_=AsyncSession)")
+                        maker = Factory(FactoryKind.SESSION, True, Origin.MAKER, f"{maker.detail}(class_=AsyncSession)")
                     for target in targets:
                         name = dotted_name(target) or ""
                         if not name.startswith("self.") or name in ambiguous:
@@ -199,37 +186,37 @@ class Resolver:
         this module or a project module, a direct builder call, or a conventional engine name
         in a file that mentions SQLAlchemy."""
         if isinstance(node, cst.Call):
-            builder = ENGINE_BUILDERS.get(terminal_name(node.func) or "")
-            if builder is not None:
-                return builder
+            builder = terminal_name(node.func) or ""
+            if builder in ENGINE_BUILDERS:
+                return builder_factory(builder)
             callee = terminal_name(node.func) or ""
             if callee in self.index.extra_engine_names:  # configured engine getter
-                return Factory(FactoryKind.ENGINE, is_async_name(callee), f"configured engine factory `{callee}`")
+                return Factory(FactoryKind.ENGINE, is_async_name(callee), Origin.CONFIGURED, callee)
             # a getter of an engine: get_engine(), self._get_read_engine(), engine_for(url)
             if "engine" in callee.lower() and self.mentions_sqlalchemy:
-                return Factory(FactoryKind.ENGINE, is_async_name(callee), f"`{callee}()`")
+                return Factory(FactoryKind.ENGINE, is_async_name(callee), Origin.CONVENTIONAL, f"{callee}()")
             return None
         if isinstance(node, cst.Name):
             local = local_engines.get(node.value)
             if local is not None:
                 return local
             if node.value in self.index.extra_engine_names:
-                return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"configured engine `{node.value}`")
+                return Factory(FactoryKind.ENGINE, is_async_name(node.value), Origin.CONFIGURED, node.value)
             found = self._resolve_name(node.value)
             if found is not None:
                 return found if found.kind is FactoryKind.ENGINE else None
             if is_engine_name(node.value) and self.mentions_sqlalchemy:
                 if node.value not in self.imports:
-                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"conventional name `{node.value}`")
+                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), Origin.CONVENTIONAL, node.value)
                 if self._imported_value(self.imports[node.value]):
-                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), f"`{node.value}` of a project module")
+                    return Factory(FactoryKind.ENGINE, is_async_name(node.value), Origin.CONVENTIONAL, node.value)
             return None
         if isinstance(node, cst.Attribute):
             attr = node.attr.value
             if attr in self.index.extra_engine_names:
-                return Factory(FactoryKind.ENGINE, is_async_name(attr), f"configured engine `{attr}`")
+                return Factory(FactoryKind.ENGINE, is_async_name(attr), Origin.CONFIGURED, attr)
             if is_engine_name(attr) and self.mentions_sqlalchemy:
-                return Factory(FactoryKind.ENGINE, is_async_name(attr), f"conventional name `{attr}`")
+                return Factory(FactoryKind.ENGINE, is_async_name(attr), Origin.CONVENTIONAL, attr)
             found = self._resolve_attribute(node)
             if found is not None and found.kind is FactoryKind.ENGINE:
                 return found
@@ -259,7 +246,7 @@ class Resolver:
         if isinstance(callee, cst.Call):
             # `sessionmaker(bind=engine)()` calls the factory it just built. A registry
             # called at once (`scoped_session(...)()`) hands out its thread's session: not one.
-            maker = MAKER_BUILDERS.get(terminal_name(callee.func) or "")
+            maker = builder_factory(terminal_name(callee.func) or "")
             if maker is not None and maker.kind is FactoryKind.SESSION:
                 return maker
         return None
@@ -278,7 +265,7 @@ class Resolver:
         if name in self.defined:
             return None
         if name in self.conventional:
-            return Factory(FactoryKind.SESSION, is_async_name(name), f"conventional name `{name}`")
+            return Factory(FactoryKind.SESSION, is_async_name(name), Origin.CONVENTIONAL, name)
         return None
 
     def _resolve_import(self, binding: ImportBinding, local: str) -> Optional[Factory]:
@@ -286,7 +273,7 @@ class Resolver:
             return None  # a module object is not callable
         full = f"{binding.module}.{binding.original}" if binding.module else binding.original
         if full in SESSION_CLASSES:
-            return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], full)
+            return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], Origin.SESSION_CLASS, full)
         target = self.index.path_of_module(self.path, binding.module, binding.level)
         if target is not None:
             return self.index.lookup(target, binding.original)
@@ -294,7 +281,7 @@ class Resolver:
             return None  # a library name that is not a session class (e.g. sessionmaker)
         for candidate in (local, binding.original):
             if candidate in self.conventional:
-                return Factory(FactoryKind.SESSION, is_async_name(candidate), f"conventional name `{candidate}`")
+                return Factory(FactoryKind.SESSION, is_async_name(candidate), Origin.CONVENTIONAL, candidate)
         return None
 
     def _resolve_attribute(self, callee: cst.Attribute) -> Optional[Factory]:
@@ -302,7 +289,7 @@ class Resolver:
         attr = callee.attr.value
         if dotted is not None and dotted in self.self_makers:
             maker = self.self_makers[dotted]
-            return Factory(FactoryKind.SESSION, maker.is_async, f"`{dotted}`, a {maker.origin}")
+            return Factory(FactoryKind.SESSION, maker.is_async, Origin.MAKER, dotted)
         if dotted is not None:
             head, _, rest = dotted.partition(".")
             binding = self.imports.get(head)
@@ -310,7 +297,7 @@ class Resolver:
                 module = f"{binding.module}.{binding.original}" if binding.original else binding.module
                 full = f"{module}.{rest}"
                 if full in SESSION_CLASSES:
-                    return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], full)
+                    return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], Origin.SESSION_CLASS, full)
                 target = self.index.path_of_module(self.path, module, binding.level)
                 if target is not None:
                     if "." in rest:
@@ -319,5 +306,5 @@ class Resolver:
                 if module.split(".")[0] in ("sqlalchemy", "sqlmodel"):
                     return None
         if attr in self.conventional:
-            return Factory(FactoryKind.SESSION, is_async_name(attr), f"conventional name `{attr}`")
+            return Factory(FactoryKind.SESSION, is_async_name(attr), Origin.CONVENTIONAL, attr)
         return None

@@ -11,9 +11,20 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, iter_children, nested_blocks, suite_statements, terminal_name, walk
-
-from sessionlint.analysis.astfilter import FAILING_METHODS, RESETTING_METHODS, is_database_error
+from sessionlint.analysis.astfilter import (
+    FAILING_METHODS,
+    RESETTING_METHODS,
+    is_database_error,
+)
+from sessionlint.analysis.tree import (
+    SCOPE_TYPES,
+    dotted_name,
+    iter_children,
+    nested_blocks,
+    suite_statements,
+    terminal_name,
+    walk,
+)
 
 # Receiver names taken to be sessions when nothing else says so.
 CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})

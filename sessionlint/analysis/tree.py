@@ -8,7 +8,17 @@ visit. The walk is iterative, so deeply nested expressions do not hit the recurs
 """
 
 import dataclasses
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import (
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+)
 
 import libcst as cst
 

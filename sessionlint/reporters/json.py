@@ -15,7 +15,13 @@ import json
 from typing import Any, Dict, TextIO
 
 from sessionlint import __version__
-from sessionlint.diagnostics import Diagnostic, FileError, RunResult, display_path, is_fixable
+from sessionlint.diagnostics import (
+    Diagnostic,
+    FileError,
+    RunResult,
+    display_path,
+    is_fixable,
+)
 
 SCHEMA_VERSION = 1
 DOCS_URL = "https://example.invalid/sessionlint/rules/{code}"

@@ -5,7 +5,14 @@ import io
 import tokenize
 from typing import Dict, List, Optional, TextIO
 
-from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, RunResult, display_path, is_fixable
+from sessionlint.diagnostics import (
+    Diagnostic,
+    ErrorKind,
+    FileError,
+    RunResult,
+    display_path,
+    is_fixable,
+)
 
 
 def _source_lines(data: Optional[bytes]) -> List[str]:

@@ -5,9 +5,10 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import Holding, Leak, SessionLife
+from sessionlint.analysis.facts import Holding, Leak, SessionLife
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
+from sessionlint.knowledge import EscapeReason, LeakKind, Origin
 from sessionlint.rules.base import Rule
 
 
@@ -43,7 +44,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     help_text = _with_help(rule, life)
     prefix = "async with" if creation.factory.is_async else "with"
     if creation.holding is Holding.RETURNED or (creation.holding is Holding.BOUND and life.returned):
-        if function.is_dependency and not function.is_generator and life.escape != "handed to an owner":
+        if function.is_dependency and not function.is_generator and life.escape is not EscapeReason.OWNER:
             rule.report(
                 creation.call,
                 f"FastAPI dependency `{function.name}` returns a new {noun} that nothing closes",
@@ -72,11 +73,11 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
         return
     leak = leaks[0]
     refs = {"exit": leak.node}
-    if leak.kind == "return":
+    if leak.kind is LeakKind.RETURN:
         message = f"{noun} `{name}` is not closed when the function returns at line {{exit}}"
-    elif leak.kind == "raise":
+    elif leak.kind is LeakKind.RAISE:
         message = f"{noun} `{name}` is not closed when the function raises at line {{exit}}"
-    elif leak.kind == "rebind":
+    elif leak.kind is LeakKind.REBIND:
         if any(creation.call is child for child in _direct_values(leak.node)):
             message = f"{noun} `{name}` from the previous loop iteration is still open when line {{exit}} creates a new one"
         else:
@@ -97,12 +98,12 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     leak: Leak = life.exception_leaks[0]
     close = life.closes[0]
     close_ref = ("end", close) if isinstance(close, cst.With) else close
-    if leak.kind == "exception" and _is_in_finally(life.function.node, close):
+    if leak.kind is LeakKind.EXCEPTION and _is_in_finally(life.function.node, close):
         message = (
             f"{noun} `{name}` is not closed if line {{raise}} raises: it runs before the `try` whose "
             f"`finally` closes it at line {{close}}"
         )
-    elif leak.kind == "exception":
+    elif leak.kind is LeakKind.EXCEPTION:
         message = f"{noun} `{name}` is not closed if line {{raise}} raises: the close at line {{close}} is not in a `finally`"
     else:
         message = (
@@ -165,7 +166,7 @@ def with_fix(life: SessionLife) -> Optional[FixPlan]:
     if block is not root and builders.used_outside(function, block, {creation.name} | builders.bound_names(rest)):
         # Used after the block (the session, or what it loaded): the `with` would close it first.
         return None
-    if creation.factory.origin.startswith("subclass"):
+    if creation.factory.origin is Origin.SUBCLASS:
         # A project's own Session class may commit in `__exit__`: `with` would add a commit.
         return None
     safe = block is root and not builders.returns_values(rest, creation.name)

@@ -2,11 +2,12 @@ from typing import Optional
 
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.analysis.tree import walk
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
+from sessionlint.knowledge import Origin
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -94,7 +95,7 @@ class AsyncNotAwaited(ScopeRule):
             )
         for mismatch in facts.with_mismatches:
             creation = mismatch.creation
-            if creation.factory.origin.startswith("conventional") and not mismatch.needs_async:
+            if creation.factory.origin is Origin.CONVENTIONAL and not mismatch.needs_async:
                 continue  # an unresolved name: its sync-ness is a guess
             callee = self.context.source_of(creation.call.func)
             if mismatch.needs_async:

@@ -6,9 +6,10 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Typ
 
 import libcst as cst
 
+from sessionlint.analysis.collector import LifecycleCollector
 from sessionlint.analysis.factories import ProjectIndex, Resolver
+from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.analysis.frameworks import FrameworkCollector
-from sessionlint.analysis.lifecycle import LifecycleCollector, ScopeFacts
 from sessionlint.analysis.positions import Positions
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.fixes.plan import FixPlan

@@ -1,4 +1,4 @@
-from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unprotected_close
 from sessionlint.rules.base import Invalid, ScopeRule, Valid

@@ -2,7 +2,7 @@ from typing import Optional
 
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.analysis.tree import dotted_name, walk
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders

@@ -1,6 +1,7 @@
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import Holding, LifecycleCollector
+from sessionlint.analysis.collector import LifecycleCollector
+from sessionlint.analysis.facts import Holding
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules.base import Invalid, Rule, Valid
 

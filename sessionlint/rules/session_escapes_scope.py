@@ -1,6 +1,6 @@
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import LifecycleCollector
+from sessionlint.analysis.collector import LifecycleCollector
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules.base import Invalid, Rule, Valid
 

@@ -1,4 +1,4 @@
-from sessionlint.analysis.lifecycle import ScopeFacts, SessionLife
+from sessionlint.analysis.facts import ScopeFacts, SessionLife
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unclosed
 from sessionlint.rules.base import Invalid, ScopeRule, Valid

@@ -1,7 +1,7 @@
 import libcst as cst
 
+from sessionlint.analysis.collector import LifecycleCollector
 from sessionlint.analysis.frameworks import Timing
-from sessionlint.analysis.lifecycle import LifecycleCollector
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid

@@ -2,7 +2,7 @@ from typing import Optional, Set
 
 import libcst as cst
 
-from sessionlint.analysis.lifecycle import ScopeFacts
+from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 

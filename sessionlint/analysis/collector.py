@@ -1,0 +1,413 @@
+"""The analysis side of the single traversal: per scope, the calls that create sessions
+and connections (resolved to factories), how each created object is held, engines and
+sessionmakers built, calls of async coroutine methods not awaited, parameters that hold
+sessions. When the traversal leaves a scope, the lifecycle of each bound session is worked out
+(`lifecycle.build_lives`) and the other per-scope facts are finished."""
+
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from sessionlint.analysis.factories import Resolver
+from sessionlint.analysis.facts import (
+    Creation,
+    EngineBuild,
+    Holding,
+    ScopeFacts,
+    Unawaited,
+    WithMismatch,
+    _borrowed_value,
+    is_bound_to_borrowed_connection,
+)
+from sessionlint.analysis.frameworks import describe_function
+from sessionlint.analysis.handoffs import (
+    find_handoffs,
+    find_shared_sessions,
+    find_stores,
+)
+from sessionlint.analysis.lifecycle import _scope_body, build_lives
+from sessionlint.analysis.ownership import Closer, find_closers
+from sessionlint.analysis.parameters import (
+    _annotation_names,
+    _depends_target,
+    _function_scoped,
+    _is_session_dependency,
+)
+from sessionlint.analysis.transactions import find_missing_rollbacks
+from sessionlint.analysis.tree import dotted_name, terminal_name, walk
+from sessionlint.knowledge import (
+    ASYNC_SESSION_COROUTINES,
+    ASYNC_TYPE_NAMES,
+    CLOSING_WRAPPERS,
+    CONNECTION_METHODS,
+    CONVENTIONAL_SESSION_NAMES,
+    ENGINE_BUILDERS,
+    HANDOFF_SINKS,
+    MAKER_BUILDERS,
+    RETURNS_SELF,
+    SESSION_TYPE_NAMES,
+    FactoryKind,
+    Origin,
+)
+from sessionlint.project.model import Factory, builder_factory
+
+
+class LifecycleCollector:
+    """Analysis side of the single traversal: creation sites per scope, lives on leave."""
+
+    def __init__(self, resolver: Resolver, depends_targets: FrozenSet[str], async_dependencies: FrozenSet[str] = frozenset()) -> None:
+        self.resolver = resolver
+        self.depends_targets = depends_targets
+        self.async_dependencies = async_dependencies
+        self.scopes: List[ScopeFacts] = []
+        self.finished: Dict[int, ScopeFacts] = {}
+        self.try_depth: List[int] = []
+        self._module_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
+        self._closers: Optional[Dict[str, Closer]] = None
+
+    def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
+        return self.finished.get(id(node))
+
+    def enter_scope(self, node: cst.CSTNode) -> None:
+        facts = ScopeFacts(node)
+        if isinstance(node, cst.FunctionDef):
+            self._note_parameters(node, facts)
+        self.scopes.append(facts)
+        self.try_depth.append(0)
+
+    def _module_closers(self) -> Dict[str, "Closer"]:
+        """Module-level functions that close what they are given (computed once per file,
+        only when some scope creates a session)."""
+        if self._closers is None:
+            self._closers = find_closers(self.scopes[0].node) if self.scopes else {}
+        return self._closers
+
+    def _module_names(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+        """(names bound at module level, classes defined there), from the module's own
+        statements, computed once per file and only for functions that hold sessions."""
+        if self._module_bindings is None:
+            module = self.scopes[0].node
+            names: Set[str] = set()
+            classes: Set[str] = set()
+            for statement in getattr(module, "body", ()):
+                if isinstance(statement, cst.ClassDef):
+                    classes.add(statement.name.value)
+                elif isinstance(statement, cst.SimpleStatementLine):
+                    for small in statement.body:
+                        targets = []
+                        if isinstance(small, cst.Assign):
+                            targets = [t.target for t in small.targets]
+                        elif isinstance(small, cst.AnnAssign):
+                            targets = [small.target]
+                        names.update(t.value for t in targets if isinstance(t, cst.Name))
+            self._module_bindings = (frozenset(names), frozenset(classes))
+        return self._module_bindings
+
+    def on_yield(self) -> None:
+        if self.scopes:
+            self.scopes[-1].has_yield = True
+
+    def on_assign(self, node: cst.Assign) -> None:
+        if not self.scopes:
+            return
+        facts = self.scopes[-1]
+        for target in node.targets:
+            if type(target.target) is cst.Name:
+                facts.assigned_names.add(target.target.value)
+        if type(node.value) is cst.Name:
+            facts.name_value_assigns.append(node)
+        if type(node.value) in (cst.Attribute, cst.Call, cst.Name) and _borrowed_value(node.value):
+            for target in node.targets:
+                if type(target.target) is cst.Name:
+                    facts.borrowed_names.add(target.target.value)
+
+    def on_global(self, node: cst.Global) -> None:
+        if self.scopes:
+            self.scopes[-1].global_names.update(n.name.value for n in node.names)
+
+    def enter_try(self) -> None:
+        if self.try_depth:
+            self.try_depth[-1] += 1
+
+    def leave_try(self) -> None:
+        if self.try_depth:
+            self.try_depth[-1] -= 1
+
+    def leave_scope(self, node: cst.CSTNode) -> None:
+        facts = self.scopes.pop()
+        self.try_depth.pop()
+        if isinstance(node, (cst.FunctionDef, cst.Module)):
+            facts.info = describe_function(node, self.depends_targets, facts.has_yield if isinstance(node, cst.FunctionDef) else None)
+            if facts.handoff_calls:
+                facts.handoffs = find_handoffs(facts)
+            if isinstance(node, cst.FunctionDef) and self.scopes and facts.name_value_assigns and (facts.injected or facts.creations):
+                facts.handoffs.extend(find_stores(node, facts, self._module_names()))
+            if isinstance(node, cst.Module) and facts.creations:
+                facts.shared_sessions = find_shared_sessions(facts, self.resolver.index.imported_names)
+            if facts.commits_in_try:
+                try:
+                    facts.missing_rollbacks = find_missing_rollbacks(_scope_body(node), facts.session_names)
+                except RecursionError:
+                    facts.gave_up = True
+            if facts.creations:
+                try:
+                    build_lives(facts, facts.info, self._module_closers())
+                except RecursionError:
+                    facts.gave_up = True
+                    facts.lives = []
+                    facts.uses_after_close = []
+        self.finished[id(node)] = facts
+
+    def _note_parameters(self, node: cst.FunctionDef, facts: ScopeFacts) -> None:
+        """Parameters that hold sessions: annotated `Session`/`AsyncSession` (also inside
+        `Annotated[...]`), or injected with `Depends(f)` where `f` yields an async session."""
+        params = node.params
+        for param in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
+            name = param.name.value
+            annotation = param.annotation.annotation if param.annotation is not None else None
+            types = _annotation_names(annotation) if annotation is not None else set()
+            aliases = self.resolver.index.session_aliases
+            aliased = types & set(aliases)
+            for alias in aliased:
+                types.add("AsyncSession" if aliases[alias] else "Session")
+            if aliased:
+                # Session aliases are `Annotated[Session, Depends(get_db)]` (the index records
+                # only Annotated ones): the framework injects a request-scoped session.
+                # Fixture: SL008/dependency_session_handed_over.py
+                facts.injected.setdefault(name, False)
+            if types & SESSION_TYPE_NAMES:
+                facts.session_names.add(name)
+            if types & ASYNC_TYPE_NAMES:
+                facts.async_names.add(name)
+            default = param.default
+            dependency = _depends_target(default) if default is not None else None
+            if dependency is None and annotation is not None:
+                for sub in walk(annotation):
+                    if isinstance(sub, cst.Call):
+                        dependency = _depends_target(sub) or dependency
+            if dependency is not None and _is_session_dependency(name, dependency, types):
+                if dependency in self.async_dependencies:
+                    facts.async_names.add(name)
+                facts.session_names.add(name)
+                facts.injected[name] = _function_scoped(default) or any(
+                    _function_scoped(sub) for sub in (walk(annotation) if annotation is not None else ())
+                )
+
+    def on_call(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
+        if not self.scopes:
+            return
+        facts = self.scopes[-1]
+        func = node.func
+        for arg in node.args:
+            # `self.addCleanup(self.engine.dispose)`, `atexit.register(engine.dispose)`
+            value = arg.value
+            if type(value) is cst.Attribute and value.attr.value == "dispose":
+                disposed = dotted_name(value.value)
+                if disposed:
+                    facts.disposed.add(disposed)
+        if type(func) is cst.Attribute:
+            method = func.attr.value
+            receiver = func.value
+            if method == "dispose":
+                disposed = dotted_name(receiver)
+                if disposed:
+                    facts.disposed.add(disposed)
+            if method in ("commit", "flush") and self.try_depth[-1] > 0:
+                facts.commits_in_try = True
+            if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
+                self._check_awaited(node, receiver.value, method, ancestors, facts)
+            if method in CONNECTION_METHODS:
+                if type(receiver) is cst.Name and method in ("connect", "begin", "raw_connection"):
+                    facts.engine_consumers.add(receiver.value)
+                engine = self.resolver.engine_of(receiver, self._local_engines())
+                if engine is not None:
+                    factory = Factory(FactoryKind.CONNECTION, engine.is_async, Origin.ENGINE_CONNECT, method)
+                    self._record(node, factory, ancestors, facts)
+                return
+        callee = terminal_name(func) or ""
+        if callee == "get_bind" and ancestors and isinstance(ancestors[-1], cst.Assign):
+            for target in ancestors[-1].targets:
+                if isinstance(target.target, cst.Name):
+                    facts.borrowed_names.add(target.target.value)
+        if callee in ENGINE_BUILDERS:
+            self._note_engine(node, ancestors)
+            return
+        if callee in MAKER_BUILDERS:
+            parent = ancestors[-1] if ancestors else None
+            grandparent = ancestors[-2] if len(ancestors) > 1 else None
+            nested = isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call) and terminal_name(grandparent.func) in MAKER_BUILDERS
+            if not nested:  # scoped_session(sessionmaker(...)) is one build
+                facts.maker_builds.append(node)
+            self._note_engine_consumer(node, facts)
+            return
+        if callee in HANDOFF_SINKS:
+            facts.handoff_calls.append(node)
+        if type(func) is cst.Attribute and type(func.value) is cst.Name and func.attr.value in ("connect", "begin", "raw_connection"):
+            facts.engine_consumers.add(func.value.value)
+        if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
+            # `with SessionLocal.begin() as db:` opens a session in a transaction and closes
+            # it at the end of the block (sessionmaker.begin()).
+            maker = self.resolver.factory_of(func.value)
+            if maker is not None and maker.kind is FactoryKind.SESSION:
+                self._record(node, maker, ancestors, facts)
+            return
+        if not self.resolver.may_be_factory(func):
+            return
+        factory = self.resolver.factory_of(func)
+        if factory is not None and factory.kind is FactoryKind.SESSION:
+            self._record(node, factory, ancestors, facts)
+            self._note_engine_consumer(node, facts)
+
+    def _note_engine_consumer(self, node: cst.Call, facts: ScopeFacts) -> None:
+        """`Session(engine)`, `sessionmaker(bind=engine)`: the engine serves this scope."""
+        for arg in node.args:
+            if isinstance(arg.value, cst.Name) and (arg.keyword is None or arg.keyword.value == "bind"):
+                facts.engine_consumers.add(arg.value.value)
+
+    def on_with(self, node: cst.With) -> None:
+        """`async with <...session...>(...) as name`: only an async context manager can be
+        entered with `async with`, so a session obtained that way (Prefect's
+        `db.session_context()`, a project helper) is an AsyncSession."""
+        if node.asynchronous is None or not self.scopes:
+            return
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call) or item.asname is None or not isinstance(item.asname.name, cst.Name):
+                continue
+            name = item.asname.name.value
+            if "session" in (terminal_name(call.func) or "").lower() or (
+                name in CONVENTIONAL_SESSION_NAMES and self.resolver.mentions_sqlalchemy
+            ):
+                self.scopes[-1].async_names.add(name)
+
+    def _note_engine(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
+        """`name = create_engine(...)` in this scope: `name.connect()` opens connections."""
+        builder = builder_factory(terminal_name(node.func) or "")
+        assert builder is not None
+        facts = self.scopes[-1]
+        pooled = not any(
+            arg.keyword is not None and arg.keyword.value == "poolclass" and terminal_name(arg.value) == "NullPool"
+            for arg in node.args
+        )
+        parent = ancestors[-1] if ancestors else None
+        name = None
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+            name = parent.targets[0].target.value
+            facts.local_engines[name] = builder
+            if builder.is_async:
+                facts.async_names.add(name)
+        facts.engine_builds.append(EngineBuild(node, name, pooled))
+
+    def _local_engines(self) -> Dict[str, Factory]:
+        merged: Dict[str, Factory] = {}
+        for scope in self.scopes:
+            merged.update(scope.local_engines)
+        return merged
+
+    def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
+        holding, name, with_node = classify_holding(node, ancestors)
+        in_async_with = with_node.asynchronous is not None if with_node is not None else None
+        in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
+        creation = Creation(
+            node,
+            factory,
+            holding,
+            name,
+            is_bound_to_borrowed_connection(node, facts.borrowed_names),
+            in_async_with,
+            in_main_guard,
+        )
+        facts.creations.append(creation)
+        if name is not None:
+            if factory.kind is FactoryKind.SESSION:
+                facts.session_names.add(name)
+            if factory.is_async:
+                facts.async_names.add(name)
+            elif not in_async_with:
+                facts.async_names.discard(name)
+        if with_node is not None and in_async_with is not None and in_async_with != factory.is_async:
+            if factory.kind is FactoryKind.SESSION or factory.is_async:
+                facts.with_mismatches.append(WithMismatch(creation, factory.is_async))
+
+    def _check_awaited(self, node: cst.Call, receiver: str, method: str, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
+        if receiver not in facts.async_names:
+            return
+        parent = ancestors[-1] if ancestors else None
+        if isinstance(parent, cst.Expr):
+            facts.unawaited.append(Unawaited(node, receiver, method))
+        elif isinstance(parent, cst.Attribute) and parent.value is node:
+            # `db.execute(q).scalars()`: an attribute of the coroutine object
+            facts.unawaited.append(Unawaited(node, receiver, method))
+
+
+def _is_main_guard(node: cst.CSTNode) -> bool:
+    if not isinstance(node, cst.If) or not isinstance(node.test, cst.Comparison):
+        return False
+    test = node.test
+    return (
+        isinstance(test.left, cst.Name)
+        and test.left.value == "__name__"
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].comparator, cst.SimpleString)
+        and "__main__" in test.comparisons[0].comparator.value
+    )
+
+
+def classify_holding(
+    call: cst.Call, ancestors: Sequence[cst.CSTNode]
+) -> Tuple[Holding, Optional[str], Optional[cst.With]]:
+    """How the object created by `call` is held, from its parent nodes; for a `with` item,
+    also the `with` statement."""
+    child: cst.CSTNode = call
+    index = len(ancestors) - 1
+    parent = ancestors[index] if index >= 0 else None
+    while isinstance(parent, cst.Await) and index > 0:  # `await make_session()`
+        child, index = parent, index - 1
+        parent = ancestors[index]
+    grandparent = ancestors[index - 1] if index >= 1 else None
+    # `engine.connect().execution_options(...)` returns the same Connection: hold it as the
+    # outer call is held (typically a `with` item). Fixture: SL010/execution_options_chain.py
+    while (
+        isinstance(parent, cst.Attribute)
+        and parent.attr.value in RETURNS_SELF
+        and isinstance(grandparent, cst.Call)
+        and grandparent.func is parent
+        and index >= 2
+    ):
+        child, index = grandparent, index - 2
+        parent = ancestors[index] if index >= 0 else None
+        grandparent = ancestors[index - 1] if index >= 1 else None
+    if isinstance(parent, cst.Assign) and parent.value is child:
+        targets = parent.targets
+        if len(targets) == 1 and isinstance(targets[0].target, cst.Name):
+            return Holding.BOUND, targets[0].target.value, None
+        return Holding.PASSED, None, None
+    if isinstance(parent, (cst.AnnAssign, cst.NamedExpr)) and parent.value is child:
+        if isinstance(parent.target, cst.Name):
+            return Holding.BOUND, parent.target.value, None
+        return Holding.PASSED, None, None
+    if isinstance(parent, cst.WithItem):
+        name = None
+        if parent.asname is not None and isinstance(parent.asname.name, cst.Name):
+            name = parent.asname.name.value
+        return Holding.MANAGED, name, grandparent if isinstance(grandparent, cst.With) else None
+    if isinstance(parent, cst.Return):
+        return Holding.RETURNED, None, None
+    if isinstance(parent, cst.Yield):
+        return Holding.YIELDED, None, None
+    if isinstance(parent, cst.Attribute) and isinstance(grandparent, cst.Call) and grandparent.func is parent:
+        if parent.attr.value in ("begin", "__enter__", "__aenter__"):
+            return Holding.MANAGED, None, None
+        if parent.attr.value == "close":
+            # `engine.connect().close()`: a reachability probe, closed before anything else
+            # runs. Fixture: SL010/connect_then_close_probe.py (false positive on real code).
+            return Holding.MANAGED, None, None
+        if parent.attr.value in ("get_bind", "close"):
+            # `SessionLocal().get_bind()`: a throwaway session asked for its engine starts
+            # no transaction and checks nothing out. Fixture: SL001/chained_get_bind.py
+            return Holding.MANAGED, None, None
+        return Holding.CHAINED, None, None
+    if isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call):
+        if terminal_name(grandparent.func) in CLOSING_WRAPPERS:
+            return Holding.MANAGED, None, None
+    return Holding.PASSED, None, None

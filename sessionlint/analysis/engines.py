@@ -1,0 +1,237 @@
+"""Engines built per call (SL004): which engine builds run on every request, or on every
+call of a function that uses the engine and lets it go without `dispose()`."""
+
+from dataclasses import dataclass
+from typing import List, Optional, Set
+
+import libcst as cst
+
+from sessionlint.analysis.collector import LifecycleCollector, _is_main_guard
+from sessionlint.analysis.facts import EngineBuild, ScopeFacts
+from sessionlint.analysis.frameworks import FrameworkCollector, Timing, is_test_code
+from sessionlint.analysis.tree import iter_children, mentions_name, terminal_name, walk
+
+
+@dataclass(frozen=True)
+class EngineBuiltPerCall:
+    build: EngineBuild
+    function: cst.FunctionDef
+    timing: Timing  # PER_REQUEST (a handler), or UNKNOWN (a function that builds, uses, drops)
+    reason: str  # for PER_REQUEST: why the function runs per request
+
+
+def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkCollector, module: cst.Module, path: str) -> List[EngineBuiltPerCall]:
+    """Pooled engines built in a function that runs per request, or built, used and dropped
+    without `dispose()` in a function whose timing is unknown (not once: start-up, a cached
+    getter, a script's `main()`, a CLI command)."""
+    found: List[EngineBuiltPerCall] = []
+    script_only: Optional[Set[str]] = None
+    for facts in lifecycle.finished.values():
+        function = facts.node
+        if not isinstance(function, cst.FunctionDef) or not facts.engine_builds:
+            continue
+        timing, reason = frameworks.timing_of(function)
+        if timing is Timing.ONCE:
+            continue
+        if script_only is None:
+            script_only = _called_only_by_main_guard(module)
+        if function.name.value in script_only and any(function is statement for statement in module.body):
+            continue  # a script's `main()`: runs once per process
+        for build in facts.engine_builds:
+            if not build.pooled:
+                continue
+            if timing is Timing.PER_REQUEST or _pool_per_call(facts, build, module, path):
+                found.append(EngineBuiltPerCall(build, function, timing, reason))
+    return found
+
+
+def _pool_per_call(facts: ScopeFacts, build: EngineBuild, module: cst.Module, path: str) -> bool:
+    """The same function builds the engine, uses it, and lets it go without dispose()."""
+    name = build.name
+    if name is None or name not in facts.engine_consumers or name in facts.disposed:
+        return False
+    info = facts.info
+    if info is None or is_test_code(path, info.name, info.decorators):
+        return False
+    if info.name == "__init__":
+        return False  # objects own their engine for their lifetime (often built once)
+    assert isinstance(facts.node, cst.FunctionDef)
+    if _engine_escapes(facts.node, name, _in_loop(facts.node, build.call)):
+        return False
+    return not _one_shot_helper(module, info.name)
+
+
+def _in_loop(function: cst.FunctionDef, call: cst.Call) -> bool:
+    for node in walk(function.body):
+        if isinstance(node, (cst.For, cst.While)) and any(sub is call for sub in walk(node)):
+            return True
+    return False
+
+
+def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False) -> bool:
+    """Whether the engine outlives the call, itself or through what was built on it (a
+    sessionmaker, a session, a connection): returned, yielded, stored on an object or in a
+    container, declared global, or passed to something other than a session/sessionmaker."""
+    consumers = {"Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session", "inspect"}
+    derived = {name}
+    assigns = [n for n in walk(function.body) if isinstance(n, cst.Assign)]
+    changed = True
+    while changed:  # names built on the engine: SessionLocal = sessionmaker(bind=engine)
+        changed = False
+        for node in assigns:
+            if any(mentions_name(node.value, d) for d in derived):
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name) and target.target.value not in derived:
+                        derived.add(target.target.value)
+                        changed = True
+    # A generator lends what it yields for the whole iteration: `with engine.connect() as
+    # conn: yield inspect(conn)` hands the engine to the consumer, while `return
+    # conn.execute(q).scalar()` only hands back a result. Fixture: SL004/engine_lent_by_generator.py
+    lent = set(derived)
+    withs = [n for n in walk(function.body) if isinstance(n, cst.With)]
+    changed = True
+    while changed:
+        changed = False
+        bindings = [(t.target, n.value) for n in assigns for t in n.targets]
+        bindings += [(i.asname.name, i.item) for n in withs for i in n.items if i.asname is not None]
+        for target, value in bindings:
+            if isinstance(target, cst.Name) and target.value not in lent and any(mentions_name(value, d) for d in lent):
+                lent.add(target.value)
+                changed = True
+
+    def mentions_derived(node: cst.CSTNode) -> bool:
+        return any(mentions_name(node, d) for d in derived)
+
+    for node in walk(function.body):
+        if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
+            return True
+        if isinstance(node, cst.Return) and node.value is not None:
+            if mentions_derived(node.value) or _hands_on(node.value, lent - derived):
+                return True
+        if isinstance(node, cst.Yield) and node.value is not None and not in_loop and any(mentions_name(node.value, d) for d in lent):
+            # (built in a loop, each item gets a pool of its own that nothing disposes)
+            return True
+        if isinstance(node, cst.Assign) and mentions_derived(node.value):
+            if any(not isinstance(t.target, cst.Name) for t in node.targets):
+                return True  # self.maker = sessionmaker(bind=engine), cache[key] = engine
+        if isinstance(node, cst.Call) and terminal_name(node.func) not in consumers:
+            for arg in node.args:
+                if isinstance(arg.value, cst.Name) and arg.value.value in derived - {name} | {name}:
+                    if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
+                        return True
+    return False
+
+
+def _hands_on(node: cst.CSTNode, names: Set[str]) -> bool:
+    """Whether `node` passes one of `names` on: as the value itself, through an attribute
+    (`inspector.bind`), inside a container, or as an argument of a call (`return
+    Profiler(conn=inspector.bind)`). A value computed from it (`conn.execute(q).scalar()`,
+    `result.rowcount > 0`) hands nothing on. Fixture: SL004/engine_handed_on_by_return.py"""
+    if not names:
+        return False
+    base = node
+    while isinstance(base, cst.Attribute):
+        base = base.value
+    if isinstance(base, cst.Name):
+        return base.value in names
+    if isinstance(node, cst.Call):
+        return any(_hands_on(arg.value, names) for arg in node.args)
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        return any(_hands_on(element.value, names) for element in node.elements)
+    if isinstance(node, cst.Dict):
+        return any(_hands_on(element.value, names) for element in node.elements if isinstance(element, cst.DictElement))
+    return False
+
+
+def _one_shot_helper(module: cst.Module, name: str) -> bool:
+    """A private helper (`_name`) whose calls in the module are one outside any loop, plus
+    any number that are memoised (`if self._x is None: self._x = self._name()`), and which
+    is not passed around: it runs as often as its one caller, which the module cannot tell,
+    so a pool per call is not asserted. Fixture: SL004/private_helper_called_once.py"""
+    if not name.startswith("_") or name.startswith("__"):
+        return False
+    plain = 0
+    found = False
+
+    def visit(node: cst.CSTNode, looping: bool, memo: Set[str]) -> bool:
+        nonlocal plain, found
+        if isinstance(node, (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+            looping = True
+        elif isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            looping = False
+        elif isinstance(node, cst.If):
+            memo = memo | _memo_slots(node.test)
+        elif isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and terminal_name(node.value.func) == name:
+            slots = {_slot(t.target) for t in node.targets} - {None}
+            if slots and slots <= memo:
+                found = True
+                for arg in node.value.args:
+                    if not visit(arg, looping, memo):
+                        return False
+                return True
+        if isinstance(node, cst.Call) and terminal_name(node.func) == name:
+            found = True
+            if looping:
+                return False
+            plain += 1
+            if plain > 1:
+                return False
+            for arg in node.args:
+                if not visit(arg, looping, memo):
+                    return False
+            return True
+        if isinstance(node, (cst.Name, cst.Attribute)) and terminal_name(node) == name:
+            return False  # referenced, not called: a callback that may run any number of times
+        if isinstance(node, cst.FunctionDef) and node.name.value == name:
+            return visit(node.body, False, frozenset())
+        return all(visit(child, looping, memo) for child in iter_children(node))  # not `.children`: it visits
+
+    return visit(module, False, frozenset()) and found
+
+
+def _slot(node: cst.CSTNode) -> Optional[str]:
+    """`self._x` -> "_x"; a plain name -> itself."""
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return node.attr.value
+    if isinstance(node, cst.Name):
+        return node.value
+    return None
+
+
+def _memo_slots(test: cst.BaseExpression) -> Set[str]:
+    """The slots a test checks for being unset: `self._x is None`, `not self._x`, either
+    side of an `and`."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _memo_slots(test.left) | _memo_slots(test.right)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        slot = _slot(test.expression)
+        return {slot} if slot else set()
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].operator, cst.Is)
+        and isinstance(test.comparisons[0].comparator, cst.Name)
+        and test.comparisons[0].comparator.value == "None"
+    ):
+        slot = _slot(test.left)
+        return {slot} if slot else set()
+    return set()
+
+
+def _called_only_by_main_guard(module: cst.Module) -> Set[str]:
+    """Module-level functions called under `if __name__ == "__main__":` and nowhere else in
+    the module: a script's `main()`, which runs once per process.
+    Fixture: SL004/script_main.py"""
+    in_guard: Set[str] = set()
+    elsewhere: Set[str] = set()
+    for statement in module.body:
+        guard = _is_main_guard(statement)
+        for sub in walk(statement):
+            if isinstance(sub, cst.Call):
+                name = terminal_name(sub.func)
+                if name:
+                    (in_guard if guard else elsewhere).add(name)
+            elif not guard and isinstance(sub, cst.Arg) and isinstance(sub.value, cst.Name):
+                # passed around by name (a callback, `entry_points=...main`): may run again
+                elsewhere.add(sub.value.value)
+    return in_guard - elsewhere

@@ -1,0 +1,458 @@
+"""What happens to each tracked session in a function, statement by statement: created,
+used, closed, a close registered, rebound, or handed over (ownership leaves). What a call does
+to a session passed to it is the callee oracle's answer (`CalleeOracle`), the one place that
+decides it."""
+
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from sessionlint.analysis.facts import Event, EventKind
+from sessionlint.analysis.tree import (
+    SCOPE_TYPES,
+    captures,
+    iter_children,
+    mentions_name,
+    suite_statements,
+    terminal_name,
+    walk,
+)
+from sessionlint.knowledge import (
+    CLOSING_METHODS,
+    CLOSING_WRAPPERS,
+    INSPECTING_CALLEES,
+    RETURNS_SELF,
+    STORING_CALLEES,
+    STORING_PREFIXES,
+    ArgumentEffect,
+    EscapeReason,
+)
+
+
+@dataclass(frozen=True)
+class Closer:
+    """A module-level function that closes some of its parameters on every path: in a
+    `finally:` of its body (`param.close()` / `await param.close()`) or by `with param:` /
+    `with closing(param):` around its body."""
+
+    positions: FrozenSet[int]
+    keywords: FrozenSet[str]
+
+
+def find_closers(module: cst.CSTNode) -> Dict[str, Closer]:
+    found: Dict[str, Closer] = {}
+    for statement in getattr(module, "body", ()):
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        params = list(statement.params.posonly_params) + list(statement.params.params)
+        names = [p.name.value for p in params] + [p.name.value for p in statement.params.kwonly_params]
+        closed = _closed_parameters(statement, set(names))
+        if closed:
+            found[statement.name.value] = Closer(
+                frozenset(i for i, p in enumerate(params) if p.name.value in closed), frozenset(closed)
+            )
+    return found
+
+
+def _closed_parameters(function: cst.FunctionDef, params: Set[str]) -> Set[str]:
+    closed: Set[str] = set()
+    for statement in suite_statements(function.body):
+        if isinstance(statement, cst.Try) and statement.finalbody is not None:
+            for node in walk(statement.finalbody, enter_scopes=False):
+                if (
+                    isinstance(node, cst.Call)
+                    and isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value == "close"
+                    and isinstance(node.func.value, cst.Name)
+                    and node.func.value.value in params
+                ):
+                    closed.add(node.func.value.value)
+        elif isinstance(statement, cst.With):
+            for item in statement.items:
+                closed.update(n for n in params if _with_item_closes(item, {n}))
+    return closed
+
+
+class CalleeOracle:
+    """What a call does to a session or connection passed to it: the one place that decides.
+    It asks what is known of the callee: the functions of the linted module that close a
+    parameter on every path (`closers`), then the tables of known APIs (knowledge); anything
+    else borrows what it is given."""
+
+    def __init__(self, closers: Optional[Dict[str, "Closer"]] = None) -> None:
+        self.closers = closers or {}
+
+    def argument_effect(self, call: cst.Call, position: int, arg: cst.Arg) -> ArgumentEffect:
+        func = call.func
+        callee = terminal_name(func) or ""
+        closer = self.closers.get(func.value) if type(func) is cst.Name else None
+        if closer is not None:
+            # A function of this module that closes the parameter in a `finally`: the call
+            # hands the session over for good. Fixture: SL001/closed_by_module_helper.py
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            closes = keyword in closer.keywords if keyword else position in closer.positions
+            return ArgumentEffect.CLOSES if closes else ArgumentEffect.BORROWS
+        if callee in CLOSING_WRAPPERS:
+            return ArgumentEffect.CLOSES
+        if callee in STORING_CALLEES or callee.lstrip("_")[:1].isupper() or callee.startswith(STORING_PREFIXES):
+            if callee == "update" and arg.keyword is None and type(arg.value) is cst.Name:
+                # `dict.update()` stores keyword values and mapping items; a session given as
+                # its positional argument is no mapping: `user.update(session, role=role)`
+                # is a model's update method borrowing the session. Fixture:
+                # SL001/borrowed_by_function_call.py
+                return ArgumentEffect.BORROWS
+            return ArgumentEffect.TAKES_OWNERSHIP
+        if callee in INSPECTING_CALLEES:
+            return ArgumentEffect.INSPECTS
+        return ArgumentEffect.BORROWS
+
+
+# How the scanner reads an argument, by what the call does to it.
+_CONTEXT_OF_EFFECT = {
+    ArgumentEffect.CLOSES: "closer",
+    ArgumentEffect.REGISTERS_CLOSE: "closer",
+    ArgumentEffect.TAKES_OWNERSHIP: "owner",
+    ArgumentEffect.BORROWS: "borrow",
+    ArgumentEffect.INSPECTS: "check",
+    ArgumentEffect.UNKNOWN: "borrow",
+}
+
+
+class EventScanner:
+    """Finds, per statement, what happens to the tracked names, in evaluation order, and
+    which statements may raise."""
+
+    def __init__(
+        self,
+        names: Set[str],
+        creation_index: Dict[int, int],
+        yield_raises: bool = True,
+        oracle: Optional["CalleeOracle"] = None,
+    ) -> None:
+        self.names = names
+        self.oracle = oracle or CalleeOracle()
+        self.creation_index = creation_index
+        self.yield_raises = yield_raises
+        self.with_closed: List[Tuple[str, cst.CSTNode]] = []
+        self.raising: Set[int] = set()
+
+    def scan_scope(self, statements: Sequence[cst.CSTNode], out: Dict[int, List[Event]]) -> List[Event]:
+        """Scan every statement of a scope (nested scopes excluded); fill `out` keyed by the
+        id of each small statement / header expression; return all events."""
+        everything: List[Event] = []
+        stack: List[cst.CSTNode] = list(reversed(statements))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, SCOPE_TYPES):
+                for name in self.names:
+                    if captures(node, name):
+                        everything.append(Event(EventKind.ESCAPE, name, node, reason=EscapeReason.CAPTURED))
+                continue
+            roots, nested = _split_statement(node)
+            for root in roots:
+                found = self.scan_root(root)
+                out[id(root)] = found
+                everything.extend(found)
+                if self._may_raise(root):
+                    self.raising.add(id(root))
+            if isinstance(node, cst.With):
+                for item in node.items:
+                    closed = _with_item_closes(item, self.names)
+                    if closed:
+                        self.with_closed.append((closed, node))
+            stack.extend(reversed(nested))
+        return everything
+
+    def _may_raise(self, root: cst.CSTNode) -> bool:
+        """Calls, awaits, subscripts, asserts, imports may raise; so may a `yield` where the
+        consumer can throw into the generator (not a pytest fixture). Assignments of names
+        and constants cannot."""
+        if isinstance(root, cst.With):
+            # `with db:` / `with closing(db):` only arranges the close: nothing to raise.
+            return any(self._may_raise(item.item) for item in root.items if not _with_item_closes(item, self.names))
+        if isinstance(root, (cst.Assert, cst.Import, cst.ImportFrom)):
+            return True
+        for node in walk(root, enter_scopes=False):
+            t = type(node)
+            if t in (cst.Call, cst.Await, cst.Subscript):
+                return True
+            if t is cst.Yield and self.yield_raises:
+                return True
+        return False
+
+    # -- one root ------------------------------------------------------------------------
+    def scan_root(self, root: cst.CSTNode) -> List[Event]:
+        out: List[Event] = []
+        t = type(root)
+        if t is cst.Assign:
+            self._expr(root.value, "value", out)
+            for target in root.targets:
+                self._target(target.target, root.value, root, out)
+        elif t is cst.AnnAssign:
+            if root.value is not None:
+                self._expr(root.value, "value", out)
+                self._target(root.target, root.value, root, out)
+        elif t is cst.AugAssign:
+            self._expr(root.value, "value", out)
+            self._expr(root.target, "use", out)
+            if isinstance(root.target, cst.Name) and root.target.value in self.names:
+                out.append(Event(EventKind.ESCAPE, root.target.value, root, reason=EscapeReason.AUGMENTED))
+        elif t is cst.Return:
+            if root.value is not None:
+                self._expr(root.value, "return", out)
+        elif t is cst.Expr:
+            self._expr(root.value, "use", out)
+        elif t is cst.Del:
+            self._expr(root.target, "escape", out)
+        elif t in (cst.Global, cst.Nonlocal):
+            for item in root.names:
+                if item.name.value in self.names:
+                    out.append(Event(EventKind.ESCAPE, item.name.value, root, reason=EscapeReason.GLOBAL))
+        elif t is cst.With:
+            self._with_header(root, out)
+        elif isinstance(root, cst.BaseExpression):
+            self._expr(root, "check", out)
+        else:
+            for child in iter_children(root):
+                self._expr(child, "use", out)
+        return out
+
+    def _with_header(self, node: cst.With, out: List[Event]) -> None:
+        for item in node.items:
+            closed = _with_item_closes(item, self.names)
+            if closed:
+                continue  # `with db:` / `with closing(db):` is handled by the finalizer
+            self._expr(item.item, "use", out)
+            if item.asname is not None:
+                target = item.asname.name
+                if isinstance(target, cst.Name) and target.value in self.names:
+                    creation = self.creation_index.get(id(_creating_call(item.item)), -1)
+                    if creation >= 0:
+                        out.append(Event(EventKind.MANAGE, target.value, item, creation))
+                    else:
+                        out.append(Event(EventKind.REBIND, target.value, item))
+
+    def _target(self, target: cst.BaseExpression, value: cst.BaseExpression, statement: cst.CSTNode, out: List[Event]) -> None:
+        if isinstance(target, cst.Name):
+            name = target.value
+            if name not in self.names:
+                return
+            creation = self.creation_index.get(id(_creating_call(value)), -1)
+            if creation >= 0:
+                out.append(Event(EventKind.CREATE, name, statement, creation))
+            elif _same_object(value, name):
+                # `conn = await conn.execution_options(...)`: the same connection, still open.
+                # Fixture: SL010/execution_options_chain.py
+                out.append(Event(EventKind.USE, name, statement, detail="execution_options"))
+            elif mentions_name(value, name):
+                out.append(Event(EventKind.RELEASE, name, statement))
+            else:
+                out.append(Event(EventKind.REBIND, name, statement))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                if isinstance(element.value, cst.Name) and element.value.value in self.names:
+                    out.append(Event(EventKind.ESCAPE, element.value.value, statement, reason=EscapeReason.UNPACKED))
+        else:
+            self._expr(target, "use", out)
+
+    def _expr(self, node: cst.CSTNode, context: str, out: List[Event]) -> None:
+        """Events of one expression. `context` says how the value of `node` is consumed:
+        use, check (a test or comparison), return, value (assigned), container, escape,
+        borrow (argument of a function), owner (argument of a constructor or a storing
+        call), closer."""
+        t = type(node)
+        if t is cst.Name:
+            name = node.value
+            if name in self.names:
+                out.append(self._classify(name, context, node))
+            return
+        if t is cst.Attribute:
+            base = node.value
+            if type(base) is cst.Name and base.value in self.names:
+                if node.attr.value == "close" and context in ("borrow", "owner", "closer"):
+                    # db.close handed to stack.callback/atexit.register/...: a close registered
+                    out.append(Event(EventKind.REGISTER, base.value, node))
+                else:
+                    out.append(Event(EventKind.USE, base.value, node, detail=node.attr.value))
+                return
+            self._expr(base, "use", out)
+            return
+        if t is cst.Call:
+            self._call(node, out)
+            return
+        if t is cst.Await:
+            self._expr(node.expression, context, out)
+            return
+        if t is cst.Lambda:
+            for name in self.names:
+                if mentions_name(node, name):
+                    out.append(Event(EventKind.ESCAPE, name, node, reason=EscapeReason.LAMBDA))
+            return
+        if t is cst.NamedExpr:
+            self._expr(node.value, "value", out)
+            self._target(node.target, node.value, node, out)
+            return
+        if t is cst.Yield:
+            value = node.value
+            if isinstance(value, cst.From):
+                self._expr(value.item, "escape", out)
+            elif value is not None:
+                self._expr(value, "borrow", out)  # the generator lends it and gets it back
+            return
+        if t in (cst.Tuple, cst.List, cst.Set):
+            inner = "return" if context == "return" else "container"
+            for element in node.elements:
+                self._expr(element.value, inner, out)
+            return
+        if t is cst.Dict:
+            for element in node.elements:
+                for child in iter_children(element):
+                    self._expr(child, "container", out)
+            return
+        if t is cst.StarredElement:
+            self._expr(node.value, "escape", out)
+            return
+        if t is cst.IfExp:
+            self._expr(node.test, "check", out)
+            self._expr(node.body, context, out)
+            self._expr(node.orelse, context, out)
+            return
+        if t is cst.BooleanOperation:
+            inner = context if context == "return" else "check"
+            self._expr(node.left, inner, out)
+            self._expr(node.right, inner, out)
+            return
+        if t in (cst.Comparison, cst.UnaryOperation, cst.FormattedString, cst.FormattedStringExpression):
+            for child in iter_children(node):
+                self._expr(child, "check", out)
+            return
+        for child in iter_children(node):
+            self._expr(child, "use", out)
+
+    def _call(self, node: cst.Call, out: List[Event]) -> None:
+        func = node.func
+        if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value in self.names:
+            for arg in node.args:
+                self._expr(arg.value, "borrow", out)
+            if func.attr.value in CLOSING_METHODS:
+                out.append(Event(EventKind.CLOSE, func.value.value, node))
+            else:
+                out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
+            return
+        self._expr(func, "use", out)
+        for position, arg in enumerate(node.args):
+            if arg.star:
+                self._expr(arg.value, "escape", out)
+            else:
+                effect = self.oracle.argument_effect(node, position, arg)
+                self._expr(arg.value, _CONTEXT_OF_EFFECT[effect], out)
+
+    def _classify(self, name: str, context: str, node: cst.CSTNode) -> Event:
+        if context == "use":
+            return Event(EventKind.USE, name, node, detail="value")
+        if context == "check":
+            return Event(EventKind.USE, name, node, detail="check")
+        if context == "borrow":
+            return Event(EventKind.USE, name, node, detail="argument")
+        if context == "closer":
+            return Event(EventKind.REGISTER, name, node)
+        reason = {
+            "return": EscapeReason.RETURNED,
+            "value": EscapeReason.ASSIGNED,
+            "container": EscapeReason.CONTAINER,
+            "owner": EscapeReason.OWNER,
+        }.get(context, EscapeReason.PASSED)
+        return Event(EventKind.ESCAPE, name, node, reason=reason)
+
+
+def _same_object(value: cst.BaseExpression, name: str) -> bool:
+    """`name.execution_options(...)`, awaited or not: evaluates to the object `name` holds."""
+    if isinstance(value, cst.Await):
+        value = value.expression
+    chained = False
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in RETURNS_SELF:
+        value = value.func.value
+        chained = True
+    return chained and isinstance(value, cst.Name) and value.value == name
+
+
+def _creating_call(value: cst.BaseExpression) -> cst.BaseExpression:
+    """The call that created what `value` evaluates to: through `await` and through methods
+    that return their object (`engine.connect().execution_options(...)`)."""
+    if isinstance(value, cst.Await):
+        value = value.expression
+    while (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in RETURNS_SELF
+        and isinstance(value.func.value, cst.Call)
+    ):
+        value = value.func.value
+    return value
+
+
+def _with_item_closes(item: cst.WithItem, names: Set[str]) -> Optional[str]:
+    """The tracked name a `with` item closes on exit: `with db:` or `with closing(db):`."""
+    value = item.item
+    if isinstance(value, cst.Name) and value.value in names:
+        return value.value
+    if (
+        isinstance(value, cst.Call)
+        and terminal_name(value.func) in ("closing", "aclosing")
+        and value.args
+        and isinstance(value.args[0].value, cst.Name)
+        and value.args[0].value.value in names
+    ):
+        return value.args[0].value.value
+    return None
+
+
+def _split_statement(node: cst.CSTNode) -> Tuple[List[cst.CSTNode], List[cst.CSTNode]]:
+    """The roots a statement contributes (small statements, header expressions) and the
+    statements nested in it."""
+    t = type(node)
+    if t is cst.SimpleStatementLine:
+        return list(node.body), []
+    if t is cst.If:
+        nested = list(_suite(node.body))
+        orelse = node.orelse
+        if isinstance(orelse, cst.If):
+            nested.append(orelse)
+        elif orelse is not None:
+            nested.extend(_suite(orelse.body))
+        return [node.test], nested
+    if t is cst.For:
+        nested = list(_suite(node.body)) + (list(_suite(node.orelse.body)) if node.orelse else [])
+        return [node.target, node.iter], nested
+    if t is cst.While:
+        nested = list(_suite(node.body)) + (list(_suite(node.orelse.body)) if node.orelse else [])
+        return [node.test], nested
+    if t is cst.With:
+        return [node], list(_suite(node.body))
+    if t.__name__ in ("Try", "TryStar"):
+        nested = list(_suite(node.body))
+        for handler in node.handlers:
+            nested.extend(_suite(handler.body))
+        if node.orelse is not None:
+            nested.extend(_suite(node.orelse.body))
+        if node.finalbody is not None:
+            nested.extend(_suite(node.finalbody.body))
+        return [], nested
+    if t.__name__ == "Match":
+        nested = []
+        roots: List[cst.CSTNode] = [node.subject]
+        for case in node.cases:
+            if case.guard is not None:
+                roots.append(case.guard)
+            nested.extend(_suite(case.body))
+        return roots, nested
+    if isinstance(node, cst.BaseSmallStatement):
+        return [node], []
+    return [], []
+
+
+def _suite(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
+    if isinstance(suite, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+        return suite.body
+    return ()

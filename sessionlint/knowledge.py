@@ -1,0 +1,265 @@
+"""What sessionlint knows about SQLAlchemy, the web and task frameworks and the standard
+library: every table of API names in one place, and the vocabulary the analysis speaks about
+them (what a call does to a session it is given, what it returns, why a session left a
+function). Pure data: nothing here reads code.
+
+The project's own functions are described by summaries (sessionlint.project); names here are
+what is known of code outside the project. Users extend some of the tables from
+configuration (`session-factories`, `engine-factories`, `request-decorators`).
+"""
+
+import re
+from enum import Enum
+from typing import FrozenSet, Mapping, Tuple
+
+# --- the vocabulary ---------------------------------------------------------------------
+
+
+class FactoryKind(Enum):
+    """What calling a name gives."""
+
+    SESSION = "session factory"  # calling it creates a session the caller owns
+    REGISTRY = "session registry"  # scoped_session: calling it returns the thread's session
+    ENGINE = "engine"  # the name holds an Engine: `.connect()` creates a connection
+    CONNECTION = "connection source"  # `engine.connect()` / `engine.raw_connection()`
+
+
+class Origin(Enum):
+    """How a factory was recognised (its detail, for messages, is kept beside it)."""
+
+    MAKER = "a sessionmaker"  # `sessionmaker(...)`, `async_sessionmaker(...)`, `scoped_session(...)`
+    ENGINE_BUILDER = "an engine builder"  # `create_engine(...)` and the like
+    SESSION_CLASS = "SQLAlchemy's Session class"  # `Session(engine)`, `AsyncSession(engine)`
+    SUBCLASS = "a project Session class"  # `class AppSession(Session)`
+    FUNCTION = "a project function"  # returns a new session
+    CONVENTIONAL = "a conventional name"  # `SessionLocal` imported from elsewhere
+    CONFIGURED = "the configuration"  # `session-factories`
+    ENGINE_CONNECT = "an engine's connect()"  # `engine.connect()`, `engine.raw_connection()`
+    MAKER_BEGIN = "a sessionmaker's begin()"  # `with SessionLocal.begin() as db:`
+
+
+class ArgumentEffect(Enum):
+    """What a call does to a session or connection passed to it (the callee oracle's answer)."""
+
+    CLOSES = "closes it"  # `closing(db)`, a function that closes its parameter in `finally`
+    REGISTERS_CLOSE = "registers its close"  # `stack.callback(db.close)`, `enter_context(db)`
+    TAKES_OWNERSHIP = "takes it over"  # stored in a container, an executor, an owning object
+    BORROWS = "borrows it"  # uses it and gives it back: the caller still owns it
+    INSPECTS = "only inspects it"  # `isinstance(db, ...)`, `print(db)`
+    UNKNOWN = "unknown"
+
+
+class ReturnEffect(Enum):
+    """What a call returns, as far as sessions go."""
+
+    NEW_SESSION = "a new session"
+    NEW_CONNECTION = "a new connection"
+    NEW_ENGINE = "a new engine"
+    NEW_MAKER = "a new sessionmaker"
+    NEW_REGISTRY = "a new session registry"
+    BORROWED = "a session it was given"
+    UNKNOWN = "unknown"
+
+
+class EscapeReason(Enum):
+    """Why a session left the function that created it: ownership went with it."""
+
+    RETURNED = "returned"
+    ASSIGNED = "assigned to another name"
+    CONTAINER = "stored in a container"
+    OWNER = "handed to an owner"
+    CAPTURED = "captured by a nested scope"
+    LAMBDA = "captured by a lambda"
+    AUGMENTED = "augmented"
+    GLOBAL = "global"
+    UNPACKED = "unpacked"
+    PASSED = "passed on"
+
+    @property
+    def is_a_use(self) -> bool:
+        """Handing over or returning a closed session is a use of it."""
+        return self in (EscapeReason.OWNER, EscapeReason.CONTAINER, EscapeReason.ASSIGNED, EscapeReason.RETURNED)
+
+
+class LeakKind(Enum):
+    """Where a function is left (or a name rebound) with a session still open."""
+
+    RETURN = "return"
+    RAISE = "raise"
+    END = "end"
+    REBIND = "rebind"
+    EXCEPTION = "exception"
+
+
+# --- sessions, factories and engines ------------------------------------------------------
+
+# Classes whose instances are sessions (SQLAlchemy 2.x and SQLModel): dotted name -> async.
+SESSION_CLASSES: Mapping[str, bool] = {
+    "sqlalchemy.orm.Session": False,
+    "sqlalchemy.orm.session.Session": False,
+    "sqlmodel.Session": False,
+    "sqlmodel.orm.session.Session": False,
+    "sqlalchemy.ext.asyncio.AsyncSession": True,
+    "sqlalchemy.ext.asyncio.session.AsyncSession": True,
+    "sqlmodel.ext.asyncio.session.AsyncSession": True,
+}
+# Callables whose result is a session factory (sessionmaker) or a registry (scoped_session):
+# name -> (kind, async).
+MAKER_BUILDERS: Mapping[str, Tuple[FactoryKind, bool]] = {
+    "sessionmaker": (FactoryKind.SESSION, False),
+    "async_sessionmaker": (FactoryKind.SESSION, True),
+    "scoped_session": (FactoryKind.REGISTRY, False),
+    "async_scoped_session": (FactoryKind.REGISTRY, True),
+}
+# Callables that build an Engine (and with it a connection pool): name -> async.
+ENGINE_BUILDERS: Mapping[str, bool] = {
+    "create_engine": False,
+    "engine_from_config": False,
+    "create_async_engine": True,
+    "async_engine_from_config": True,
+}
+# Engine names assumed when an origin cannot be resolved, in files that mention SQLAlchemy.
+CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset({"engine", "async_engine", "db_engine", "sql_engine", "sa_engine", "sync_engine"})
+# Engine methods that check a connection out of the pool.
+CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
+# Names that, when their origin cannot be resolved (imported from outside the linted files,
+# or a parameter), are taken to be session factories. `Session` is deliberately absent: an
+# unresolved `Session` is as often a scoped_session registry as a sessionmaker.
+CONVENTIONAL_FACTORY_NAMES: FrozenSet[str] = frozenset(
+    {
+        "SessionLocal",
+        "AsyncSessionLocal",
+        "async_session_maker",
+        "async_session_factory",
+        "async_session",
+        "session_factory",
+        "session_maker",
+        "SessionFactory",
+        "SessionMaker",
+        "sessionMaker",
+    }
+)
+# Receiver names taken to be sessions when nothing else says so.
+CONVENTIONAL_SESSION_NAMES: FrozenSet[str] = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})
+# Names under which code passes a Connection it was handed (Alembic migrations:
+# `bind = op.get_bind()`; test fixtures: `connection`).
+BORROWED_CONNECTION_NAMES: FrozenSet[str] = frozenset({"bind", "conn", "connection", "get_bind"})
+ASYNC_TYPE_NAMES: FrozenSet[str] = frozenset({"AsyncSession", "AsyncConnection", "AsyncEngine"})
+SESSION_TYPE_NAMES: FrozenSet[str] = frozenset({"Session", "AsyncSession", "scoped_session", "async_scoped_session"})
+
+
+def is_async_name(name: str) -> bool:
+    return "async" in name.lower()
+
+
+def is_engine_name(name: str) -> bool:
+    """`engine`, `async_engine`, `self._engine`, `db_engine`, and `sqlite_engine_iris` (a
+    pytest fixture's engine with data loaded): conventional engine names."""
+    return name in CONVENTIONAL_ENGINE_NAMES or name.endswith("_engine") or "_engine_" in name
+
+
+# --- methods of sessions and connections ----------------------------------------------------
+
+# Methods that end a session's or a connection's hold on the pool. `invalidate()` closes a
+# Session, and returns a Connection's or raw connection's pool slot (discarding the DBAPI
+# connection). Fixture: SL010/released_by_invalidate.py
+CLOSING_METHODS: FrozenSet[str] = frozenset({"close", "invalidate"})
+# Methods that return the object they are called on (Connection.execution_options()).
+RETURNS_SELF: FrozenSet[str] = frozenset({"execution_options"})
+# Attributes that are safe to read on a closed session: no database work, no lazy load.
+# (Session.close() resets the session; these report on that state.)
+SAFE_AFTER_CLOSE: FrozenSet[str] = frozenset(
+    {"close", "is_active", "in_transaction", "in_nested_transaction", "info", "bind", "get_bind", "closed", "invalidated"}
+)
+# Coroutine methods (SQLAlchemy 2.x asyncio API): called without `await`, nothing happens.
+ASYNC_SESSION_COROUTINES: FrozenSet[str] = frozenset(
+    {
+        "close", "commit", "rollback", "execute", "scalar", "scalars", "get", "get_one", "flush", "refresh",
+        "delete", "merge", "stream", "stream_scalars", "connection", "invalidate", "run_sync", "reset",
+        "close_all", "exec_driver_sql", "dispose", "start",
+    }
+)
+# Methods whose failure leaves the session needing a rollback (flush runs inside commit).
+FAILING_METHODS: FrozenSet[str] = frozenset({"commit", "flush"})
+# Calls on the session that clear the failed state; `abort()` is what project wrappers of
+# the session (and zope's transaction manager) call their rollback (mailman's `config.db`).
+# (expunge_all() empties the identity map but leaves the failed transaction in place.)
+RESETTING_METHODS: FrozenSet[str] = frozenset({"rollback", "close", "reset", "invalidate", "remove", "abort"})
+# Exceptions a failed flush raises (sqlalchemy.exc, and oslo.db's), plus the catch-alls.
+DATABASE_ERRORS: FrozenSet[str] = frozenset(
+    {
+        "Exception", "BaseException", "SQLAlchemyError", "DBAPIError", "IntegrityError", "OperationalError",
+        "DatabaseError", "DataError", "ProgrammingError", "InternalError", "InvalidRequestError",
+        "StatementError", "StaleDataError", "FlushError",
+        # oslo.db's engine facade raises these in place of SQLAlchemy's (OpenStack)
+        "DBError", "DBDuplicateEntry", "DBReferenceError", "DBConstraintError", "DBDeadlock", "DBDataError",
+        "DBConnectionError",
+    }
+)
+
+
+def is_database_error(name: str) -> bool:
+    """SQLAlchemy's exceptions and the catch-alls, also under project aliases that keep the
+    class name's end (`PostgreSQLIntegrityError`, `SQLiteIntegrityError`)."""
+    if name in DATABASE_ERRORS:
+        return True
+    return name.endswith(("IntegrityError", "OperationalError", "DBAPIError", "SQLAlchemyError", "DatabaseError"))
+
+
+# --- callees outside the project: what they do to what they are given ---------------------
+
+# Take over closing what they are given (first argument).
+CLOSING_WRAPPERS: FrozenSet[str] = frozenset({"closing", "aclosing", "enter_context", "enter_async_context", "push", "push_async_exit"})
+# Store or hand over what they are given: containers, queues, executors and task APIs,
+# finalizers and cleanup registries. Ownership leaves the function with it.
+STORING_CALLEES: FrozenSet[str] = frozenset(
+    {
+        "append", "appendleft", "extend", "insert", "add", "put", "put_nowait", "setdefault", "update",
+        "submit", "add_task", "create_task", "ensure_future", "run_in_executor", "run_coroutine_threadsafe",
+        "apply_async", "delay", "start_soon", "spawn", "partial", "setattr", "callback", "finalize",
+        "addfinalizer", "addCleanup", "addAsyncCleanup",
+    }
+)
+# Builtins that only look at what they are given.
+INSPECTING_CALLEES: FrozenSet[str] = frozenset({"isinstance", "id", "repr", "str", "print", "type", "hasattr", "getattr", "bool", "len"})
+# Calls that take a coroutine and await it (or schedule it): passing one there is fine.
+AWAITING_CALLEES: FrozenSet[str] = frozenset(
+    {"gather", "create_task", "ensure_future", "wait_for", "shield", "run", "wait", "as_completed", "run_until_complete", "start_soon", "to_thread"}
+)
+# Calls that run what they are given later or concurrently, by the callee's last name, and
+# what SL008 calls them.
+HANDOFF_SINKS: Mapping[str, str] = {
+    "add_task": "background task",
+    "Thread": "thread",
+    "Process": "process",
+    "create_task": "task",
+    "ensure_future": "task",
+    "start_soon": "task",
+    "run_in_executor": "executor",
+    "submit": "executor",
+    "to_thread": "thread",
+    "apply_async": "Celery task",
+    "delay": "Celery task",
+}
+
+# --- frameworks: when code runs -----------------------------------------------------------
+
+# Decorator attribute names that register a request handler (FastAPI/Starlette/Flask/Quart)
+# when called with arguments: `@app.get("/x")`, `@router.post(...)`, `@bp.route(...)`.
+ROUTE_METHODS: FrozenSet[str] = frozenset({"get", "post", "put", "patch", "delete", "options", "head", "api_route", "websocket", "route", "trace"})
+# Decorators that make every call a unit of work: Flask hooks, Celery tasks.
+PER_CALL_DECORATORS: FrozenSet[str] = frozenset({"before_request", "after_request", "teardown_request", "task", "shared_task"})
+# Decorators that make a function run once (or once per argument set). Command-line
+# commands (click, typer, Flask's `app.cli`) run once per process.
+ONCE_DECORATORS: FrozenSet[str] = frozenset({"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager", "command", "group"})
+# Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
+# app.add_url_rule(rule, view_func=...).
+ENDPOINT_REGISTRARS: FrozenSet[str] = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})
+APP_FACTORY_NAMES = re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
+# Words of event names that fire once, at start-up.
+START_UP_EVENTS: Tuple[str, ...] = ("startup", "configure", "setup")
+# Decorators of context managers.
+MANAGER_DECORATORS: FrozenSet[str] = frozenset({"contextmanager", "asynccontextmanager"})
+# Functions named for keeping what they are given: `set_scope_state(scope, key, session)`,
+# `store_session(...)`, `register_session(...)`. Fixture: SL001/session_stored_by_setter.py
+STORING_PREFIXES: Tuple[str, ...] = ("set_", "store_", "register_")
