@@ -314,9 +314,9 @@ def _lint(
         click.echo(f"sessionlint: error: {problem}", err=True)
     for warning in result.warnings:
         _warn(warning)
-    for error in result.errors:
-        if error.kind in (ErrorKind.IO, ErrorKind.INTERNAL):
-            click.echo(f"sessionlint: error: {display_path(error.path)}: {error.message}", err=True)
+    for file_error in result.errors:
+        if file_error.kind in (ErrorKind.IO, ErrorKind.INTERNAL):
+            click.echo(f"sessionlint: error: {display_path(file_error.path)}: {file_error.message}", err=True)
     if write_baseline_file:
         from sessionlint.baseline import write
 

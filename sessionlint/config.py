@@ -119,7 +119,7 @@ def _load_toml(path: str) -> Dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on older Pythons only
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found]  # the backport, on 3.9 and 3.10 only
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)

@@ -5,7 +5,7 @@ Never raises for bad input: a parse failure or a rule crash is recorded on the r
 import logging
 import os
 import sys
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 from sessionlint.diagnostics import (
     Diagnostic,
@@ -19,30 +19,37 @@ from sessionlint.prefilter import Project
 from sessionlint.project.builder import content_key
 from sessionlint.registry import RuleInfo
 
+if TYPE_CHECKING:  # libcst and the rules are imported when a file is parsed, not before
+    import libcst as cst
+
+    from sessionlint.fixes.plan import FixPlan
+    from sessionlint.rules.base import FileContext, Rule
+
 _LOG = logging.getLogger(__name__)
+RuleClasses = Sequence[Type["Rule"]]
 
 
-def rule_classes(infos: Iterable[RuleInfo]) -> List[type]:
+def rule_classes(infos: Iterable[Optional[RuleInfo]]) -> List[Type["Rule"]]:
     """The rule classes for `infos`, in the order of the registry (imports libcst)."""
     from sessionlint.rules import ALL_RULES
 
-    wanted = {info.code for info in infos}
+    wanted = {info.code for info in infos if info is not None}
     return [cls for cls in ALL_RULES if cls.code in wanted]
 
 
-def lint_file(data: bytes, path: str, project: Project, rules: Sequence[type], prefilter: bool = True) -> FileResult:
+def lint_file(data: bytes, path: str, project: Project, rules: "RuleClasses", prefilter: bool = True) -> FileResult:
     """Lint one file's bytes: settled by the text prefilter when it cannot hold a finding,
     parsed and traversed otherwise."""
     refine: Tuple[str, ...] = ()
     if prefilter:
-        triage = project.triage(data, {t for rule in rules for t in rule.TRIGGERS})  # type: ignore[attr-defined]
+        triage = project.triage(data, {t for rule in rules for t in rule.TRIGGERS})
         if triage is None:
             return FileResult(path)
         refine = triage
     return parse_and_lint(data, path, project, rules, refine)
 
 
-def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[type], refine: Tuple[str, ...] = ()) -> FileResult:
+def parse_and_lint(data: bytes, path: str, project: Project, rules: "RuleClasses", refine: Tuple[str, ...] = ()) -> FileResult:
     """The part of linting that needs libcst: parse, one traversal, diagnostics. With
     `refine` (triggers of astfilter.REFINED_TRIGGERS), CPython's tree decides first whether
     libcst is needed at all."""
@@ -77,12 +84,10 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: Sequence[typ
         )
 
 
-def _lint_module(
-    module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool
-) -> FileResult:
+def _lint_module(module: "cst.Module", path: str, project: Project, rules: "RuleClasses", mentions_sqlalchemy: bool) -> FileResult:
     context = run_rules(module, path, project, rules, mentions_sqlalchemy)
     diagnostics = tuple(d for d, _ in diagnostics_with_plans(context))
-    crashes = context.crashes  # type: ignore[attr-defined]
+    crashes = context.crashes
     if crashes:
         codes = ", ".join(code for code, _ in crashes)
         details = "; ".join(f"{code}: {problem}" for code, problem in crashes)
@@ -95,7 +100,7 @@ def _lint_module(
     return FileResult(path, diagnostics, parsed=True)
 
 
-def run_rules(module: object, path: str, project: Project, rules: Sequence[type], mentions_sqlalchemy: bool) -> object:
+def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleClasses", mentions_sqlalchemy: bool) -> "FileContext":
     """The one traversal of `module` with the analysis collectors and every rule; returns
     the file context holding the rules' reports (with their fix plans)."""
     import libcst as cst
@@ -103,10 +108,10 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
     from sessionlint.analysis.tree import SCOPE_TYPES, traverse
     from sessionlint.rules.base import FileContext
 
-    context = FileContext(module, path, project.index, mentions_sqlalchemy)  # type: ignore[arg-type]
+    context = FileContext(module, path, project.index, mentions_sqlalchemy)
     instances = [cls(context) for cls in rules]
-    visit_table: Dict[type, List[Callable]] = {}
-    leave_table: Dict[type, List[Callable]] = {}
+    visit_table: Dict[type, List[Callable[[Any], None]]] = {}
+    leave_table: Dict[type, List[Callable[[Any], None]]] = {}
     for instance in instances:
         for class_name, methods in type(instance).callbacks().items():
             node_type = getattr(cst, class_name, None)
@@ -118,7 +123,7 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
 
     lifecycle = context.lifecycle
     frameworks = context.frameworks
-    ancestors: List[object] = []
+    ancestors: List[cst.CSTNode] = []
     scope_types = SCOPE_TYPES + (cst.Module,)
     try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
     call_type = cst.Call
@@ -130,44 +135,44 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
     yield_type = cst.Yield
     assign_type = cst.Assign
     import_from_type = cst.ImportFrom
-    resolver = context.resolver  # type: ignore[attr-defined]
+    resolver = context.resolver
 
-    def visit(node: object) -> None:
+    def visit(node: Any) -> None:
         node_type = type(node)
         if node_type is call_type:
-            lifecycle.on_call(node, ancestors)  # type: ignore[arg-type]
-            frameworks.on_call(node)  # type: ignore[arg-type]
+            lifecycle.on_call(node, ancestors)
+            frameworks.on_call(node)
         elif node_type in scope_types:
-            lifecycle.enter_scope(node)  # type: ignore[arg-type]
+            lifecycle.enter_scope(node)
             if node_type is function_type:
-                frameworks.enter_function(node)  # type: ignore[arg-type]
+                frameworks.enter_function(node)
                 resolver.enter_function()
             elif node_type is class_type:
-                frameworks.enter_class(node)  # type: ignore[arg-type]
+                frameworks.enter_class(node)
         elif node_type is assign_type:
-            lifecycle.on_assign(node)  # type: ignore[arg-type]
+            lifecycle.on_assign(node)
         elif node_type is import_from_type:
-            resolver.on_import_from(node)  # type: ignore[arg-type]
+            resolver.on_import_from(node)
         elif node_type is yield_type:
             lifecycle.on_yield()
         elif node_type is global_type:
-            frameworks.on_global(node)  # type: ignore[arg-type]
-            lifecycle.on_global(node)  # type: ignore[arg-type]
+            frameworks.on_global(node)
+            lifecycle.on_global(node)
         elif node_type in try_types:
             lifecycle.enter_try()
         elif node_type is with_type:
-            lifecycle.on_with(node)  # type: ignore[arg-type]
+            lifecycle.on_with(node)
         callbacks = visit_table.get(node_type)
         if callbacks:
             for callback in callbacks:
                 _call_rule(callback, node, context)
         ancestors.append(node)
 
-    def leave(node: object) -> None:
+    def leave(node: Any) -> None:
         ancestors.pop()
         node_type = type(node)
         if node_type in scope_types:
-            lifecycle.leave_scope(node)  # type: ignore[arg-type]
+            lifecycle.leave_scope(node)
             if node_type is function_type:
                 frameworks.leave_function()
                 resolver.leave_function()
@@ -180,14 +185,14 @@ def run_rules(module: object, path: str, project: Project, rules: Sequence[type]
             for callback in callbacks:
                 _call_rule(callback, node, context)
 
-    traverse(module, visit, leave)  # type: ignore[arg-type]
+    traverse(module, visit, leave)
     return context
 
 
-def _call_rule(callback: Callable, node: object, context: object) -> None:
+def _call_rule(callback: Callable[[Any], None], node: "cst.CSTNode", context: "FileContext") -> None:
     """One rule's callback. A crash in it (a bug in sessionlint) disables that rule for the
     rest of this file and is recorded with the rule's code; the other rules go on."""
-    rule = callback.__self__  # type: ignore[attr-defined]
+    rule: Rule = getattr(callback, "__self__")
     if rule.crashed is not None:
         return
     try:
@@ -197,17 +202,17 @@ def _call_rule(callback: Callable, node: object, context: object) -> None:
             raise
         _LOG.debug("rule %s crashed on %s", rule.code, context.path, exc_info=True)
         rule.crashed = f"{type(error).__name__}: {error}"
-        context.crashes.append((rule.code, rule.crashed))  # type: ignore[attr-defined]
+        context.crashes.append((rule.code, rule.crashed))
 
 
-def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:
+def diagnostics_with_plans(context: "FileContext") -> List[Tuple[Diagnostic, Optional["FixPlan"]]]:
     """The context's reports as diagnostics (positions resolved once, for reported nodes
     only), each with its fix plan (or None), in source order."""
-    reports = context.reports  # type: ignore[attr-defined]
+    reports = context.reports
     if not reports:
         return []
-    positions = context.positions  # type: ignore[attr-defined]
-    wanted = [r.node for r in reports]
+    positions = context.positions
+    wanted: List[cst.CSTNode] = [r.node for r in reports]
     for report in reports:
         for ref in report.refs.values():
             wanted.append(ref[1] if isinstance(ref, tuple) else ref)
@@ -215,7 +220,7 @@ def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:
     found = []
     for report in reports:
         (start_line, start_column), (end_line, end_column) = positions.span(report.node)
-        lines = {}
+        lines: Dict[str, int] = {}
         for key, ref in report.refs.items():
             if isinstance(ref, tuple):
                 lines[key] = positions.span(ref[1])[1][0]
@@ -226,7 +231,7 @@ def diagnostics_with_plans(context: object) -> List[Tuple[Diagnostic, object]]:
             code=report.code,
             name=report.name,
             message=message,
-            path=context.path,  # type: ignore[attr-defined]
+            path=context.path,
             start=Location(start_line, start_column + 1),
             end=Location(end_line, end_column + 1),
             help=report.help,

@@ -7,7 +7,7 @@ import sys
 import threading
 import warnings
 from queue import SimpleQueue
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from sessionlint.diagnostics import ErrorKind, FileError
 
@@ -78,7 +78,7 @@ def cpython_parse(data: bytes, path: str) -> ast.Module:
         warnings.simplefilter("ignore")
         tree = ast.parse(data, filename=path)
     if sys.version_info < (3, 11):
-        stack = [(tree, 0)]
+        stack: List[Tuple[ast.AST, int]] = [(tree, 0)]
         while stack:
             node, depth = stack.pop()
             if depth > MAX_AST_DEPTH:

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
 from sessionlint.analysis.astfilter import REFINED_TRIGGERS
 from sessionlint.config import Settings
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES
-from sessionlint.project.builder import build_index
+from sessionlint.project.builder import ProjectCache, build_index
 from sessionlint.project.model import ProjectIndex
 from sessionlint.project.text import alternation
 
@@ -126,7 +126,7 @@ class Project:
         return bool(re.search(_ASYNC_WORD, data)) or (self.async_names is not None and bool(self.async_names.search(data)))
 
 
-def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional[object] = None) -> Project:
+def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional["ProjectCache"] = None) -> Project:
     """The project pass over sources held in memory."""
     index = build_index(sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
     return project_of(index, settings)

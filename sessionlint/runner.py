@@ -268,7 +268,7 @@ class _Run:
 
     # --- the lint ------------------------------------------------------------------------
 
-    def submit(self, project_run: ProjectRun, jobs: int) -> List[Tuple[Any, Handle]]:
+    def submit(self, project_run: ProjectRun, jobs: int) -> List[Tuple["LintBatch", Handle]]:
         """The project's files: the cached result, or submitted to the executor for the
         prefilter and the lint (a pool is started for them if they are many)."""
         assert project_run.project is not None and project_run.cache is not None
@@ -293,41 +293,41 @@ class _Run:
         sizes = {path: _size(path, self.sources) for _, _, path, _ in pending}
         if self.executor.jobs <= 1 and jobs > 1 and len(pending) > 1 and sum(sizes.values()) >= POOL_THRESHOLD_BYTES:
             self.executor = make_executor(jobs)
-        return [(batch[0], self.executor.submit(lint_batch, batch[1])) for batch in self.batches(pending, sizes)]
+        return [(batch, self.executor.submit(lint_batch, batch.work)) for batch in self.batches(pending, sizes)]
 
-    def collect(self, project_run: ProjectRun, submitted: Sequence[Tuple[Any, Handle]]) -> None:
-        for (_, _, run_key), handle in submitted:
-            work = handle.item
+    def collect(self, project_run: ProjectRun, submitted: Sequence[Tuple["LintBatch", Handle]]) -> None:
+        for batch, handle in submitted:
+            run_key = batch.run_key
             answers = handle.result()
-            for (path, _), (file_result, data, digest) in zip(work[3], answers):
+            for (path, _), (file_result, data, digest) in zip(batch.items, answers):
                 self.result.files.append(file_result)
                 if data is not None:
                     self.sources.keep(path, data)
                 cacheable = file_result.error is None or file_result.error.kind not in (ErrorKind.INTERNAL, ErrorKind.IO)
                 if cacheable and digest is not None and project_run.cache is not None:
                     project_run.cache.put(run_key, path, digest, file_result)
-            self.done += len(work[3])
+            self.done += len(batch.items)
             if self.progress is not None:
                 self.progress(self.done, len(self.settings))
 
-    def batches(self, pending: Sequence[Tuple[ProjectRun, Tuple[str, ...], str, str]], sizes: Dict[str, int]) -> List[Any]:
+    def batches(self, pending: Sequence[Tuple[ProjectRun, Tuple[str, ...], str, str]], sizes: Dict[str, int]) -> List["LintBatch"]:
         """Batches of one project and one rule set, largest files first (so that the workers
         finish together), of about LINT_BATCH_BYTES."""
         ordered = sorted(pending, key=lambda item: -sizes[item[2]])
-        open_batches: Dict[Tuple[int, Tuple[str, ...]], Any] = {}
-        batches: List[Any] = []
+        open_batches: Dict[Tuple[int, Tuple[str, ...]], LintBatch] = {}
+        batches: List[LintBatch] = []
         for project_run, codes, path, run_key in ordered:
             key = (id(project_run), codes)
             batch = open_batches.get(key)
-            if batch is None or batch[2] >= LINT_BATCH_BYTES or len(batch[1][3]) >= LINT_BATCH_FILES:
-                settings = self.settings[path]
-                work = (project_run.project, codes, settings.prefilter, [], project_run.cache.enabled if project_run.cache else False)
-                batch = [(project_run, codes, run_key), work, 0]
+            if batch is None or batch.size >= LINT_BATCH_BYTES or len(batch.items) >= LINT_BATCH_FILES:
+                assert project_run.project is not None
+                enabled = project_run.cache.enabled if project_run.cache else False
+                batch = LintBatch(project_run, run_key, LintWork(project_run.project, codes, self.settings[path].prefilter, [], enabled))
                 open_batches[key] = batch
                 batches.append(batch)
-            batch[1][3].append((path, self.sources.pinned.get(path)))
-            batch[2] += sizes[path]
-        return [(b[0], b[1]) for b in batches]
+            batch.items.append((path, self.sources.pinned.get(path)))
+            batch.size += sizes[path]
+        return batches
 
     def rule_codes(self, path: str) -> Tuple[str, ...]:
         settings = self.settings[path]
@@ -367,7 +367,7 @@ class _Run:
             if settings is None or data is None or not any(is_applied_fix(d, unsafe) for d in file_result.diagnostics):
                 continue
             enabled = enabled_codes(settings)
-            classes = rule_classes([by_code(code) for code in self.rule_codes(path)])  # type: ignore[misc]
+            classes = rule_classes([by_code(code) for code in self.rule_codes(path)])
             project_run = self.project_of[path]
 
             def allowed(diagnostics: Sequence[Diagnostic], text: bytes, path: str = path, settings: Settings = settings) -> Tuple[Diagnostic, ...]:
@@ -402,7 +402,7 @@ def filter_findings(
     def not_ignored(found: Sequence[Diagnostic]) -> Tuple[Diagnostic, ...]:
         if not ignored:
             return tuple(found)
-        return tuple(d for d in found if not any(matches(s, by_code(d.code)) for s in ignored))  # type: ignore[arg-type]
+        return tuple(d for d in found if not any(_ignores(s, d.code) for s in ignored))
 
     kept = not_ignored(diagnostics)
     marks = suppression.parse(data) if (kept or report_unused) else None
@@ -410,6 +410,11 @@ def filter_findings(
         return kept, 0
     kept, count = suppression.apply(path, kept, marks, enabled, report_unused)
     return not_ignored(kept), count
+
+
+def _ignores(selector: str, code: str) -> bool:
+    info = by_code(code)
+    return info is not None and matches(selector, info)
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -428,7 +433,28 @@ def _size(path: str, sources: SourceFiles) -> int:
 
 # --- the tasks the executor runs (module level: a pool pickles them by name) --------------
 
-LintWork = Tuple[Project, Tuple[str, ...], bool, List[Tuple[str, Optional[bytes]]], bool]
+@dataclass(frozen=True)
+class LintWork:
+    """What a worker needs to prefilter and lint a batch of one project's files under one rule
+    set (pickled to it): the files as (path, bytes if pinned)."""
+
+    project: Project
+    codes: Tuple[str, ...]
+    prefilter: bool
+    items: List[Tuple[str, Optional[bytes]]]
+    digests: bool  # hash what is linted, for the cache
+
+
+@dataclass
+class LintBatch:
+    project_run: ProjectRun
+    run_key: str
+    work: LintWork
+    size: int = 0
+
+    @property
+    def items(self) -> List[Tuple[str, Optional[bytes]]]:
+        return self.work.items
 
 
 def lint_batch(work: LintWork) -> List[Tuple[FileResult, Optional[bytes], Optional[str]]]:
@@ -437,7 +463,7 @@ def lint_batch(work: LintWork) -> List[Tuple[FileResult, Optional[bytes], Option
     of the bytes linted (the cache's key) when the cache is used."""
     from sessionlint.lint import parse_and_lint, rule_classes
 
-    project, codes, prefilter, items, digests = work
+    project, codes, prefilter, items, digests = work.project, work.codes, work.prefilter, work.items, work.digests
     infos = [by_code(code) for code in codes]
     triggers = {trigger for info in infos if info is not None for trigger in info.triggers}
     rules: Optional[list] = None  # imported (with libcst) when a file needs parsing

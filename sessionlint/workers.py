@@ -107,7 +107,7 @@ class ProcessPool(Executor):
         self.jobs = jobs
         context = multiprocessing.get_context(start_method())
         if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload(["sessionlint.lint", "sessionlint.rules"])  # type: ignore[attr-defined]
+            multiprocessing.set_forkserver_preload(["sessionlint.lint", "sessionlint.rules"])
         self.pool: Optional[ProcessPoolExecutor] = ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
         )

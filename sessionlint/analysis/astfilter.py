@@ -7,50 +7,9 @@ No libcst import here.
 """
 
 import ast
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
-# Methods whose failure leaves the session needing a rollback (flush runs inside commit).
-FAILING_METHODS = frozenset({"commit", "flush"})
-# Calls on the session that clear the failed state; `abort()` is what project wrappers of
-# the session (and zope's transaction manager) call their rollback (mailman's `config.db`).
-# (expunge_all() empties the identity map but leaves the failed transaction in place.)
-RESETTING_METHODS = frozenset({"rollback", "close", "reset", "invalidate", "remove", "abort"})
-# Exceptions a failed flush raises (sqlalchemy.exc, and oslo.db's), plus the catch-alls.
-DATABASE_ERRORS = frozenset(
-    {
-        "Exception",
-        "BaseException",
-        "SQLAlchemyError",
-        "DBAPIError",
-        "IntegrityError",
-        "OperationalError",
-        "DatabaseError",
-        "DataError",
-        "ProgrammingError",
-        "InternalError",
-        "InvalidRequestError",
-        "StatementError",
-        "StaleDataError",
-        "FlushError",
-        # oslo.db's engine facade raises these in place of SQLAlchemy's (OpenStack)
-        "DBError",
-        "DBDuplicateEntry",
-        "DBReferenceError",
-        "DBConstraintError",
-        "DBDeadlock",
-        "DBDataError",
-        "DBConnectionError",
-    }
-)
-
-
-def is_database_error(name: str) -> bool:
-    """SQLAlchemy's exceptions and the catch-alls, also under project aliases that keep the
-    class name's end (`PostgreSQLIntegrityError`, `SQLiteIntegrityError`)."""
-    if name in DATABASE_ERRORS:
-        return True
-    return name.endswith(("IntegrityError", "OperationalError", "DBAPIError", "SQLAlchemyError", "DatabaseError"))
-
+from sessionlint.knowledge import FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, is_database_error
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
 
@@ -71,13 +30,13 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
         if not isinstance(node, _TRY_TYPES):
             continue
         receivers: Set[str] = set()
-        for statement in node.body:  # type: ignore[attr-defined]
+        for statement in node.body:
             for sub in ast.walk(statement):
                 if type(sub) is ast.Call and type(sub.func) is ast.Attribute and sub.func.attr in FAILING_METHODS:
                     receivers.add(ast.dump(sub.func.value))
         if not receivers:
             continue
-        for handler in node.handlers:  # type: ignore[attr-defined]
+        for handler in node.handlers:
             kind = handler.type
             candidates = kind.elts if isinstance(kind, ast.Tuple) else [kind]
             if kind is not None and not any(is_database_error(_terminal(c)) for c in candidates):
@@ -95,23 +54,6 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
                 continue
             return True
     return False
-
-
-# Calls that run what they are given later or concurrently, by the callee's last name, and
-# what SL008 calls them.
-HANDOFF_SINKS = {
-    "add_task": "background task",
-    "Thread": "thread",
-    "Process": "process",
-    "create_task": "task",
-    "ensure_future": "task",
-    "start_soon": "task",
-    "run_in_executor": "executor",
-    "submit": "executor",
-    "to_thread": "thread",
-    "apply_async": "Celery task",
-    "delay": "Celery task",
-}
 
 
 def may_hand_session_over(tree: ast.AST) -> bool:
@@ -133,29 +75,28 @@ def may_hand_session_over(tree: ast.AST) -> bool:
     stack: List[Tuple[ast.AST, Tuple[int, ...]]] = [(statement, (0,)) for statement in getattr(tree, "body", ())]
     while stack:
         node, scopes = stack.pop()
-        kind = type(node)
-        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+        fields: Sequence[str]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             own = len(owned)
-            arguments = node.args  # type: ignore[attr-defined]
-            owned.append({arg.arg for arg, default in _params_with_defaults(arguments) if arg.annotation is not None or isinstance(default, ast.Call)})
+            owned.append({arg.arg for arg, default in _params_with_defaults(node.args) if arg.annotation is not None or isinstance(default, ast.Call)})
             declared.append(set())
             inner = scopes + (own,)
-            stack.extend((statement, inner) for statement in node.body)  # type: ignore[attr-defined]
+            stack.extend((statement, inner) for statement in node.body)
             fields = [name for name in node._fields if name != "body"]  # decorators, defaults: the outer scopes'
         else:
-            if kind is ast.With or kind is ast.AsyncWith:
-                for item in node.items:  # type: ignore[attr-defined]
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
                     if isinstance(item.optional_vars, ast.Name):
                         for scope in scopes:
                             owned[scope].add(item.optional_vars.id)
-            elif kind is ast.Global:
+            elif isinstance(node, ast.Global):
                 for scope in scopes:
-                    declared[scope].update(node.names)  # type: ignore[attr-defined]
-            elif kind is ast.Call:
-                if _terminal(node.func) in HANDOFF_SINKS:  # type: ignore[attr-defined]
-                    sinks.append((node, scopes))  # type: ignore[arg-type]
-            elif kind is ast.Assign and isinstance(node.value, ast.Name):  # type: ignore[attr-defined]
-                stores.append((node, scopes))  # type: ignore[arg-type]
+                    declared[scope].update(node.names)
+            elif isinstance(node, ast.Call):
+                if _terminal(node.func) in HANDOFF_SINKS:
+                    sinks.append((node, scopes))
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                stores.append((node, scopes))
             fields = node._fields
         for name in fields:
             value = getattr(node, name, None)
@@ -168,7 +109,8 @@ def may_hand_session_over(tree: ast.AST) -> bool:
         if any(passed & owned[scope] for scope in scopes):
             return True
     for assign, scopes in stores:
-        source = assign.value.id  # type: ignore[attr-defined]
+        assert isinstance(assign.value, ast.Name)  # only `name = other_name` is collected
+        source = assign.value.id
         for scope in scopes:
             if source not in owned[scope]:
                 continue
@@ -216,7 +158,7 @@ def _passed_names(call: ast.Call) -> Set[str]:
     """Names passed as values anywhere in a call's arguments (not `db.attr`, not inside a
     lambda), as lifecycle's `_passed_names` takes them."""
     names: Set[str] = set()
-    stack: List[ast.AST] = [arg for arg in call.args] + [keyword.value for keyword in call.keywords]
+    stack: List[ast.AST] = [*call.args, *(keyword.value for keyword in call.keywords)]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Name):

@@ -189,7 +189,7 @@ class LifecycleCollector:
                 if dependency in self.async_dependencies:
                     facts.async_names.add(name)
                 facts.session_names.add(name)
-                facts.injected[name] = _function_scoped(default) or any(
+                facts.injected[name] = (default is not None and _function_scoped(default)) or any(
                     _function_scoped(sub) for sub in (walk(annotation) if annotation is not None else ())
                 )
 
@@ -253,9 +253,9 @@ class LifecycleCollector:
             return
         if not self.resolver.may_be_factory(func):
             return
-        factory = self.resolver.factory_of(func)
-        if factory is not None and factory.kind is FactoryKind.SESSION:
-            self._record(node, factory, ancestors, facts)
+        resolved = self.resolver.factory_of(func)
+        if resolved is not None and resolved.kind is FactoryKind.SESSION:
+            self._record(node, resolved, ancestors, facts)
             self._note_engine_consumer(node, facts)
 
     def _note_engine_consumer(self, node: cst.Call, facts: ScopeFacts) -> None:

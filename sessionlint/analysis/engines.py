@@ -2,7 +2,7 @@
 call of a function that uses the engine and lets it go without `dispose()`."""
 
 from dataclasses import dataclass
-from typing import List, Optional, Set
+from typing import List, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -78,11 +78,11 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     changed = True
     while changed:  # names built on the engine: SessionLocal = sessionmaker(bind=engine)
         changed = False
-        for node in assigns:
-            if any(mentions_name(node.value, d) for d in derived):
-                for target in node.targets:
-                    if isinstance(target.target, cst.Name) and target.target.value not in derived:
-                        derived.add(target.target.value)
+        for assign in assigns:
+            if any(mentions_name(assign.value, d) for d in derived):
+                for assign_target in assign.targets:
+                    if isinstance(assign_target.target, cst.Name) and assign_target.target.value not in derived:
+                        derived.add(assign_target.target.value)
                         changed = True
     # A generator lends what it yields for the whole iteration: `with engine.connect() as
     # conn: yield inspect(conn)` hands the engine to the consumer, while `return
@@ -92,11 +92,11 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     changed = True
     while changed:
         changed = False
-        bindings = [(t.target, n.value) for n in assigns for t in n.targets]
+        bindings: List[Tuple[cst.CSTNode, cst.CSTNode]] = [(t.target, n.value) for n in assigns for t in n.targets]
         bindings += [(i.asname.name, i.item) for n in withs for i in n.items if i.asname is not None]
-        for target, value in bindings:
-            if isinstance(target, cst.Name) and target.value not in lent and any(mentions_name(value, d) for d in lent):
-                lent.add(target.value)
+        for bound, value in bindings:
+            if isinstance(bound, cst.Name) and bound.value not in lent and any(mentions_name(value, d) for d in lent):
+                lent.add(bound.value)
                 changed = True
 
     def mentions_derived(node: cst.CSTNode) -> bool:
@@ -183,10 +183,10 @@ def _one_shot_helper(module: cst.Module, name: str) -> bool:
         if isinstance(node, (cst.Name, cst.Attribute)) and terminal_name(node) == name:
             return False  # referenced, not called: a callback that may run any number of times
         if isinstance(node, cst.FunctionDef) and node.name.value == name:
-            return visit(node.body, False, frozenset())
+            return visit(node.body, False, set())
         return all(visit(child, looping, memo) for child in iter_children(node))  # not `.children`: it visits
 
-    return visit(module, False, frozenset()) and found
+    return visit(module, False, set()) and found
 
 
 def _slot(node: cst.CSTNode) -> Optional[str]:

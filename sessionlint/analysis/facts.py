@@ -5,7 +5,7 @@ these; the collector and the typestate write them."""
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import AbstractSet, Dict, List, Optional, Set, Tuple, Union
 
 import libcst as cst
 
@@ -67,7 +67,7 @@ class Creation:
         )
 
 
-def is_bound_to_borrowed_connection(call: cst.Call, borrowed: Set[str] = frozenset()) -> bool:
+def is_bound_to_borrowed_connection(call: cst.Call, borrowed: AbstractSet[str] = frozenset()) -> bool:
     """Idiom: `Session(bind=op.get_bind())` in an Alembic migration, `Session(bind=connection)`
     in a fixture. A Session bound to an existing Connection checks nothing out of the pool; the
     connection's owner (Alembic, the fixture) closes it, so leaving the Session unclosed leaks

@@ -10,7 +10,7 @@ this module knows control flow, not sessions.
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
@@ -168,17 +168,18 @@ class Interpreter:
             other = self.run_block(suite_statements(orelse.body), other_state)
         return Outcome(_union(body.normal, other.normal), raised + body.exits + other.exits)
 
-    def _loop(self, node: cst.CSTNode, state: State) -> Outcome:
+    def _loop(self, node: Any, state: State) -> Outcome:
+        assert isinstance(node, (cst.For, cst.While))
         is_while = isinstance(node, cst.While)
-        header = node.test if is_while else node.iter  # type: ignore[attr-defined]
+        header = node.test if isinstance(node, cst.While) else node.iter
         raised: List[Exit] = []
         entry = self._apply(header, state, raised)
-        if not is_while:
-            entry = self.transfer.apply(node.target, entry)  # type: ignore[attr-defined]
+        if isinstance(node, cst.For):
+            entry = self.transfer.apply(node.target, entry)
         body_outcome = Outcome(None, [])
         for _ in range(4):
             body_state = self.transfer.refine(header, entry, True) if is_while else entry
-            body_outcome = self.run_block(suite_statements(node.body), body_state)  # type: ignore
+            body_outcome = self.run_block(suite_statements(node.body), body_state)
             back = body_outcome.normal
             for e in body_outcome.exits:
                 if e.kind is ExitKind.CONTINUE:
@@ -198,16 +199,17 @@ class Interpreter:
             finished: Optional[State] = None  # only `break` leaves `while True`
         else:
             finished = self.transfer.refine(header, entry, False) if is_while else entry
-        orelse = node.orelse  # type: ignore[attr-defined]
+        orelse = node.orelse
         if orelse is not None and finished is not None:
             else_outcome = self.run_block(suite_statements(orelse.body), finished)
             finished = else_outcome.normal
             exits.extend(else_outcome.exits)
         return Outcome(_union(finished, breaks), exits)
 
-    def _try(self, node: cst.CSTNode, state: State) -> Outcome:
-        body = self.run_block(suite_statements(node.body), state)  # type: ignore[attr-defined]
-        handlers = node.handlers  # type: ignore[attr-defined]
+    def _try(self, node: Any, state: State) -> Outcome:
+        assert isinstance(node, (cst.Try, cst.TryStar))
+        body = self.run_block(suite_statements(node.body), state)
+        handlers = node.handlers
         exits: List[Exit] = []
         raised: Optional[State] = None  # what `raise` statements hand to the handlers
         thrown: Optional[State] = None  # what implicit exceptions hand to the handlers
@@ -223,8 +225,8 @@ class Interpreter:
             if not catches_all:
                 exits.append(e)
         normal = body.normal
-        if node.orelse is not None and normal is not None:  # type: ignore[attr-defined]
-            orelse = self.run_block(suite_statements(node.orelse.body), normal)  # type: ignore
+        if node.orelse is not None and normal is not None:
+            orelse = self.run_block(suite_statements(node.orelse.body), normal)
             normal = orelse.normal
             exits.extend(orelse.exits)
         entry = _union(raised, self.transfer.into_handler(thrown) if thrown is not None else None)
@@ -233,7 +235,7 @@ class Interpreter:
                 outcome = self.run_block(suite_statements(handler.body), entry)
                 normal = _union(normal, outcome.normal)
                 exits.extend(outcome.exits)
-        finalbody = node.finalbody  # type: ignore[attr-defined]
+        finalbody = node.finalbody
         if finalbody is None:
             return Outcome(normal, exits)
         return self._through_finally(suite_statements(finalbody.body), normal, exits)
@@ -273,10 +275,11 @@ class Interpreter:
         normal = finalizer(body.normal) if body.normal is not None else None
         return Outcome(normal, raised + [Exit(e.kind, e.node, finalizer(e.state)) for e in body.exits])
 
-    def _match(self, node: cst.CSTNode, state: State) -> Outcome:
+    def _match(self, node: Any, state: State) -> Outcome:
+        assert isinstance(node, cst.Match)
         exits: List[Exit] = []
-        state = self._apply(node.subject, state, exits)  # type: ignore[attr-defined]
-        cases = node.cases  # type: ignore[attr-defined]
+        state = self._apply(node.subject, state, exits)
+        cases = node.cases
         # Without an irrefutable case (`case _:` or a bare capture), no case may match.
         normal: Optional[State] = None if any(_is_irrefutable(c) for c in cases) else state
         for case in cases:
@@ -290,13 +293,13 @@ class Interpreter:
         return self._small(node, state)
 
 
-def _is_irrefutable(case: cst.CSTNode) -> bool:
-    pattern = getattr(case, "pattern", None)
-    if getattr(case, "guard", None) is not None:
+def _is_irrefutable(case: cst.MatchCase) -> bool:
+    pattern = case.pattern
+    if case.guard is not None:
         return False
-    while isinstance(pattern, getattr(cst, "MatchAs", ())) and pattern.pattern is not None:
+    while isinstance(pattern, cst.MatchAs) and pattern.pattern is not None:
         pattern = pattern.pattern
-    return isinstance(pattern, getattr(cst, "MatchAs", ())) and pattern.pattern is None
+    return isinstance(pattern, cst.MatchAs) and pattern.pattern is None
 
 
 def _is_catch_all(handler: cst.CSTNode) -> bool:
@@ -319,12 +322,12 @@ def merge_exits(exits: List[Exit]) -> List[Exit]:
     return list(merged.values())
 
 
-_HANDLERS: Dict[type, Callable[[Interpreter, cst.CSTNode, State], Outcome]] = {
-    cst.If: Interpreter._if,  # type: ignore[dict-item]
+_HANDLERS: Dict[type, Callable[[Interpreter, Any, State], Outcome]] = {
+    cst.If: Interpreter._if,
     cst.For: Interpreter._loop,
     cst.While: Interpreter._loop,
     cst.Try: Interpreter._try,
-    cst.With: Interpreter._with,  # type: ignore[dict-item]
+    cst.With: Interpreter._with,
     cst.Return: Interpreter._small,
     cst.Raise: Interpreter._small,
     cst.Break: Interpreter._small,

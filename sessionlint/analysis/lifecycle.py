@@ -60,14 +60,15 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, oracle=CalleeOracle(closers))
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
-    escapes: Dict[str, str] = {}
+    escapes: Dict[str, EscapeReason] = {}
     returned: Set[str] = set()
     closes: Dict[str, List[cst.CSTNode]] = {n: [] for n in names}
     for event in all_events:
         if event.kind is EventKind.ESCAPE:
             if event.reason is EscapeReason.RETURNED:
                 returned.add(event.name)
-            escapes.setdefault(event.name, event.reason)
+            if event.reason is not None:
+                escapes.setdefault(event.name, event.reason)
         elif event.kind in (EventKind.CLOSE, EventKind.REGISTER):
             closes[event.name].append(event.node)
     for name, with_node in scanner.with_closed:
@@ -76,7 +77,7 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     leaks_by_name: Dict[str, Dict[int, List[Leak]]] = {}
     # Sessions start FRESH; connections are checked out at once, and a project function that
     # returns a session may already have used it.
-    lazy = {i for i, c in enumerate(facts.creations) if not c.is_connection and c.factory.origin is not Origin.FUNCTION}
+    lazy = frozenset(i for i, c in enumerate(facts.creations) if not c.is_connection and c.factory.origin is not Origin.FUNCTION)
     assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None
 
     def interpret(name: str, assume: Dict[int, FrozenSet[Tuple[str, bool]]]) -> Tuple[Dict[int, List[Leak]], List[UseAfterClose]]:
@@ -85,7 +86,8 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
         else:
-            exits = interpreter.run_function(facts.node.body, facts.node, _UNBOUND_STATE)  # type: ignore
+            assert isinstance(facts.node, cst.FunctionDef)
+            exits = interpreter.run_function(facts.node.body, facts.node, _UNBOUND_STATE)
         return _leaks_per_creation(exits, transfer.rebinds), transfer.uses_after_close()
 
     for name in sorted(names):
@@ -103,13 +105,12 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
         facts.uses_after_close.extend(uses)
 
     for i, creation in enumerate(facts.creations):
-        name = creation.name
-        if creation.holding is not Holding.BOUND or name is None:
+        bound = creation.name
+        if creation.holding is not Holding.BOUND or bound is None:
             facts.lives.append(SessionLife(creation, info, (), None, creation.holding is Holding.RETURNED, ()))
             continue
-        leaks = tuple(leaks_by_name.get(name, {}).get(i, ()))
         facts.lives.append(
-            SessionLife(creation, info, tuple(closes.get(name, ())), escapes.get(name), name in returned, leaks)
+            SessionLife(creation, info, tuple(closes.get(bound, ())), escapes.get(bound), bound in returned, tuple(leaks_by_name.get(bound, {}).get(i, ())))
         )
 
 
@@ -172,9 +173,9 @@ def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bo
     def visit_if(node: cst.If, held: FrozenSet[Tuple[str, bool]]) -> None:
         flag = _flag_test(node.test)
         usable = flag is not None and flag[0] not in assigned
-        visit(suite_statements(node.body), held | {flag} if usable else held)  # type: ignore[operator]
+        visit(suite_statements(node.body), held | {flag} if flag is not None and usable else held)
         orelse = node.orelse
-        other = held | {(flag[0], not flag[1])} if usable else held  # type: ignore[index]
+        other = held | {(flag[0], not flag[1])} if flag is not None and usable else held
         if isinstance(orelse, cst.If):
             visit_if(orelse, other)
         elif orelse is not None:
@@ -201,9 +202,9 @@ _EXIT_NAMES = {
 
 def _leaks_per_creation(exits: List[Exit], rebinds: List[Tuple[cst.CSTNode, State]]) -> Dict[int, List[Leak]]:
     found: Dict[int, List[Leak]] = {}
-    seen: Set[Tuple[int, str, int, bool]] = set()
+    seen: Set[Tuple[int, LeakKind, int, bool]] = set()
 
-    def add(kind: str, node: cst.CSTNode, state: State) -> None:
+    def add(kind: LeakKind, node: cst.CSTNode, state: State) -> None:
         for status, ref, via_exception in state:
             if status != OPEN:
                 continue
@@ -233,7 +234,7 @@ class SessionTransfer(Transfer):
         name: str,
         events: Dict[int, List[Event]],
         raising: Set[int],
-        lazy: Set[int] = frozenset(),
+        lazy: FrozenSet[int] = frozenset(),
         assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None,
     ) -> None:
         self.name = name

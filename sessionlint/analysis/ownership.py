@@ -174,42 +174,40 @@ class EventScanner:
         if isinstance(root, (cst.Assert, cst.Import, cst.ImportFrom)):
             return True
         for node in walk(root, enter_scopes=False):
-            t = type(node)
-            if t in (cst.Call, cst.Await, cst.Subscript):
+            if isinstance(node, (cst.Call, cst.Await, cst.Subscript)):
                 return True
-            if t is cst.Yield and self.yield_raises:
+            if isinstance(node, cst.Yield) and self.yield_raises:
                 return True
         return False
 
     # -- one root ------------------------------------------------------------------------
     def scan_root(self, root: cst.CSTNode) -> List[Event]:
         out: List[Event] = []
-        t = type(root)
-        if t is cst.Assign:
+        if isinstance(root, cst.Assign):
             self._expr(root.value, "value", out)
             for target in root.targets:
                 self._target(target.target, root.value, root, out)
-        elif t is cst.AnnAssign:
+        elif isinstance(root, cst.AnnAssign):
             if root.value is not None:
                 self._expr(root.value, "value", out)
                 self._target(root.target, root.value, root, out)
-        elif t is cst.AugAssign:
+        elif isinstance(root, cst.AugAssign):
             self._expr(root.value, "value", out)
             self._expr(root.target, "use", out)
             if isinstance(root.target, cst.Name) and root.target.value in self.names:
                 out.append(Event(EventKind.ESCAPE, root.target.value, root, reason=EscapeReason.AUGMENTED))
-        elif t is cst.Return:
+        elif isinstance(root, cst.Return):
             if root.value is not None:
                 self._expr(root.value, "return", out)
-        elif t is cst.Expr:
+        elif isinstance(root, cst.Expr):
             self._expr(root.value, "use", out)
-        elif t is cst.Del:
+        elif isinstance(root, cst.Del):
             self._expr(root.target, "escape", out)
-        elif t in (cst.Global, cst.Nonlocal):
+        elif isinstance(root, (cst.Global, cst.Nonlocal)):
             for item in root.names:
                 if item.name.value in self.names:
                     out.append(Event(EventKind.ESCAPE, item.name.value, root, reason=EscapeReason.GLOBAL))
-        elif t is cst.With:
+        elif isinstance(root, cst.With):
             self._with_header(root, out)
         elif isinstance(root, cst.BaseExpression):
             self._expr(root, "check", out)
@@ -261,13 +259,12 @@ class EventScanner:
         use, check (a test or comparison), return, value (assigned), container, escape,
         borrow (argument of a function), owner (argument of a constructor or a storing
         call), closer."""
-        t = type(node)
-        if t is cst.Name:
+        if isinstance(node, cst.Name):
             name = node.value
             if name in self.names:
                 out.append(self._classify(name, context, node))
             return
-        if t is cst.Attribute:
+        if isinstance(node, cst.Attribute):
             base = node.value
             if type(base) is cst.Name and base.value in self.names:
                 if node.attr.value == "close" and context in ("borrow", "owner", "closer"):
@@ -278,52 +275,52 @@ class EventScanner:
                 return
             self._expr(base, "use", out)
             return
-        if t is cst.Call:
+        if isinstance(node, cst.Call):
             self._call(node, out)
             return
-        if t is cst.Await:
+        if isinstance(node, cst.Await):
             self._expr(node.expression, context, out)
             return
-        if t is cst.Lambda:
+        if isinstance(node, cst.Lambda):
             for name in self.names:
                 if mentions_name(node, name):
                     out.append(Event(EventKind.ESCAPE, name, node, reason=EscapeReason.LAMBDA))
             return
-        if t is cst.NamedExpr:
+        if isinstance(node, cst.NamedExpr):
             self._expr(node.value, "value", out)
             self._target(node.target, node.value, node, out)
             return
-        if t is cst.Yield:
+        if isinstance(node, cst.Yield):
             value = node.value
             if isinstance(value, cst.From):
                 self._expr(value.item, "escape", out)
             elif value is not None:
                 self._expr(value, "borrow", out)  # the generator lends it and gets it back
             return
-        if t in (cst.Tuple, cst.List, cst.Set):
+        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
             inner = "return" if context == "return" else "container"
             for element in node.elements:
                 self._expr(element.value, inner, out)
             return
-        if t is cst.Dict:
-            for element in node.elements:
-                for child in iter_children(element):
+        if isinstance(node, cst.Dict):
+            for item in node.elements:
+                for child in iter_children(item):
                     self._expr(child, "container", out)
             return
-        if t is cst.StarredElement:
+        if isinstance(node, cst.StarredElement):
             self._expr(node.value, "escape", out)
             return
-        if t is cst.IfExp:
+        if isinstance(node, cst.IfExp):
             self._expr(node.test, "check", out)
             self._expr(node.body, context, out)
             self._expr(node.orelse, context, out)
             return
-        if t is cst.BooleanOperation:
+        if isinstance(node, cst.BooleanOperation):
             inner = context if context == "return" else "check"
             self._expr(node.left, inner, out)
             self._expr(node.right, inner, out)
             return
-        if t in (cst.Comparison, cst.UnaryOperation, cst.FormattedString, cst.FormattedStringExpression):
+        if isinstance(node, (cst.Comparison, cst.UnaryOperation, cst.FormattedString, cst.FormattedStringExpression)):
             for child in iter_children(node):
                 self._expr(child, "check", out)
             return
@@ -411,10 +408,9 @@ def _with_item_closes(item: cst.WithItem, names: Set[str]) -> Optional[str]:
 def _split_statement(node: cst.CSTNode) -> Tuple[List[cst.CSTNode], List[cst.CSTNode]]:
     """The roots a statement contributes (small statements, header expressions) and the
     statements nested in it."""
-    t = type(node)
-    if t is cst.SimpleStatementLine:
+    if isinstance(node, cst.SimpleStatementLine):
         return list(node.body), []
-    if t is cst.If:
+    if isinstance(node, cst.If):
         nested = list(_suite(node.body))
         orelse = node.orelse
         if isinstance(orelse, cst.If):
@@ -422,15 +418,15 @@ def _split_statement(node: cst.CSTNode) -> Tuple[List[cst.CSTNode], List[cst.CST
         elif orelse is not None:
             nested.extend(_suite(orelse.body))
         return [node.test], nested
-    if t is cst.For:
+    if isinstance(node, cst.For):
         nested = list(_suite(node.body)) + (list(_suite(node.orelse.body)) if node.orelse else [])
         return [node.target, node.iter], nested
-    if t is cst.While:
+    if isinstance(node, cst.While):
         nested = list(_suite(node.body)) + (list(_suite(node.orelse.body)) if node.orelse else [])
         return [node.test], nested
-    if t is cst.With:
+    if isinstance(node, cst.With):
         return [node], list(_suite(node.body))
-    if t.__name__ in ("Try", "TryStar"):
+    if isinstance(node, (cst.Try, cst.TryStar)):
         nested = list(_suite(node.body))
         for handler in node.handlers:
             nested.extend(_suite(handler.body))
@@ -439,7 +435,7 @@ def _split_statement(node: cst.CSTNode) -> Tuple[List[cst.CSTNode], List[cst.CST
         if node.finalbody is not None:
             nested.extend(_suite(node.finalbody.body))
         return [], nested
-    if t.__name__ == "Match":
+    if isinstance(node, cst.Match):
         nested = []
         roots: List[cst.CSTNode] = [node.subject]
         for case in node.cases:

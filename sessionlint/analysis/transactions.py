@@ -7,7 +7,7 @@ https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
 """
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Union
 
 import libcst as cst
 
@@ -32,11 +32,17 @@ CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsessio
 
 @dataclass(frozen=True)
 class MissingRollback:
-    handler: cst.ExceptHandler
+    handler: Union[cst.ExceptHandler, cst.ExceptStarHandler]
     session: str  # the receiver, as written: `db`, `self.session`
     failing_call: cst.Call  # the commit()/flush() in the try body
     next_use: cst.CSTNode  # where the session is used again
     in_next_iteration: bool  # the use is reached by the enclosing loop's next iteration
+
+    @property
+    def method(self) -> str:
+        """`commit` or `flush`: what failed."""
+        func = self.failing_call.func
+        return func.attr.value if isinstance(func, cst.Attribute) else ""
 
 
 def is_session_key(key: str, known: Set[str]) -> bool:
@@ -79,7 +85,7 @@ def _visit_block(
     for index, statement in enumerate(statements):
         if isinstance(statement, SCOPE_TYPES):
             continue
-        if type(statement).__name__ in ("Try", "TryStar"):
+        if isinstance(statement, (cst.Try, cst.TryStar)):
             _check_try(statement, statements[index + 1 :], loops, known, found, savepoints)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
         for block in nested_blocks(statement):
@@ -102,7 +108,7 @@ def _receiver_and_method(call: cst.Call) -> Optional[tuple]:
     return None
 
 
-def _catches_database_errors(handler: cst.ExceptHandler) -> bool:
+def _catches_database_errors(handler: Union[cst.ExceptHandler, cst.ExceptStarHandler]) -> bool:
     kind = handler.type
     if kind is None:
         return True
@@ -137,16 +143,16 @@ def _first_use(nodes: Iterable[cst.CSTNode], key: str, savepoints: Dict[str, str
 
 
 def _check_try(
-    node: cst.CSTNode,
+    node: Union[cst.Try, cst.TryStar],
     following: Sequence[cst.CSTNode],
     loops: List[cst.CSTNode],
     known: Set[str],
     found: List[MissingRollback],
     savepoints: Dict[str, str],
 ) -> None:
-    body = suite_statements(node.body)  # type: ignore[attr-defined]
-    failing = {}
-    savepoint = set()
+    body = suite_statements(node.body)
+    failing: Dict[str, cst.Call] = {}
+    savepoint: Set[str] = set()
     for call in _calls(_reachable_by_handlers(body)):
         pair = _receiver_and_method(call)
         if pair is None:
@@ -160,7 +166,7 @@ def _check_try(
         failing.pop(key, None)
     if not failing:
         return
-    for handler in node.handlers:  # type: ignore[attr-defined]
+    for handler in node.handlers:
         if not _catches_database_errors(handler):
             continue
         handler_body = suite_statements(handler.body)

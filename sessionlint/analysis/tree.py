@@ -247,18 +247,15 @@ def captures(scope: cst.CSTNode, name: str) -> bool:
         return True
     local = any(p.name.value == name for p in every)
     for node in walk(scope.body, enter_scopes=False):
-        t = type(node)
-        if t is cst.Nonlocal or t is cst.Global:
+        if isinstance(node, (cst.Nonlocal, cst.Global)):
             if any(n.name.value == name for n in node.names):
                 return True
         elif local:
             continue
-        elif t is cst.AsName:  # with ... as name, except ... as name, import ... as name
+        elif isinstance(node, cst.AsName):  # with ... as name, except ... as name, import ... as name
             local = _bound_by_target(node.name, name)
-        elif t is cst.AssignTarget or t is cst.AnnAssign or t is cst.AugAssign or t is cst.NamedExpr:
+        elif isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.For)):
             local = _bound_by_target(node.target, name)
-        elif t is cst.For:
-            local = _bound_by_target(node.target, name)
-        elif t is cst.FunctionDef or t is cst.ClassDef:
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             local = node is not scope and node.name.value == name
     return not local

@@ -9,12 +9,16 @@ kept and an internal error names the codes of the fixes that broke it.
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
 from sessionlint.diagnostics import Applicability, Diagnostic, FileResult, is_fixable
 from sessionlint.fixes.plan import FixPlan
+
+if TYPE_CHECKING:
+    from sessionlint.lint import RuleClasses
+    from sessionlint.prefilter import Project
 
 MAX_ROUNDS = 10
 
@@ -23,7 +27,7 @@ MAX_ROUNDS = 10
 class FixOutcome:
     data: bytes  # the fixed bytes (the input when nothing applied)
     result: FileResult  # the lint of `data`
-    fixed: Counter = field(default_factory=Counter)  # code -> fixes applied
+    fixed: "Counter[str]" = field(default_factory=Counter)  # code -> fixes applied
     problem: Optional[str] = None  # a round that failed verification, or no convergence
 
     @property
@@ -42,7 +46,7 @@ class _Apply(cst.CSTTransformer):
         super().__init__()
         self.replacements = {id(edit.target): edit.replacement for plan in plans for edit in plan.edits}
 
-    def on_leave(self, original_node, updated_node):  # type: ignore[override]
+    def on_leave(self, original_node, updated_node):
         replacement = self.replacements.get(id(original_node))
         return updated_node if replacement is None else replacement
 
@@ -88,8 +92,8 @@ def verify(data: bytes, path: str) -> Optional[str]:
 def fix_source(
     data: bytes,
     path: str,
-    project: object,
-    rules: Sequence[type],
+    project: "Project",
+    rules: "RuleClasses",
     unsafe: bool = False,
     allowed: Optional[Callable[[Sequence[Diagnostic], bytes], Sequence[Diagnostic]]] = None,
 ) -> FixOutcome:
@@ -98,7 +102,7 @@ def fix_source(
     that may be fixed (not suppressed). Never raises for bad input."""
     from sessionlint.lint import diagnostics_with_plans, parse_and_lint, run_rules
 
-    fixed: Counter = Counter()
+    fixed: "Counter[str]" = Counter()
     current = data
     problem = None
     for _round in range(MAX_ROUNDS):
@@ -107,11 +111,7 @@ def fix_source(
         except Exception:  # the input does not parse: nothing to fix
             break
         mentions = b"sqlalchemy" in current or b"sqlmodel" in current
-        pairs = [
-            (d, p)
-            for d, p in diagnostics_with_plans(run_rules(module, path, project, rules, mentions))  # type: ignore[arg-type]
-            if is_applied(p, unsafe)
-        ]
+        pairs = [(d, p) for d, p in diagnostics_with_plans(run_rules(module, path, project, rules, mentions)) if p is not None and is_applied(p, unsafe)]
         if allowed is not None and pairs:
             keep = {id(d) for d in allowed([d for d, _ in pairs], current)}
             pairs = [(d, p) for d, p in pairs if id(d) in keep]
@@ -128,8 +128,8 @@ def fix_source(
             break
         current = rendered
         fixed.update(d.code for d, _ in chosen)
-    result = parse_and_lint(current, path, project, rules)  # type: ignore[arg-type]
-    if problem is None and sum(fixed.values()) and _round == MAX_ROUNDS - 1:
+    result = parse_and_lint(current, path, project, rules)
+    if problem is None and fixed and _round == MAX_ROUNDS - 1:
         remaining = [d for d in result.diagnostics if d.fix is not None and is_applied_fix(d, unsafe)]
         if remaining:
             problem = f"fixes did not converge after {MAX_ROUNDS} rounds; kept the last round's version"

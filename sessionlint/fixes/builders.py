@@ -6,7 +6,7 @@ from typing import Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
-from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, walk
+from sessionlint.analysis.tree import SCOPE_TYPES, dotted_name, suite_statements, walk
 from sessionlint.diagnostics import Applicability
 from sessionlint.fixes.plan import Edit, FixPlan
 
@@ -128,10 +128,10 @@ def rollback_first(handler: cst.ExceptHandler, receiver: cst.BaseExpression, is_
     body = handler.body
     first = body.body[0] if body.body else None
     # Keep comments that open the handler above the new call.
-    if first is not None and getattr(first, "leading_lines", ()):
-        statement = statement.with_changes(leading_lines=first.leading_lines)
-        first = first.with_changes(leading_lines=())
-        rest = [first, *body.body[1:]]
+    leading = getattr(first, "leading_lines", None)
+    if first is not None and leading:
+        statement = statement.with_changes(leading_lines=leading)
+        rest = [first.with_changes(leading_lines=()), *body.body[1:]]
     else:
         rest = list(body.body)
     new_body = body.with_changes(body=[statement, *rest])
@@ -188,7 +188,7 @@ def with_block(
         items=[cst.WithItem(item=call, asname=cst.AsName(name=cst.Name(name)))],
         body=cst.IndentedBlock(body=rest, header=header),
         asynchronous=cst.Asynchronous() if is_async else None,
-        leading_lines=statement.leading_lines,
+        leading_lines=getattr(statement, "leading_lines", ()),
     )
     keyword = "async with" if is_async else "with"
     return FixPlan(
@@ -213,14 +213,14 @@ def returns_session_objects(statements: Sequence[cst.CSTNode], name: str) -> boo
     return any(not _is_plain_value(value) for value in _returned(statements, name))
 
 
-def _returned(statements: Sequence[cst.CSTNode], name: str) -> Iterator[cst.BaseExpression]:
+def _returned(statements: Sequence[cst.CSTNode], name: str) -> Iterator[cst.CSTNode]:
     for statement in statements:
         for node in walk(statement, enter_scopes=False):
             if isinstance(node, (cst.Return, cst.Yield)) and node.value is not None:
                 value = node.value
                 if isinstance(value, cst.Name) and value.value == name and isinstance(node, cst.Yield):
                     continue
-                yield value  # type: ignore[misc]
+                yield value
 
 
 def _is_constant_value(value: cst.CSTNode) -> bool:
@@ -320,11 +320,11 @@ def module_names_before(module: cst.Module, top_index: int) -> Set[str]:
             elif isinstance(small, cst.Import):
                 for alias in small.names:
                     bound = alias.asname.name if alias.asname is not None else alias.name
-                    names.add((dotted_name(bound) or "").split(".")[0])  # type: ignore[arg-type]
+                    names.add((dotted_name(bound) or "").split(".")[0])
             elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
                 for alias in small.names:
                     bound = alias.asname.name if alias.asname is not None else alias.name
-                    names.add(dotted_name(bound) or "")  # type: ignore[arg-type]
+                    names.add(dotted_name(bound) or "")
     return names
 
 
@@ -338,17 +338,14 @@ def _is_constant(node: cst.BaseExpression, names: Set[str]) -> bool:
     if isinstance(node, cst.Name):
         return node.value in ("True", "False", "None") or node.value in names
     if isinstance(node, cst.Attribute):
-        base = node
+        base: cst.BaseExpression = node
         while isinstance(base, cst.Attribute):
             base = base.value
         return isinstance(base, cst.Name) and base.value in names
-    if isinstance(node, (cst.Dict, cst.List, cst.Tuple)):
-        elements = getattr(node, "elements", ())
-        return all(
-            _is_constant(getattr(e, "value", None) or e.key, names)  # type: ignore[union-attr]
-            and (not isinstance(e, cst.DictElement) or _is_constant(e.value, names))
-            for e in elements
-        )
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return all(_is_constant(e.value, names) for e in node.elements)
+    if isinstance(node, cst.Dict):
+        return all(isinstance(e, cst.DictElement) and _is_constant(e.key, names) and _is_constant(e.value, names) for e in node.elements)
     return False
 
 
@@ -361,7 +358,7 @@ def hoist(module: cst.Module, function: cst.FunctionDef, call: cst.Call, what: s
     if top_index is None or block is None:
         return None
     top = module.body[top_index]
-    if top is not function and not (isinstance(top, cst.ClassDef) and any(s is function for s in top.body.body)):  # type: ignore[union-attr]
+    if top is not function and not (isinstance(top, cst.ClassDef) and any(s is function for s in suite_statements(top.body))):
         return None
     if not any(s is not None and contains(s, call) for s in block.body):
         return None
@@ -379,7 +376,9 @@ def hoist(module: cst.Module, function: cst.FunctionDef, call: cst.Call, what: s
         return None
     hoisted = statement.with_changes(leading_lines=top.leading_lines)
     blank = [cst.EmptyLine(), cst.EmptyLine()]
-    new_top = top.deep_remove(statement).with_changes(leading_lines=blank)  # type: ignore[union-attr]
+    removed = top.deep_remove(statement)
+    assert isinstance(removed, (cst.FunctionDef, cst.ClassDef))  # a statement of its body went, not the definition
+    new_top = removed.with_changes(leading_lines=blank)
     return FixPlan(
         Applicability.UNSAFE,
         f"Create the {what} once at module level",

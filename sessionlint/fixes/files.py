@@ -73,7 +73,7 @@ def _write_fixed(path: str, data: bytes, original_digest: Optional[str]) -> None
 
 def _read_all(fd: int) -> bytes:
     os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
+    chunks: List[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
@@ -258,6 +258,7 @@ def interrupts_held() -> Iterator[None]:
     if came:
         if signal.SIGTERM in came and previous.get(signal.SIGTERM) is signal.SIG_DFL:
             os.kill(os.getpid(), signal.SIGTERM)  # what the signal would have done
-        if signal.SIGTERM in came and callable(previous.get(signal.SIGTERM)):
-            previous[signal.SIGTERM](signal.SIGTERM, None)
+        handler = previous.get(signal.SIGTERM)
+        if signal.SIGTERM in came and callable(handler):
+            handler(signal.SIGTERM, None)
         raise KeyboardInterrupt

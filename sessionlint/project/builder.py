@@ -21,7 +21,7 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.model import ModuleFacts, ProjectIndex, module_stem
+from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, module_stem
 from sessionlint.project.scan import scan_module, summarise_functions
 from sessionlint.project.text import (
     ALIAS_RE,
@@ -37,6 +37,38 @@ from sessionlint.project.text import (
     from_imports,
 )
 
+# What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
+# whether the text can bind a factory).
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool]
+# The module scan as the cache stores it: factories, imports, returned calls, session aliases,
+# registries (the scan before function summaries).
+StoredScan = Tuple[Dict[str, Factory], Dict[str, ImportBinding], Dict[str, Tuple[Tuple[str, bool], ...]], Dict[str, bool], Set[str]]
+# Why a file not scanned yet may teach the scan something about names learnt on the way:
+# whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
+# imports one of them from, as (module, number of leading dots).
+Reason = Tuple[bool, Tuple[Tuple[str, int], ...]]
+
+
+class ProjectCache(Protocol):
+    """What the project pass keeps between runs, by content hash (sessionlint.cache.Cache)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def digest(self, data: bytes) -> str: ...
+
+    def get_text(self, digest: str) -> Optional[TextFacts]: ...
+
+    def put_text(self, digest: str, facts: TextFacts) -> None: ...
+
+    def get_scan(self, digest: str) -> Optional[StoredScan]: ...
+
+    def put_scan(self, digest: str, scan: StoredScan) -> None: ...
+
+    def get_check(self, names: str, digest: str) -> Optional["Reason"]: ...
+
+    def put_check(self, names: str, digest: str, reason: "Reason") -> None: ...
+
 
 class IndexBuilder:
     """The project pass, one file at a time: `add` each file's bytes as they are read (the
@@ -47,7 +79,7 @@ class IndexBuilder:
     def __init__(
         self,
         extra_factory_names: Iterable[str] = (),
-        cache: Optional[object] = None,
+        cache: Optional["ProjectCache"] = None,
         extra_engine_names: Iterable[str] = (),
         request_decorators: Iterable[str] = (),
     ) -> None:
@@ -91,8 +123,8 @@ class IndexBuilder:
         """What `add` learns from one file, without changing the builder (worker processes
         compute it, `merge` takes it in): (text facts, whether they are new to the cache,
         the module scan if the text can bind a factory)."""
-        cache = self.cache if digest is not None and not self.always_search else None
-        text = cache.get_text(digest) if cache is not None else None  # type: ignore[attr-defined]
+        cache = self.cache if not self.always_search else None
+        text = cache.get_text(digest) if cache is not None and digest is not None else None
         new_text = text is None
         if text is None:
             text = self._text_facts(data)
@@ -105,18 +137,18 @@ class IndexBuilder:
         cache = self.cache
         if cache is None or self.always_search:
             return None
-        text = cache.get_text(digest)  # type: ignore[attr-defined]
+        text = cache.get_text(digest)
         if text is None:
             return None
         if not text[2]:
             return text, False, None
-        stored = cache.get_scan(digest)  # type: ignore[attr-defined]
+        stored = cache.get_scan(digest)
         return (text, False, (stored, False, None)) if stored is not None else None
 
     def merge(self, path: str, facts: "FileFacts", digest: Optional[str] = None) -> None:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
-            self.cache.put_text(digest, text)  # type: ignore[attr-defined]
+            self.cache.put_text(digest, text)
         imported, depends, can_bind = text
         if digest is not None:
             self.digests[path] = digest
@@ -134,7 +166,7 @@ class IndexBuilder:
     def _facts_of(self, path: str, scan: "ScanRecord", digest: Optional[str]) -> ModuleFacts:
         stored, new, accepted = scan
         if new and digest is not None and self.cache is not None:
-            self.cache.put_scan(digest, stored)  # type: ignore[attr-defined]
+            self.cache.put_scan(digest, stored)
         if accepted is not None:
             self.parsed.add((path, accepted))
         factories, imports, returned_calls, aliases, registries = stored
@@ -172,24 +204,9 @@ class IndexBuilder:
         )
         return tuple(sorted(imported)), tuple(sorted(depends)), can_bind
 
-    def _remember(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str], reasons: Sequence[Tuple[str, "Reason"]]) -> None:
-        """Keep in the cache what worker processes answered (their copies of the cache are
-        theirs), as `rescan_reasons` does here: the first warm run after a cold run on the
-        pool asked every question again, reading every file twice (airflow: 1,188 reads)."""
-        cache = self.cache
-        if cache is None or not getattr(cache, "enabled", False):
-            return
-        names = ",".join(fresh)
-        given = dict(reasons)
-        for path, _ in candidates:
-            digest = self.digests.get(path)
-            if digest is not None:
-                cache.put_check(names, digest, given.get(path, NO_REASON))  # type: ignore[attr-defined]
-
-    def finish(self, read: Callable[[str], Optional[bytes]], workers: Optional["Rescans"] = None) -> ProjectIndex:
+    def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
         """The index, once every file is added: function summaries, then rescans of files
-        that import or call names learnt on the way, read through `read` (or by `workers`,
-        worker processes that do what `rescan_reasons` and `scans` do)."""
+        that import or call names learnt on the way, read through `read`."""
         index = self.index
         index.module_stems = self.stems
         index.paths = frozenset(path for paths in self.stems.values() for path in paths)
@@ -213,17 +230,13 @@ class IndexBuilder:
             candidates = [
                 (path, not fresh.isdisjoint(self.imports_of.get(path, ()))) for path in sorted(index.paths - self.scanned)
             ]
-            if workers is not None:
-                reasons = workers.reasons(candidates, sorted(fresh))
-                self._remember(candidates, sorted(fresh), reasons)
-            else:
-                reasons = rescan_reasons(candidates, sorted(fresh), read, self.cache, self.digests)
+            reasons = rescan_reasons(candidates, sorted(fresh), read, self.cache, self.digests)
             needed = [
                 path
                 for path, (attribute, modules) in reasons
                 if attribute or any(index.path_of_module(path, module, level) is not None for module, level in modules)
             ]
-            found = (workers.scans(needed) if workers is not None else scans(needed, read, self.cache, self.digests)) if needed else []
+            found = scans(needed, read, self.cache, self.digests) if needed else []
             rescanned = False
             for path, scan, digest in found:
                 self.scanned.add(path)
@@ -239,18 +252,10 @@ class IndexBuilder:
         return index
 
 
-class Rescans(Protocol):
-    """What `IndexBuilder.finish` asks worker processes to do (engine._WarmPool)."""
-
-    def reasons(self, candidates: Sequence[Tuple[str, bool]], fresh: Sequence[str]) -> List[Tuple[str, "Reason"]]: ...
-
-    def scans(self, paths: Sequence[str]) -> List[Tuple[str, "ScanRecord", Optional[str]]]: ...
-
-
 def build_index(
     sources: Mapping[str, bytes],
     extra_factory_names: Iterable[str] = (),
-    cache: Optional[object] = None,
+    cache: Optional["ProjectCache"] = None,
     extra_engine_names: Iterable[str] = (),
     request_decorators: Iterable[str] = (),
 ) -> ProjectIndex:
@@ -264,9 +269,9 @@ def build_index(
 # The module scan of one file as the cache stores it (factories, imports, returned calls,
 # session aliases, registries: the scan before function summaries), whether it is new to
 # the cache, and the hash of the bytes if CPython's parser accepted them (else None).
-ScanRecord = Tuple[Tuple[dict, dict, dict, dict, set], bool, Optional[bytes]]
+ScanRecord = Tuple["StoredScan", bool, Optional[bytes]]
 # What IndexBuilder.file_facts learns from one file.
-FileFacts = Tuple[Tuple[Tuple[str, ...], Tuple[str, ...], bool], bool, Optional[ScanRecord]]
+FileFacts = Tuple["TextFacts", bool, Optional[ScanRecord]]
 
 
 def content_key(data: bytes) -> bytes:
@@ -276,10 +281,10 @@ def content_key(data: bytes) -> bytes:
     return blake2b(data, digest_size=8).digest()
 
 
-def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optional[str] = None) -> ScanRecord:
+def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest: Optional[str] = None) -> ScanRecord:
     """The module-level facts of one file, from the cache when its bytes were seen before."""
     if digest is not None and cache is not None:
-        stored = cache.get_scan(digest)  # type: ignore[attr-defined]
+        stored = cache.get_scan(digest)
         if stored is not None:
             return stored, False, None
     accepted = None
@@ -296,10 +301,6 @@ def scan_record(path: str, data: bytes, cache: Optional[object], digest: Optiona
     return stored, True, accepted
 
 
-# Why a file not scanned yet may teach the scan something about names learnt on the way:
-# whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
-# imports one of them from, as (module, number of leading dots).
-Reason = Tuple[bool, Tuple[Tuple[str, int], ...]]
 NO_REASON: Reason = (False, ())  # most files' answer, one object for all of them
 
 
@@ -307,7 +308,7 @@ def rescan_reasons(
     candidates: Iterable[Tuple[str, bool]],
     fresh: Sequence[str],
     read: Callable[[str], Optional[bytes]],
-    cache: Optional[object],
+    cache: Optional["ProjectCache"],
     digests: Optional[Mapping[str, str]] = None,
 ) -> List[Tuple[str, Reason]]:
     """The reasons of the files among `candidates` (path, whether its text facts say it
@@ -320,11 +321,11 @@ def rescan_reasons(
     attribute_call = re.compile(rb"\.(?:" + b"|".join(re.escape(n.encode()) for n in sorted(fresh)) + rb")\s*\(")
     fresh_names = frozenset(fresh)
     found = []
-    use_cache = cache is not None and getattr(cache, "enabled", False)
+    use = cache if cache is not None and cache.enabled else None
     names = ",".join(fresh)
     for path, imports_fresh in candidates:
-        added = digests.get(path) if use_cache and digests is not None else None
-        reason = cache.get_check(names, added) if added is not None else None  # type: ignore[union-attr]
+        added = digests.get(path) if use is not None and digests is not None else None
+        reason = use.get_check(names, added) if use is not None and added is not None else None
         if reason is None:
             data = read(path)
             if data is None:
@@ -332,9 +333,8 @@ def rescan_reasons(
             attribute = attribute_call.search(data) is not None
             modules = _modules_importing(data, fresh_names) if imports_fresh else ()
             reason = (attribute, modules) if attribute or modules else NO_REASON
-            digest = cache.digest(data) if use_cache else None  # type: ignore[union-attr]
-            if digest is not None:
-                cache.put_check(names, digest, reason)  # type: ignore[union-attr]
+            if use is not None:
+                use.put_check(names, use.digest(data), reason)
         if reason[0] or reason[1]:
             found.append((path, reason))
     return found
@@ -355,22 +355,22 @@ def _modules_importing(data: bytes, names: FrozenSet[str]) -> Tuple[Tuple[str, i
 def scans(
     paths: Iterable[str],
     read: Callable[[str], Optional[bytes]],
-    cache: Optional[object],
+    cache: Optional["ProjectCache"],
     digests: Optional[Mapping[str, str]] = None,
 ) -> List[Tuple[str, ScanRecord, Optional[str]]]:
     """The module scans of `paths`, from the cache by the hash of the bytes added
     (`digests`) when it has them, else of the bytes `read` returns."""
-    found = []
-    use_cache = cache is not None and getattr(cache, "enabled", False)
+    found: List[Tuple[str, ScanRecord, Optional[str]]] = []
+    use = cache if cache is not None and cache.enabled else None
     for path in paths:
-        added = digests.get(path) if use_cache and digests is not None else None
-        stored = cache.get_scan(added) if added is not None else None  # type: ignore[union-attr]
+        added = digests.get(path) if use is not None and digests is not None else None
+        stored = use.get_scan(added) if use is not None and added is not None else None
         if stored is not None:
             found.append((path, (stored, False, None), added))
             continue
         data = read(path)
         if data is None:
             continue
-        digest = cache.digest(data) if use_cache else None  # type: ignore[union-attr]
+        digest = use.digest(data) if use is not None else None
         found.append((path, scan_record(path, data, cache, digest), digest))
     return found

@@ -71,11 +71,11 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             value = statement.value
-            alias = _session_alias(value)
-            if alias is not None:
+            is_async_alias = _session_alias(value)
+            if is_async_alias is not None:
                 for target in targets:
                     if isinstance(target, ast.Name):
-                        facts.session_aliases[target.id] = alias
+                        facts.session_aliases[target.id] = is_async_alias
                 continue
             if not isinstance(value, ast.Call) or value.func is None:
                 continue
@@ -160,40 +160,39 @@ def _function_facts(
     binds to a `scoped_session(...)` registry."""
     assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
     declared: Set[str] = set()
-    assigns: List[ast.Assign] = []
+    assigns: List[Tuple[ast.Assign, ast.Call]] = []  # `target = call(...)`
     returns: List[ast.Return] = []
     registered: Set[str] = set()
     generator = False
     for node in _walk_own_scope(function):
-        kind = type(node)
-        if kind is ast.Assign:
-            if type(node.value) is ast.Call:  # type: ignore[attr-defined]
-                assigns.append(node)  # type: ignore[arg-type]
-        elif kind is ast.Call:
+        if isinstance(node, ast.Assign):
+            if isinstance(node.value, ast.Call):
+                assigns.append((node, node.value))
+        elif isinstance(node, ast.Call):
             # `zope.sqlalchemy.register(session, transaction_manager=tm)`: the transaction
             # manager closes the session; what the function returns has an owner.
             # Fixture: SL001/session_registered_with_transaction_manager.py
-            callee = _terminal(node.func) or ""  # type: ignore[attr-defined]
+            callee = _terminal(node.func) or ""
             if callee == "register" or callee.startswith("register_"):
-                registered.update(a.id for a in node.args if isinstance(a, ast.Name))  # type: ignore[attr-defined]
-        elif kind is ast.Return:
-            if node.value is not None:  # type: ignore[attr-defined]
-                returns.append(node)  # type: ignore[arg-type]
-        elif kind is ast.Global:
-            declared.update(node.names)  # type: ignore[attr-defined]
-        elif kind is ast.Yield or kind is ast.YieldFrom:
+                registered.update(a.id for a in node.args if isinstance(a, ast.Name))
+        elif isinstance(node, ast.Return):
+            if node.value is not None:
+                returns.append(node)
+        elif isinstance(node, ast.Global):
+            declared.update(node.names)
+        elif isinstance(node, (ast.Yield, ast.YieldFrom)):
             generator = True
     registries: Set[str] = set()
-    for assign in assigns:
-        if _terminal(assign.value.func) in ("scoped_session", "async_scoped_session"):  # type: ignore[attr-defined]
+    for assign, call in assigns:
+        if _terminal(call.func) in ("scoped_session", "async_scoped_session"):
             for target in assign.targets:
                 name = _terminal(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
                 if name:
                     registries.add(name)
     bound: Dict[str, Factory] = {}
     if declared:
-        for assign in assigns:
-            builder = _builder_of(assign.value, imports)  # type: ignore[arg-type]
+        for assign, call in assigns:
+            builder = _builder_of(call, imports)
             if builder is None:
                 continue
             for target in assign.targets:
@@ -202,20 +201,20 @@ def _function_facts(
     if function.decorator_list or generator or not returns:
         return (), bound, registries
     assigned: Dict[str, str] = {}
-    for assign in assigns:
-        callee = _dotted(assign.value.func)  # type: ignore[attr-defined]
-        if callee:
+    for assign, call in assigns:
+        assigned_callee = _dotted(call.func)
+        if assigned_callee:
             for target in assign.targets:
                 if isinstance(target, ast.Name):
-                    assigned[target.id] = callee
+                    assigned[target.id] = assigned_callee
     is_async_def = isinstance(function, ast.AsyncFunctionDef)
     returned: List[Tuple[str, bool]] = []
     for node in returns:
         value = node.value
         if isinstance(value, ast.Call):
-            callee = _dotted(value.func)
-            if callee:
-                returned.append((callee, is_async_def))
+            returned_callee = _dotted(value.func)
+            if returned_callee:
+                returned.append((returned_callee, is_async_def))
         elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered:
             returned.append((assigned[value.id], is_async_def))
     return tuple(returned), bound, registries

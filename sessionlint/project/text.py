@@ -58,7 +58,7 @@ def from_imports(data: bytes) -> List[Tuple[bytes, bytes]]:
     spaces or tabs): what `(?m)^[ \t]*from...` finds, three to four times faster, since a
     regex that starts with a literal is searched for by that literal, not tried at every
     line. The module keeps its leading dots."""
-    found = []
+    found: List[Tuple[bytes, bytes]] = []
     search = _FROM_IMPORT_RE.search
     position = 0
     while True:

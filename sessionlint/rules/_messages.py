@@ -1,7 +1,7 @@
 """Messages shared by the rules that read the same lifecycle facts: SL001 and SL010 report
 unclosed sessions and connections, SL002 and SL010 closes that an exception skips."""
 
-from typing import Iterable, Optional
+from typing import Dict, Iterable, Optional
 
 import libcst as cst
 
@@ -9,7 +9,7 @@ from sessionlint.analysis.facts import Holding, Leak, SessionLife
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
 from sessionlint.knowledge import EscapeReason, LeakKind, Origin
-from sessionlint.rules.base import Rule
+from sessionlint.rules.base import LineRef, Rule
 
 
 def _with_clause(rule: Rule, life: SessionLife) -> str:
@@ -72,7 +72,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
         rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text, fix=fix)
         return
     leak = leaks[0]
-    refs = {"exit": leak.node}
+    refs: Dict[str, LineRef] = {"exit": leak.node}
     if leak.kind is LeakKind.RETURN:
         message = f"{noun} `{name}` is not closed when the function returns at line {{exit}}"
     elif leak.kind is LeakKind.RAISE:
@@ -85,7 +85,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     else:
         where = "the script" if function.name == "<module>" else f"`{function.name}`"
         message = f"{noun} `{name}` is not closed on a path that reaches the end of {where} at line {{exit}}"
-        refs = {"exit": ("end", leak.node)}  # type: ignore[dict-item]
+        refs = {"exit": ("end", leak.node)}
     rule.report(creation.call, message, help=help_text, refs=refs, fix=fix)
 
 

@@ -106,7 +106,7 @@ class MissingRollback(ScopeRule):
 
     def check_scope(self, facts: ScopeFacts) -> None:
         for missing in facts.missing_rollbacks:
-            method = missing.failing_call.func.attr.value  # type: ignore[attr-defined]
+            method = missing.method
             where = "in the next loop iteration at line {use}" if missing.in_next_iteration else "at line {use}"
             self.report(
                 missing.handler,

@@ -1,10 +1,10 @@
-from typing import Optional, Set
+from typing import Dict, Optional, Set
 
 import libcst as cst
 
 from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.diagnostics import Confidence, FixAvailability
-from sessionlint.rules.base import Invalid, ScopeRule, Valid
+from sessionlint.rules.base import Invalid, LineRef, ScopeRule, Valid
 
 
 class UseAfterClose(ScopeRule):
@@ -110,6 +110,7 @@ class UseAfterClose(ScopeRule):
                     continue
             noun = "connection" if use.name in connections else "session"
             verb = "is" if use.on_every_path else "may be"
+            refs: Dict[str, LineRef]
             if use.by_with:
                 message = f"{noun} `{use.name}` {verb} used after its `with` block ended at line {{closed}}"
                 refs = {"closed": ("end", use.closed_at)}
@@ -119,7 +120,7 @@ class UseAfterClose(ScopeRule):
                 refs = {"closed": use.closed_at}
                 help_text = f"Use `{use.name}` before closing it, or open a new {noun}"
             confidence = Confidence.HIGH if use.on_every_path else Confidence.MEDIUM
-            self.report(use.node, message, help=help_text, refs=refs, confidence=confidence)  # type: ignore[arg-type]
+            self.report(use.node, message, help=help_text, refs=refs, confidence=confidence)
 
 
 def _returned_names(scope: cst.CSTNode) -> Set[int]:
