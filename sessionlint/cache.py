@@ -43,7 +43,7 @@ from sessionlint.fixes.files import (
 
 _FORMAT = 7
 _MAX_ENTRIES = 200_000
-# A cache file larger than this is not read (the whole corpus's results take about 20 MB).
+# A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
 # The stored tables, in two files: the results per file, and the project pass's scans and
 # text facts per content hash.

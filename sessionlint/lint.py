@@ -108,7 +108,8 @@ def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleCla
     from sessionlint.analysis.tree import SCOPE_TYPES, traverse
     from sessionlint.rules.base import FileContext
 
-    context = FileContext(module, path, project.index, mentions_sqlalchemy)
+    collectors = {collector for rule in rules for collector in rule.METADATA_DEPENDENCIES}
+    context = FileContext(module, path, project.index, mentions_sqlalchemy, collectors)
     instances = [cls(context) for cls in rules]
     visit_table: Dict[type, List[Callable[[Any], None]]] = {}
     leave_table: Dict[type, List[Callable[[Any], None]]] = {}
@@ -122,10 +123,10 @@ def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleCla
                 table.setdefault(node_type, []).append(getattr(instance, method))
 
     lifecycle = context.lifecycle
-    frameworks = context.frameworks
+    frameworks: Any = context.frameworks if context.frameworks is not None else _NO_FRAMEWORKS
     ancestors: List[cst.CSTNode] = []
     scope_types = SCOPE_TYPES + (cst.Module,)
-    try_types = (cst.Try,) + ((cst.TryStar,) if hasattr(cst, "TryStar") else ())
+    try_types = (cst.Try, cst.TryStar)
     call_type = cst.Call
     with_type = cst.With
 
@@ -187,6 +188,25 @@ def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleCla
 
     traverse(module, visit, leave)
     return context
+
+
+class _NoFrameworks:
+    """The framework collector's hooks, doing nothing: no enabled rule reads its facts."""
+
+    def on_call(self, node: Any) -> None: ...
+
+    def enter_function(self, node: Any) -> None: ...
+
+    def enter_class(self, node: Any) -> None: ...
+
+    def on_global(self, node: Any) -> None: ...
+
+    def leave_function(self) -> None: ...
+
+    def leave_class(self) -> None: ...
+
+
+_NO_FRAMEWORKS = _NoFrameworks()
 
 
 def _call_rule(callback: Callable[[Any], None], node: "cst.CSTNode", context: "FileContext") -> None:

@@ -1,6 +1,6 @@
 """Rules by code, name and prefix, without importing them (`lint.rule_classes` does).
 
-`--list-rules`, `--help` and `--version` must not pay for libcst (0.16 s to import), so the
+`--list-rules`, `--help` and `--version` must not pay for importing libcst, so the
 registry describes every rule as plain data; `tests/test_rule_contract.py` checks that this
 table matches the rule classes in `sessionlint.rules`.
 """

@@ -43,9 +43,8 @@ from sessionlint.workers import (
 
 Progress = Callable[[int, int], None]
 
-# Below this many bytes to parse, a process pool costs more to start (about 0.3 s: a
-# forkserver that imports libcst) than it saves: libcst parses and sessionlint traverses
-# some 200 KB a second.
+# Below this many bytes to parse, a process pool costs more to start (a forkserver that
+# imports libcst) than it saves.
 POOL_THRESHOLD_BYTES = 160_000
 # From this many files, a run starts its pool before the project pass, which it shares.
 EARLY_POOL_FILES = 200

@@ -28,8 +28,8 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 # libcst's parser makes millions of short-lived objects, none in reference cycles: at CPython's
-# default thresholds (700, 10, 10) the cyclic collector took a seventh of a worker's time on
-# the whole corpus. Only where it is CPython's collector.
+# default thresholds (700, 10, 10) the cyclic collector runs all the time for nothing.
+# Only where it is CPython's collector (benchmarks/RESULTS.md has the measurement).
 GC_THRESHOLDS = (50_000, 20, 20)
 # How often a worker checks that the run's process is still there.
 _WATCHDOG_SECONDS = 0.25
@@ -115,7 +115,7 @@ class ProcessPool(Executor):
 
     def warm_up(self) -> None:
         """Start the workers on a thread of this process: the forkserver imports libcst and
-        the rules (about 0.2 s) before it forks them, while this process goes on."""
+        the rules before it forks them, while this process goes on."""
         pool = self.pool
         if pool is not None and self.starting is None:
             self.starting = threading.Thread(target=_start_workers, args=(pool, self.jobs), name="sessionlint-pool-start", daemon=True)

@@ -1,4 +1,4 @@
-"""The contract every rule keeps (STYLE.md): codes, names, registration, docs, README."""
+"""The contract every rule keeps (CONTRIBUTING.md): codes, names, registration, docs, README."""
 
 import importlib
 import inspect

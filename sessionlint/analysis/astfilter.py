@@ -63,9 +63,7 @@ def may_hand_session_over(tree: ast.AST) -> bool:
     `Thread`, `submit`, ...) or stored where it outlives the function: a `global` name, a
     subscript of a module-level name, an attribute of a module-level class. A scope's names
     and `global`s count in the functions nested in it too. One walk of the tree, each node
-    with the scopes whose body holds it: a walk of every function's body on its own, nested
-    ones again, took 10 ms a file over the 438 corpus files that reach this check, 2.6 ms
-    now."""
+    with the scopes whose body holds it (not a walk of every function's body on its own)."""
     module_names, classes = module_bindings(tree)
     # per scope (0: the module): the names it owns, the names it declares global
     owned: List[Set[str]] = [set()]

@@ -34,8 +34,7 @@ SESSION_AS_RE = re.compile(rb"Session[ \t]+as\b")
 def alternation(names: Iterable[str]) -> bytes:
     """A regex group matching exactly `names`, as a trie (`s(?:ession(?:_maker)?|ync)`): Python's
     regex engine tries a flat alternation's branches one by one at every position, a trie's
-    only those that share the next character (the factory trigger on the whole corpus:
-    1.6 s -> 1.0 s per 2,400 files)."""
+    only those that share the next character."""
     trie: Dict[bytes, dict] = {}
     for name in sorted(set(names)):
         node = trie

@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import libcst as cst
 
@@ -48,13 +48,16 @@ class FileContext:
     """What one file's rules share: the tree, the resolver, the analysis providers, and the
     reports. Positions are computed once, after the traversal, for reported nodes only."""
 
-    def __init__(self, module: cst.Module, path: str, index: ProjectIndex, mentions_sqlalchemy: bool = True) -> None:
+    def __init__(
+        self, module: cst.Module, path: str, index: ProjectIndex, mentions_sqlalchemy: bool = True, collectors: Iterable[type] = (FrameworkCollector,)
+    ) -> None:
         self.module = module
         self.path = path
         self.index = index
         self.resolver = Resolver(module, path, index, mentions_sqlalchemy)
         self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets, index.async_dependencies)
-        self.frameworks = FrameworkCollector(index.depends_targets, index.request_decorators)
+        # Built only when an enabled rule declares it (METADATA_DEPENDENCIES).
+        self.frameworks = FrameworkCollector(index.depends_targets, index.request_decorators) if FrameworkCollector in collectors else None
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
         self.crashes: List[Tuple[str, str]] = []  # (rule code, what it raised)

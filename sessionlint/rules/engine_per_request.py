@@ -2,7 +2,7 @@ import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector
 from sessionlint.analysis.engines import engines_built_per_call
-from sessionlint.analysis.frameworks import Timing
+from sessionlint.analysis.frameworks import FrameworkCollector, Timing
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid
@@ -77,7 +77,7 @@ class EnginePerRequest(Rule):
     name = "engine-per-request"
     summary = "Engine (and its connection pool) created for every request"
     fix_availability = FixAvailability.SOMETIMES
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    METADATA_DEPENDENCIES = (LifecycleCollector, FrameworkCollector)
     TRIGGERS = ("engine",)
     examples = (
         Valid(
@@ -122,7 +122,9 @@ class EnginePerRequest(Rule):
     )
 
     def leave_Module(self, node: cst.Module) -> None:
-        for found in engines_built_per_call(self.context.lifecycle, self.context.frameworks, node, self.context.path):
+        frameworks = self.context.frameworks
+        assert frameworks is not None  # declared in METADATA_DEPENDENCIES
+        for found in engines_built_per_call(self.context.lifecycle, frameworks, node, self.context.path):
             build, function = found.build, found.function
             callee = self.context.source_of(build.call.func)
             fix = builders.hoist(self.context.module, function, build.call, "engine")

@@ -1,7 +1,7 @@
 import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector
-from sessionlint.analysis.frameworks import Timing
+from sessionlint.analysis.frameworks import FrameworkCollector, Timing
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.rules.base import Invalid, Rule, Valid
@@ -58,7 +58,7 @@ class SessionmakerPerRequest(Rule):
     name = "sessionmaker-per-request"
     summary = "sessionmaker or scoped_session built for every request"
     fix_availability = FixAvailability.SOMETIMES
-    METADATA_DEPENDENCIES = (LifecycleCollector,)
+    METADATA_DEPENDENCIES = (LifecycleCollector, FrameworkCollector)
     TRIGGERS = ("maker",)
     examples = (
         Valid(
@@ -99,6 +99,7 @@ class SessionmakerPerRequest(Rule):
     def leave_Module(self, node: cst.Module) -> None:
         lifecycle = self.context.lifecycle
         frameworks = self.context.frameworks
+        assert frameworks is not None  # declared in METADATA_DEPENDENCIES
         for facts in lifecycle.finished.values():
             if not isinstance(facts.node, cst.FunctionDef) or not facts.maker_builds:
                 continue
