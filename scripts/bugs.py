@@ -18,7 +18,6 @@ import io
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -64,13 +63,18 @@ def default_mirrors() -> str:
 
 
 def snapshot(repo: str, mirrors: str) -> Optional[str]:
+    """The git directory of the repository's snapshot: a bare one, or a clone's `.git`."""
     path = os.path.join(mirrors, repo.replace("/", "+"), "repo")
-    return path if os.path.isdir(path) else None
+    for candidate in (os.path.join(path, ".git"), path):
+        if os.path.isfile(os.path.join(candidate, "HEAD")):
+            return candidate
+    return None
 
 
 def extract(repo: str, commit: str, mirrors: str, cache: str) -> Optional[str]:
     """The tree of `repo` at `commit` (Python files and project markers), extracted once into
-    the corpus cache; None without a snapshot or when the commit is missing from it."""
+    the corpus cache; None without a snapshot or when the commit is missing from it. Blobs
+    are read one by one, so that a snapshot without its largest files still gives its code."""
     target = os.path.join(cache, "bugs", repo.replace("/", "+"), commit)
     done = os.path.join(target, ".extracted")
     if os.path.exists(done):
@@ -78,15 +82,34 @@ def extract(repo: str, commit: str, mirrors: str, cache: str) -> Optional[str]:
     git_dir = snapshot(repo, mirrors)
     if git_dir is None:
         return None
-    archive = subprocess.run(["git", "--git-dir", git_dir, "archive", "--format=tar", commit], capture_output=True)
-    if archive.returncode != 0:
+    listing = subprocess.run(["git", "--git-dir", git_dir, "ls-tree", "-r", "-z", commit], capture_output=True)
+    if listing.returncode != 0:
         return None
+    wanted: List[Tuple[str, str]] = []  # (blob, path)
+    for entry in listing.stdout.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.partition(b"\t")
+        mode, kind, blob = meta.split()
+        path = name.decode("utf-8", "surrogateescape")
+        base = path.rsplit("/", 1)[-1]
+        if kind == b"blob" and mode != b"120000" and ".." not in path.split("/") and (base.endswith(".py") or base in MARKERS):
+            wanted.append((blob.decode(), path))
+    batch = subprocess.run(
+        ["git", "--git-dir", git_dir, "cat-file", "--batch"], input="".join(f"{blob}\n" for blob, _ in wanted).encode(), capture_output=True
+    )
+    stream = io.BytesIO(batch.stdout)
     os.makedirs(target, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as bundle:
-        for member in bundle.getmembers():
-            name = member.name.rsplit("/", 1)[-1]
-            if member.isfile() and ".." not in member.name.split("/") and (name.endswith(".py") or name in MARKERS):
-                bundle.extract(member, target, filter="data")
+    for blob, path in wanted:
+        header = stream.readline().split()
+        if len(header) < 3 or header[1] != b"blob":
+            continue  # missing from the snapshot (a file over its size limit)
+        data = stream.read(int(header[2]))
+        stream.read(1)  # the newline after each object
+        destination = os.path.join(target, *path.split("/"))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        with open(destination, "wb") as handle:
+            handle.write(data)
     with open(done, "w") as handle:
         handle.write(commit + "\n")
     return target
