@@ -41,7 +41,7 @@ from sessionlint.fixes.files import (
     write_atomically,
 )
 
-_FORMAT = 7
+_FORMAT = 8
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
@@ -186,13 +186,17 @@ def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
 
 
 def _encode_scan(scan: Any) -> List[Any]:
-    factories, imports, returned_calls, aliases, registries = scan
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = scan
     return [
         {name: [f.kind.value, f.is_async, f.origin.name, f.detail] for name, f in factories.items()},
         {name: [b.module, b.level, b.original] for name, b in imports.items()},
         {name: [[callee, is_async] for callee, is_async in calls] for name, calls in returned_calls.items()},
         dict(aliases),
         sorted(registries),
+        {name: [[callee, is_async] for callee, is_async in calls] for name, calls in yielded_calls.items()},
+        [[module, level] for module, level in star_imports],
+        list(released),
+        list(builds),
     ]
 
 
@@ -200,7 +204,7 @@ def _decode_scan(value: Any) -> Any:
     from sessionlint.knowledge import FactoryKind, Origin
     from sessionlint.project.model import Factory, ImportBinding
 
-    factories, imports, returned_calls, aliases, registries = _list(value, 5)
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = _list(value, 9)
     decoded_factories = {}
     for name, factory in _dict(factories).items():
         kind, is_async, origin, detail = _list(factory, 4)
@@ -210,26 +214,38 @@ def _decode_scan(value: Any) -> Any:
     for name, binding in _dict(imports).items():
         module, level, original = _list(binding, 3)
         decoded_imports[name] = ImportBinding(_string(module), _int(level), _string(original))
-    decoded_calls = {}
-    for name, calls in _dict(returned_calls).items():
+    decoded_aliases = {name: _bool(is_async) for name, is_async in _dict(aliases).items()}
+    decoded_registries = {_string(name) for name in _list(registries)}
+    decoded_stars = []
+    for pair in _list(star_imports):
+        module, level = _list(pair, 2)
+        decoded_stars.append((_string(module), _int(level)))
+    return (
+        decoded_factories, decoded_imports, _decode_calls(returned_calls), decoded_aliases, decoded_registries,
+        _decode_calls(yielded_calls), tuple(decoded_stars), tuple(_string(name) for name in _list(released)),
+        tuple(_string(name) for name in _list(builds)),
+    )
+
+
+def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
+    decoded = {}
+    for name, calls in _dict(value).items():
         pairs = []
         for pair in _list(calls):
             callee, is_async = _list(pair, 2)
             pairs.append((_string(callee), _bool(is_async)))
-        decoded_calls[name] = tuple(pairs)
-    decoded_aliases = {name: _bool(is_async) for name, is_async in _dict(aliases).items()}
-    decoded_registries = {_string(name) for name in _list(registries)}
-    return decoded_factories, decoded_imports, decoded_calls, decoded_aliases, decoded_registries
+        decoded[name] = tuple(pairs)
+    return decoded
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind = text
-    return [list(imported), list(depends), can_bind]
+    imported, depends, can_bind, serves = text
+    return [list(imported), list(depends), can_bind, serves]
 
 
 def _decode_text(value: Any) -> Any:
-    imported, depends, can_bind = _list(value, 3)
-    return tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind)
+    imported, depends, can_bind, serves = _list(value, 4)
+    return tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves)
 
 
 def _encode_check(reason: Any) -> List[Any]:

@@ -10,7 +10,7 @@ configuration (`session-factories`, `engine-factories`, `request-decorators`).
 
 import re
 from enum import Enum
-from typing import FrozenSet, Mapping, Tuple
+from typing import FrozenSet, Iterable, Mapping, Optional, Tuple
 
 # --- the vocabulary ---------------------------------------------------------------------
 
@@ -22,6 +22,7 @@ class FactoryKind(Enum):
     REGISTRY = "session registry"  # scoped_session: calling it returns the thread's session
     ENGINE = "engine"  # the name holds an Engine: `.connect()` creates a connection
     CONNECTION = "connection source"  # `engine.connect()` / `engine.raw_connection()`
+    MAKER = "sessionmaker source"  # a function that returns a new sessionmaker: `f()()` is a session
 
 
 class Origin(Enum):
@@ -32,6 +33,7 @@ class Origin(Enum):
     SESSION_CLASS = "SQLAlchemy's Session class"  # `Session(engine)`, `AsyncSession(engine)`
     SUBCLASS = "a project Session class"  # `class AppSession(Session)`
     FUNCTION = "a project function"  # returns a new session
+    GENERATOR = "a project generator"  # yields a new session: `next(get_db())`
     CONVENTIONAL = "a conventional name"  # `SessionLocal` imported from elsewhere
     CONFIGURED = "the configuration"  # `session-factories`
     ENGINE_CONNECT = "an engine's connect()"  # `engine.connect()`, `engine.raw_connection()`
@@ -251,13 +253,81 @@ ROUTE_METHODS: FrozenSet[str] = frozenset({"get", "post", "put", "patch", "delet
 PER_CALL_DECORATORS: FrozenSet[str] = frozenset({"before_request", "after_request", "teardown_request", "task", "shared_task"})
 # Decorators that make a function run once (or once per argument set). Command-line
 # commands (click, typer, Flask's `app.cli`) run once per process.
-ONCE_DECORATORS: FrozenSet[str] = frozenset({"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager", "command", "group"})
+# (`@asynccontextmanager` is not one: a lifespan is recognised by its name or by being passed
+# as `lifespan=`; other async context managers run on every `async with`.)
+ONCE_DECORATORS: FrozenSet[str] = frozenset({"lru_cache", "cache", "cached_property", "on_event", "command", "group"})
+# Receivers whose `@x.command` registers a bot command (run per message), not a CLI command.
+BOT_COMMAND_RECEIVERS = re.compile(r"(?i)^(?:.*bot|commands|client|dp|router|tree|app_commands)$")
+# Class-based views: the verb methods of a subclass run per request (Flask's MethodView and
+# flask_restful's Resource, Tornado's RequestHandler, Starlette's HTTPEndpoint, Django and
+# DRF views, Sanic's HTTPMethodView).
+VIEW_BASES: FrozenSet[str] = frozenset(
+    {
+        "MethodView", "View", "Resource", "RequestHandler", "HTTPEndpoint", "WebSocketEndpoint", "WebSocketHandler",
+        "APIView", "GenericAPIView", "ViewSet", "ModelViewSet", "GenericViewSet", "HTTPMethodView",
+    }
+)
+VIEW_METHODS: FrozenSet[str] = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "dispatch_request", "on_message"})
+# Methods a framework calls per item or per event: Scrapy item pipelines, logging handlers.
+PER_ITEM_METHODS: Mapping[str, str] = {
+    "process_item": "an item pipeline's `process_item` runs for every item",
+    "emit": "a logging handler's `emit` runs for every record",
+}
 # Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
 # app.add_url_rule(rule, view_func=...).
 ENDPOINT_REGISTRARS: FrozenSet[str] = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})
 APP_FACTORY_NAMES = re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
 # Words of event names that fire once, at start-up.
 START_UP_EVENTS: Tuple[str, ...] = ("startup", "configure", "setup")
+def definition_timing(
+    name: str,
+    decorators: Iterable[str],
+    decorator_calls: Iterable[str],
+    class_name: Optional[str],
+    class_bases: Iterable[str],
+    depends_targets: FrozenSet[str] = frozenset(),
+    endpoints: FrozenSet[str] = frozenset(),
+    once_names: FrozenSet[str] = frozenset(),
+    request_decorators: FrozenSet[str] = frozenset(),
+) -> Tuple[str, str]:
+    """When a function runs, from its definition alone: ("once" | "per request" |
+    "unknown", why). Shared by the lint (analysis.frameworks, from libcst) and the project
+    pass (project.calls, from `ast`). `decorators`: dotted names, call parentheses dropped;
+    `decorator_calls`: those written with arguments."""
+    decorators = frozenset(decorators)
+    last_parts = {d.rsplit(".", 1)[-1] for d in decorators}
+    bases = {b.rsplit(".", 1)[-1] for b in class_bases}
+    bot_commands = {d for d in decorators if d.endswith(".command") and BOT_COMMAND_RECEIVERS.match(d.rsplit(".", 2)[-2])}
+    once = last_parts & ONCE_DECORATORS
+    if "command" in once and all(d in bot_commands for d in decorators if d.rsplit(".", 1)[-1] == "command"):
+        once.discard("command")  # `@bot.command()`: per message
+    if once:
+        return "once", "it runs once"
+    if name in once_names or name == "lifespan" or APP_FACTORY_NAMES.match(name):
+        return "once", "it runs once"
+    for decorator in decorator_calls:
+        if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator:
+            return "per request", f"`{name}` is a request handler (`@{decorator}`)"
+    for decorator in sorted(decorators):
+        last = decorator.rsplit(".", 1)[-1]
+        if last in PER_CALL_DECORATORS or decorator in bot_commands or last in ("view_config", "actor", "flow"):
+            return "per request", f"`{name}` runs on every call (`@{decorator}`)"
+        if request_decorators and (decorator in request_decorators or last in request_decorators):
+            return "per request", f"`{name}` runs per request (`@{decorator}`, configured)"
+    if class_name is None and name in depends_targets:
+        return "per request", f"`{name}` is a FastAPI dependency, run for every request"
+    if class_name is None and name in endpoints:
+        return "per request", f"`{name}` is a registered endpoint"
+    if class_name is not None:
+        if name == "dispatch" and any("Middleware" in b for b in bases):
+            return "per request", "middleware `dispatch` runs for every request"
+        if name in VIEW_METHODS and bases & VIEW_BASES:
+            return "per request", f"`{class_name}.{name}` is a view method, run for every request"
+        if name in PER_ITEM_METHODS and (name != "emit" or any(b.endswith("Handler") for b in bases)):
+            return "per request", PER_ITEM_METHODS[name]
+    return "unknown", ""
+
+
 # Decorators of context managers.
 MANAGER_DECORATORS: FrozenSet[str] = frozenset({"contextmanager", "asynccontextmanager"})
 # Functions named for keeping what they are given: `set_scope_state(scope, key, session)`,

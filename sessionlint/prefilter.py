@@ -137,10 +137,11 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
     names = set(CONVENTIONAL_FACTORY_NAMES) | {n.rsplit(".", 1)[-1] for n in settings.session_factories}
     names |= {dotted.rsplit(".", 1)[-1] for dotted in SESSION_CLASSES}
     for facts in index.modules.values():
-        names |= set(facts.factories)
+        # a method `Class.method` is called as `obj.method(`; `next(get_db())` names the generator
+        names |= {name.rsplit(".", 1)[-1] for name in facts.factories} | set(facts.generators)
     async_names = set(index.async_dependencies)
     for facts in index.modules.values():
-        async_names |= {name for name, factory in facts.factories.items() if factory.is_async}
+        async_names |= {name.rsplit(".", 1)[-1] for name, factory in facts.factories.items() if factory.is_async}
     async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]
     return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names))
 

@@ -23,7 +23,9 @@ class RuleInfo:
 
 
 RULES: Tuple[RuleInfo, ...] = (
-    RuleInfo("SL001", "session-not-closed", "Session created without a guaranteed close", "sometimes", "SessionNotClosed"),
+    RuleInfo(
+        "SL001", "session-not-closed", "Session created without a guaranteed close", "sometimes", "SessionNotClosed", ("factory_call", "maker")
+    ),
     RuleInfo(
         "SL002",
         "close-not-in-finally",

@@ -33,7 +33,7 @@ from sessionlint.analysis.parameters import (
     _function_scoped,
     _is_session_dependency,
 )
-from sessionlint.analysis.transactions import find_missing_rollbacks
+from sessionlint.analysis.transactions import find_missing_rollbacks, helper_resets
 from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
@@ -64,6 +64,7 @@ class LifecycleCollector:
         self.try_depth: List[int] = []
         self._module_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
         self._closers: Optional[Dict[str, Closer]] = None
+        self._resets: Optional[Dict[str, FrozenSet[str]]] = None
 
     def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
@@ -72,6 +73,10 @@ class LifecycleCollector:
         facts = ScopeFacts(node)
         if isinstance(node, cst.FunctionDef):
             self._note_parameters(node, facts)
+            params = node.params
+            every = [*params.posonly_params, *params.params, *params.kwonly_params]
+            every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+            facts.parameters = {p.name.value for p in every}
         self.scopes.append(facts)
         self.try_depth.append(0)
 
@@ -136,17 +141,22 @@ class LifecycleCollector:
     def leave_scope(self, node: cst.CSTNode) -> None:
         facts = self.scopes.pop()
         self.try_depth.pop()
+        if facts.drawn_from:
+            _drop_finished_draws(node, facts)
         if isinstance(node, (cst.FunctionDef, cst.Module)):
             facts.info = describe_function(node, self.depends_targets, facts.has_yield if isinstance(node, cst.FunctionDef) else None)
             if facts.handoff_calls:
-                facts.handoffs = find_handoffs(facts)
+                facts.handoffs = find_handoffs(facts, self.resolver.index.versions.get("fastapi"))
             if isinstance(node, cst.FunctionDef) and self.scopes and facts.name_value_assigns and (facts.injected or facts.creations):
                 facts.handoffs.extend(find_stores(node, facts, self._module_names()))
             if isinstance(node, cst.Module) and facts.creations:
                 facts.shared_sessions = find_shared_sessions(facts, self.resolver.index.imported_names)
             if facts.commits_in_try:
                 try:
-                    facts.missing_rollbacks = find_missing_rollbacks(_scope_body(node), facts.session_names)
+                    facts.missing_rollbacks = find_missing_rollbacks(
+                        _scope_body(node), facts.session_names, node if isinstance(node, cst.FunctionDef) else None, self.resolver.is_registry,
+                        self._helper_resets(),
+                    )
                 except RecursionError:
                     facts.gave_up = True
             if facts.creations:
@@ -232,12 +242,13 @@ class LifecycleCollector:
         if callee in ENGINE_BUILDERS:
             self._note_engine(node, ancestors)
             return
-        if callee in MAKER_BUILDERS:
+        if callee in MAKER_BUILDERS and not self._shadowed(func):
             parent = ancestors[-1] if ancestors else None
             grandparent = ancestors[-2] if len(ancestors) > 1 else None
             nested = isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call) and terminal_name(grandparent.func) in MAKER_BUILDERS
             if not nested:  # scoped_session(sessionmaker(...)) is one build
                 facts.maker_builds.append(node)
+                self._note_local_maker(node, callee, parent, facts)
             self._note_engine_consumer(node, facts)
             return
         if callee in HANDOFF_SINKS:
@@ -251,12 +262,105 @@ class LifecycleCollector:
             if maker is not None and maker.kind is FactoryKind.SESSION:
                 self._record(node, maker, ancestors, facts)
             return
+        local = self._local_maker(func)
+        if local is not None:
+            name, maker = local
+            registry = name if maker.kind is FactoryKind.REGISTRY else None
+            self._record(node, Factory(FactoryKind.SESSION, maker.is_async, Origin.MAKER, name), ancestors, facts, registry)
+            return
+        if callee in ("next", "anext") and type(func) is cst.Name and node.args:
+            # `db = next(get_db())`: the session of a dependency generator, taken out of it by
+            # hand; the generator's `finally` runs only when it is collected. `gen =
+            # get_db(); db = next(gen)` too, unless the function finishes the generator.
+            # Fixture: tests/fixtures/projects/factory_summaries
+            source = node.args[0].value
+            generator = None
+            if type(source) is cst.Call:
+                generator = self.resolver.generator_of(source.func)
+            elif type(source) is cst.Name and len(node.args) == 1:
+                generator = facts.local_generators.get(source.value)
+                if generator is not None:
+                    facts.drawn_from[len(facts.creations)] = source.value
+            if generator is not None:
+                self._record(node, Factory(FactoryKind.SESSION, generator.is_async, Origin.GENERATOR, generator.detail), ancestors, facts)
+            return
+        if type(func) is cst.Name and self.resolver.may_be_generator(func.value) and ancestors and isinstance(ancestors[-1], cst.Assign):
+            generator = self.resolver.generator_of(func)
+            targets = ancestors[-1].targets
+            if generator is not None and len(targets) == 1 and isinstance(targets[0].target, cst.Name):
+                facts.local_generators[targets[0].target.value] = generator
+                return
         if not self.resolver.may_be_factory(func):
             return
-        resolved = self.resolver.factory_of(func)
-        if resolved is not None and resolved.kind is FactoryKind.SESSION:
+        resolved = self.resolver.factory_of(func, self._class_name())
+        if resolved is None:
+            return
+        if resolved.kind is FactoryKind.SESSION:
             self._record(node, resolved, ancestors, facts)
             self._note_engine_consumer(node, facts)
+        elif resolved.kind is FactoryKind.MAKER:
+            # `Session = get_session_maker(); session = Session()`: a project function that
+            # returns a sessionmaker. Fixture: SL001/maker_from_project_function.py
+            parent = ancestors[-1] if ancestors else None
+            if isinstance(facts.node, cst.FunctionDef) and isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+                bound = parent.targets[0].target
+                if isinstance(bound, cst.Name):
+                    facts.local_makers[bound.value] = Factory(FactoryKind.SESSION, resolved.is_async, Origin.MAKER, resolved.detail)
+
+    def _helper_resets(self) -> Dict[str, FrozenSet[str]]:
+        """What each function of the module rolls back or closes, worked out once."""
+        if self._resets is None:
+            module = self.scopes[0].node if self.scopes else None
+            self._resets = helper_resets(module) if isinstance(module, cst.Module) else {}
+        return self._resets
+
+    def _class_name(self) -> Optional[str]:
+        """The class whose method the traversal is in (through nested functions)."""
+        for scope in reversed(self.scopes):
+            if isinstance(scope.node, cst.ClassDef):
+                return scope.node.name.value
+            if not isinstance(scope.node, cst.FunctionDef):
+                return None
+        return None
+
+    def _shadowed(self, func: cst.BaseExpression) -> bool:
+        """`sessionmaker` as a local name of the function (`sessionmaker =
+        request.state.async_sessionmaker`, a parameter): calling it builds nothing.
+        Fixture: SL005/local_name_sessionmaker.py"""
+        if not isinstance(func, cst.Name):
+            return False
+        return any(func.value in scope.parameters or func.value in scope.assigned_names for scope in self.scopes[1:])
+
+    def _note_local_maker(self, node: cst.Call, callee: str, parent: Optional[cst.CSTNode], facts: ScopeFacts) -> None:
+        """`maker = sessionmaker(...)` / `registry = scoped_session(...)` in a function."""
+        if not isinstance(facts.node, cst.FunctionDef) or not isinstance(parent, cst.Assign) or len(parent.targets) != 1:
+            return
+        target = parent.targets[0].target
+        if not isinstance(target, cst.Name):
+            return
+        built = builder_factory(callee)
+        if built is None:
+            return
+        is_async = built.is_async or any(
+            arg.keyword is not None and arg.keyword.value == "class_" and (terminal_name(arg.value) or "").endswith("AsyncSession") for arg in node.args
+        )
+        if built.kind is FactoryKind.REGISTRY and node.args:
+            inner = node.args[0].value
+            if isinstance(inner, cst.Call) and terminal_name(inner.func) == "async_sessionmaker":
+                is_async = True
+        facts.local_makers[target.value] = Factory(built.kind, is_async, Origin.MAKER, callee)
+
+    def _local_maker(self, func: cst.BaseExpression) -> Optional[Tuple[str, Factory]]:
+        """The maker or registry a name of the enclosing functions was bound to there."""
+        if not isinstance(func, cst.Name):
+            return None
+        for scope in reversed(self.scopes):
+            maker = scope.local_makers.get(func.value)
+            if maker is not None:
+                return func.value, maker
+            if func.value in scope.assigned_names or func.value in scope.parameters:
+                return None  # rebound to something else in a closer scope
+        return None
 
     def _note_engine_consumer(self, node: cst.Call, facts: ScopeFacts) -> None:
         """`Session(engine)`, `sessionmaker(bind=engine)`: the engine serves this scope."""
@@ -304,7 +408,7 @@ class LifecycleCollector:
             merged.update(scope.local_engines)
         return merged
 
-    def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> None:
+    def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts, registry: Optional[str] = None) -> None:
         holding, name, with_node = classify_holding(node, ancestors)
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
@@ -316,6 +420,7 @@ class LifecycleCollector:
             is_bound_to_borrowed_connection(node, facts.borrowed_names),
             in_async_with,
             in_main_guard,
+            registry,
         )
         facts.creations.append(creation)
         if name is not None:
@@ -338,6 +443,27 @@ class LifecycleCollector:
         elif isinstance(parent, cst.Attribute) and parent.value is node:
             # `db.execute(q).scalars()`: an attribute of the coroutine object
             facts.unawaited.append(Unawaited(node, receiver, method))
+
+
+def _drop_finished_draws(node: cst.CSTNode, facts: ScopeFacts) -> None:
+    """Sessions drawn with `next(gen)` from a generator the scope finishes (`gen.close()`,
+    `next(gen, None)`, a loop over it) are closed by the generator's own cleanup."""
+    names = set(facts.drawn_from.values())
+    finished: Set[str] = set()
+    for sub in walk(node):
+        if isinstance(sub, cst.Call):
+            func = sub.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("close", "aclose", "throw") and isinstance(func.value, cst.Name):
+                finished.add(func.value.value)
+            elif terminal_name(func) in ("next", "anext") and len(sub.args) == 2 and isinstance(sub.args[0].value, cst.Name):
+                finished.add(sub.args[0].value.value)
+        elif isinstance(sub, (cst.For, cst.CompFor)) and isinstance(sub.iter, cst.Name):
+            finished.add(sub.iter.value)
+    finished &= names
+    if finished:
+        drop = {index for index, name in facts.drawn_from.items() if name in finished}
+        facts.creations = [c for i, c in enumerate(facts.creations) if i not in drop]
+        facts.drawn_from = {}
 
 
 def _is_main_guard(node: cst.CSTNode) -> bool:

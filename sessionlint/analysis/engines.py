@@ -40,6 +40,8 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
         for build in facts.engine_builds:
             if not build.pooled:
                 continue
+            if timing is Timing.PER_REQUEST and build.name is not None and build.name in facts.disposed:
+                continue  # a pool per request, released at its end (real-bug corpus: a fixed Celery task)
             if timing is Timing.PER_REQUEST or _pool_per_call(facts, build, module, path):
                 found.append(EngineBuiltPerCall(build, function, timing, reason))
     return found
@@ -235,3 +237,90 @@ def _called_only_by_main_guard(module: cst.Module) -> Set[str]:
                 # passed around by name (a callback, `entry_points=...main`): may run again
                 elsewhere.add(sub.value.value)
     return in_guard - elsewhere
+
+
+@dataclass(frozen=True)
+class MakerBuiltPerCall:
+    call: cst.Call
+    function: cst.FunctionDef
+    is_registry: bool  # a scoped_session registry (else a sessionmaker)
+
+
+def makers_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkCollector, module: cst.Module, path: str) -> List[MakerBuiltPerCall]:
+    """`scoped_session` registries built in a function whose timing is not known to be once,
+    and not kept: the function calls it on the spot or makes its sessions there, and neither
+    returns, stores nor hands on the registry itself. Every call builds a new one, never the
+    one a teardown removes.
+    Fixture: SL005/maker_built_per_call.py"""
+    found: List[MakerBuiltPerCall] = []
+    script_only: Optional[Set[str]] = None
+    for facts in lifecycle.finished.values():
+        function = facts.node
+        if not isinstance(function, cst.FunctionDef) or not facts.maker_builds:
+            continue
+        timing, _ = frameworks.timing_of(function)
+        if timing is not Timing.UNKNOWN:
+            continue  # per request: reported as such; once: fine
+        info = facts.info
+        if info is None or is_test_code(path, info.name, info.decorators) or info.is_context_manager and timing is Timing.ONCE:
+            continue
+        if script_only is None:
+            script_only = _called_only_by_main_guard(module)
+        if function.name.value in script_only or function.name.value in ("main", "__init__", "setup", "setUp"):
+            continue
+        for call in facts.maker_builds:
+            # A plain sessionmaker built per call costs little; a registry built per call is
+            # never the one a teardown removes.
+            if terminal_name(call.func) in ("scoped_session", "async_scoped_session") and not _maker_kept(function, call):
+                found.append(MakerBuiltPerCall(call, function, True))
+    return found
+
+
+def _maker_kept(function: cst.FunctionDef, call: cst.Call) -> bool:
+    """Whether the maker built by `call` outlives the call of `function`: returned, yielded,
+    stored on an object or in a container, declared global, passed to a call (other than
+    being called itself), or bound to a name that is any of those."""
+    parents = _parents(function, call)
+    parent = parents.get(id(call))
+    if isinstance(parent, cst.Call) and parent.func is call:
+        return False  # `sessionmaker(bind=e)()`: a session on the spot
+    if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+        name = parent.targets[0].target.value
+    elif isinstance(parent, cst.AnnAssign) and isinstance(parent.target, cst.Name):
+        name = parent.target.value
+    else:
+        return True  # stored (`self.maker = ...`), returned, passed on, ...
+    uses = 0
+    for node in walk(function.body):
+        if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
+            return True
+        if not (isinstance(node, cst.Name) and node.value == name):
+            continue
+        holder = parents.get(id(node))
+        if isinstance(holder, cst.AssignTarget) or (isinstance(holder, cst.AnnAssign) and holder.target is node):
+            continue
+        if isinstance(holder, cst.Call) and holder.func is node:
+            uses += 1  # `maker()`: a session made here
+            continue
+        if isinstance(holder, cst.Attribute) and holder.value is node:
+            if holder.attr.value == "remove":
+                return True  # removed here: its sessions end with the call (only the build is wasted)
+            if holder.attr.value in ("close", "configure", "begin"):
+                continue
+            uses += 1  # `registry.query(...)`: the registry's session used here
+            continue
+        return True  # returned, stored, passed on, compared...
+    return False
+
+
+def _parents(function: cst.FunctionDef, call: cst.Call) -> dict:
+    """Parent of every node of the function, by id (a small map: only functions that build
+    a maker get here)."""
+    parents: dict = {}
+    stack: List[cst.CSTNode] = [function]
+    while stack:
+        node = stack.pop()
+        for child in iter_children(node):
+            parents[id(child)] = node
+            stack.append(child)
+    return parents

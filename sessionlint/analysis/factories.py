@@ -41,6 +41,9 @@ class Resolver:
         self._collect(module.body)
         own = index.modules.get(path)
         self.own_factories: Dict[str, Factory] = dict(own.factories) if own else {}
+        self.own_generators: Dict[str, Factory] = dict(own.generators) if own else {}
+        # names `from module import *` brings in that the project pass knows as factories
+        self.star_names: FrozenSet[str] = frozenset(index.star_names(path)) if own is not None and own.star_imports else frozenset()
         # A conventional name this module binds to a scoped_session registry is one: calling
         # it returns the thread's session, which the registry's owner removes.
         # Fixture: SL001/scoped_registry_injected.py
@@ -50,6 +53,7 @@ class Resolver:
         # factory, whatever the resolution would say.
         self.callee_names: FrozenSet[str] = frozenset(
             set(self.own_factories)
+            | self.star_names
             | self.conventional
             | {n for n, b in self.imports.items() if b.original or b.module}
         )
@@ -238,10 +242,21 @@ class Resolver:
             return True
         return isinstance(callee, cst.Call)  # `sessionmaker(bind=engine)()`
 
-    def factory_of(self, callee: cst.BaseExpression) -> Optional[Factory]:
+    def factory_of(self, callee: cst.BaseExpression, class_name: Optional[str] = None) -> Optional[Factory]:
+        """What calling `callee` makes, if it is a factory: a session, a sessionmaker (a
+        project function that builds and returns one), an engine. `class_name` is the class
+        whose method the call is in (`self.make_session()`)."""
         if isinstance(callee, cst.Name):
             return self._resolve_name(callee.value)
         if isinstance(callee, cst.Attribute):
+            owner = callee.value
+            if isinstance(owner, cst.Call) and isinstance(owner.func, cst.Name):
+                # `SessionManager().make_session(engine)`. Fixture: SL001/method_factory.py
+                return self._resolve_method(owner.func.value, callee.attr.value)
+            if class_name is not None and isinstance(owner, cst.Name) and owner.value == "self":
+                found = self.own_factories.get(f"{class_name}.{callee.attr.value}")
+                if found is not None:
+                    return found
             return self._resolve_attribute(callee)
         if isinstance(callee, cst.Call):
             # `sessionmaker(bind=engine)()` calls the factory it just built. A registry
@@ -249,6 +264,66 @@ class Resolver:
             maker = builder_factory(terminal_name(callee.func) or "")
             if maker is not None and maker.kind is FactoryKind.SESSION:
                 return maker
+            # `get_session_maker()()`: a project function that returns a sessionmaker
+            if self.may_be_factory(callee.func):
+                built = self.factory_of(callee.func, class_name)
+                if built is not None and built.kind is FactoryKind.MAKER:
+                    return Factory(FactoryKind.SESSION, built.is_async, Origin.MAKER, f"{built.detail}()")
+        return None
+
+    def is_registry(self, dotted: str) -> bool:
+        """Whether a module-level name (`db_session`, `db.Session`) is a `scoped_session`
+        registry of the project, or Flask-SQLAlchemy's `db.session`."""
+        if dotted.endswith(".session") and dotted.count(".") == 1:
+            return True  # Flask-SQLAlchemy's `db.session` is a scoped_session
+        own = self.index.modules.get(self.path)
+        if own is not None and dotted in own.registries:
+            return True
+        if "." not in dotted:
+            found = self._resolve_name(dotted)
+        else:
+            expression = cst.parse_expression(dotted)
+            found = self._resolve_attribute(expression) if isinstance(expression, cst.Attribute) else None
+        return found is not None and found.kind is FactoryKind.REGISTRY
+
+    def may_be_generator(self, name: str) -> bool:
+        """Cheap test: a name that may be a project generator (`gen = get_db()`)."""
+        return name in self.own_generators or name in self.imports or name in self.star_names
+
+    def generator_of(self, callee: cst.BaseExpression) -> Optional[Factory]:
+        """The project generator that `callee` names, if it yields a new session (`get_db`
+        of `next(get_db())`). Fixture: SL001/next_of_dependency.py"""
+        name = callee.value if isinstance(callee, cst.Name) else None
+        if name is not None:
+            own = self.own_generators.get(name)
+            if own is not None:
+                return own
+            binding = (self._local_binding(name) if self.local_imports else None) or self.imports.get(name)
+            if binding is not None and binding.original:
+                target = self.index.path_of_module(self.path, binding.module, binding.level)
+                return self.index.lookup(target, binding.original, table="generators") if target is not None else None
+            if name in self.star_names:
+                return self.index.lookup(self.path, name, table="generators")
+            return None
+        if isinstance(callee, cst.Attribute) and isinstance(callee.value, cst.Name):
+            binding = self.imports.get(callee.value.value)
+            if binding is not None:
+                module = f"{binding.module}.{binding.original}" if binding.original else binding.module
+                target = self.index.path_of_module(self.path, module, binding.level)
+                if target is not None:
+                    return self.index.lookup(target, callee.attr.value, table="generators")
+        return None
+
+    def _resolve_method(self, class_name: str, method: str) -> Optional[Factory]:
+        """The factory method `method` of the project class `class_name`."""
+        own = self.own_factories.get(f"{class_name}.{method}")
+        if own is not None:
+            return own
+        binding = (self._local_binding(class_name) if self.local_imports else None) or self.imports.get(class_name)
+        if binding is not None and binding.original:
+            target = self.index.path_of_module(self.path, binding.module, binding.level)
+            if target is not None:
+                return self.index.lookup(target, f"{binding.original}.{method}")
         return None
 
     def _resolve_name(self, name: str) -> Optional[Factory]:
@@ -264,6 +339,9 @@ class Resolver:
             return self._resolve_import(binding, name)
         if name in self.defined:
             return None
+        if name in self.star_names:
+            # `from app.db import *`. Fixture: tests/fixtures/projects/star_import
+            return self.index.lookup(self.path, name)
         if name in self.conventional:
             return Factory(FactoryKind.SESSION, is_async_name(name), Origin.CONVENTIONAL, name)
         return None

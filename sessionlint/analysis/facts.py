@@ -50,6 +50,9 @@ class Creation:
     in_async_with: Optional[bool] = None
     # Under `if __name__ == "__main__":`: script code, not import-time code.
     in_main_guard: bool = False
+    # Made by a `scoped_session` registry this scope built itself: `registry.remove()`
+    # closes it too.
+    registry: Optional[str] = None
 
     @property
     def is_connection(self) -> bool:
@@ -221,6 +224,10 @@ class Handoff:
     name: str
     sink: str  # "background task", "thread", "task", "executor", "module-level variable"
     by_with: bool  # the session belongs to a `with` block (else: a request dependency)
+    # for a request dependency's session handed to a FastAPI background task: the FastAPI
+    # versions the project allows when they close the session before the task ("0.110.0"),
+    # "" when the session is (or may be) still open while the task runs
+    closed_first: Optional[str] = None
 
     @property
     def is_store(self) -> bool:
@@ -244,6 +251,14 @@ class ScopeFacts:
     async_names: Set[str] = field(default_factory=set)  # async sessions/connections/engines
     session_names: Set[str] = field(default_factory=set)  # names known to hold a session
     local_engines: Dict[str, Factory] = field(default_factory=dict)
+    # `maker = sessionmaker(...)`, `registry = scoped_session(...)` in this scope: calling
+    # the name makes a session this scope owns. Fixture: SL001/sessionmaker_built_in_function.py
+    local_makers: Dict[str, Factory] = field(default_factory=dict)
+    # `gen = get_db()`: names bound to a project generator that yields a new session
+    local_generators: Dict[str, Factory] = field(default_factory=dict)
+    # creations taken out of such a generator with `next(gen)`: index -> the generator's name
+    drawn_from: Dict[int, str] = field(default_factory=dict)
+    parameters: Set[str] = field(default_factory=set)
     commits_in_try: bool = False
     engine_builds: List[EngineBuild] = field(default_factory=list)
     maker_builds: List[cst.Call] = field(default_factory=list)

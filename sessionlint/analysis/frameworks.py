@@ -1,7 +1,6 @@
 """What kind of function this is, as far as the frameworks that call it are concerned:
 a FastAPI dependency, a pytest fixture, a context-manager helper, a generator."""
 
-import re as _re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
@@ -9,6 +8,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
 import libcst as cst
 
 from sessionlint.analysis.tree import dotted_name, terminal_name, walk
+from sessionlint.knowledge import ENDPOINT_REGISTRARS, START_UP_EVENTS, definition_timing
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,6 @@ def _is_method(node: cst.FunctionDef) -> bool:
 # --- when code runs: per request, once, or unknown -----------------------------------------
 
 
-# Words of event names that fire once, at start-up.
-_START_UP_EVENTS = ("startup", "configure", "setup")
 
 
 class Timing(Enum):
@@ -87,22 +85,7 @@ class Timing(Enum):
     UNKNOWN = "unknown"
 
 
-# Decorator attribute names that register a request handler (FastAPI/Starlette/Flask/Quart)
-# when called with arguments: `@app.get("/x")`, `@router.post(...)`, `@bp.route(...)`.
-ROUTE_METHODS = frozenset(
-    {"get", "post", "put", "patch", "delete", "options", "head", "api_route", "websocket", "route", "trace"}
-)
-# Decorators that make every call a unit of work: Flask hooks, Celery tasks.
-PER_CALL_DECORATORS = frozenset({"before_request", "after_request", "teardown_request", "task", "shared_task"})
-# Decorators that make a function run once (or once per argument set).
-# Command-line commands (click, typer, Flask's `app.cli`) run once per process.
-ONCE_DECORATORS = frozenset(
-    {"lru_cache", "cache", "cached_property", "on_event", "asynccontextmanager", "command", "group"}
-)
-# Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
-# app.add_url_rule(rule, view_func=...).
-ENDPOINT_REGISTRARS = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})
-APP_FACTORY_NAMES = _re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
+_TIMINGS = {timing.value: timing for timing in Timing}
 
 
 @dataclass
@@ -122,8 +105,13 @@ class FunctionRecord:
 class FrameworkCollector:
     """Classifies the functions of one module by when they run, for SL004/SL005/SL008."""
 
-    def __init__(self, depends_targets: FrozenSet[str], request_decorators: FrozenSet[str] = frozenset()) -> None:
+    def __init__(
+        self, depends_targets: FrozenSet[str], request_decorators: FrozenSet[str] = frozenset(), project_timing: Optional[Dict[str, str]] = None
+    ) -> None:
         self.depends_targets = depends_targets
+        # functions of this module the project pass found to run per request, reached from a
+        # handler of another module (project.calls): qualified name -> why
+        self.project_timing = project_timing or {}
         # configured (`request-decorators`): dotted names as written, or their last part
         self.request_decorators = request_decorators
         self.functions: Dict[int, FunctionRecord] = {}
@@ -197,7 +185,7 @@ class FrameworkCollector:
             # `app.add_event_handler("startup", f)`; TurboGears' `tg.hooks.register(
             # "configure_new_app", f)`. Fixture: SL004/engine_built_once_lifespan_startup.py
             first = node.args[0].value
-            if isinstance(first, cst.SimpleString) and any(w in first.value for w in _START_UP_EVENTS):
+            if isinstance(first, cst.SimpleString) and any(w in first.value for w in START_UP_EVENTS):
                 name = terminal_name(node.args[1].value)
                 if name:
                     self.once_names.add(name)
@@ -232,30 +220,25 @@ class FrameworkCollector:
                             changed = True
 
     def _direct_timing(self, record: FunctionRecord) -> Tuple[Timing, str]:
-        last_parts = {d.rsplit(".", 1)[-1] for d in record.decorators}
-        if last_parts & ONCE_DECORATORS or record.name in self.once_names or record.name == "lifespan":
-            return Timing.ONCE, "it runs once"
-        if APP_FACTORY_NAMES.match(record.name) or (record.global_guard and _has_none_guard(record.node)):
-            return Timing.ONCE, "it runs once"
         if self.is_alembic_env:
             return Timing.ONCE, "Alembic runs env.py once per migration"
-        for decorator in record.decorator_calls:
-            if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator:
-                return Timing.PER_REQUEST, f"`{record.name}` is a request handler (`@{decorator}`)"
-        for decorator in record.decorators:
-            if decorator.rsplit(".", 1)[-1] in PER_CALL_DECORATORS:
-                return Timing.PER_REQUEST, f"`{record.name}` runs on every call (`@{decorator}`)"
-            if self.request_decorators and (
-                decorator in self.request_decorators or decorator.rsplit(".", 1)[-1] in self.request_decorators
-            ):
-                return Timing.PER_REQUEST, f"`{record.name}` runs per request (`@{decorator}`, configured)"
-        if record.class_name is None and record.name in self.depends_targets:
-            return Timing.PER_REQUEST, f"`{record.name}` is a FastAPI dependency, run for every request"
-        if record.class_name is None and record.name in self.endpoints:
-            return Timing.PER_REQUEST, f"`{record.name}` is a registered endpoint"
-        if record.name == "dispatch" and any("Middleware" in b for b in record.class_bases):
-            return Timing.PER_REQUEST, "middleware `dispatch` runs for every request"
-        return Timing.UNKNOWN, ""
+        if record.global_guard and _has_none_guard(record.node):
+            return Timing.ONCE, "it runs once"
+        qualified = f"{record.class_name}.{record.name}" if record.class_name else record.name
+        kind, reason = definition_timing(
+            record.name,
+            record.decorators,
+            record.decorator_calls,
+            record.class_name,
+            record.class_bases,
+            self.depends_targets,
+            frozenset(self.endpoints),
+            frozenset(self.once_names),
+            self.request_decorators,
+        )
+        if kind == "unknown" and qualified in self.project_timing:
+            return Timing.PER_REQUEST, self.project_timing[qualified]
+        return _TIMINGS[kind], reason
 
     def timing_of(self, node: cst.FunctionDef) -> Tuple[Timing, str]:
         self.classify()

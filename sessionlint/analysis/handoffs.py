@@ -2,13 +2,16 @@
 executor, stored where the scope's end does not reach, or created at import time and shared.
 (SL008 and SL009 read these.)"""
 
-from typing import FrozenSet, List, Set, Tuple
+from typing import FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
 from sessionlint.analysis.facts import Handoff, Holding, ScopeFacts
-from sessionlint.analysis.tree import iter_children, mentions_name, terminal_name
+from sessionlint.analysis.frameworks import is_test_code
+from sessionlint.analysis.tree import iter_children, mentions_name, suite_statements, terminal_name
 from sessionlint.knowledge import HANDOFF_SINKS
+from sessionlint.project.model import ProjectIndex
+from sessionlint.project.versions import VersionRange
 
 
 def find_shared_sessions(facts: ScopeFacts, imported_names: FrozenSet[str]) -> Set[int]:
@@ -26,9 +29,59 @@ def find_shared_sessions(facts: ScopeFacts, imported_names: FrozenSet[str]) -> S
     return shared
 
 
-def find_handoffs(facts: ScopeFacts) -> List[Handoff]:
+def never_removed_registries(module: cst.CSTNode, builds: List[cst.Call], index: ProjectIndex, path: str) -> List[Tuple[cst.Call, str]]:
+    """Module-level `name = scoped_session(...)` registries that no file of the project
+    removes or closes (`name.remove()`, `teardown(name.remove)`, through an import or a loop
+    over them), in a project that serves requests or runs tasks: each thread's session stays
+    open, holding its connection, after the request ends. Registries used by nothing, and
+    those of tests, are left alone. Fixture: tests/fixtures/projects/registry_never_removed"""
+    if not index.serves_requests or not isinstance(module, cst.Module) or is_test_code(path, "", frozenset()):
+        return []
+    wanted = {id(call) for call in builds if terminal_name(call.func) in ("scoped_session", "async_scoped_session")}
+    if not wanted:
+        return []
+    found: List[Tuple[cst.Call, str]] = []
+    nested = [s for s in module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))]
+    for statement in _top_level(module.body):
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if not isinstance(small, cst.Assign) or id(small.value) not in wanted or len(small.targets) != 1:
+                continue
+            target = small.targets[0].target
+            if not isinstance(target, cst.Name):
+                continue
+            name = target.value
+            if (path, name) in index.released or name in index.released_names:
+                continue
+            if name in index.imported_names or any(mentions_name(scope, name) for scope in nested):
+                assert isinstance(small.value, cst.Call)
+                found.append((small.value, name))
+    return found
+
+
+def _top_level(body: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
+    """Module-level statements, looking into `if`/`try` blocks (fallbacks), not `__main__`."""
+    found: List[cst.CSTNode] = []
+    for statement in body:
+        if isinstance(statement, cst.If):
+            test = statement.test
+            if isinstance(test, cst.Comparison) and terminal_name(test.left) == "__name__":
+                continue
+            found.extend(_top_level(suite_statements(statement.body)))
+            if isinstance(statement.orelse, cst.Else):
+                found.extend(_top_level(suite_statements(statement.orelse.body)))
+        elif isinstance(statement, cst.Try):
+            found.extend(_top_level(suite_statements(statement.body)))
+        else:
+            found.append(statement)
+    return found
+
+
+def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None) -> List[Handoff]:
     """Sessions of a `with` block or of a request dependency handed to a background task, a
-    thread, a task or an executor: they run after the scope closes the session, or beside it."""
+    thread, a task or an executor: they run after the scope closes the session, or beside it.
+    `fastapi`: the FastAPI versions the project allows, when its dependency files say."""
     managed = {c.name for c in facts.creations if c.holding is Holding.MANAGED and c.name}
     found: List[Handoff] = []
     for call in facts.handoff_calls:
@@ -39,8 +92,14 @@ def find_handoffs(facts: ScopeFacts) -> List[Handoff]:
             elif name in facts.injected:
                 # FastAPI runs a yield dependency's exit code after background tasks before
                 # 0.106 and again from 0.118; between, and with scope="function", before them.
+                # Where it runs after them, the request's session is still held open (and its
+                # connection checked out) until the task ends, and used after the response.
+                # Fixture: SL008/background_task_fastapi_versions/
                 if sink != "background task" or facts.injected[name]:
                     found.append(Handoff(call, name, sink, False))
+                else:
+                    closes_first = fastapi is not None and fastapi.within((0, 106), (0, 118))
+                    found.append(Handoff(call, name, sink, False, str(fastapi) if closes_first else ""))
     return found
 
 

@@ -57,7 +57,11 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     names = {c.name for c in tracked if c.name}
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     events: Dict[int, List[Event]] = {}
-    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, oracle=CalleeOracle(closers))
+    registries: Dict[str, Set[str]] = {}
+    for creation in tracked:
+        if creation.registry is not None and creation.name is not None:
+            registries.setdefault(creation.registry, set()).add(creation.name)
+    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, oracle=CalleeOracle(closers), registries=registries)
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, EscapeReason] = {}

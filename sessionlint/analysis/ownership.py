@@ -129,9 +129,12 @@ class EventScanner:
         creation_index: Dict[int, int],
         yield_raises: bool = True,
         oracle: Optional["CalleeOracle"] = None,
+        registries: Optional[Dict[str, Set[str]]] = None,
     ) -> None:
         self.names = names
         self.oracle = oracle or CalleeOracle()
+        # registry name -> the tracked names it made: `registry.remove()` closes them
+        self.registries = registries or {}
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
@@ -337,6 +340,11 @@ class EventScanner:
             else:
                 out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
             return
+        if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value in self.registries:
+            if func.attr.value in ("remove", "close"):
+                for name in sorted(self.registries[func.value.value]):
+                    out.append(Event(EventKind.CLOSE, name, node))
+                return
         self._expr(func, "use", out)
         for position, arg in enumerate(node.args):
             if arg.star:

@@ -6,8 +6,9 @@ back due to a previous exception during flush") until `rollback()` is called.
 https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
 """
 
+import types
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Union
+from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 import libcst as cst
 
@@ -35,8 +36,11 @@ class MissingRollback:
     handler: Union[cst.ExceptHandler, cst.ExceptStarHandler]
     session: str  # the receiver, as written: `db`, `self.session`
     failing_call: cst.Call  # the commit()/flush() in the try body
-    next_use: cst.CSTNode  # where the session is used again
+    next_use: Optional[cst.CSTNode]  # where the session is used again (None: after the function)
     in_next_iteration: bool  # the use is reached by the enclosing loop's next iteration
+    # no use follows in the function, but the session outlives it: "attribute"
+    # (`self.session`), "module" (a module-level session)
+    outlives: str = ""
 
     @property
     def method(self) -> str:
@@ -52,10 +56,72 @@ def is_session_key(key: str, known: Set[str]) -> bool:
     return last in CONVENTIONAL_SESSION_NAMES
 
 
-def find_missing_rollbacks(body: Sequence[cst.CSTNode], known_sessions: Set[str]) -> List[MissingRollback]:
+def find_missing_rollbacks(
+    body: Sequence[cst.CSTNode],
+    known_sessions: Set[str],
+    function: Optional[cst.FunctionDef] = None,
+    is_registry: Callable[[str], bool] = lambda name: False,
+    helpers: Optional[Mapping[str, FrozenSet[str]]] = None,
+) -> List[MissingRollback]:
+    """In a function (`function`), a handler that swallows the failure of a session that
+    outlives it (see `MissingRollback.outlives`) leaves it unusable for whoever uses it next,
+    even when the function itself does not use it again. `helpers`: the receivers each
+    function or method of the module rolls back or closes (`helper_resets`), so that a
+    handler calling `self._handle_error(e)` which does `self.session.rollback()` resets."""
     found: List[MissingRollback] = []
-    _visit_block(body, [], known_sessions, found, _savepoints(body))
+    outliving = _Outliving(function, is_registry) if function is not None else None
+    _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {})
     return found
+
+
+class _Outliving:
+    """How a receiver as written outlives the function it is used in: "attribute"
+    (`self.session`, `app.session`), "module" (a module-level session), or "" (see `get`).
+    Fixture: SL007/shared_session_swallowed.py"""
+
+    def __init__(self, function: cst.FunctionDef, is_registry: Callable[[str], bool]) -> None:
+        self.function = function
+        self.is_registry = is_registry
+        self._bound: Optional[Set[str]] = None
+        params = function.params
+        every = [*params.posonly_params, *params.params, *params.kwonly_params]
+        every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+        self.parameters = {p.name.value for p in every}
+
+    def get(self, key: str) -> str:
+        """Only sessions that outlive it for long are answered: a module-level session, one
+        on `self` or on a module-level object. The caller's session (a parameter) and the
+        thread's session of a registry usually end with the request that the function's
+        return ends too (Flask-SQLAlchemy removes `db.session` at teardown): their next
+        user is rarely there, and the corpus review found those findings not worth reading."""
+        head = key.split(".", 1)[0]
+        if head in self.parameters:
+            return "attribute" if head in ("self", "cls") and "." in key else ""
+        if head in self.bound or self.is_registry(key):
+            return ""
+        return "module" if head == key else "attribute"
+
+    @property
+    def bound(self) -> Set[str]:
+        if self._bound is None:
+            names: Set[str] = set()
+            declared: Set[str] = set()
+            for node in walk(self.function.body, enter_scopes=False):
+                target: Optional[cst.CSTNode] = None
+                if isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign)):
+                    target = node.target
+                elif isinstance(node, cst.AsName):
+                    target = node.name
+                elif isinstance(node, (cst.For, cst.CompFor)):
+                    target = node.target
+                elif isinstance(node, cst.NamedExpr):
+                    target = node.target
+                elif isinstance(node, cst.Global):
+                    declared.update(n.name.value for n in node.names)
+                if target is not None:
+                    names.update(n.value for n in walk(target) if isinstance(n, cst.Name))
+            self._bound = names - declared
+        return self._bound
 
 
 def _savepoints(body: Sequence[cst.CSTNode]) -> Dict[str, str]:
@@ -81,15 +147,17 @@ def _visit_block(
     known: Set[str],
     found: List[MissingRollback],
     savepoints: Dict[str, str],
+    outliving: Optional[_Outliving],
+    helpers: Mapping[str, FrozenSet[str]],
 ) -> None:
     for index, statement in enumerate(statements):
         if isinstance(statement, SCOPE_TYPES):
             continue
         if isinstance(statement, (cst.Try, cst.TryStar)):
-            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints)
+            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints, outliving, helpers)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
         for block in nested_blocks(statement):
-            _visit_block(block, inner_loops, known, found, savepoints)
+            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:
@@ -116,7 +184,9 @@ def _catches_database_errors(handler: Union[cst.ExceptHandler, cst.ExceptStarHan
     return any(is_database_error(terminal_name(c) or "") for c in candidates)
 
 
-def _first_use(nodes: Iterable[cst.CSTNode], key: str, savepoints: Dict[str, str]) -> Optional[cst.CSTNode]:
+def _first_use(
+    nodes: Iterable[cst.CSTNode], key: str, savepoints: Dict[str, str], helpers: Mapping[str, FrozenSet[str]] = types.MappingProxyType({})
+) -> Optional[cst.CSTNode]:
     """The first call of a method on `key` (other than a reset) or call passing `key` on,
     unless the name is bound to a new session first (`session = factory()`, `with
     factory() as session:`). Fixture: SL007/handler_opens_a_new_session.py"""
@@ -136,6 +206,8 @@ def _first_use(nodes: Iterable[cst.CSTNode], key: str, savepoints: Dict[str, str
                     return node
                 if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
                     return None
+                if _helper_resets(node, key, helpers):
+                    return None
                 for arg in node.args:
                     if dotted_name(arg.value) == key:
                         return node
@@ -149,6 +221,8 @@ def _check_try(
     known: Set[str],
     found: List[MissingRollback],
     savepoints: Dict[str, str],
+    outliving: Optional[_Outliving],
+    helpers: Mapping[str, FrozenSet[str]],
 ) -> None:
     body = suite_statements(node.body)
     failing: Dict[str, cst.Call] = {}
@@ -177,17 +251,28 @@ def _check_try(
         for key, failing_call in failing.items():
             next_iteration = False
             # A use in the handler itself, before any `raise` on its way
-            use = _first_use(before_raise, key, savepoints)
-            if use is None and not _resets(before_raise, key, savepoints):
+            use = _first_use(before_raise, key, savepoints, helpers)
+            if use is None and not _resets(before_raise, key, savepoints, helpers):
                 ends = _ending(handler_body)
                 if falls_through and ends is None:
-                    use = _first_use(following, key, savepoints)
+                    use = _first_use(following, key, savepoints, helpers)
                 if use is None and (falls_through or ends == "continue") and ends != "break" and loops:
                     # the next iteration uses the session, unless the loop body resets it first
-                    use = _first_use([loops[-1]], key, savepoints)
+                    use = _first_use([loops[-1]], key, savepoints, helpers)
                     next_iteration = use is not None
             if use is not None:
                 found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
+            elif (
+                outliving is not None
+                and outliving.get(key)
+                and not any(isinstance(n, cst.Raise) for n in walk(handler.body, enter_scopes=False))
+                and not _resets(handler_body, key, savepoints, helpers)
+                and not (node.finalbody is not None and _resets(suite_statements(node.finalbody.body), key, savepoints, helpers))
+            ):
+                # Nothing here uses it again, but the session outlives the function: its next
+                # user (the caller, the request's later code, the next request) gets
+                # PendingRollbackError.
+                found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key)))
 
 
 def _reachable_by_handlers(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
@@ -309,14 +394,43 @@ def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:
                 yield node
 
 
-def _resets(block: Sequence[cst.CSTNode], key: str, savepoints: Dict[str, str]) -> bool:
+def _resets(block: Sequence[cst.CSTNode], key: str, savepoints: Dict[str, str], helpers: Mapping[str, FrozenSet[str]] = types.MappingProxyType({})) -> bool:
     for call in _calls(block):
+        if _helper_resets(call, key, helpers):
+            return True
         pair = _receiver_and_method(call)
         if pair is not None and pair[0] == key and pair[1] in RESETTING_METHODS:
             return True
         if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
             return True
     return False
+
+
+def _helper_resets(call: cst.Call, key: str, helpers: Mapping[str, FrozenSet[str]]) -> bool:
+    """A call of a function or method of the module that rolls back or closes `key`:
+    `self._handle_error(e)` whose body does `self.session.rollback()`.
+    Fixture: SL007/helper_rolls_back.py"""
+    func = call.func
+    if isinstance(func, cst.Name):
+        name = func.value
+    elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in ("self", "cls"):
+        name = func.attr.value
+    else:
+        return False
+    return key in helpers.get(name, ())
+
+
+def helper_resets(module: cst.Module) -> Dict[str, FrozenSet[str]]:
+    """For each function and method of `module` by name (methods of different classes
+    merged), the receivers it rolls back or closes (`self.session`, `session`)."""
+    found: Dict[str, Set[str]] = {}
+    for node in walk(module):
+        if isinstance(node, cst.FunctionDef):
+            for call in _calls([node.body]):
+                pair = _receiver_and_method(call)
+                if pair is not None and pair[1] in RESETTING_METHODS:
+                    found.setdefault(node.name.value, set()).add(pair[0])
+    return {name: frozenset(keys) for name, keys in found.items()}
 
 
 def _ending(block: Sequence[cst.CSTNode]) -> Optional[str]:

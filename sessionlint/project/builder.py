@@ -21,13 +21,16 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, module_stem
+from sessionlint.project.calls import find_per_request
+from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module, summarise_functions
 from sessionlint.project.text import (
     ALIAS_RE,
     CALL_TAILS,
     DEFINITION_NAMES,
     DEPENDS_RE,
+    RELEASE_RE,
+    SERVES_RE,
     SESSION_AS_RE,
     SESSION_BASE_RE,
     WORD_BYTES,
@@ -38,11 +41,16 @@ from sessionlint.project.text import (
 )
 
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
-# whether the text can bind a factory).
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool]
+# whether the text can bind a factory, whether it imports a framework that serves requests).
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
-# registries (the scan before function summaries).
-StoredScan = Tuple[Dict[str, Factory], Dict[str, ImportBinding], Dict[str, Tuple[Tuple[str, bool], ...]], Dict[str, bool], Set[str]]
+# registries, yielded calls, star imports, released names, building functions (the scan before
+# function summaries).
+Calls = Dict[str, Tuple[Tuple[str, bool], ...]]
+StoredScan = Tuple[
+    Dict[str, Factory], Dict[str, ImportBinding], Calls, Dict[str, bool], Set[str], Calls, Tuple[Tuple[str, int], ...], Tuple[str, ...],
+    Tuple[str, ...],
+]
 # Why a file not scanned yet may teach the scan something about names learnt on the way:
 # whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
 # imports one of them from, as (module, number of leading dots).
@@ -99,6 +107,7 @@ class IndexBuilder:
         self.imports_of: Dict[str, Tuple[str, ...]] = {}
         self.parsed: Set[Tuple[str, bytes]] = set()
         self.digests: Dict[str, str] = {}  # path -> the hash of the bytes added, when cached
+        self.serves_requests = False
         # A call of a binding or a conventional factory name: one trie regex, one scan of the
         # text.
         conventional = CONVENTIONAL_FACTORY_NAMES | self.index.extra_factory_names
@@ -147,7 +156,8 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind = text
+        imported, depends, can_bind, serves = text
+        self.serves_requests = self.serves_requests or serves
         if digest is not None:
             self.digests[path] = digest
         self.imported.update(imported)
@@ -167,8 +177,13 @@ class IndexBuilder:
             self.cache.put_scan(digest, stored)
         if accepted is not None:
             self.parsed.add((path, accepted))
-        factories, imports, returned_calls, aliases, registries = stored
-        return ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases), set(registries))
+        factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = stored
+        facts = ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases), set(registries))
+        facts.yielded_calls = dict(yielded_calls)
+        facts.star_imports = tuple(star_imports)
+        facts.released = tuple(released)
+        facts.builds = tuple(builds)
+        return facts
 
     def calls_a_binding(self, data: bytes) -> bool:
         """Whether `data` calls a name of `binding_call` (the name a whole word, then `(`)."""
@@ -185,9 +200,10 @@ class IndexBuilder:
                     return True
         return False
 
-    def _text_facts(self, data: bytes) -> Tuple[Tuple[str, ...], Tuple[str, ...], bool]:
+    def _text_facts(self, data: bytes) -> TextFacts:
         """(names imported with `from x import`, `Depends()` targets, whether the text can
-        bind a factory): what the project pass learns from a file without parsing it."""
+        bind a factory or release a registry, whether it imports a framework that serves
+        requests): what the project pass learns from a file without parsing it."""
         imported: Set[str] = set()
         depends: Set[str] = set()
         if b"import" in data:
@@ -196,11 +212,14 @@ class IndexBuilder:
         if b"Depends(" in data or b"Security(" in data:
             for match in DEPENDS_RE.finditer(data):
                 depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
-        can_bind = bool(
+        # `from db import *` passes on the factories of `db`: the scan records the star imports
+        # Fixture: tests/fixtures/projects/star_import
+        can_bind = b"import *" in data or (b".remove" in data and RELEASE_RE.search(data) is not None) or bool(
             (self.always_search or b"ession" in data or b"ngine" in data)
             and (self.calls_a_binding(data) or ALIAS_RE.search(data) or SESSION_BASE_RE.search(data) or SESSION_AS_RE.search(data))
         )
-        return tuple(sorted(imported)), tuple(sorted(depends)), can_bind
+        serves = b"import" in data and SERVES_RE.search(data) is not None
+        return tuple(sorted(imported)), tuple(sorted(depends)), can_bind, serves
 
     def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
         """The index, once every file is added: function summaries, then rescans of files
@@ -213,7 +232,7 @@ class IndexBuilder:
         known_names: Set[str] = set()
         for _round in range(3):
             new_names = summarise_functions(index)
-            new_names |= {n for f in index.modules.values() for n in f.factories}
+            new_names |= {n.rsplit(".", 1)[-1] for f in index.modules.values() for n in list(f.factories) + list(f.generators)}
             fresh = new_names - known_names
             if not fresh:
                 break
@@ -246,6 +265,10 @@ class IndexBuilder:
                 summarise_functions(index)
                 break
         index.session_aliases = {n: a for f in index.modules.values() for n, a in f.session_aliases.items()}
+        index.serves_requests = self.serves_requests
+        index.resolve_released()
+        if any(f.builds for f in index.modules.values()):
+            index.per_request = find_per_request(index, read)
         index.parsed = frozenset(self.parsed)
         return index
 
@@ -293,10 +316,52 @@ def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest:
         accepted = content_key(data)
         facts = scan_module(path, tree)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        facts = ModuleFacts(path=path)
+        facts = text_scan(path, data)
     # `_facts_of` copies these into the ModuleFacts that function summaries extend later.
-    stored = (facts.factories, facts.imports, facts.returned_calls, facts.session_aliases, facts.registries)
+    stored = (
+        facts.factories, facts.imports, facts.returned_calls, facts.session_aliases, facts.registries,
+        facts.yielded_calls, facts.star_imports, facts.released, facts.builds,
+    )
     return stored, True, accepted
+
+
+# `Name = sessionmaker(` at the start of a line (and the other builders, `sqlalchemy.orm.`
+# prefixes allowed)
+_TEXT_BINDING = re.compile(rb"(?m)^([A-Za-z_]\w*)[ \t]*=[ \t]*(?:[\w.]+\.)?(sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|create_engine|create_async_engine|engine_from_config)[ \t]*\(")
+
+
+_TEXT_RELEASE = re.compile(rb"([A-Za-z_][\w.]*)\.remove(?:\(\s*\)|\s*[),\]])")
+
+
+def text_scan(path: str, data: bytes) -> ModuleFacts:
+    """The module-level builders of a file CPython's parser rejects (Python 2 code in an
+    old tree), from its text: `Session = sessionmaker(...)` at the start of a line still
+    binds a factory that the project's other modules call.
+    Fixture: tests/fixtures/projects/python2_module"""
+    facts = ModuleFacts(path=path)
+    for match in _TEXT_BINDING.finditer(data):
+        factory = builder_factory(match.group(2).decode("ascii"))
+        if factory is not None:
+            facts.factories[match.group(1).decode("ascii")] = factory
+    # what it imports and releases (`db_session.remove()` in a Python 2 teardown)
+    for module, names in from_imports(data):
+        dotted = module.decode("ascii", "replace")
+        stripped = dotted.lstrip(".")
+        for part in names.strip(b"()").split(b","):
+            words = part.split()
+            if len(words) == 3 and words[1] == b"as":
+                original, local = words[0], words[2]
+            elif len(words) == 1:
+                original = local = words[0]
+            else:
+                continue
+            if original != b"*":
+                facts.imports[local.decode("ascii", "replace")] = ImportBinding(stripped, len(dotted) - len(stripped), original.decode("ascii", "replace"))
+    known = set(facts.imports) | set(facts.factories)
+    facts.released = tuple(
+        sorted({m.group(1).decode("ascii") for m in _TEXT_RELEASE.finditer(data) if m.group(1).split(b".")[0].decode("ascii") in known})
+    )
+    return facts
 
 
 NO_REASON: Reason = (False, ())  # most files' answer, one object for all of them

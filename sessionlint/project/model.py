@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from sessionlint.knowledge import ENGINE_BUILDERS, MAKER_BUILDERS, FactoryKind, Origin
+from sessionlint.project.versions import VersionRange
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,18 @@ class ModuleFacts:
     # names a function of this module binds to a `scoped_session(...)` registry (`factory =
     # scoped_session(...)`, `self.session_factory = scoped_session(...)`)
     registries: Set[str] = field(default_factory=set)
+    # generator function name -> names of callees whose fresh result it yields (resolved like
+    # `returned_calls`): `next(get_db())` takes a new session out of it
+    yielded_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+    # `from module import *` (module, level): its public names are this module's too
+    star_imports: Tuple[Tuple[str, int], ...] = ()
+    # generator functions that yield a new session (filled by the summaries)
+    generators: Dict[str, Factory] = field(default_factory=dict)
+    # module-level names it calls `.remove()`/`.close()` on (scan._released)
+    released: Tuple[str, ...] = ()
+    # functions (`f`) and constructors (`Cls.__init__`) that build an engine, sessionmaker or
+    # registry: project.calls finds which run per request
+    builds: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,6 +97,19 @@ class ProjectIndex:
     # (path, content_key of the bytes) of files CPython's parser accepted in the project pass:
     # their lint skips that check
     parsed: FrozenSet[Tuple[str, bytes]] = frozenset()
+    # the versions of the frameworks whose behaviour decides a finding, from the project's
+    # dependency files (sessionlint.project.versions)
+    versions: Dict[str, VersionRange] = field(default_factory=dict)
+    # (path, name) of the module-level names some file calls `.remove()`/`.close()` on, and
+    # the last parts of those it could not resolve (`self.registry.remove()`)
+    released: FrozenSet[Tuple[str, str]] = frozenset()
+    released_names: FrozenSet[str] = frozenset()
+    # whether the project serves requests or runs tasks (imports a web, task or bot
+    # framework): what decides whether a registry never removed leaks
+    serves_requests: bool = False
+    # (path, function) -> why it runs per request, found across modules (project.calls):
+    # `Cls.__init__` for a class built by a request handler
+    per_request: Dict[Tuple[str, str], str] = field(default_factory=dict)
 
     # --- module resolution -------------------------------------------------------------
     def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
@@ -108,20 +134,70 @@ class ProjectIndex:
         shared = sorted((len(os.path.commonpath([here, os.path.abspath(p)])), p) for p in found)
         return shared[-1][1] if shared[-1][0] > shared[-2][0] else None
 
-    def lookup(self, path: str, name: str, depth: int = 0) -> Optional[Factory]:
-        """The factory bound to `name` at module level in `path`, following re-exports."""
+    def lookup(self, path: str, name: str, depth: int = 0, table: str = "factories") -> Optional[Factory]:
+        """The factory bound to `name` at module level in `path` (or, with `table=
+        "generators"`, the generator that yields a new session), following re-exports and
+        `from module import *`."""
         facts = self.modules.get(path)
         if facts is None or depth > 5:
             return None
-        found = facts.factories.get(name)
+        found = getattr(facts, table).get(name)
         if found is not None:
             return found
         binding = facts.imports.get(name)
         if binding is not None and binding.original:
             target = self.path_of_module(path, binding.module, binding.level)
             if target is not None:
-                return self.lookup(target, binding.original, depth + 1)
+                return self.lookup(target, binding.original, depth + 1, table)
+            return None
+        if not name.startswith("_"):
+            for module, level in facts.star_imports:
+                target = self.path_of_module(path, module, level)
+                if target is not None and target != path:
+                    found = self.lookup(target, name, depth + 1, table)
+                    if found is not None:
+                        return found
         return None
+
+    def resolve_released(self) -> None:
+        """`released`/`released_names` from every module's `released` receivers."""
+        found: Set[Tuple[str, str]] = set()
+        names: Set[str] = set()
+        for path, facts in self.modules.items():
+            for dotted in facts.released:
+                names.add(dotted.rsplit(".", 1)[-1])
+                head, _, rest = dotted.partition(".")
+                binding = facts.imports.get(head)
+                if binding is None:
+                    if not rest:
+                        found.add((path, head))
+                    continue
+                if binding.original and not rest:
+                    target = self.path_of_module(path, binding.module, binding.level)
+                    if target is not None:
+                        found.add((target, binding.original))
+                elif rest and "." not in rest:
+                    module = f"{binding.module}.{binding.original}" if binding.original else binding.module
+                    target = self.path_of_module(path, module, binding.level)
+                    if target is not None:
+                        found.add((target, rest))
+        self.released = frozenset(found)
+        self.released_names = frozenset(names)
+
+    def star_names(self, path: str, depth: int = 0) -> Set[str]:
+        """The factory names `from module import *` brings into the module at `path`."""
+        facts = self.modules.get(path)
+        if facts is None or depth > 5:
+            return set()
+        names: Set[str] = set()
+        for module, level in facts.star_imports:
+            target = self.path_of_module(path, module, level)
+            if target is not None and target != path:
+                inner = self.modules.get(target)
+                if inner is not None:
+                    names |= {n for n in list(inner.factories) + list(inner.generators) if not n.startswith("_") and "." not in n}
+                names |= self.star_names(target, depth + 1)
+        return names
 
     def is_project_module(self, from_path: str, module: str, level: int) -> bool:
         return self.path_of_module(from_path, module, level) is not None

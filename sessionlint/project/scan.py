@@ -3,10 +3,13 @@ function facts, from CPython's `ast` (a tenth of libcst's cost). Run only on the
 text can bind a factory."""
 
 import ast
-from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
     CONVENTIONAL_FACTORY_NAMES,
+    ENGINE_BUILDERS,
+    MAKER_BUILDERS,
     SESSION_CLASSES,
     FactoryKind,
     Origin,
@@ -57,6 +60,7 @@ def _top_level_statements(body: Iterable[ast.stmt]) -> Iterable[ast.stmt]:
 
 def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
     facts = ModuleFacts(path=path)
+    builds: List[str] = []
     for statement in _top_level_statements(tree.body):
         if isinstance(statement, ast.ImportFrom):
             for alias in statement.names:
@@ -93,13 +97,83 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 if factory is not None:
                     facts.factories[statement.name] = factory
                     break
+            for method in statement.body:
+                if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if method.name == "__init__" and _builds(method):
+                        builds.append(f"{statement.name}.__init__")
+                    if not method.name.startswith("__"):
+                        _add_function(facts, f"{statement.name}.{method.name}", _function_facts(method, facts.imports, statement.name))
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            returned, bound, registries = _function_facts(statement, facts.imports)
-            if returned:
-                facts.returned_calls[statement.name] = returned
-            facts.factories.update(bound)
-            facts.registries.update(registries)
+            if _builds(statement):
+                builds.append(statement.name)
+            found = _function_facts(statement, facts.imports)
+            _add_function(facts, statement.name, found)
+            facts.factories.update(found.bound)
+            facts.registries.update(found.registries)
+    facts.star_imports = tuple(
+        sorted({(s.module or "", s.level or 0) for s in _top_level_statements(tree.body) if isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names)})
+    )
+    facts.released = _released(tree, facts)
+    facts.builds = tuple(builds)
     return facts
+
+
+def _builds(function: ast.AST) -> bool:
+    """Whether a function's own scope builds a pooled engine, a sessionmaker or a registry:
+    what makes it matter when it runs (project.calls follows its callers)."""
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Call):
+            name = _terminal(node.func)
+            if name in MAKER_BUILDERS:
+                return True
+            if name in ENGINE_BUILDERS and not any(
+                k.arg == "poolclass" and _terminal(k.value) == "NullPool" for k in node.keywords
+            ):
+                return True
+    return False
+
+
+def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
+    """The module-level names (as written: `db_session`, `db.Session`) this module calls
+    `.remove()` or `.close()` on with no arguments, or hands on as a callback
+    (`app.teardown_appcontext(Session.remove)`); a loop over a literal of them (`for s in
+    (a, b): s.remove()`) releases each. What `ProjectIndex.released` resolves."""
+    known: Set[str] = set(facts.imports)
+    for statement in _top_level_statements(tree.body):
+        if isinstance(statement, ast.Import):
+            known.update((a.asname or a.name).split(".")[0] for a in statement.names)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            known.update(t.id for t in targets if isinstance(t, ast.Name))
+    loops: Dict[str, List[str]] = {}
+    receivers: List[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
+            loops.setdefault(node.target.id, []).extend(d for d in map(_dotted, node.iter.elts) if d)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("remove", "close") and not node.args and not node.keywords:
+                receiver = _dotted(func.value)
+                if receiver:
+                    receivers.append(receiver)
+            for arg in node.args:
+                if isinstance(arg, ast.Attribute) and arg.attr in ("remove", "close"):
+                    receiver = _dotted(arg.value)
+                    if receiver:
+                        receivers.append(receiver)
+    found: Set[str] = set()
+    for receiver in receivers:
+        for name in loops.get(receiver, [receiver]):
+            if name.split(".")[0] in known:
+                found.add(name)
+    return tuple(sorted(found))
+
+
+def _add_function(facts: ModuleFacts, name: str, found: "FunctionFacts") -> None:
+    if found.returned:
+        facts.returned_calls[name] = found.returned
+    if found.yielded:
+        facts.yielded_calls[name] = found.yielded
 
 
 def _session_class_of(base: ast.expr, facts: ModuleFacts) -> Optional[Factory]:
@@ -150,24 +224,70 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
     return None
 
 
-def _function_facts(
-    function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None
-) -> Tuple[Tuple[Tuple[str, bool], ...], Dict[str, Factory], Set[str]]:
-    """Of a top-level function, from one walk of its own scope: the callees whose fresh
-    result it returns (`return F(...)`, `x = F(...); return x`; not for generators, context
-    managers and decorated functions such as caches and fixtures); the module globals it
-    binds to a builder (`global Session; Session = sessionmaker(...)`); and the names it
-    binds to a `scoped_session(...)` registry."""
+# What a summary's callee stands for when it is not a name: a call of a sessionmaker or a
+# registry the function built itself (`Session = sessionmaker(...); return Session()`,
+# `return sessionmaker(bind=e)()`), and a sessionmaker the function builds and returns.
+NEW_SESSION = "!session"
+NEW_MAKER = "!maker"
+
+
+@dataclass
+class FunctionFacts:
+    """What one walk of a function's own scope says, for the summaries."""
+
+    returned: Tuple[Tuple[str, bool], ...] = ()  # callees whose fresh result it returns
+    yielded: Tuple[Tuple[str, bool], ...] = ()  # the same, yielded by a plain generator
+    bound: Dict[str, Factory] = field(default_factory=dict)  # module globals bound to a builder
+    registries: Set[str] = field(default_factory=set)  # names bound to `scoped_session(...)`
+
+
+def _unwrap(value: Optional[ast.expr]) -> Optional[ast.expr]:
+    """`await x`, `cast(T, x)`, `typing.cast(T, x)`: x."""
+    while True:
+        if isinstance(value, ast.Await):
+            value = value.value
+        elif isinstance(value, ast.Call) and _terminal(value.func) == "cast" and len(value.args) == 2:
+            value = value.args[1]
+        else:
+            return value
+
+
+def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> Optional[str]:
+    """What a call's fresh result comes from, as a summary records it."""
+    func = call.func
+    if isinstance(func, ast.Name) and func.id in makers:
+        return NEW_SESSION
+    if isinstance(func, ast.Call) and _terminal(func.func) in MAKER_BUILDERS:
+        return NEW_SESSION  # `sessionmaker(bind=e)()`, `scoped_session(...)()`
+    if _terminal(func) in MAKER_BUILDERS and MAKER_BUILDERS[_terminal(func) or ""][0] is FactoryKind.SESSION:
+        return NEW_MAKER
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name):
+        return f"{func.value.func.id}.{func.attr}"  # `SessionManager().make_session(engine)`
+    dotted = _dotted(func)
+    if dotted is not None and class_name is not None and dotted.startswith("self.") and dotted.count(".") == 1:
+        return f"{class_name}.{dotted[5:]}"
+    return dotted
+
+
+def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None, class_name: Optional[str] = None) -> FunctionFacts:
+    """Of a top-level function (or a method of a top-level class), from one walk of its own
+    scope: the callees whose fresh result it returns (`return F(...)`, `x = F(...); return
+    x`; not for context managers and decorated functions such as caches and fixtures), or, for
+    a plain generator, yields; the module globals it binds to a builder (`global Session;
+    Session = sessionmaker(...)`); and the names it binds to a `scoped_session(...)` registry."""
     assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+    found = FunctionFacts()
     declared: Set[str] = set()
     assigns: List[Tuple[ast.Assign, ast.Call]] = []  # `target = call(...)`
-    returns: List[ast.Return] = []
+    returns: List[ast.expr] = []
+    yields: List[ast.expr] = []
     registered: Set[str] = set()
     generator = False
     for node in _walk_own_scope(function):
         if isinstance(node, ast.Assign):
-            if isinstance(node.value, ast.Call):
-                assigns.append((node, node.value))
+            value = _unwrap(node.value)
+            if isinstance(value, ast.Call):
+                assigns.append((node, value))
         elif isinstance(node, ast.Call):
             # `zope.sqlalchemy.register(session, transaction_manager=tm)`: the transaction
             # manager closes the session; what the function returns has an owner.
@@ -177,47 +297,66 @@ def _function_facts(
                 registered.update(a.id for a in node.args if isinstance(a, ast.Name))
         elif isinstance(node, ast.Return):
             if node.value is not None:
-                returns.append(node)
+                returns.append(node.value)
         elif isinstance(node, ast.Global):
             declared.update(node.names)
-        elif isinstance(node, (ast.Yield, ast.YieldFrom)):
+        elif isinstance(node, ast.Yield):
             generator = True
-    registries: Set[str] = set()
+            if node.value is not None:
+                yields.append(node.value)
+        elif isinstance(node, ast.YieldFrom):
+            generator = True
+    makers: Set[str] = set()
     for assign, call in assigns:
-        if _terminal(call.func) in ("scoped_session", "async_scoped_session"):
+        builder = _terminal(call.func)
+        if builder in ("scoped_session", "async_scoped_session"):
             for target in assign.targets:
                 name = _terminal(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
                 if name:
-                    registries.add(name)
-    bound: Dict[str, Factory] = {}
+                    found.registries.add(name)
+        if builder in MAKER_BUILDERS:
+            makers.update(t.id for t in assign.targets if isinstance(t, ast.Name))
     if declared:
         for assign, call in assigns:
-            builder = _builder_of(call, imports)
-            if builder is None:
+            built = _builder_of(call, imports)
+            if built is None:
                 continue
             for target in assign.targets:
                 if isinstance(target, ast.Name) and target.id in declared:
-                    bound[target.id] = builder
-    if function.decorator_list or generator or not returns:
-        return (), bound, registries
+                    found.bound[target.id] = built
     assigned: Dict[str, str] = {}
     for assign, call in assigns:
-        assigned_callee = _dotted(call.func)
+        assigned_callee = _callee_of(call, makers, class_name)
         if assigned_callee:
             for target in assign.targets:
                 if isinstance(target, ast.Name):
                     assigned[target.id] = assigned_callee
     is_async_def = isinstance(function, ast.AsyncFunctionDef)
-    returned: List[Tuple[str, bool]] = []
-    for node in returns:
-        value = node.value
-        if isinstance(value, ast.Call):
-            returned_callee = _dotted(value.func)
-            if returned_callee:
-                returned.append((returned_callee, is_async_def))
-        elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered:
-            returned.append((assigned[value.id], is_async_def))
-    return tuple(returned), bound, registries
+
+    def fresh(values: Sequence[ast.expr]) -> Tuple[Tuple[str, bool], ...]:
+        out: List[Tuple[str, bool]] = []
+        for raw in values:
+            value = _unwrap(raw)
+            if isinstance(value, ast.Call):
+                callee = _callee_of(value, makers, class_name)
+                if callee:
+                    out.append((callee, is_async_def))
+            elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered:
+                out.append((assigned[value.id], is_async_def))
+        return tuple(out)
+
+    decorated = bool(function.decorator_list) and not all(_is_plain_decorator(d) for d in function.decorator_list)
+    if generator:
+        if not function.decorator_list:  # a @contextmanager helper is entered with `with`
+            found.yielded = tuple(item for item in fresh(yields) if item[0] != NEW_MAKER)
+    elif returns and not decorated:
+        found.returned = fresh(returns)
+    return found
+
+
+def _is_plain_decorator(decorator: ast.expr) -> bool:
+    """`@staticmethod`, `@classmethod`: they change nothing about what a call returns."""
+    return _terminal(decorator) in ("staticmethod", "classmethod")
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -276,22 +415,56 @@ def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> 
 
 
 def summarise_functions(index: ProjectIndex) -> Set[str]:
-    """Mark functions that return a fresh session as factories; one level of summary,
-    repeated until nothing changes (so a wrapper of a wrapper resolves too)."""
+    """Mark the functions that return a fresh session (factories), a fresh sessionmaker
+    (MAKER), or, as plain generators, yield a fresh session (generators); one level of
+    summary, repeated until nothing changes (so a wrapper of a wrapper resolves too)."""
     names: Set[str] = set()
-    for _ in range(3):
+    for _ in range(4):
         changed = False
         for facts in index.modules.values():
             for function, calls in facts.returned_calls.items():
                 if function in facts.factories:
                     continue
                 for callee, is_async_def in calls:
-                    factory = _resolve_in_module(index, facts, callee)
-                    if factory is not None and factory.kind is FactoryKind.SESSION:
-                        facts.factories[function] = Factory(FactoryKind.SESSION, factory.is_async, Origin.FUNCTION, function)
+                    summary = _summary_of(index, facts, callee, function, is_async_def)
+                    if summary is not None:
+                        facts.factories[function] = summary
+                        names.add(function.rsplit(".", 1)[-1])
+                        changed = True
+                        break
+            for function, calls in facts.yielded_calls.items():
+                if function in facts.generators:
+                    continue
+                for callee, is_async_def in calls:
+                    summary = _summary_of(index, facts, callee, function, is_async_def)
+                    if summary is not None and summary.kind is FactoryKind.SESSION:
+                        facts.generators[function] = Factory(FactoryKind.SESSION, summary.is_async, Origin.GENERATOR, function)
                         names.add(function)
                         changed = True
                         break
         if not changed:
             break
     return names
+
+
+def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: str, is_async_def: bool) -> Optional[Factory]:
+    """What `function` returns when it returns the fresh result of `callee`: a session, a
+    sessionmaker, or nothing known."""
+    if callee == NEW_SESSION:
+        return Factory(FactoryKind.SESSION, is_async_def, Origin.FUNCTION, function)
+    if callee == NEW_MAKER:
+        return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
+    factory = facts.factories.get(callee) if "." in callee and callee.split(".")[0] in _classes_of(facts) else None
+    if factory is None:
+        factory = _resolve_in_module(index, facts, callee)
+    if factory is None:
+        return None
+    if factory.kind is FactoryKind.SESSION:
+        return Factory(FactoryKind.SESSION, factory.is_async, Origin.FUNCTION, function)
+    if factory.kind is FactoryKind.MAKER and factory.origin is Origin.FUNCTION:
+        return Factory(FactoryKind.MAKER, factory.is_async, Origin.FUNCTION, function)
+    return None
+
+
+def _classes_of(facts: ModuleFacts) -> Set[str]:
+    return {name.split(".")[0] for name in list(facts.returned_calls) + list(facts.factories) if "." in name}

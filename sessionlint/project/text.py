@@ -29,6 +29,15 @@ ALIAS_RE = re.compile(rb"=\s*Annotated\[\s*(?:[\w.]+\.)?(?:Async)?Session\b")
 # `\b` is tried at every position: it doubled the text facts' time).
 SESSION_BASE_RE = re.compile(rb"class[ \t]+\w+[ \t]*\([^)]*Session\b")
 SESSION_AS_RE = re.compile(rb"Session[ \t]+as\b")
+# `registry.remove()` or `teardown(Session.remove)`: the module scan records what a file
+# releases (scan._released), so a file doing only that is scanned too.
+RELEASE_RE = re.compile(rb"\.remove(?:\(\s*\)|\s*[),\]])")
+# An import of a framework that serves requests or runs tasks or bot handlers: a thread's
+# session of a `scoped_session` that nothing removes outlives the request there.
+SERVES_RE = re.compile(
+    rb"(?m)^[ \t]*(?:from|import)[ \t]+(?:flask|pyramid|fastapi|starlette|tornado|aiohttp|bottle|falcon|sanic|quart"
+    rb"|django|celery|rq|dramatiq|apscheduler|cherrypy|werkzeug|twisted|discord|telegram|aiogram|slack_bolt|connexion)\b"
+)
 
 
 def alternation(names: Iterable[str]) -> bytes:

@@ -57,7 +57,11 @@ class FileContext:
         self.resolver = Resolver(module, path, index, mentions_sqlalchemy)
         self.lifecycle = LifecycleCollector(self.resolver, index.depends_targets, index.async_dependencies)
         # Built only when an enabled rule declares it (METADATA_DEPENDENCIES).
-        self.frameworks = FrameworkCollector(index.depends_targets, index.request_decorators) if FrameworkCollector in collectors else None
+        self.frameworks = (
+            FrameworkCollector(index.depends_targets, index.request_decorators, {q: why for (p, q), why in index.per_request.items() if p == path})
+            if FrameworkCollector in collectors
+            else None
+        )
         self.positions = Positions(module)
         self.reports: List[PendingReport] = []
         self.crashes: List[Tuple[str, str]] = []  # (rule code, what it raised)

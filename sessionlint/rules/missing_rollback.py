@@ -4,7 +4,7 @@ import libcst as cst
 
 from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.analysis.tree import dotted_name, walk
-from sessionlint.diagnostics import FixAvailability
+from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
@@ -14,7 +14,8 @@ class MissingRollback(ScopeRule):
     """## What it does
     Finds `except` handlers that catch the exception of a failed `commit()` or `flush()`,
     do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
-    again: in the handler, after the `try` statement, or in the next iteration of a loop.
+    again: in the handler, after the `try` statement, in the next iteration of a loop, or,
+    for a session the function did not create, by whoever uses it next.
 
     ## Why is this bad?
     When a flush fails, SQLAlchemy rolls back the database transaction but leaves the
@@ -55,6 +56,11 @@ class MissingRollback(ScopeRule):
     flushes the session again (a retry, whose pending objects the rollback would drop).
 
     ## Known limitations
+    - A session that outlives the function for long (`self.session`, a module-level
+      session) is reported when the handler swallows the failure even if the function does
+      not use it again: its next user does (medium confidence on `self`). The caller's
+      session (a parameter) and a `scoped_session`'s thread session are not: they usually
+      end with the request the function's return ends too.
     - A receiver counts as a session when it is known to hold one (created from a factory,
       annotated `Session`/`AsyncSession`, injected with `Depends`) or has a conventional
       name (`session`, `db`, `db_session`, `self.session`, ...).
@@ -107,6 +113,18 @@ class MissingRollback(ScopeRule):
     def check_scope(self, facts: ScopeFacts) -> None:
         for missing in facts.missing_rollbacks:
             method = missing.method
+            if missing.next_use is None:
+                whose = {"attribute": "it lives on the object", "module": "a module-level session"}[missing.outlives]
+                self.report(
+                    missing.handler,
+                    f"`except` swallows a failed `{missing.session}.{method}()` without `rollback()`; "
+                    f"`{missing.session}` outlives this function ({whose}), and its next use raises "
+                    f"PendingRollbackError",
+                    help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
+                    fix=_rollback_fix(facts, missing),
+                    confidence=Confidence.HIGH if missing.outlives == "module" else Confidence.MEDIUM,
+                )
+                continue
             where = "in the next loop iteration at line {use}" if missing.in_next_iteration else "at line {use}"
             self.report(
                 missing.handler,

@@ -1,7 +1,7 @@
 import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector
-from sessionlint.diagnostics import FixAvailability
+from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, Rule, Valid
 
 
@@ -25,9 +25,14 @@ class SessionEscapesScope(Rule):
     background tasks, so the session was still open there; from 0.106.0 to 0.117.x it ran
     before the response was sent, closing the session under the background task; from 0.118.0
     it runs after the response again; `Depends(..., scope="function")` (0.121.0+) exits before
-    the response. The rule therefore reports `add_task` with a dependency's session only for
-    `scope="function"`; sessions from a `with` block always; threads, tasks and executors
-    always (they run beside the request, which keeps using and then closes the session).
+    the response. The rule reads the FastAPI version from the project's lock file (uv.lock,
+    poetry.lock, pdm.lock, Pipfile.lock) or the range its pyproject.toml or requirements files
+    allow: when every allowed version closes the session first, the finding says so; otherwise
+    it says that the request's session stays open, its connection checked out, until the task
+    ends, and is used after the response (medium confidence: the FastAPI documentation asks
+    background tasks to open their own sessions). Sessions from a `with` block, threads, tasks
+    and executors are reported always (they run beside the request, which keeps using and then
+    closes the session).
 
     ## Example
     ```python
@@ -94,6 +99,24 @@ class SessionEscapesScope(Rule):
                     f"session `{handoff.name}` is stored in a {handoff.sink}, which keeps it after "
                     f"{owner} closes it and shares it with every later request",
                     help="Store ids or values, or the session factory; open a session per unit of work",
+                )
+                continue
+            if handoff.closed_first:
+                self.report(
+                    handoff.call,
+                    f"session `{handoff.name}` is closed by the request before the background task "
+                    f"runs: FastAPI {handoff.closed_first} ends `yield` dependencies before background tasks",
+                    help="Pass ids or values and open a new session inside the background task",
+                )
+                continue
+            if handoff.closed_first is not None:
+                self.report(
+                    handoff.call,
+                    f"session `{handoff.name}` of the request is handed to a background task: it stays "
+                    f"open, holding its connection, until the task ends after the response (FastAPI "
+                    f"0.106-0.117 closes it before the task runs)",
+                    help="Pass ids or values and open a new session inside the background task",
+                    confidence=Confidence.MEDIUM,
                 )
                 continue
             self.report(

@@ -1,4 +1,7 @@
+import libcst as cst
+
 from sessionlint.analysis.facts import ScopeFacts, SessionLife
+from sessionlint.analysis.handoffs import never_removed_registries
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import report_unclosed
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
@@ -100,10 +103,21 @@ class SessionNotClosed(ScopeRule):
         ),
     )
 
+    TRIGGERS = ("factory_call", "maker")
+
     def check_scope(self, facts: ScopeFacts) -> None:
         for index, life in enumerate(facts.lives):
             if index not in facts.shared_sessions:  # SL009 reports those
                 self._check_life(life)
+        if isinstance(facts.node, cst.Module) and facts.maker_builds:
+            for call, name in never_removed_registries(facts.node, facts.maker_builds, self.context.index, self.context.path):
+                self.report(
+                    call,
+                    f"`scoped_session` registry `{name}` is never removed: each thread keeps its "
+                    f"session, and a pooled connection, after its request or task ends",
+                    help=f"Call `{name}.remove()` when each request or task ends (`@app.teardown_appcontext`, "
+                    f"a middleware's `finally`, a task's `finally`)",
+                )
 
     def _check_life(self, life: SessionLife) -> None:
         if not life.creation.is_connection:

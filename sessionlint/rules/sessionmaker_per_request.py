@@ -1,6 +1,7 @@
 import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector
+from sessionlint.analysis.engines import makers_built_per_call
 from sessionlint.analysis.frameworks import FrameworkCollector, Timing
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
@@ -45,9 +46,15 @@ class SessionmakerPerRequest(Rule):
     built at import time and shared. No fix is offered when another function of the module
     binds the same name.
 
+    Also finds, wherever it runs, a function that builds a `scoped_session` registry and uses
+    it only there (calls it for a session, on the spot or by name, or returns only that
+    session): a new registry on every call, whose sessions no teardown removes.
+
     ## Known limitations
     - Functions run once (module level, lifespan, startup handlers, cached getters, app
-      factories) and functions whose timing is unknown are not reported.
+      factories, a script's `main()`, `__init__`, tests) are not reported.
+    - A maker the function keeps (returns, stores on an object, hands to a call, declares
+      global) is not reported by the per-call check: its owner decides how often it is built.
 
     ## References
     - SQLAlchemy, "Using a sessionmaker":
@@ -114,3 +121,13 @@ class SessionmakerPerRequest(Rule):
                     help="Build it once at module level (or in the app's lifespan) and reuse it",
                     fix=builders.hoist(self.context.module, facts.node, call, "sessionmaker"),
                 )
+        for found in makers_built_per_call(lifecycle, frameworks, node, self.context.path):
+            callee = self.context.source_of(found.call.func)
+            function = found.function.name.value
+            self.report(
+                found.call,
+                f"`{callee}()` builds a new registry on every call of `{function}`: the sessions it "
+                f"hands out are never removed by the application's teardown",
+                help="Build the registry once at module level and call its `remove()` when each request or task ends",
+                fix=builders.hoist(self.context.module, found.function, found.call, "sessionmaker"),
+            )
