@@ -29,7 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+# SESSIONLINT_SOURCE: evaluate another copy of the package (a snapshot taken before editing)
+sys.path.insert(0, os.environ.get("SESSIONLINT_SOURCE", ROOT))
 
 if sys.version_info < (3, 11):  # pragma: no cover
     sys.exit("scripts/corpus.py needs Python 3.11+ (tomllib)")

@@ -186,7 +186,7 @@ def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
 
 
 def _encode_scan(scan: Any) -> List[Any]:
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = scan
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = scan
     return [
         {name: [f.kind.value, f.is_async, f.origin.name, f.detail] for name, f in factories.items()},
         {name: [b.module, b.level, b.original] for name, b in imports.items()},
@@ -197,6 +197,7 @@ def _encode_scan(scan: Any) -> List[Any]:
         [[module, level] for module, level in star_imports],
         list(released),
         list(builds),
+        dict(holders),
     ]
 
 
@@ -204,7 +205,7 @@ def _decode_scan(value: Any) -> Any:
     from sessionlint.knowledge import FactoryKind, Origin
     from sessionlint.project.model import Factory, ImportBinding
 
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = _list(value, 9)
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = _list(value, 10)
     decoded_factories = {}
     for name, factory in _dict(factories).items():
         kind, is_async, origin, detail = _list(factory, 4)
@@ -224,6 +225,7 @@ def _decode_scan(value: Any) -> Any:
         decoded_factories, decoded_imports, _decode_calls(returned_calls), decoded_aliases, decoded_registries,
         _decode_calls(yielded_calls), tuple(decoded_stars), tuple(_string(name) for name in _list(released)),
         tuple(_string(name) for name in _list(builds)),
+        {name: _bool(closes) for name, closes in _dict(holders).items()},
     )
 
 

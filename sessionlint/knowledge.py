@@ -232,6 +232,7 @@ AWAITING_CALLEES: FrozenSet[str] = frozenset(
 # what SL008 calls them.
 HANDOFF_SINKS: Mapping[str, str] = {
     "add_task": "background task",
+    "BackgroundTask": "background task",  # Starlette's, passed as a response's `background=`
     "Thread": "thread",
     "Process": "process",
     "create_task": "task",
@@ -279,6 +280,20 @@ ENDPOINT_REGISTRARS: FrozenSet[str] = frozenset({"Route", "WebSocketRoute", "add
 APP_FACTORY_NAMES = re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
 # Words of event names that fire once, at start-up.
 START_UP_EVENTS: Tuple[str, ...] = ("startup", "configure", "setup")
+def is_test_path(path: str) -> bool:
+    """A test module or a module directly in a test package (`tests/helpers.py`, `conftest.py`):
+    tests build throwaway engines and sessions on purpose, and call the code under test
+    any number of times."""
+    parts = path.replace("\\", "/").split("/")
+    base = parts[-1]
+    return (
+        base.startswith("test_")
+        or base.endswith("_test.py")
+        or base == "conftest.py"
+        or (len(parts) > 1 and parts[-2] in ("tests", "test", "testing"))
+    )
+
+
 def definition_timing(
     name: str,
     decorators: Iterable[str],
@@ -306,7 +321,7 @@ def definition_timing(
     if name in once_names or name == "lifespan" or APP_FACTORY_NAMES.match(name):
         return "once", "it runs once"
     for decorator in decorator_calls:
-        if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator:
+        if decorator.rsplit(".", 1)[-1] in ROUTE_METHODS and "." in decorator and "mock" not in decorator.split(".")[0].lower():
             return "per request", f"`{name}` is a request handler (`@{decorator}`)"
     for decorator in sorted(decorators):
         last = decorator.rsplit(".", 1)[-1]

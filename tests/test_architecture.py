@@ -15,7 +15,10 @@ LAYERS = [
     # 1: data and leaves that know nothing of the analysis
     {"sessionlint", "sessionlint.knowledge", "sessionlint.diagnostics", "sessionlint.config", "sessionlint.registry", "sessionlint.fixes.files"},
     # 2: the project model and the project pass (stdlib ast)
-    {"sessionlint.project", "sessionlint.project.model", "sessionlint.project.text", "sessionlint.project.scan", "sessionlint.project.builder"},
+    {
+        "sessionlint.project", "sessionlint.project.model", "sessionlint.project.text", "sessionlint.project.scan",
+        "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.versions",
+    },
     # 3: the per-file analysis (libcst) and the fix builders the rules use
     {"sessionlint.analysis", "sessionlint.fixes", "sessionlint.fixes.plan", "sessionlint.fixes.builders"},
     # 4: the rules

@@ -94,6 +94,7 @@ def _reference_may_hand_session_over(tree: ast.AST) -> bool:
     functions again). `may_hand_session_over` walks the tree once and must agree with it
     (both share what is checked at a store: the walks are what this compares)."""
     from sessionlint.analysis.astfilter import (
+        _SELF_SESSIONS,
         HANDOFF_SINKS,
         _params_with_defaults,
         _passed_names,
@@ -113,6 +114,8 @@ def _reference_may_hand_session_over(tree: ast.AST) -> bool:
                     owned.add(arg.arg)
         nodes = [sub for statement in scope.body for sub in ast.walk(statement)]
         for node in nodes:
+            if type(node) is ast.Call and _terminal(node.func) in HANDOFF_SINKS and _passed_names(node) & _SELF_SESSIONS:
+                return True  # `self.db` handed over, whoever owns the scope
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 owned.update(i.optional_vars.id for i in node.items if isinstance(i.optional_vars, ast.Name))
         if not owned:

@@ -9,7 +9,7 @@ No libcst import here.
 import ast
 from typing import List, Optional, Sequence, Set, Tuple
 
-from sessionlint.knowledge import FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, is_database_error
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, is_database_error
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
 
@@ -104,7 +104,7 @@ def may_hand_session_over(tree: ast.AST) -> bool:
                 stack.append((value, scopes))
     for call, scopes in sinks:
         passed = _passed_names(call)
-        if any(passed & owned[scope] for scope in scopes):
+        if any(passed & owned[scope] for scope in scopes) or passed & _SELF_SESSIONS:
             return True
     for assign, scopes in stores:
         assert isinstance(assign.value, ast.Name)  # only `name = other_name` is collected
@@ -152,6 +152,9 @@ def _params_with_defaults(arguments: ast.arguments):
             yield extra, None
 
 
+_SELF_SESSIONS = frozenset(f"self.{name.lstrip('_')}" for name in CONVENTIONAL_SESSION_NAMES)
+
+
 def _passed_names(call: ast.Call) -> Set[str]:
     """Names passed as values anywhere in a call's arguments (not `db.attr`, not inside a
     lambda), as lifecycle's `_passed_names` takes them."""
@@ -161,7 +164,11 @@ def _passed_names(call: ast.Call) -> Set[str]:
         node = stack.pop()
         if isinstance(node, ast.Name):
             names.add(node.id)
-        elif isinstance(node, (ast.Attribute, ast.Lambda)):
+        elif isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                names.add(f"self.{node.attr.lstrip('_')}")  # `self.db`: handoffs._passed_names(with_self=True)
+            continue
+        elif isinstance(node, ast.Lambda):
             continue
         else:
             stack.extend(ast.iter_child_nodes(node))

@@ -33,7 +33,8 @@ from sessionlint.analysis.parameters import (
     _function_scoped,
     _is_session_dependency,
 )
-from sessionlint.analysis.transactions import find_missing_rollbacks, helper_resets
+from sessionlint.analysis.settle import drop_finished_draws, joined_handoffs, keep_owned_locals, lost_in
+from sessionlint.analysis.transactions import find_missing_rollbacks, held_attributes, helper_resets
 from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
@@ -142,11 +143,14 @@ class LifecycleCollector:
         facts = self.scopes.pop()
         self.try_depth.pop()
         if facts.drawn_from:
-            _drop_finished_draws(node, facts)
+            drop_finished_draws(node, facts)
+        if facts.lost_locals:
+            keep_owned_locals(node, facts)
         if isinstance(node, (cst.FunctionDef, cst.Module)):
             facts.info = describe_function(node, self.depends_targets, facts.has_yield if isinstance(node, cst.FunctionDef) else None)
             if facts.handoff_calls:
-                facts.handoffs = find_handoffs(facts, self.resolver.index.versions.get("fastapi"))
+                facts.joined_handoffs = joined_handoffs(node, facts.handoff_calls)
+                facts.handoffs = find_handoffs(facts, self.resolver.index.versions.get("fastapi"), self.resolver.mentions_sqlalchemy)
             if isinstance(node, cst.FunctionDef) and self.scopes and facts.name_value_assigns and (facts.injected or facts.creations):
                 facts.handoffs.extend(find_stores(node, facts, self._module_names()))
             if isinstance(node, cst.Module) and facts.creations:
@@ -156,12 +160,13 @@ class LifecycleCollector:
                     facts.missing_rollbacks = find_missing_rollbacks(
                         _scope_body(node), facts.session_names, node if isinstance(node, cst.FunctionDef) else None, self.resolver.is_registry,
                         self._helper_resets(),
+                        self._held_attributes(),
                     )
                 except RecursionError:
                     facts.gave_up = True
             if facts.creations:
                 try:
-                    build_lives(facts, facts.info, self._module_closers())
+                    build_lives(facts, facts.info, self._module_closers(), self.resolver.holder_closes)
                 except RecursionError:
                     facts.gave_up = True
                     facts.lives = []
@@ -218,6 +223,11 @@ class LifecycleCollector:
         if type(func) is cst.Attribute:
             method = func.attr.value
             receiver = func.value
+            if method == "configure" and type(receiver) is cst.Name and any(a.keyword is not None and a.keyword.value == "bind" for a in node.args):
+                # `local_session.configure(bind=connection)`: its sessions borrow a connection
+                # someone else owns (corpus review: calibre-web's database check)
+                for scope in self.scopes:
+                    scope.local_makers.pop(receiver.value, None)
             if method == "dispose":
                 disposed = dotted_name(receiver)
                 if disposed:
@@ -229,6 +239,8 @@ class LifecycleCollector:
             if method in CONNECTION_METHODS:
                 if type(receiver) is cst.Name and method in ("connect", "begin", "raw_connection"):
                     facts.engine_consumers.add(receiver.value)
+                if type(receiver) is cst.Name and any(receiver.value in scope.borrowed_names for scope in self.scopes):
+                    return  # `engine = op.get_bind()`: Alembic's connection, not an engine (corpus review)
                 engine = self.resolver.engine_of(receiver, self._local_engines())
                 if engine is not None:
                     factory = Factory(FactoryKind.CONNECTION, engine.is_async, Origin.ENGINE_CONNECT, method)
@@ -242,7 +254,7 @@ class LifecycleCollector:
         if callee in ENGINE_BUILDERS:
             self._note_engine(node, ancestors)
             return
-        if callee in MAKER_BUILDERS and not self._shadowed(func):
+        if callee in MAKER_BUILDERS and not self._shadowed(func) and not self._stored_maker(func):
             parent = ancestors[-1] if ancestors else None
             grandparent = ancestors[-2] if len(ancestors) > 1 else None
             nested = isinstance(parent, cst.Arg) and isinstance(grandparent, cst.Call) and terminal_name(grandparent.func) in MAKER_BUILDERS
@@ -298,6 +310,17 @@ class LifecycleCollector:
         if resolved.kind is FactoryKind.SESSION:
             self._record(node, resolved, ancestors, facts)
             self._note_engine_consumer(node, facts)
+        elif resolved.kind is FactoryKind.ENGINE and resolved.origin is Origin.FUNCTION:
+            # `engine = make_engine(url)`: a project function that builds a new pool on
+            # every call. Fixture: SL004/engine_from_project_factory.py
+            parent = ancestors[-1] if ancestors else None
+            bound_to: Optional[str] = None
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+                bound_to = parent.targets[0].target.value
+                facts.local_engines[bound_to] = resolved
+                if resolved.is_async:
+                    facts.async_names.add(bound_to)
+            facts.engine_builds.append(EngineBuild(node, bound_to, True, via_factory=True))
         elif resolved.kind is FactoryKind.MAKER:
             # `Session = get_session_maker(); session = Session()`: a project function that
             # returns a sessionmaker. Fixture: SL001/maker_from_project_function.py
@@ -314,6 +337,14 @@ class LifecycleCollector:
             self._resets = helper_resets(module) if isinstance(module, cst.Module) else {}
         return self._resets
 
+    def _held_attributes(self) -> FrozenSet[str]:
+        """`self.<attr>` set by the class whose method the traversal is in."""
+        module = self.scopes[0].node if self.scopes else None
+        for scope in reversed(self.scopes):
+            if isinstance(scope.node, cst.ClassDef):
+                return held_attributes(scope.node, module if isinstance(module, cst.Module) else None)
+        return frozenset()
+
     def _class_name(self) -> Optional[str]:
         """The class whose method the traversal is in (through nested functions)."""
         for scope in reversed(self.scopes):
@@ -322,6 +353,14 @@ class LifecycleCollector:
             if not isinstance(scope.node, cst.FunctionDef):
                 return None
         return None
+
+    def _stored_maker(self, func: cst.BaseExpression) -> bool:
+        """`request.registry.sessionmaker()`: an attribute of an object (not of an imported
+        module such as `sqlalchemy.orm`) that holds a sessionmaker, called for a session."""
+        if not isinstance(func, cst.Attribute):
+            return False
+        head = (dotted_name(func) or "").split(".")[0]
+        return bool(head) and head not in self.resolver.imports and head not in ("sqlalchemy", "sa", "orm")
 
     def _shadowed(self, func: cst.BaseExpression) -> bool:
         """`sessionmaker` as a local name of the function (`sessionmaker =
@@ -410,6 +449,10 @@ class LifecycleCollector:
 
     def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts, registry: Optional[str] = None) -> None:
         holding, name, with_node = classify_holding(node, ancestors)
+        lost = lost_in(node, ancestors, facts) if holding is Holding.PASSED and factory.kind is FactoryKind.CONNECTION else None
+        default_of = None
+        if holding is Holding.PASSED and len(ancestors) >= 1 and isinstance(ancestors[-1], cst.Param) and ancestors[-1].default is node:
+            default_of = ancestors[-1].name.value
         in_async_with = with_node.asynchronous is not None if with_node is not None else None
         in_main_guard = isinstance(facts.node, cst.Module) and any(_is_main_guard(a) for a in ancestors)
         creation = Creation(
@@ -421,6 +464,8 @@ class LifecycleCollector:
             in_async_with,
             in_main_guard,
             registry,
+            lost,
+            default_of,
         )
         facts.creations.append(creation)
         if name is not None:
@@ -443,27 +488,6 @@ class LifecycleCollector:
         elif isinstance(parent, cst.Attribute) and parent.value is node:
             # `db.execute(q).scalars()`: an attribute of the coroutine object
             facts.unawaited.append(Unawaited(node, receiver, method))
-
-
-def _drop_finished_draws(node: cst.CSTNode, facts: ScopeFacts) -> None:
-    """Sessions drawn with `next(gen)` from a generator the scope finishes (`gen.close()`,
-    `next(gen, None)`, a loop over it) are closed by the generator's own cleanup."""
-    names = set(facts.drawn_from.values())
-    finished: Set[str] = set()
-    for sub in walk(node):
-        if isinstance(sub, cst.Call):
-            func = sub.func
-            if isinstance(func, cst.Attribute) and func.attr.value in ("close", "aclose", "throw") and isinstance(func.value, cst.Name):
-                finished.add(func.value.value)
-            elif terminal_name(func) in ("next", "anext") and len(sub.args) == 2 and isinstance(sub.args[0].value, cst.Name):
-                finished.add(sub.args[0].value.value)
-        elif isinstance(sub, (cst.For, cst.CompFor)) and isinstance(sub.iter, cst.Name):
-            finished.add(sub.iter.value)
-    finished &= names
-    if finished:
-        drop = {index for index, name in facts.drawn_from.items() if name in finished}
-        facts.creations = [c for i, c in enumerate(facts.creations) if i not in drop]
-        facts.drawn_from = {}
 
 
 def _is_main_guard(node: cst.CSTNode) -> bool:

@@ -10,6 +10,7 @@ from sessionlint.analysis.collector import LifecycleCollector, _is_main_guard
 from sessionlint.analysis.facts import EngineBuild, ScopeFacts
 from sessionlint.analysis.frameworks import FrameworkCollector, Timing, is_test_code
 from sessionlint.analysis.tree import iter_children, mentions_name, terminal_name, walk
+from sessionlint.knowledge import is_test_path
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,37 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
                 continue
             if timing is Timing.PER_REQUEST and build.name is not None and build.name in facts.disposed:
                 continue  # a pool per request, released at its end (real-bug corpus: a fixed Celery task)
-            if timing is Timing.PER_REQUEST or _pool_per_call(facts, build, module, path):
+            if timing is Timing.PER_REQUEST and _returned(function, build):
+                continue  # an engine factory: reported where its callers call it per request
+            if timing is Timing.PER_REQUEST and _cached(function, build):
+                continue  # kept in a module-level container or a global: built once per key
+            if timing is Timing.PER_REQUEST or (not build.via_factory and _pool_per_call(facts, build, module, path)):
                 found.append(EngineBuiltPerCall(build, function, timing, reason))
     return found
+
+
+def _cached(function: cst.FunctionDef, build: EngineBuild) -> bool:
+    """The engine is kept beyond the call: assigned to a `global`, or stored in a container
+    (`_ENGINES[key] = engine`, `cache[key] = create_engine(url)`). Corpus review: langflow's
+    per-database engine cache."""
+    declared = {n.name.value for node in walk(function.body) if isinstance(node, cst.Global) for n in node.names}
+    if build.name is not None and build.name in declared:
+        return True
+    for node in walk(function.body):
+        if isinstance(node, cst.Assign):
+            stores = [t.target for t in node.targets if isinstance(t.target, cst.Subscript)]
+            if stores and (node.value is build.call or (build.name is not None and mentions_name(node.value, build.name))):
+                return True
+    return False
+
+
+def _returned(function: cst.FunctionDef, build: EngineBuild) -> bool:
+    """`return create_engine(url)`, or the name it is bound to returned as it is."""
+    for node in walk(function.body):
+        if isinstance(node, cst.Return) and node.value is not None:
+            if node.value is build.call or (build.name is not None and isinstance(node.value, cst.Name) and node.value.value == build.name):
+                return True
+    return False
 
 
 def _pool_per_call(facts: ScopeFacts, build: EngineBuild, module: cst.Module, path: str) -> bool:
@@ -262,12 +291,14 @@ def makers_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkCo
         if timing is not Timing.UNKNOWN:
             continue  # per request: reported as such; once: fine
         info = facts.info
-        if info is None or is_test_code(path, info.name, info.decorators) or info.is_context_manager and timing is Timing.ONCE:
+        if info is None or is_test_code(path, info.name, info.decorators) or is_test_path(path):
             continue
         if script_only is None:
             script_only = _called_only_by_main_guard(module)
-        if function.name.value in script_only or function.name.value in ("main", "__init__", "setup", "setUp"):
+        if function.name.value in script_only or function.name.value in ("main", "__init__", "setUp"):
             continue
+        if function.name.value.lstrip("_").startswith(("init", "setup", "configure", "bootstrap", "create_")):
+            continue  # start-up by its name (corpus review: calibre-web's init_db)
         for call in facts.maker_builds:
             # A plain sessionmaker built per call costs little; a registry built per call is
             # never the one a teardown removes.
@@ -277,20 +308,21 @@ def makers_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkCo
 
 
 def _maker_kept(function: cst.FunctionDef, call: cst.Call) -> bool:
-    """Whether the maker built by `call` outlives the call of `function`: returned, yielded,
-    stored on an object or in a container, declared global, passed to a call (other than
-    being called itself), or bound to a name that is any of those."""
+    """Whether the registry built by `call` is looked after or outlives the call of
+    `function`: returned, yielded, stored, declared global, handed to a call, removed or
+    closed; or every session taken from it is closed, returned or stored (a per-call
+    registry whose one session is closed holds nothing: corpus review, calibre-web and Home
+    Assistant). What is left is a registry whose session stays open after the call."""
     parents = _parents(function, call)
     parent = parents.get(id(call))
     if isinstance(parent, cst.Call) and parent.func is call:
-        return False  # `sessionmaker(bind=e)()`: a session on the spot
+        return _session_released(function, parent, parents)  # `scoped_session(...)()`
     if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
         name = parent.targets[0].target.value
     elif isinstance(parent, cst.AnnAssign) and isinstance(parent.target, cst.Name):
         name = parent.target.value
     else:
         return True  # stored (`self.maker = ...`), returned, passed on, ...
-    uses = 0
     for node in walk(function.body):
         if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
             return True
@@ -300,16 +332,38 @@ def _maker_kept(function: cst.FunctionDef, call: cst.Call) -> bool:
         if isinstance(holder, cst.AssignTarget) or (isinstance(holder, cst.AnnAssign) and holder.target is node):
             continue
         if isinstance(holder, cst.Call) and holder.func is node:
-            uses += 1  # `maker()`: a session made here
-            continue
+            if _session_released(function, holder, parents):
+                return True
+            continue  # `registry()`: a session made here
         if isinstance(holder, cst.Attribute) and holder.value is node:
-            if holder.attr.value == "remove":
-                return True  # removed here: its sessions end with the call (only the build is wasted)
-            if holder.attr.value in ("close", "configure", "begin"):
-                continue
-            uses += 1  # `registry.query(...)`: the registry's session used here
-            continue
+            if holder.attr.value in ("remove", "close"):
+                return True  # its sessions end with the call (only the build is wasted)
+            if holder.attr.value == "configure":
+                return True  # bound to a connection someone else owns (calibre-web's check)
+            continue  # `registry.query(...)`: the registry's session used here
         return True  # returned, stored, passed on, compared...
+    return False
+
+
+def _session_released(function: cst.FunctionDef, call: cst.Call, parents: dict) -> bool:
+    """The session `call` makes is closed (`with`, `.close()`), returned, yielded or
+    stored by `function`."""
+    parent = parents.get(id(call))
+    if isinstance(parent, (cst.WithItem, cst.Return, cst.Yield)):
+        return True
+    if isinstance(parent, (cst.Assign, cst.AnnAssign)):
+        if isinstance(parent, cst.Assign) and len(parent.targets) != 1:
+            return False
+        target = parent.targets[0].target if isinstance(parent, cst.Assign) else parent.target
+        if not isinstance(target, cst.Name):
+            return True  # `self.session = registry()`
+        name = target.value
+        for node in walk(function.body):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+                if node.func.value.value == name and node.func.attr.value in ("close", "remove"):
+                    return True
+            if isinstance(node, (cst.Return, cst.Yield)) and isinstance(node.value, cst.Name) and node.value.value == name:
+                return True
     return False
 
 

@@ -194,6 +194,10 @@ class Resolver:
             if builder in ENGINE_BUILDERS:
                 return builder_factory(builder)
             callee = terminal_name(node.func) or ""
+            if self.may_be_factory(node.func):
+                made = self.factory_of(node.func)
+                if made is not None and made.kind is FactoryKind.ENGINE:
+                    return made  # `make_engine(url).connect()`: a project engine factory
             if callee in self.index.extra_engine_names:  # configured engine getter
                 return Factory(FactoryKind.ENGINE, is_async_name(callee), Origin.CONFIGURED, callee)
             # a getter of an engine: get_engine(), self._get_read_engine(), engine_for(url)
@@ -240,7 +244,7 @@ class Resolver:
             return callee.value in self.callee_names or (bool(self.local_imports) and self._local_binding(callee.value) is not None)
         if isinstance(callee, cst.Attribute):
             return True
-        return isinstance(callee, cst.Call)  # `sessionmaker(bind=engine)()`
+        return isinstance(callee, (cst.Call, cst.Subscript))  # `sessionmaker(bind=engine)()`, `state["session_maker"]()`
 
     def factory_of(self, callee: cst.BaseExpression, class_name: Optional[str] = None) -> Optional[Factory]:
         """What calling `callee` makes, if it is a factory: a session, a sessionmaker (a
@@ -258,6 +262,15 @@ class Resolver:
                 if found is not None:
                     return found
             return self._resolve_attribute(callee)
+        if isinstance(callee, cst.Subscript) and self.mentions_sqlalchemy:
+            # `app.state["session_maker"]()`: a sessionmaker kept under a key of an
+            # application's state. Fixture: SL001/maker_on_application_object.py
+            key = callee.slice[0].slice if len(callee.slice) == 1 else None
+            if isinstance(key, cst.Index) and isinstance(key.value, cst.SimpleString):
+                text = key.value.evaluated_value
+                if isinstance(text, str) and text.lower().replace("_", "").startswith(("sessionmaker", "asyncsessionmaker", "sessionlocal")):
+                    return Factory(FactoryKind.SESSION, "async" in text.lower(), Origin.CONVENTIONAL, text)
+            return None
         if isinstance(callee, cst.Call):
             # `sessionmaker(bind=engine)()` calls the factory it just built. A registry
             # called at once (`scoped_session(...)()`) hands out its thread's session: not one.
@@ -285,6 +298,30 @@ class Resolver:
             expression = cst.parse_expression(dotted)
             found = self._resolve_attribute(expression) if isinstance(expression, cst.Attribute) else None
         return found is not None and found.kind is FactoryKind.REGISTRY
+
+    def holder_closes(self, callee: cst.BaseExpression) -> Optional[bool]:
+        """For a project class called with a session (`VendorRepository(db)`): whether its
+        objects may close what they are given (None: not a class the project scan knows)."""
+        if isinstance(callee, cst.Name):
+            own = self.index.modules.get(self.path)
+            if own is not None and callee.value in own.holders:
+                return own.holders[callee.value]
+            binding = (self._local_binding(callee.value) if self.local_imports else None) or self.imports.get(callee.value)
+            if binding is None or not binding.original:
+                return None
+            target = self.index.path_of_module(self.path, binding.module, binding.level)
+            name = binding.original
+        elif isinstance(callee, cst.Attribute) and isinstance(callee.value, cst.Name):
+            binding = self.imports.get(callee.value.value)
+            if binding is None:
+                return None
+            module = f"{binding.module}.{binding.original}" if binding.original else binding.module
+            target = self.index.path_of_module(self.path, module, binding.level)
+            name = callee.attr.value
+        else:
+            return None
+        facts = self.index.modules.get(target) if target is not None else None
+        return facts.holders.get(name) if facts is not None else None
 
     def may_be_generator(self, name: str) -> bool:
         """Cheap test: a name that may be a project generator (`gen = get_db()`)."""
@@ -385,4 +422,8 @@ class Resolver:
                     return None
         if attr in self.conventional:
             return Factory(FactoryKind.SESSION, is_async_name(attr), Origin.CONVENTIONAL, attr)
+        if attr in ("sessionmaker", "async_sessionmaker") and self.mentions_sqlalchemy and dotted is not None:
+            # `request.registry.sessionmaker()`: a sessionmaker kept on an application object
+            # (Pyramid's registry). Fixture: SL001/maker_on_application_object.py
+            return Factory(FactoryKind.SESSION, attr.startswith("async"), Origin.CONVENTIONAL, attr)
         return None

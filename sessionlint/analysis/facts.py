@@ -53,6 +53,12 @@ class Creation:
     # Made by a `scoped_session` registry this scope built itself: `registry.remove()`
     # closes it too.
     registry: Optional[str] = None
+    # For a connection written as an argument (`dialect.has_table(engine.connect(), t)`): the
+    # callee, when nothing can own the connection after the call (see `argument_owner`)
+    lost_in: Optional[str] = None
+    # The default value of this parameter of the scope's function (`def f(db=SessionLocal())`):
+    # made once, when the function is defined, and shared by every call
+    default_of: Optional[str] = None
 
     @property
     def is_connection(self) -> bool:
@@ -214,6 +220,9 @@ class EngineBuild:
     call: cst.Call
     name: Optional[str]  # bound to, in this scope
     pooled: bool  # False with poolclass=NullPool: nothing to exhaust
+    # made by a project function (`engine = make_engine(url)`): reported per request only;
+    # how often a helper of unknown timing runs is what its callers decide
+    via_factory: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,8 @@ class Handoff:
     # versions the project allows when they close the session before the task ("0.110.0"),
     # "" when the session is (or may be) still open while the task runs
     closed_first: Optional[str] = None
+    # the session is the caller's (a parameter) or the object's (`self.db`)
+    borrowed: bool = False
 
     @property
     def is_store(self) -> bool:
@@ -258,6 +269,11 @@ class ScopeFacts:
     local_generators: Dict[str, Factory] = field(default_factory=dict)
     # creations taken out of such a generator with `next(gen)`: index -> the generator's name
     drawn_from: Dict[int, str] = field(default_factory=dict)
+    # connections passed inline to a call whose result is bound to a local: index -> the local
+    lost_locals: Dict[int, str] = field(default_factory=dict)
+    # hand-off calls whose task or thread the scope waits for, cancels or joins before it
+    # ends (`task = create_task(...)`, then `await task` / `task.cancel()` / `t.join()`)
+    joined_handoffs: List[cst.Call] = field(default_factory=list)
     parameters: Set[str] = field(default_factory=set)
     commits_in_try: bool = False
     engine_builds: List[EngineBuild] = field(default_factory=list)

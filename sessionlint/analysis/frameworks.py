@@ -25,7 +25,7 @@ class FunctionInfo:
     @property
     def is_pytest_fixture(self) -> bool:
         # pytest runs the code after a fixture's `yield` even when the test fails.
-        return any(d in ("pytest.fixture", "fixture", "pytest_asyncio.fixture") for d in self.decorators)
+        return any(d in ("pytest.fixture", "fixture", "pytest_asyncio.fixture", "pytest.yield_fixture", "yield_fixture") for d in self.decorators)
 
     @property
     def is_context_manager(self) -> bool:
@@ -222,7 +222,7 @@ class FrameworkCollector:
     def _direct_timing(self, record: FunctionRecord) -> Tuple[Timing, str]:
         if self.is_alembic_env:
             return Timing.ONCE, "Alembic runs env.py once per migration"
-        if record.global_guard and _has_none_guard(record.node):
+        if (record.global_guard and _has_none_guard(record.node)) or _has_memo_guard(record.node):
             return Timing.ONCE, "it runs once"
         qualified = f"{record.class_name}.{record.name}" if record.class_name else record.name
         kind, reason = definition_timing(
@@ -249,16 +249,35 @@ class FrameworkCollector:
 
 
 def _has_none_guard(node: cst.FunctionDef) -> bool:
-    """`if _engine is None:` (or `if not _engine:`) on a global: a build-once getter."""
+    """`if _engine is None:` (or `if not _engine:`, or `if _engine is not None: return`) on a
+    global: a build-once getter. Fixture: SL004/engine_built_once_guards.py"""
     for child in walk(node.body, enter_scopes=False):
         if isinstance(child, cst.If):
             test = child.test
             if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
                 return True
             if isinstance(test, cst.Comparison) and any(
-                isinstance(c.operator, (cst.Is, cst.Equal)) and isinstance(c.comparator, cst.Name) and c.comparator.value == "None"
+                isinstance(c.operator, (cst.Is, cst.Equal, cst.IsNot, cst.NotEqual)) and isinstance(c.comparator, cst.Name) and c.comparator.value == "None"
                 for c in test.comparisons
             ):
+                return True
+    return False
+
+
+def _has_memo_guard(node: cst.FunctionDef) -> bool:
+    """`if key not in CACHE: CACHE[key] = build(...)`: one build per key, kept in a
+    container of the module. Fixture: SL004/engine_built_once_guards.py"""
+    for child in walk(node.body, enter_scopes=False):
+        if not isinstance(child, cst.If) or not isinstance(child.test, cst.Comparison):
+            continue
+        comparisons = child.test.comparisons
+        if len(comparisons) != 1 or not isinstance(comparisons[0].operator, cst.NotIn):
+            continue
+        container = dotted_name(comparisons[0].comparator)
+        if container is None:
+            continue
+        for sub in walk(child.body):
+            if isinstance(sub, cst.AssignTarget) and isinstance(sub.target, cst.Subscript) and dotted_name(sub.target.value) == container:
                 return True
     return False
 

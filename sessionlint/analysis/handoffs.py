@@ -7,9 +7,8 @@ from typing import FrozenSet, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from sessionlint.analysis.facts import Handoff, Holding, ScopeFacts
-from sessionlint.analysis.frameworks import is_test_code
-from sessionlint.analysis.tree import iter_children, mentions_name, suite_statements, terminal_name
-from sessionlint.knowledge import HANDOFF_SINKS
+from sessionlint.analysis.tree import dotted_name, iter_children, mentions_name, suite_statements, terminal_name
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, HANDOFF_SINKS, is_test_path
 from sessionlint.project.model import ProjectIndex
 from sessionlint.project.versions import VersionRange
 
@@ -35,7 +34,7 @@ def never_removed_registries(module: cst.CSTNode, builds: List[cst.Call], index:
     over them), in a project that serves requests or runs tasks: each thread's session stays
     open, holding its connection, after the request ends. Registries used by nothing, and
     those of tests, are left alone. Fixture: tests/fixtures/projects/registry_never_removed"""
-    if not index.serves_requests or not isinstance(module, cst.Module) or is_test_code(path, "", frozenset()):
+    if not index.serves_requests or not isinstance(module, cst.Module) or is_test_path(path):
         return []
     wanted = {id(call) for call in builds if terminal_name(call.func) in ("scoped_session", "async_scoped_session")}
     if not wanted:
@@ -78,17 +77,29 @@ def _top_level(body: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
     return found
 
 
-def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None) -> List[Handoff]:
+def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None, mentions_sqlalchemy: bool = True) -> List[Handoff]:
     """Sessions of a `with` block or of a request dependency handed to a background task, a
     thread, a task or an executor: they run after the scope closes the session, or beside it.
     `fastapi`: the FastAPI versions the project allows, when its dependency files say."""
     managed = {c.name for c in facts.creations if c.holding is Holding.MANAGED and c.name}
+    # The caller's session (a parameter known to hold one) and the object's (`self.db`):
+    # their owner ends them when its own scope ends, not when the task does.
+    # Fixture: SL008/borrowed_session_to_background_work.py
+    borrowed = (facts.session_names & facts.parameters) - set(facts.injected)
     found: List[Handoff] = []
     for call in facts.handoff_calls:
         sink = HANDOFF_SINKS[terminal_name(call.func) or ""]
-        for name in _passed_names(call):
+        if _not_a_task(call) or any(call is joined for joined in facts.joined_handoffs):
+            continue
+        for name in _passed_names(call, with_self=True):
             if name in managed:
                 found.append(Handoff(call, name, sink, True))
+            elif name in borrowed or (
+                # (`self.session` of a module that never mentions SQLAlchemy is some other
+                # session: Cassandra's, requests')
+                mentions_sqlalchemy and name.startswith("self.") and name[5:].lstrip("_") in CONVENTIONAL_SESSION_NAMES
+            ):
+                found.append(Handoff(call, name, sink, False, borrowed=True))
             elif name in facts.injected:
                 # FastAPI runs a yield dependency's exit code after background tasks before
                 # 0.106 and again from 0.118; between, and with scope="function", before them.
@@ -101,6 +112,18 @@ def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None) -> 
                     closes_first = fastapi is not None and fastapi.within((0, 106), (0, 118))
                     found.append(Handoff(call, name, sink, False, str(fastapi) if closes_first else ""))
     return found
+
+
+def _not_a_task(call: cst.Call) -> bool:
+    """`progress.add_task("Indexing", total=n)`: rich's progress bars, no background work
+    (a task description first, or a receiver named for progress). Corpus review: argilla's
+    reindex command."""
+    func = call.func
+    if terminal_name(func) != "add_task":
+        return False
+    receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
+    first = call.args[0].value if call.args and call.args[0].keyword is None else None
+    return isinstance(first, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)) or "progress" in (receiver or "").lower()
 
 
 def find_stores(function: cst.FunctionDef, facts: ScopeFacts, module: Tuple[FrozenSet[str], FrozenSet[str]]) -> List[Handoff]:
@@ -142,8 +165,9 @@ def _all_params(function: cst.FunctionDef) -> List[cst.Param]:
     return list(params.posonly_params) + list(params.params) + list(params.kwonly_params) + extra
 
 
-def _passed_names(call: cst.Call) -> List[str]:
-    """Names passed as values anywhere in a call's arguments (not `db.attr`), in order."""
+def _passed_names(call: cst.Call, with_self: bool = False) -> List[str]:
+    """Names passed as values anywhere in a call's arguments (not `db.attr`; `self.db` too
+    with `with_self`), in order."""
     names: List[str] = []
     stack: List[cst.CSTNode] = [arg.value for arg in reversed(call.args)]
     while stack:
@@ -152,6 +176,8 @@ def _passed_names(call: cst.Call) -> List[str]:
             if node.value not in names:
                 names.append(node.value)
         elif isinstance(node, cst.Attribute):
+            if with_self and isinstance(node.value, cst.Name) and node.value.value == "self":
+                names.append(f"self.{node.attr.value}")
             continue
         elif isinstance(node, (cst.Lambda, cst.FunctionDef)):
             continue

@@ -7,7 +7,7 @@ Every lifecycle rule (SL001, SL002, SL003, SL006, SL007, SL010) reads these fact
 a function body on its own.
 """
 
-from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -40,6 +40,7 @@ from sessionlint.analysis.ownership import (
     Closer,
     EventScanner,
     _with_item_closes,
+    kept_calls,
 )
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,
@@ -51,7 +52,12 @@ from sessionlint.analysis.tree import (
 from sessionlint.knowledge import SAFE_AFTER_CLOSE, EscapeReason, LeakKind, Origin
 
 
-def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[str, "Closer"]] = None) -> None:
+def build_lives(
+    facts: ScopeFacts,
+    info: FunctionInfo,
+    closers: Optional[Dict[str, "Closer"]] = None,
+    holder_closes: Optional[Callable[[cst.BaseExpression], Optional[bool]]] = None,
+) -> None:
     """Fill `facts.lives` and `facts.uses_after_close`."""
     tracked = [c for c in facts.creations if c.holding in (Holding.BOUND, Holding.MANAGED) and c.name]
     names = {c.name for c in tracked if c.name}
@@ -61,7 +67,15 @@ def build_lives(facts: ScopeFacts, info: FunctionInfo, closers: Optional[Dict[st
     for creation in tracked:
         if creation.registry is not None and creation.name is not None:
             registries.setdefault(creation.registry, set()).add(creation.name)
-    scanner = EventScanner(names, index_of, yield_raises=not info.is_pytest_fixture, oracle=CalleeOracle(closers), registries=registries)
+    scanner = EventScanner(
+        names,
+        index_of,
+        yield_raises=not info.is_pytest_fixture,
+        oracle=CalleeOracle(closers, holder_closes, kept_calls(facts.node) if names and holder_closes else frozenset()),
+        registries=registries,
+    )
+    # (`session.begin()` marks a transaction lazily; a Connection's may run SQL)
+    scanner.session_names = {c.name for c in tracked if c.name and not c.is_connection}
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
 
     escapes: Dict[str, EscapeReason] = {}

@@ -4,7 +4,7 @@ to a session passed to it is the callee oracle's answer (`CalleeOracle`), the on
 decides it."""
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -80,8 +80,17 @@ class CalleeOracle:
     parameter on every path (`closers`), then the tables of known APIs (knowledge); anything
     else borrows what it is given."""
 
-    def __init__(self, closers: Optional[Dict[str, "Closer"]] = None) -> None:
+    def __init__(
+        self,
+        closers: Optional[Dict[str, "Closer"]] = None,
+        holder_closes: Optional[Callable[[cst.BaseExpression], Optional[bool]]] = None,
+        kept_calls: AbstractSet[int] = frozenset(),
+    ) -> None:
         self.closers = closers or {}
+        # project classes: whether their objects may close a session given to them
+        self.holder_closes = holder_closes
+        # calls whose result outlives the function (returned, stored, handed on)
+        self.kept_calls = kept_calls
 
     def argument_effect(self, call: cst.Call, position: int, arg: cst.Arg) -> ArgumentEffect:
         func = call.func
@@ -95,6 +104,12 @@ class CalleeOracle:
             return ArgumentEffect.CLOSES if closes else ArgumentEffect.BORROWS
         if callee in CLOSING_WRAPPERS:
             return ArgumentEffect.CLOSES
+        if callee.lstrip("_")[:1].isupper() and self.holder_closes is not None and id(call) not in self.kept_calls:
+            # A project class that never closes what it holds (a repository, a service),
+            # built and dropped here: it borrows the session. Fixture:
+            # tests/fixtures/projects/repository_borrows
+            if self.holder_closes(func) is False:
+                return ArgumentEffect.BORROWS
         if callee in STORING_CALLEES or callee.lstrip("_")[:1].isupper() or callee.startswith(STORING_PREFIXES):
             if callee == "update" and arg.keyword is None and type(arg.value) is cst.Name:
                 # `dict.update()` stores keyword values and mapping items; a session given as
@@ -135,6 +150,7 @@ class EventScanner:
         self.oracle = oracle or CalleeOracle()
         # registry name -> the tracked names it made: `registry.remove()` closes them
         self.registries = registries or {}
+        self.session_names: Set[str] = set(names)  # the tracked names that hold sessions
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
@@ -144,9 +160,9 @@ class EventScanner:
         """Scan every statement of a scope (nested scopes excluded); fill `out` keyed by the
         id of each small statement / header expression; return all events."""
         everything: List[Event] = []
-        stack: List[cst.CSTNode] = list(reversed(statements))
+        stack: List[Tuple[cst.CSTNode, bool]] = [(statement, False) for statement in reversed(statements)]
         while stack:
-            node = stack.pop()
+            node, in_transaction = stack.pop()
             if isinstance(node, SCOPE_TYPES):
                 for name in self.names:
                     if captures(node, name):
@@ -157,14 +173,19 @@ class EventScanner:
                 found = self.scan_root(root)
                 out[id(root)] = found
                 everything.extend(found)
-                if self._may_raise(root):
+                # (inside `with session.begin():` an exception rolls the transaction back on
+                # the way out: no connection is left behind. Corpus review: oslo.db's tests.)
+                if not in_transaction and self._may_raise(root):
                     self.raising.add(id(root))
             if isinstance(node, cst.With):
                 for item in node.items:
                     closed = _with_item_closes(item, self.names)
                     if closed:
                         self.with_closed.append((closed, node))
-            stack.extend(reversed(nested))
+            inner = in_transaction or (
+                isinstance(node, cst.With) and any(isinstance(i.item, cst.Call) and _lazy_begin(i.item, self.session_names) for i in node.items)
+            )
+            stack.extend((child, inner) for child in reversed(nested))
         return everything
 
     def _may_raise(self, root: cst.CSTNode) -> bool:
@@ -177,6 +198,8 @@ class EventScanner:
         if isinstance(root, (cst.Assert, cst.Import, cst.ImportFrom)):
             return True
         for node in walk(root, enter_scopes=False):
+            if isinstance(node, cst.Call) and _lazy_begin(node, self.session_names):
+                continue
             if isinstance(node, (cst.Call, cst.Await, cst.Subscript)):
                 return True
             if isinstance(node, cst.Yield) and self.yield_raises:
@@ -270,8 +293,10 @@ class EventScanner:
         if isinstance(node, cst.Attribute):
             base = node.value
             if type(base) is cst.Name and base.value in self.names:
-                if node.attr.value == "close" and context in ("borrow", "owner", "closer"):
+                if node.attr.value in ("close", "rollback") and context in ("borrow", "owner", "closer"):
                     # db.close handed to stack.callback/atexit.register/...: a close registered
+                    # (`self.addCleanup(session.rollback)` ends its transaction: the connection
+                    # goes back; corpus review, oslo.db tests)
                     out.append(Event(EventKind.REGISTER, base.value, node))
                 else:
                     out.append(Event(EventKind.USE, base.value, node, detail=node.attr.value))
@@ -369,6 +394,62 @@ class EventScanner:
             "owner": EscapeReason.OWNER,
         }.get(context, EscapeReason.PASSED)
         return Event(EventKind.ESCAPE, name, node, reason=reason)
+
+
+def _lazy_begin(call: cst.Call, names: Set[str]) -> bool:
+    """`session.begin()` on a tracked session, as a statement of its own: it only marks a
+    transaction; the connection is checked out by the first statement that runs SQL."""
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value in ("begin", "begin_nested")
+        and isinstance(func.value, cst.Name)
+        and func.value.value in names
+        and not call.args
+    )
+
+
+def kept_calls(function: cst.CSTNode) -> Set[int]:
+    """Calls whose result outlives the function or leaves its hands: returned, yielded,
+    stored on an object or in a container, passed to another call, entered with `with`, or
+    bound to a local name that is any of those."""
+    kept: Set[int] = set()
+    locals_of: Dict[str, List[int]] = {}
+    escaping: Set[str] = set()
+    for node in walk(function):
+        if isinstance(node, (cst.Return, cst.Yield)) and isinstance(node.value, cst.BaseExpression):
+            _mark(node.value, kept, escaping)
+        elif isinstance(node, cst.Assign):
+            if isinstance(node.value, (cst.Call, cst.Await)):
+                call = node.value.expression if isinstance(node.value, cst.Await) else node.value
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name):
+                        locals_of.setdefault(target.target.value, []).append(id(call))
+                    else:
+                        kept.add(id(call))
+            elif not all(isinstance(t.target, cst.Name) for t in node.targets):
+                _mark(node.value, kept, escaping)
+        elif isinstance(node, cst.Arg):
+            _mark(node.value, kept, escaping)
+        elif isinstance(node, cst.WithItem):
+            _mark(node.item, kept, escaping)
+        elif isinstance(node, (cst.Element, cst.DictElement)):
+            _mark(node.value, kept, escaping)
+    for name in escaping:
+        kept.update(locals_of.get(name, ()))
+    return kept
+
+
+def _mark(value: cst.BaseExpression, kept: Set[int], escaping: Set[str]) -> None:
+    if isinstance(value, cst.Await):
+        value = value.expression
+    if isinstance(value, cst.Call):
+        kept.add(id(value))
+    elif isinstance(value, cst.Name):
+        escaping.add(value.value)
+    elif isinstance(value, (cst.Tuple, cst.List)):
+        for element in value.elements:
+            _mark(element.value, kept, escaping)
 
 
 def _same_object(value: cst.BaseExpression, name: str) -> bool:

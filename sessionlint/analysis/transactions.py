@@ -8,7 +8,7 @@ https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
 
 import types
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Union
+from typing import AbstractSet, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 import libcst as cst
 
@@ -62,6 +62,7 @@ def find_missing_rollbacks(
     function: Optional[cst.FunctionDef] = None,
     is_registry: Callable[[str], bool] = lambda name: False,
     helpers: Optional[Mapping[str, FrozenSet[str]]] = None,
+    held: AbstractSet[str] = frozenset(),
 ) -> List[MissingRollback]:
     """In a function (`function`), a handler that swallows the failure of a session that
     outlives it (see `MissingRollback.outlives`) leaves it unusable for whoever uses it next,
@@ -69,7 +70,7 @@ def find_missing_rollbacks(
     function or method of the module rolls back or closes (`helper_resets`), so that a
     handler calling `self._handle_error(e)` which does `self.session.rollback()` resets."""
     found: List[MissingRollback] = []
-    outliving = _Outliving(function, is_registry) if function is not None else None
+    outliving = _Outliving(function, is_registry, held) if function is not None else None
     _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {})
     return found
 
@@ -79,9 +80,13 @@ class _Outliving:
     (`self.session`, `app.session`), "module" (a module-level session), or "" (see `get`).
     Fixture: SL007/shared_session_swallowed.py"""
 
-    def __init__(self, function: cst.FunctionDef, is_registry: Callable[[str], bool]) -> None:
+    def __init__(self, function: cst.FunctionDef, is_registry: Callable[[str], bool], held: AbstractSet[str] = frozenset()) -> None:
         self.function = function
         self.is_registry = is_registry
+        # attributes the enclosing class sets on `self` (to anything but None) in its
+        # methods: the object holds that session (not a per-call one a metaclass or a
+        # decorator puts there, tvb-style)
+        self.held = held
         self._bound: Optional[Set[str]] = None
         params = function.params
         every = [*params.posonly_params, *params.params, *params.kwonly_params]
@@ -96,7 +101,9 @@ class _Outliving:
         user is rarely there, and the corpus review found those findings not worth reading."""
         head = key.split(".", 1)[0]
         if head in self.parameters:
-            return "attribute" if head in ("self", "cls") and "." in key else ""
+            if head in ("self", "cls") and key.count(".") == 1 and key.split(".")[1] in self.held:
+                return "attribute"
+            return ""
         if head in self.bound or self.is_registry(key):
             return ""
         return "module" if head == key else "attribute"
@@ -418,6 +425,27 @@ def _helper_resets(call: cst.Call, key: str, helpers: Mapping[str, FrozenSet[str
     else:
         return False
     return key in helpers.get(name, ())
+
+
+def held_attributes(cls: cst.ClassDef, module: Optional[cst.Module] = None, depth: int = 0) -> FrozenSet[str]:
+    """Attributes a class sets on `self` in its methods to something other than None, with
+    those its base classes of the same module set (flask-restless's views get `self.session`
+    from their base). A base from elsewhere adds nothing: tvb's DAOs inherit a metaclass
+    that puts a per-call session on `self`."""
+    found: Set[str] = set()
+    if module is not None and depth < 5:
+        classes = {s.name.value: s for s in module.body if isinstance(s, cst.ClassDef)}
+        for base in cls.bases:
+            inherited = classes.get(dotted_name(base.value) or "")
+            if inherited is not None and inherited is not cls:
+                found |= held_attributes(inherited, module, depth + 1)
+    for node in walk(cls):
+        if isinstance(node, cst.Assign) and not (isinstance(node.value, cst.Name) and node.value.value == "None"):
+            for target in node.targets:
+                dotted = dotted_name(target.target)
+                if dotted is not None and dotted.startswith("self.") and dotted.count(".") == 1:
+                    found.add(dotted[5:])
+    return frozenset(found)
 
 
 def helper_resets(module: cst.Module) -> Dict[str, FrozenSet[str]]:

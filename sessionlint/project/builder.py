@@ -29,6 +29,7 @@ from sessionlint.project.text import (
     CALL_TAILS,
     DEFINITION_NAMES,
     DEPENDS_RE,
+    HOLDER_RE,
     RELEASE_RE,
     SERVES_RE,
     SESSION_AS_RE,
@@ -49,7 +50,7 @@ TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool]
 Calls = Dict[str, Tuple[Tuple[str, bool], ...]]
 StoredScan = Tuple[
     Dict[str, Factory], Dict[str, ImportBinding], Calls, Dict[str, bool], Set[str], Calls, Tuple[Tuple[str, int], ...], Tuple[str, ...],
-    Tuple[str, ...],
+    Tuple[str, ...], Dict[str, bool],
 ]
 # Why a file not scanned yet may teach the scan something about names learnt on the way:
 # whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
@@ -177,12 +178,13 @@ class IndexBuilder:
             self.cache.put_scan(digest, stored)
         if accepted is not None:
             self.parsed.add((path, accepted))
-        factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds = stored
+        factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = stored
         facts = ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases), set(registries))
         facts.yielded_calls = dict(yielded_calls)
         facts.star_imports = tuple(star_imports)
         facts.released = tuple(released)
         facts.builds = tuple(builds)
+        facts.holders = dict(holders)
         return facts
 
     def calls_a_binding(self, data: bytes) -> bool:
@@ -214,7 +216,11 @@ class IndexBuilder:
                 depends.add(match.group(1).decode("ascii", "replace").rsplit(".", 1)[-1])
         # `from db import *` passes on the factories of `db`: the scan records the star imports
         # Fixture: tests/fixtures/projects/star_import
-        can_bind = b"import *" in data or (b".remove" in data and RELEASE_RE.search(data) is not None) or bool(
+        can_bind = (
+            b"import *" in data
+            or (b".remove" in data and RELEASE_RE.search(data) is not None)
+            or (b"self." in data and b"class " in data and HOLDER_RE.search(data) is not None)
+        ) or bool(
             (self.always_search or b"ession" in data or b"ngine" in data)
             and (self.calls_a_binding(data) or ALIAS_RE.search(data) or SESSION_BASE_RE.search(data) or SESSION_AS_RE.search(data))
         )
@@ -320,7 +326,7 @@ def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest:
     # `_facts_of` copies these into the ModuleFacts that function summaries extend later.
     stored = (
         facts.factories, facts.imports, facts.returned_calls, facts.session_aliases, facts.registries,
-        facts.yielded_calls, facts.star_imports, facts.released, facts.builds,
+        facts.yielded_calls, facts.star_imports, facts.released, facts.builds, facts.holders,
     )
     return stored, True, accepted
 

@@ -15,7 +15,7 @@ import re
 import warnings
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from sessionlint.knowledge import definition_timing
+from sessionlint.knowledge import definition_timing, is_test_path
 from sessionlint.project.model import ProjectIndex
 
 Key = Tuple[str, str]  # (path, qualified name: `f`, `Cls.__init__`, `Cls.method`)
@@ -26,13 +26,16 @@ MAX_NAMES = 200  # names searched for at one depth (a bound on the regex and the
 def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]) -> Dict[Key, str]:
     """(path, function) of the building functions that run per request, with why."""
     found: Dict[Key, str] = {}
-    # each searched function -> the building functions it leads to, and how
-    leads: Dict[Key, List[Tuple[Key, str]]] = {}
+    # each searched function -> the building functions it leads to, how (the names of the
+    # functions between), and those functions
+    # (the first way found to each building function: a dict, so that call sites met again
+    # add nothing)
+    leads: Dict[Key, Dict[Key, Tuple[str, Tuple[Key, ...]]]] = {}
     frontier: Set[Key] = set()
     for path, facts in index.modules.items():
         for qualified in facts.builds:
             key = (path, qualified)
-            leads[key] = [(key, "")]
+            leads[key] = {key: ("", ())}
             frontier.add(key)
     seen: Set[Key] = set(frontier)
     parsed: Dict[str, Optional[ast.Module]] = {}
@@ -43,6 +46,8 @@ def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]
         pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*\(")
         following: Set[Key] = set()
         for path in sorted(index.paths):
+            if is_test_path(path):
+                continue  # tests call the code under test any number of times, on purpose
             data = read(path)
             if data is None or pattern.search(data) is None:
                 continue
@@ -57,22 +62,27 @@ def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]
                     continue
                 if timing == "once":
                     continue
-                chains = leads.get(target, [])
+                chains = leads.get(target, {})
                 if timing == "per request":
-                    for built, how in chains:
-                        if built in found:
-                            continue
+                    for built, (how, between) in chains.items():
                         called = built[1][: -len(".__init__")] + "(...)` is created" if built[1].endswith(".__init__") and not how else None
                         via = f" through `{how}`" if how else ""
                         subject = f"`{called} in" if called else "it is called from"
-                        found[built] = f"{subject} `{caller}` ({_short(path)}){via}, and {reason[0].lower() + reason[1:]}"
+                        found.setdefault(built, f"{subject} `{caller}` ({_short(path)}){via}, and {reason[0].lower() + reason[1:]}")
+                        # the functions between run per request too: `engine = make_engine()`
+                        # in one of them is a pool per request
+                        for step in between:
+                            found.setdefault(step, f"it is called from `{caller}` ({_short(path)}), and {reason[0].lower() + reason[1:]}")
                     continue
                 key = (path, caller)
                 if key not in seen:
                     seen.add(key)
                     following.add(key)
                 name = caller.rsplit(".", 1)[-1]
-                leads.setdefault(key, []).extend((built, name + (f" -> {how}" if how else "")) for built, how in chains)
+                own = leads.setdefault(key, {})
+                for built, (how, between) in chains.items():
+                    if built not in own and key not in between:
+                        own[built] = (name + (f" -> {how}" if how else ""), (key,) + between)
         frontier = following
         if not frontier:
             break
@@ -143,6 +153,8 @@ def _call_sites(tree: ast.Module, names: Set[str], index: ProjectIndex, path: st
                     index.depends_targets, endpoints, frozenset(), index.request_decorators,
                 )
                 qualified = f"{class_name}.{statement.name}" if class_name else statement.name
+                if timing == "unknown" and _guarded(statement):
+                    timing, reason = "once", "it builds once and keeps the result"
                 disposed = _disposed_calls(statement)
                 for node in ast.walk(statement):
                     if isinstance(node, ast.Call) and id(node) not in disposed:
@@ -153,6 +165,39 @@ def _call_sites(tree: ast.Module, names: Set[str], index: ProjectIndex, path: st
                             yield qualified, timing, reason, callee
 
     return visit(tree.body, None, ())
+
+
+def _guarded(function: ast.AST) -> bool:
+    """A getter that builds once and keeps what it built: `global X` with a test of X
+    (`if X is None:`), `if key not in CACHE: CACHE[key] = ...`, or `if self._x is None:`
+    (corpus review: mlflow's `_get_job_store`). As analysis.frameworks decides it in-module."""
+    declared: Set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+    for node in ast.walk(function):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            test = test.operand
+            subject = _dotted(test)
+            if subject and (subject in declared or subject.startswith("self.")):
+                return True
+        elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+            subject = _dotted(test.left)
+            other = test.comparators[0]
+            if isinstance(test.ops[0], (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) and isinstance(other, ast.Constant) and other.value is None:
+                if subject and (subject in declared or subject.startswith("self.")):
+                    return True
+            if isinstance(test.ops[0], ast.NotIn):
+                container = _dotted(other)
+                if container and any(
+                    isinstance(sub, ast.Assign) and any(isinstance(t, ast.Subscript) and _dotted(t.value) == container for t in sub.targets)
+                    for sub in ast.walk(node)
+                ):
+                    return True
+    return False
 
 
 def _disposed_calls(function: ast.AST) -> Set[int]:

@@ -69,6 +69,8 @@ class ModuleFacts:
     # functions (`f`) and constructors (`Cls.__init__`) that build an engine, sessionmaker or
     # registry: project.calls finds which run per request
     builds: Tuple[str, ...] = ()
+    # top-level class -> whether its objects may close a session they are given (scan._may_close)
+    holders: Dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,18 +162,29 @@ class ProjectIndex:
         return None
 
     def resolve_released(self) -> None:
-        """`released`/`released_names` from every module's `released` receivers."""
+        """`released`/`released_names` from every module's `released` receivers: resolved to
+        (path, name) when the import can be followed, else the last part of the name (which
+        then releases every registry of that name). Fixture:
+        tests/fixtures/projects/registry_never_removed"""
         found: Set[Tuple[str, str]] = set()
         names: Set[str] = set()
         for path, facts in self.modules.items():
             for dotted in facts.released:
-                names.add(dotted.rsplit(".", 1)[-1])
-                head, _, rest = dotted.partition(".")
-                binding = facts.imports.get(head)
-                if binding is None:
-                    if not rest:
-                        found.add((path, head))
-                    continue
+                binding: Optional[ImportBinding]
+                if dotted.startswith("@"):  # imported inside a function: `@module:level:original.rest`
+                    module, level, tail = dotted[1:].split(":", 2)
+                    original, _, rest = tail.partition(".")
+                    binding = ImportBinding(module, int(level), original)
+                else:
+                    head, _, rest = dotted.partition(".")
+                    binding = facts.imports.get(head)
+                    if binding is None:
+                        if not rest:
+                            found.add((path, head))
+                        else:
+                            names.add(dotted.rsplit(".", 1)[-1])  # `self.registry`: unresolved
+                        continue
+                target = None
                 if binding.original and not rest:
                     target = self.path_of_module(path, binding.module, binding.level)
                     if target is not None:
@@ -181,6 +194,8 @@ class ProjectIndex:
                     target = self.path_of_module(path, module, binding.level)
                     if target is not None:
                         found.add((target, rest))
+                if target is None:
+                    names.add(dotted.rsplit(".", 1)[-1])  # from outside the linted files
         self.released = frozenset(found)
         self.released_names = frozenset(names)
 

@@ -97,6 +97,7 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 if factory is not None:
                     facts.factories[statement.name] = factory
                     break
+            facts.holders[statement.name] = _may_close(statement)
             for method in statement.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if method.name == "__init__" and _builds(method):
@@ -116,6 +117,80 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
     facts.released = _released(tree, facts)
     facts.builds = tuple(builds)
     return facts
+
+
+# Methods by which an object lets go of what it holds.
+_RELEASING_METHODS = frozenset({"close", "aclose", "__exit__", "__aexit__", "__del__", "shutdown", "dispose", "teardown", "cleanup"})
+_PLAIN_BASES = frozenset({"object", "ABC", "Generic", "Protocol"})
+
+
+def _may_close(cls: ast.ClassDef) -> bool:
+    """Whether objects of a class may close a session they are given: a method calls
+    `self.<x>.close()` (or remove/dispose), the class defines a releasing method, or a base
+    class (other than object/ABC) may do it for it. False: a repository or service that
+    only borrows the session it is built with. Fixture: tests/fixtures/projects/repository_borrows"""
+    for base in cls.bases:
+        name = _terminal(base.value if isinstance(base, ast.Subscript) else base)
+        if name not in _PLAIN_BASES:
+            return True
+    for item in cls.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if item.name in _RELEASING_METHODS:
+                return True
+            for node in ast.walk(item):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("close", "remove", "dispose", "aclose")
+                    and isinstance(node.func.value, ast.Attribute)
+                    and isinstance(node.func.value.value, ast.Name)
+                    and node.func.value.value.id == "self"
+                ):
+                    return True
+    return False
+
+
+def _removed_by_name(function: ast.AST) -> List[str]:
+    """A teardown that removes registries named by strings: `for module, attr in [("db.auth",
+    "db_session"), ...]: getattr(importlib.import_module(module), attr).remove()` (corpus:
+    openalgo's fixed teardown). Each (module, name) pair of strings in the function is
+    written out as `@module:0:name`, as an import inside a function is."""
+    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
+    if not any(_terminal(c.func) == "getattr" for c in calls) or not any(
+        isinstance(c.func, ast.Attribute) and c.func.attr == "remove" and not c.args for c in calls
+    ):
+        return []
+    found: List[str] = []
+    for node in ast.walk(function):
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2:
+            module, name = (e.value if isinstance(e, ast.Constant) else None for e in node.elts)
+            if isinstance(module, str) and isinstance(name, str) and module and name.isidentifier():
+                found.append(f"@{module}:0:{name}")
+    return found
+
+
+def _closed_sessions_of(function: ast.AST) -> List[str]:
+    """The callees (`SyncSessionLocal`) whose session the function closes: `db = R()` then
+    `db.close()`, or `with R() as db:`. A registry whose thread session is closed after each
+    use holds no connection (corpus review: argilla's `get_sync_db`)."""
+    made: Dict[str, str] = {}
+    found: List[str] = []
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and not node.value.args and len(node.targets) == 1:
+            target, callee = node.targets[0], _dotted(node.value.func)
+            if isinstance(target, ast.Name) and callee:
+                made[target.id] = callee
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if isinstance(item.context_expr, ast.Call) and not item.context_expr.args:
+                    callee = _dotted(item.context_expr.func)
+                    if callee:
+                        found.append(callee)
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("close", "aclose"):
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in made:
+                found.append(made[node.func.value.id])
+    return found
 
 
 def _builds(function: ast.AST) -> bool:
@@ -147,6 +222,11 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
             known.update(t.id for t in targets if isinstance(t, ast.Name))
     loops: Dict[str, List[str]] = {}
     receivers: List[str] = []
+    dynamic: List[str] = []
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            receivers.extend(_closed_sessions_of(function))
+            dynamic.extend(_removed_by_name(function))
     for node in ast.walk(tree):
         if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
             loops.setdefault(node.target.id, []).extend(d for d in map(_dotted, node.iter.elts) if d)
@@ -161,11 +241,22 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
                     receiver = _dotted(arg.value)
                     if receiver:
                         receivers.append(receiver)
-    found: Set[str] = set()
+    # imports inside functions (`from database.auth_db import db_session` in a teardown, to
+    # avoid an import cycle): written out as `@module:level:original`
+    local_imports: Dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node not in tree.body:
+            for alias in node.names:
+                if alias.name != "*":
+                    local_imports.setdefault(alias.asname or alias.name, f"@{node.module or ''}:{node.level or 0}:{alias.name}")
+    found: Set[str] = set(dynamic)
     for receiver in receivers:
         for name in loops.get(receiver, [receiver]):
-            if name.split(".")[0] in known:
+            head, dot, rest = name.partition(".")
+            if head in known:
                 found.add(name)
+            elif head in local_imports:
+                found.add(local_imports[head] + dot + rest)
     return tuple(sorted(found))
 
 
@@ -229,6 +320,8 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
 # `return sessionmaker(bind=e)()`), and a sessionmaker the function builds and returns.
 NEW_SESSION = "!session"
 NEW_MAKER = "!maker"
+NEW_ENGINE = "!engine"  # a pooled engine built by the function (`return create_engine(url)`)
+NEW_ASYNC_ENGINE = "!async-engine"
 
 
 @dataclass
@@ -261,6 +354,9 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
         return NEW_SESSION  # `sessionmaker(bind=e)()`, `scoped_session(...)()`
     if _terminal(func) in MAKER_BUILDERS and MAKER_BUILDERS[_terminal(func) or ""][0] is FactoryKind.SESSION:
         return NEW_MAKER
+    if _terminal(func) in ENGINE_BUILDERS:
+        pooled = not any(k.arg == "poolclass" and _terminal(k.value) == "NullPool" for k in call.keywords)
+        return (NEW_ASYNC_ENGINE if ENGINE_BUILDERS[_terminal(func) or ""] else NEW_ENGINE) if pooled else None
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name):
         return f"{func.value.func.id}.{func.attr}"  # `SessionManager().make_session(engine)`
     dotted = _dotted(func)
@@ -341,14 +437,15 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
                 callee = _callee_of(value, makers, class_name)
                 if callee:
                     out.append((callee, is_async_def))
-            elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered:
+            elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered and value.id not in declared:
+                # (a `global` it returns is built once and kept: not a fresh object)
                 out.append((assigned[value.id], is_async_def))
         return tuple(out)
 
     decorated = bool(function.decorator_list) and not all(_is_plain_decorator(d) for d in function.decorator_list)
     if generator:
         if not function.decorator_list:  # a @contextmanager helper is entered with `with`
-            found.yielded = tuple(item for item in fresh(yields) if item[0] != NEW_MAKER)
+            found.yielded = tuple(item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE))
     elif returns and not decorated:
         found.returned = fresh(returns)
     return found
@@ -454,6 +551,8 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
         return Factory(FactoryKind.SESSION, is_async_def, Origin.FUNCTION, function)
     if callee == NEW_MAKER:
         return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
+    if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
+        return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
     factory = facts.factories.get(callee) if "." in callee and callee.split(".")[0] in _classes_of(facts) else None
     if factory is None:
         factory = _resolve_in_module(index, facts, callee)
@@ -461,8 +560,8 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
         return None
     if factory.kind is FactoryKind.SESSION:
         return Factory(FactoryKind.SESSION, factory.is_async, Origin.FUNCTION, function)
-    if factory.kind is FactoryKind.MAKER and factory.origin is Origin.FUNCTION:
-        return Factory(FactoryKind.MAKER, factory.is_async, Origin.FUNCTION, function)
+    if factory.kind in (FactoryKind.MAKER, FactoryKind.ENGINE) and factory.origin is Origin.FUNCTION:
+        return Factory(factory.kind, factory.is_async, Origin.FUNCTION, function)
     return None
 
 

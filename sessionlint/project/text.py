@@ -32,6 +32,9 @@ SESSION_AS_RE = re.compile(rb"Session[ \t]+as\b")
 # `registry.remove()` or `teardown(Session.remove)`: the module scan records what a file
 # releases (scan._released), so a file doing only that is scanned too.
 RELEASE_RE = re.compile(rb"\.remove(?:\(\s*\)|\s*[),\]])")
+# `self.db = db` / `self._session = session` in a class: a repository or service that holds
+# a session; the module scan records whether the class may close it (scan._may_close).
+HOLDER_RE = re.compile(rb"self\.\w*(?:[Ss]ession|db|Db|DB)\w*[ \t]*(?::[^=\n]*)?=[ \t]*\w")
 # An import of a framework that serves requests or runs tasks or bot handlers: a thread's
 # session of a `scoped_session` that nothing removes outlives the request there.
 SERVES_RE = re.compile(

@@ -1,11 +1,12 @@
 """Messages shared by the rules that read the same lifecycle facts: SL001 and SL010 report
 unclosed sessions and connections, SL002 and SL010 closes that an exception skips."""
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Sequence, Set
 
 import libcst as cst
 
 from sessionlint.analysis.facts import Holding, Leak, SessionLife
+from sessionlint.analysis.tree import walk
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
 from sessionlint.knowledge import EscapeReason, LeakKind, Origin
@@ -32,6 +33,56 @@ def is_owned(life: SessionLife) -> bool:
     connection someone else owns."""
     creation = life.creation
     return creation.holding is Holding.BOUND and life.escape is None and not creation.borrows_connection
+
+
+def _only_in_transaction_blocks(function: cst.CSTNode, name: str, call: cst.Call) -> bool:
+    """Every use of the session is `with name.begin():` and the statements inside such
+    blocks: each block commits or rolls back and hands the connection back to the pool,
+    so the session holds nothing when the function drops it (corpus review: oslo.db's
+    tests). Fixture: SL001/session_used_in_transaction_blocks.py"""
+    inside: Set[int] = set()
+    blocks = 0
+    for node in walk(function):
+        if isinstance(node, cst.With) and any(
+            isinstance(item.item, cst.Call)
+            and isinstance(item.item.func, cst.Attribute)
+            and item.item.func.attr.value in ("begin", "begin_nested")
+            and isinstance(item.item.func.value, cst.Name)
+            and item.item.func.value.value == name
+            for item in node.items
+        ):
+            blocks += 1
+            inside.update(id(sub) for sub in walk(node))
+    if not blocks:
+        return False
+    targets = _assign_targets(function, call)
+    after = False  # only the uses after the creation (the name may be bound before, too)
+    for node in walk(function):
+        if node is call:
+            after = True
+        if after and isinstance(node, cst.Name) and node.value == name and id(node) not in inside:
+            if any(node is target.target for target in targets):
+                continue
+            if isinstance(node, cst.Name) and _rebinds(function, node):
+                return True  # bound to something else: the uses after are not this session's
+            return False
+    return True
+
+
+def _rebinds(function: cst.CSTNode, name: cst.Name) -> bool:
+    for node in walk(function):
+        if isinstance(node, cst.AssignTarget) and node.target is name:
+            return True
+        if isinstance(node, cst.AsName) and node.name is name:
+            return True
+    return False
+
+
+def _assign_targets(function: cst.CSTNode, call: cst.Call) -> Sequence[cst.AssignTarget]:
+    for node in walk(function):
+        if isinstance(node, cst.Assign) and node.value is call:
+            return node.targets
+    return ()
 
 
 def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
@@ -67,6 +118,8 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     if not is_owned(life) or not leaks:
         return
     name = creation.name
+    if name is not None and not creation.is_connection and _only_in_transaction_blocks(life.function.node, name, creation.call):
+        return
     fix = with_fix(life)
     if not life.closes:
         rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text, fix=fix)
@@ -98,6 +151,13 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     leak: Leak = life.exception_leaks[0]
     close = life.closes[0]
     close_ref = ("end", close) if isinstance(close, cst.With) else close
+    if life.function.is_pytest_fixture and _after_yield(life.function.node, leak.node):
+        return  # a fixture's teardown: pytest runs it even when the test fails (issue 20)
+    if _same_finally(life.function.node, leak.node, close) and not _writes(leak.node, name):
+        # Teardown before the close (a log call, a rollback, `with suppress(...)`) in the
+        # `finally` that closes: the session is already the `finally`'s (issue 20).
+        # Fixture: SL002/teardown_before_close_in_finally.py
+        return
     if leak.kind is LeakKind.EXCEPTION and _is_in_finally(life.function.node, close):
         message = (
             f"{noun} `{name}` is not closed if line {{raise}} raises: it runs before the `try` whose "
@@ -115,6 +175,39 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     else:
         help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
     rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref}, fix=try_finally_fix(life))
+
+
+def _after_yield(function: cst.CSTNode, node: cst.CSTNode) -> bool:
+    """Whether `node` comes after a `yield` of the function, in source order.
+    Fixture: SL002/fixture_teardown_before_close.py"""
+    seen_yield = False
+    for sub in walk(function, enter_scopes=False):
+        if isinstance(sub, cst.Yield):
+            seen_yield = True
+        if sub is node:
+            return seen_yield
+    return False
+
+
+def _writes(node: cst.CSTNode, name: Optional[str]) -> bool:
+    """`session.commit()` / `flush()` / `execute(...)` in the statement: a database error there
+    does skip the close that follows (real-bug corpus: a bootstrap's `finally: db.commit();
+    db.close()`), unlike a log call or a rollback."""
+    for sub in walk(node):
+        if isinstance(sub, cst.Call) and isinstance(sub.func, cst.Attribute) and sub.func.attr.value in ("commit", "flush", "execute"):
+            if isinstance(sub.func.value, cst.Name) and sub.func.value.value == name:
+                return True
+    return False
+
+
+def _same_finally(function: cst.CSTNode, raising: cst.CSTNode, close: cst.CSTNode) -> bool:
+    """Whether the statement that may raise and the close are in the same `finally:`."""
+    for node in walk(function, enter_scopes=False):
+        if isinstance(node, cst.Try) and node.finalbody is not None:
+            inside = {id(child) for child in walk(node.finalbody, enter_scopes=False)}
+            if id(raising) in inside and id(close) in inside:
+                return True
+    return False
 
 
 def _is_in_finally(function: cst.CSTNode, close: cst.CSTNode) -> bool:

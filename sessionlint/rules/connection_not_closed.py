@@ -97,6 +97,14 @@ class ConnectionNotClosed(ScopeRule):
     )
 
     def check_scope(self, facts: ScopeFacts) -> None:
+        for creation in facts.creations:
+            if creation.lost_in is not None:
+                callee = self.context.source_of(creation.call.func)
+                self.report(
+                    creation.call,
+                    f"connection from `{callee}()` is passed to `{creation.lost_in}()` and never closed",
+                    help=f"Use `with {callee}() as conn:` and pass `conn`",
+                )
         for life in facts.lives:
             if life.creation.is_connection:
                 before = len(self.context.reports)

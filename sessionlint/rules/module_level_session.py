@@ -33,6 +33,9 @@ class ModuleLevelSession(Rule):
             return db.get(User, user_id)
     ```
 
+    Also finds a session made as the default value of a parameter (`def save(item,
+    db=SessionLocal())`): Python evaluates it once, when the function is defined.
+
     ## Known limitations
     - A module-level session used only by the module's own top-level script code, or under
       `if __name__ == "__main__":`, is a script's session: SL001 checks that it is closed.
@@ -68,6 +71,15 @@ class ModuleLevelSession(Rule):
                     help="Create a session per unit of work (`with SessionLocal() as db:`), or share the factory",
                 )
         for scope in self.context.lifecycle.finished.values():
+            for creation in scope.creations:
+                if creation.default_of is not None and not creation.is_connection:
+                    # Fixture: SL009/session_as_parameter_default.py
+                    self.report(
+                        creation.call,
+                        f"session is the default of parameter `{creation.default_of}`: created once, when the "
+                        f"function is defined, and shared by every call that omits it",
+                        help=f"Default `{creation.default_of}` to None and open a session in the function when it is None",
+                    )
             if not isinstance(scope.node, cst.ClassDef):
                 continue
             for creation in scope.creations:

@@ -49,10 +49,14 @@ class SessionEscapesScope(Rule):
         background_tasks.add_task(send_receipt, order_id)  # opens its own session
     ```
 
+    Sessions the function only borrows are followed too: a parameter known to hold a session
+    (annotated, or named so in a function that uses it as one) and `self.session`/`self.db`:
+    their owner closes them when its own work ends, not when the task does.
+
     ## Known limitations
-    - Only sessions created by a `with` in the same function and sessions injected with
-      `Depends(...)` (or an `Annotated[Session, Depends(...)]` alias) are followed; a session
-      passed in as a plain argument is not.
+    - Sessions created by a `with` in the same function, injected with `Depends(...)` (or an
+      `Annotated[Session, Depends(...)]` alias), parameters known to hold a session and
+      `self.<session>` attributes are followed; other stores are not.
     - Stores are recognised on module-level names and classes of the same module; `self.db`,
       `request.state.db` and local containers live as long as the request and are not reported.
 
@@ -93,6 +97,8 @@ class SessionEscapesScope(Rule):
             return
         for handoff in facts.handoffs:
             owner = "its `with` block" if handoff.by_with else "the request"
+            if handoff.borrowed:
+                owner = "the object's owner" if handoff.name.startswith("self.") else "the caller"
             if handoff.is_store:
                 self.report(
                     handoff.call,
