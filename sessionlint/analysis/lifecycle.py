@@ -51,6 +51,10 @@ from sessionlint.analysis.tree import (
 )
 from sessionlint.knowledge import SAFE_AFTER_CLOSE, EscapeReason, LeakKind, Origin
 
+# The key under which sessions made by a method of the object wait for any
+# `self.<registry>.remove()` (EventScanner).
+SELF_REGISTRY = "self.*"
+
 
 def build_lives(
     facts: ScopeFacts,
@@ -67,6 +71,10 @@ def build_lives(
     for creation in tracked:
         if creation.registry is not None and creation.name is not None:
             registries.setdefault(creation.registry, set()).add(creation.name)
+        elif creation.name is not None and (dotted_name(creation.call.func) or "").startswith("self."):
+            # `session = self.make_session(engine)` ... `self._scoped_session.remove()`: the
+            # object's registry made it (keylime's session_context)
+            registries.setdefault(SELF_REGISTRY, set()).add(creation.name)
     scanner = EventScanner(
         names,
         index_of,

@@ -12,6 +12,7 @@ from sessionlint.analysis.facts import Event, EventKind
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,
     captures,
+    dotted_name,
     iter_children,
     mentions_name,
     suite_statements,
@@ -368,6 +369,11 @@ class EventScanner:
         if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value in self.registries:
             if func.attr.value in ("remove", "close"):
                 for name in sorted(self.registries[func.value.value]):
+                    out.append(Event(EventKind.CLOSE, name, node))
+                return
+        if type(func) is cst.Attribute and func.attr.value == "remove" and "self.*" in self.registries:
+            if (dotted_name(func.value) or "").startswith("self."):
+                for name in sorted(self.registries["self.*"]):
                     out.append(Event(EventKind.CLOSE, name, node))
                 return
         self._expr(func, "use", out)

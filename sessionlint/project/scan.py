@@ -61,6 +61,7 @@ def _top_level_statements(body: Iterable[ast.stmt]) -> Iterable[ast.stmt]:
 def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
     facts = ModuleFacts(path=path)
     builds: List[str] = []
+    module_classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
     for statement in _top_level_statements(tree.body):
         if isinstance(statement, ast.ImportFrom):
             for alias in statement.names:
@@ -97,7 +98,7 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
                 if factory is not None:
                     facts.factories[statement.name] = factory
                     break
-            facts.holders[statement.name] = _may_close(statement)
+            facts.holders[statement.name] = _may_close(statement, module_classes)
             for method in statement.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if method.name == "__init__" and _builds(method):
@@ -124,14 +125,20 @@ _RELEASING_METHODS = frozenset({"close", "aclose", "__exit__", "__aexit__", "__d
 _PLAIN_BASES = frozenset({"object", "ABC", "Generic", "Protocol"})
 
 
-def _may_close(cls: ast.ClassDef) -> bool:
+def _may_close(cls: ast.ClassDef, classes: Optional[Mapping[str, ast.ClassDef]] = None, depth: int = 0) -> bool:
     """Whether objects of a class may close a session they are given: a method calls
     `self.<x>.close()` (or remove/dispose), the class defines a releasing method, or a base
-    class (other than object/ABC) may do it for it. False: a repository or service that
-    only borrows the session it is built with. Fixture: tests/fixtures/projects/repository_borrows"""
+    class (other than object/ABC) may do it for it: a base of the same module is looked into
+    (`class VendorRepository(NamespacedRepository)`), one from elsewhere may. False: a
+    repository or service that only borrows the session it is built with.
+    Fixture: tests/fixtures/projects/repository_borrows"""
     for base in cls.bases:
-        name = _terminal(base.value if isinstance(base, ast.Subscript) else base)
-        if name not in _PLAIN_BASES:
+        written = base.value if isinstance(base, ast.Subscript) else base
+        name = _terminal(written)
+        if name in _PLAIN_BASES:
+            continue
+        inherited = (classes or {}).get(name or "") if isinstance(written, ast.Name) else None
+        if inherited is None or inherited is cls or depth > 5 or _may_close(inherited, classes, depth + 1):
             return True
     for item in cls.body:
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -350,6 +357,8 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
     func = call.func
     if isinstance(func, ast.Name) and func.id in makers:
         return NEW_SESSION
+    if isinstance(func, ast.Attribute) and _dotted(func) in makers:
+        return NEW_SESSION
     if isinstance(func, ast.Call) and _terminal(func.func) in MAKER_BUILDERS:
         return NEW_SESSION  # `sessionmaker(bind=e)()`, `scoped_session(...)()`
     if _terminal(func) in MAKER_BUILDERS and MAKER_BUILDERS[_terminal(func) or ""][0] is FactoryKind.SESSION:
@@ -412,6 +421,9 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
                     found.registries.add(name)
         if builder in MAKER_BUILDERS:
             makers.update(t.id for t in assign.targets if isinstance(t, ast.Name))
+            # `self._registry = scoped_session(...)` built by the method itself (keylime's
+            # SessionManager.make_session): `self._registry()` makes its sessions
+            makers.update(d for d in (_dotted(t) for t in assign.targets if isinstance(t, ast.Attribute)) if d and d.startswith("self."))
     if declared:
         for assign, call in assigns:
             built = _builder_of(call, imports)
@@ -554,6 +566,15 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
     if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
         return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
     factory = facts.factories.get(callee) if "." in callee and callee.split(".")[0] in _classes_of(facts) else None
+    if factory is None and callee.count(".") == 1:
+        # `SessionManager().make_session(engine)` with the class imported from a project
+        # module (keylime's get_session)
+        head, method = callee.split(".")
+        binding = facts.imports.get(head)
+        if binding is not None and binding.original:
+            target = index.path_of_module(facts.path, binding.module, binding.level)
+            if target is not None:
+                factory = index.lookup(target, f"{binding.original}.{method}")
     if factory is None:
         factory = _resolve_in_module(index, facts, callee)
     if factory is None:

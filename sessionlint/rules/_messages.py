@@ -153,12 +153,18 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
     close_ref = ("end", close) if isinstance(close, cst.With) else close
     if life.function.is_pytest_fixture and _after_yield(life.function.node, leak.node):
         return  # a fixture's teardown: pytest runs it even when the test fails (issue 20)
-    if _same_finally(life.function.node, leak.node, close) and not _writes(leak.node, name):
+    in_finally = _same_finally(life.function.node, leak.node, close)
+    if in_finally and not _writes(leak.node, name):
         # Teardown before the close (a log call, a rollback, `with suppress(...)`) in the
         # `finally` that closes: the session is already the `finally`'s (issue 20).
         # Fixture: SL002/teardown_before_close_in_finally.py
         return
-    if leak.kind is LeakKind.EXCEPTION and _is_in_finally(life.function.node, close):
+    if in_finally:
+        message = (
+            f"{noun} `{name}` is not closed if line {{raise}} raises: it writes to the database in the "
+            f"`finally` before the close at line {{close}}"
+        )
+    elif leak.kind is LeakKind.EXCEPTION and _is_in_finally(life.function.node, close):
         message = (
             f"{noun} `{name}` is not closed if line {{raise}} raises: it runs before the `try` whose "
             f"`finally` closes it at line {{close}}"
@@ -170,11 +176,14 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
             f"{noun} `{name}` is not closed on the `except` path that leaves at line {{raise}}: "
             f"the close at line {{close}} is not in a `finally`"
         )
-    if life.function.is_generator and _yields_between(life):
+    if in_finally:
+        help_text = f"Commit at the end of the `try` block, or close `{name}` in a `finally:` of its own around the commit"
+    elif life.function.is_generator and _yields_between(life):
         help_text = f"Wrap the `yield` in `try:` and call `{name}.close()` in `finally:`"
     else:
         help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
-    rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref}, fix=try_finally_fix(life))
+    fix = None if in_finally else try_finally_fix(life)
+    rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref}, fix=fix)
 
 
 def _after_yield(function: cst.CSTNode, node: cst.CSTNode) -> bool:
