@@ -4,7 +4,9 @@ facts that cross files (the factory index), in `.sessionlint_cache/`.
 A warm run over an unchanged tree reads every file (to hash it), runs the project pass from
 cached per-file scans, and parses nothing. Any change to the cross-file facts (a factory
 defined, renamed or removed anywhere, a `Depends` target, an import) changes the run key and
-so invalidates every entry: coarse, but never stale.
+so invalidates every entry: coarse, but never stale. What other files say of one file's own
+functions (which run per request, which registries are removed elsewhere) is in that file's
+key only (`file_keys`).
 
 The cache lives in the linted tree, so it is untrusted input: a repository may commit one,
 and anything may damage it. It is therefore plain JSON (whose loading runs no code), each
@@ -20,20 +22,11 @@ import functools
 import json
 import os
 import stat
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sessionlint import __version__
+from sessionlint.cache_codecs import _CODECS, CacheError, _decode_key, _dict, _encode_key, _expect
 from sessionlint.config import ConfigError
-from sessionlint.diagnostics import (
-    Applicability,
-    Confidence,
-    Diagnostic,
-    ErrorKind,
-    FileError,
-    FileResult,
-    Fix,
-    Location,
-)
 from sessionlint.fixes.files import (
     TEMPORARY_SUFFIX,
     blake2b,
@@ -41,13 +34,13 @@ from sessionlint.fixes.files import (
     write_atomically,
 )
 
-_FORMAT = 8
+_FORMAT = 9
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
-# The stored tables, in two files: the results per file, and the project pass's scans and
-# text facts per content hash.
-_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks")}
+# The stored tables, in two files: the results per file, and the project pass's scans, text
+# facts, checks and call sites per content hash.
+_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks", "calls")}
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
 PROJECT_TABLES = _FILES["project.json"]
 # What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG
@@ -57,10 +50,6 @@ _TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache dire
 _MARKERS = {".gitignore": _GITIGNORE, "CACHEDIR.TAG": _TAG}
 # Files of earlier formats that `--clean` removes too.
 _OLD_FILES = ("results.pickle", "project.pickle")
-
-
-class CacheError(ValueError):
-    """A stored entry does not have the shape this version writes."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,191 +91,36 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted(index.session_aliases.items()),
         sorted(index.imported_names),
         sorted(index.module_stems.items()),
+        # what the project pass concluded across files and every file may read (what one
+        # file only reads is in its own key: `file_keys`)
+        sorted(
+            (path, sorted((n, f.kind.value, f.is_async) for n, f in facts.generators.items()), sorted(facts.registries),
+             facts.builds, sorted(facts.holders.items()))
+            for path, facts in index.modules.items()
+        ),
+        sorted(index.released_names),
+        index.serves_requests,
+        sorted((name, repr(versions)) for name, versions in index.versions.items()),
     )
     return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
-# --- the stored shapes: every entry is checked when it is read ---------------------------
+def file_keys(run_key: str, index: Any) -> Dict[str, str]:
+    """The key of each file whose findings depend on what other files say of its own
+    functions and registries: which of its functions run per request (a handler in another
+    module calls them), which of its registries another module removes. Other files use
+    the run key."""
+    from sessionlint.knowledge import FactoryKind
 
-
-def _expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise CacheError(what)
-
-
-def _string(value: Any) -> str:
-    _expect(type(value) is str, "a string")
-    return value
-
-
-def _int(value: Any) -> int:
-    _expect(type(value) is int and 0 <= value < 1 << 31, "a small integer")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    _expect(type(value) is bool, "a boolean")
-    return value
-
-
-def _list(value: Any, length: Optional[int] = None) -> List[Any]:
-    _expect(type(value) is list and (length is None or len(value) == length), "a list")
-    return value
-
-
-def _dict(value: Any) -> Dict[str, Any]:
-    _expect(type(value) is dict, "an object")
-    return value
-
-
-def _encode_result(result: Any) -> List[Any]:
-    diagnostics = [
-        [
-            d.code, d.name, d.message, d.path, d.start.line, d.start.column, d.end.line, d.end.column,
-            d.help, None if d.fix is None else [d.fix.applicability.value, d.fix.title], d.confidence.value,
-        ]
-        for d in result.diagnostics
-    ]
-    error = result.error
-    stored_error = None if error is None else [error.kind.value, error.path, error.message, error.line, error.column]
-    return [result.path, diagnostics, stored_error, result.parsed]
-
-
-def _decode_result(value: Any) -> FileResult:
-    path, diagnostics, error, parsed = _list(value, 4)
-    found = []
-    for item in _list(diagnostics):
-        code, name, message, where, line, column, end_line, end_column, help_text, fix, confidence = _list(item, 11)
-        decoded_fix = None
-        if fix is not None:
-            applicability, title = _list(fix, 2)
-            decoded_fix = Fix(Applicability(_string(applicability)), _string(title))
-        found.append(
-            Diagnostic(
-                _string(code), _string(name), _string(message), _string(where),
-                Location(_int(line), _int(column)), Location(_int(end_line), _int(end_column)),
-                _string(help_text), decoded_fix, Confidence(_string(confidence)),
-            )
-        )
-    decoded_error = None
-    if error is not None:
-        kind, where, message, line, column = _list(error, 5)
-        decoded_error = FileError(ErrorKind(_string(kind)), _string(where), _string(message), _int(line), _int(column))
-    return FileResult(_string(path), tuple(found), decoded_error, _bool(parsed))
-
-
-def _encode_file_entry(entry: Tuple[str, str, Any]) -> List[Any]:
-    run_key, digest, result = entry
-    return [run_key, digest, _encode_result(result)]
-
-
-def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
-    run_key, digest, result = _list(value, 3)
-    return _string(run_key), _string(digest), _decode_result(result)
-
-
-def _encode_scan(scan: Any) -> List[Any]:
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = scan
-    return [
-        {name: [f.kind.value, f.is_async, f.origin.name, f.detail] for name, f in factories.items()},
-        {name: [b.module, b.level, b.original] for name, b in imports.items()},
-        {name: [[callee, is_async] for callee, is_async in calls] for name, calls in returned_calls.items()},
-        dict(aliases),
-        sorted(registries),
-        {name: [[callee, is_async] for callee, is_async in calls] for name, calls in yielded_calls.items()},
-        [[module, level] for module, level in star_imports],
-        list(released),
-        list(builds),
-        dict(holders),
-    ]
-
-
-def _decode_scan(value: Any) -> Any:
-    from sessionlint.knowledge import FactoryKind, Origin
-    from sessionlint.project.model import Factory, ImportBinding
-
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = _list(value, 10)
-    decoded_factories = {}
-    for name, factory in _dict(factories).items():
-        kind, is_async, origin, detail = _list(factory, 4)
-        _expect(_string(origin) in Origin.__members__, "a factory origin")
-        decoded_factories[name] = Factory(FactoryKind(_string(kind)), _bool(is_async), Origin[origin], _string(detail))
-    decoded_imports = {}
-    for name, binding in _dict(imports).items():
-        module, level, original = _list(binding, 3)
-        decoded_imports[name] = ImportBinding(_string(module), _int(level), _string(original))
-    decoded_aliases = {name: _bool(is_async) for name, is_async in _dict(aliases).items()}
-    decoded_registries = {_string(name) for name in _list(registries)}
-    decoded_stars = []
-    for pair in _list(star_imports):
-        module, level = _list(pair, 2)
-        decoded_stars.append((_string(module), _int(level)))
-    return (
-        decoded_factories, decoded_imports, _decode_calls(returned_calls), decoded_aliases, decoded_registries,
-        _decode_calls(yielded_calls), tuple(decoded_stars), tuple(_string(name) for name in _list(released)),
-        tuple(_string(name) for name in _list(builds)),
-        {name: _bool(closes) for name, closes in _dict(holders).items()},
-    )
-
-
-def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
-    decoded = {}
-    for name, calls in _dict(value).items():
-        pairs = []
-        for pair in _list(calls):
-            callee, is_async = _list(pair, 2)
-            pairs.append((_string(callee), _bool(is_async)))
-        decoded[name] = tuple(pairs)
-    return decoded
-
-
-def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves = text
-    return [list(imported), list(depends), can_bind, serves]
-
-
-def _decode_text(value: Any) -> Any:
-    imported, depends, can_bind, serves = _list(value, 4)
-    return tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves)
-
-
-def _encode_check(reason: Any) -> List[Any]:
-    attribute, modules = reason
-    return [attribute, [[module, level] for module, level in modules]]
-
-
-def _decode_check(value: Any) -> Any:
-    from sessionlint.project.builder import NO_REASON
-
-    attribute, modules = _list(value, 2)
-    pairs = []
-    for pair in _list(modules):
-        module, level = _list(pair, 2)
-        pairs.append((_string(module), _int(level)))
-    reason = (_bool(attribute), tuple(pairs))
-    return NO_REASON if reason == NO_REASON else reason
-
-
-# table -> (encode an entry, decode an entry); the `checks` table's keys are (names, digest)
-_CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
-    "files": (_encode_file_entry, _decode_file_entry),
-    "scans": (_encode_scan, _decode_scan),
-    "texts": (_encode_text, _decode_text),
-    "checks": (_encode_check, _decode_check),
-}
-_KEY_SEPARATOR = "\x00"
-
-
-def _encode_key(table: str, key: Any) -> str:
-    return _KEY_SEPARATOR.join(key) if table == "checks" else key
-
-
-def _decode_key(table: str, key: str) -> Any:
-    if table == "checks":
-        names, separator, digest = key.rpartition(_KEY_SEPARATOR)
-        _expect(bool(separator), "a (names, digest) key")
-        return names, digest
-    return key
+    own: Dict[str, List[Any]] = {}
+    for (path, qualified), why in sorted(index.per_request.items()):
+        own.setdefault(path, []).append((qualified, why))
+    for path, name in sorted(index.released):
+        facts = index.modules.get(path)
+        factory = facts.factories.get(name) if facts is not None else None
+        if factory is not None and factory.kind is FactoryKind.REGISTRY:
+            own.setdefault(path, []).append(name)
+    return {path: blake2b(repr((run_key, facts)).encode(), digest_size=16).hexdigest() for path, facts in own.items()}
 
 
 def _header_version() -> List[Any]:
@@ -376,6 +210,9 @@ class Cache:
         # (learnt factory names, digest) -> why the project pass may rescan that content for
         # those names (project.builder.rescan_reasons)
         self.checks: Dict[Tuple[str, str], Any] = {}
+        # (names searched, digest) -> the call sites of those names in that content
+        # (project.calls.find_per_request)
+        self.calls: Dict[Tuple[str, str], Any] = {}
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
         # Why the stored cache was not used (damaged, not a regular file...), for one line
         # of the run's output; None when it was used, missing, or from another version.
@@ -455,6 +292,14 @@ class Cache:
         if self.enabled and self.checks.get((names, digest)) != reason:
             self.checks[(names, digest)] = reason
             self.dirty.add("checks")
+
+    def get_calls(self, names: str, digest: str) -> Optional[Any]:
+        return self.calls.get((names, digest))
+
+    def put_calls(self, names: str, digest: str, sites: Any) -> None:
+        if self.enabled and self.calls.get((names, digest)) != sites:
+            self.calls[(names, digest)] = sites
+            self.dirty.add("calls")
 
     def save(self, tables: Iterable[str] = _TABLES) -> None:
         """Write the files holding the changed ones of `tables`, each atomically (temporary

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from sessionlint.cache import Cache, fingerprint
+from sessionlint.cache import Cache, file_keys, fingerprint
 from sessionlint.config import Configuration, Settings
 from sessionlint.diagnostics import (
     Diagnostic,
@@ -275,6 +275,7 @@ class _Run:
         assert project_run.project is not None and project_run.cache is not None
         pending: List[Tuple[ProjectRun, Tuple[str, ...], str, str]] = []  # (project, codes, path, run key)
         keys: Dict[Tuple[str, ...], str] = {}
+        own_keys: Dict[str, Dict[str, str]] = {}  # run key -> file -> its own key (cache.file_keys)
         for path in project_run.files:
             codes = self.rule_codes(path)
             if not codes:
@@ -283,6 +284,9 @@ class _Run:
             run_key = keys.get(codes)
             if run_key is None:
                 run_key = keys[codes] = fingerprint(self.settings[path], codes, project_run.project.index)
+            if run_key not in own_keys:
+                own_keys[run_key] = file_keys(run_key, project_run.project.index)
+            run_key = own_keys[run_key].get(path, run_key)
             digest = project_run.digests.get(path, "")
             cached = project_run.cache.get(run_key, path, digest) if digest else None
             if cached is not None:
@@ -298,9 +302,9 @@ class _Run:
 
     def collect(self, project_run: ProjectRun, submitted: Sequence[Tuple["LintBatch", Handle]]) -> None:
         for batch, handle in submitted:
-            run_key = batch.run_key
             answers = handle.result()
             for (path, _), (file_result, data, digest) in zip(batch.items, answers):
+                run_key = batch.keys[path]
                 self.result.files.append(file_result)
                 if data is not None:
                     self.sources.keep(path, data)
@@ -323,10 +327,11 @@ class _Run:
             if batch is None or batch.size >= LINT_BATCH_BYTES or len(batch.items) >= LINT_BATCH_FILES:
                 assert project_run.project is not None
                 enabled = project_run.cache.enabled if project_run.cache else False
-                batch = LintBatch(project_run, run_key, LintWork(project_run.project, codes, self.settings[path].prefilter, [], enabled))
+                batch = LintBatch(project_run, {}, LintWork(project_run.project, codes, self.settings[path].prefilter, [], enabled))
                 open_batches[key] = batch
                 batches.append(batch)
             batch.items.append((path, self.sources.pinned.get(path)))
+            batch.keys[path] = run_key
             batch.size += sizes[path]
         return batches
 
@@ -449,7 +454,7 @@ class LintWork:
 @dataclass
 class LintBatch:
     project_run: ProjectRun
-    run_key: str
+    keys: Dict[str, str]  # path -> the cache key of its result
     work: LintWork
     size: int = 0
 

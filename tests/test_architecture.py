@@ -26,7 +26,7 @@ LAYERS = [
     # 5: one file in, one result out
     {"sessionlint.lint", "sessionlint.prefilter", "sessionlint.parsing", "sessionlint.sources", "sessionlint.suppression"},
     # 6: what the run uses
-    {"sessionlint.fixes.apply", "sessionlint.workers", "sessionlint.cache", "sessionlint.baseline", "sessionlint.discovery"},
+    {"sessionlint.fixes.apply", "sessionlint.workers", "sessionlint.cache", "sessionlint.cache_codecs", "sessionlint.baseline", "sessionlint.discovery"},
     # 7: the pipeline
     {"sessionlint.runner"},
     # 8: the public API

@@ -3,6 +3,9 @@ nothing, and a change to a factory in one file invalidates the results of the fi
 import it."""
 
 import os
+import shutil
+
+import pytest
 
 import sessionlint.lint as lint
 import sessionlint.runner as engine
@@ -222,3 +225,73 @@ def test_a_warm_run_reads_each_file_of_the_project_once(tmp_path, monkeypatch):
     # Read once: its bytes are held for the rescan's question (its comment still says
     # `db.Maker()`: a call as an attribute) and its scan.
     assert reads.count("helpers.py") == 1, reads
+
+
+PROJECTS = os.path.join(os.path.dirname(__file__), "fixtures", "projects")
+
+
+def every_finding(run):
+    return sorted((os.path.relpath(d.path), d.start.line, d.start.column, d.code, d.message) for d in run.diagnostics)
+
+
+@pytest.mark.parametrize("project", sorted(os.listdir(PROJECTS)))
+def test_a_warm_run_after_an_edit_elsewhere_equals_a_cold_run(tmp_path, monkeypatch, project):
+    """The cached results of unchanged files hold only while what the project pass concluded
+    across files holds: each file of each project fixture in turn is emptied, linted warm,
+    restored and linted warm again, and both warm runs report what a cold run reports (a
+    handler in one module makes a builder in another per request)."""
+    tree = tmp_path / project
+    shutil.copytree(os.path.join(PROJECTS, project), tree)
+    monkeypatch.chdir(tmp_path)
+    warm = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    cold = Settings(cache=False, jobs=1)
+    engine.run([project], warm)
+    for path in sorted(p for p in tree.rglob("*.py")):
+        original = path.read_bytes()
+        path.write_bytes(b"")
+        assert every_finding(engine.run([project], warm)) == every_finding(engine.run([project], cold)), path
+        path.write_bytes(original)
+        assert every_finding(engine.run([project], warm)) == every_finding(engine.run([project], cold)), path
+
+
+BUILDER = """
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+
+def reporting_session(url):
+    engine = create_engine(url)
+    return sessionmaker(bind=engine)()
+"""
+
+HANDLER = """
+from flask import Flask
+
+from app.database import reporting_session
+
+app = Flask(__name__)
+
+{decorator}
+def report():
+    db = reporting_session("sqlite://")
+    try:
+        return db.execute("select 1").scalar()
+    finally:
+        db.close()
+"""
+
+
+def test_a_function_made_a_handler_elsewhere_relints_the_builder(tmp_path, monkeypatch):
+    """database.py is unchanged, and so are the imports and factories of the project; only
+    which of its functions run per request changes (a decorator added in another module),
+    so its cached result must not be reused."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "database.py").write_text(BUILDER)
+    monkeypatch.chdir(tmp_path)
+    warm = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    per_request = [("database.py", 7, "SL004"), ("database.py", 8, "SL005")]
+    for decorator, expected in (("", []), ('@app.route("/report")', per_request), ("", [])):
+        (app / "handlers.py").write_text(HANDLER.format(decorator=decorator))
+        assert findings(engine.run(["app"], warm)) == expected

@@ -25,6 +25,36 @@ from sqlalchemy.orm import sessionmaker
 
 engine = create_engine("sqlite://")
 Maker = sessionmaker(bind=engine)
+
+
+def reporting_engine(url):
+    return create_engine(url)
+"""
+
+# a building function called per request from another module: the `calls` table
+HANDLERS = """
+from flask import Flask
+from sqlalchemy import create_engine
+
+from app.database import reporting_engine
+
+app = Flask(__name__)
+
+
+@app.route("/report")
+def report():
+    with reporting_engine("sqlite://").connect() as connection:
+        return connection.exec_driver_sql("select 1").scalar()
+
+
+def audit_engine():
+    return create_engine("sqlite://")
+
+
+@app.route("/audit")
+def audit():
+    with audit_engine().connect() as connection:
+        return connection.exec_driver_sql("select 1").scalar()
 """
 
 ROUTES = """
@@ -48,7 +78,7 @@ async def unawaited(session):
         s.commit()
 """
 
-EXPECTED = [("routes.py", 6, 10, "SL001"), ("routes.py", 19, 9, "SL006")]
+EXPECTED = [("handlers.py", 12, 10, "SL004"), ("handlers.py", 22, 10, "SL004"), ("routes.py", 6, 10, "SL001"), ("routes.py", 19, 9, "SL006")]
 CACHE_NAMES = ("results.json", "project.json", "results.pickle", "project.pickle", "CACHEDIR.TAG", ".gitignore")
 
 
@@ -58,6 +88,7 @@ def write_project(root):
     (app / "__init__.py").write_text("")
     (app / "database.py").write_text(DATABASE)
     (app / "routes.py").write_text(ROUTES)
+    (app / "handlers.py").write_text(HANDLERS)
     return app
 
 
@@ -163,7 +194,7 @@ def test_a_pickle_payload_in_a_committed_cache_never_runs_in_a_real_process(tmp_
     assert completed.returncode == 1, completed.stderr
     assert not marker.exists()
     assert "Traceback" not in completed.stderr
-    assert sorted(line.split(":")[0] for line in completed.stdout.splitlines() if ": SL" in line) == ["app/routes.py", "app/routes.py"]
+    assert sorted(line.split(":")[0] for line in completed.stdout.splitlines() if ": SL" in line) == ["app/handlers.py", "app/handlers.py", "app/routes.py", "app/routes.py"]
     assert app.exists()
 
 
@@ -183,7 +214,7 @@ def test_round_trip_keeps_every_table_exactly(tmp_path):
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     engine.run([str(app)], settings)
     loaded = Cache.open(str(tmp_path / "cache"))
-    assert loaded.problem is None and loaded.files and loaded.scans and loaded.texts
+    assert loaded.problem is None and loaded.files and loaded.scans and loaded.texts and loaded.calls
     for name, tables in cache_module._FILES.items():
         stored = {table: getattr(loaded, table) for table in tables}
         assert decode_file(encode_file(stored), tables) == stored
@@ -268,6 +299,6 @@ def test_a_cache_directory_that_is_a_link_is_neither_read_nor_written(tmp_path, 
     (tmp_path / "linked-cache").symlink_to(target)
     monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "linked-cache"))
     code, out, err = invoke([str(app), "-q", "-j", "1"])
-    assert code == 1 and len(out.splitlines()) == 2
+    assert code == 1 and len(out.splitlines()) == len(EXPECTED)
     assert err == f"sessionlint: warning: the cache directory {tmp_path / 'linked-cache'} is a symbolic link; it is not used\n"
     assert os.listdir(target) == []

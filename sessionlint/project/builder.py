@@ -21,7 +21,7 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.calls import find_per_request
+from sessionlint.project.calls import Site, find_per_request
 from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module, summarise_functions
 from sessionlint.project.text import (
@@ -77,6 +77,10 @@ class ProjectCache(Protocol):
     def get_check(self, names: str, digest: str) -> Optional["Reason"]: ...
 
     def put_check(self, names: str, digest: str, reason: "Reason") -> None: ...
+
+    def get_calls(self, names: str, digest: str) -> Optional[List[Site]]: ...
+
+    def put_calls(self, names: str, digest: str, sites: List[Site]) -> None: ...
 
 
 class IndexBuilder:
@@ -274,7 +278,7 @@ class IndexBuilder:
         index.serves_requests = self.serves_requests
         index.resolve_released()
         if any(f.builds for f in index.modules.values()):
-            index.per_request = find_per_request(index, read)
+            index.per_request = find_per_request(index, read, self.cache)
         index.parsed = frozenset(self.parsed)
         return index
 

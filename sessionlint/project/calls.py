@@ -6,24 +6,47 @@ through a few calls (`Cls(...)` reaches `Cls.__init__`).
 The search runs backwards from the few building functions: one regex over the project's
 files finds those that call one of their names, only those are parsed (with `ast`), and the
 enclosing function of each call is either an entry point (`knowledge.definition_timing`), run
-once, or the next name to search for. The lint reads the answers from
+once, or the next name to search for. What a file says of the names searched (its call
+sites, their timing, how the callee is bound) is kept in the cache by the file's content and
+the names, so a run over an unchanged tree parses nothing. The lint reads the answers from
 `ProjectIndex.per_request` (analysis.frameworks)."""
 
 import ast
 import os
 import re
 import warnings
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol, Set, Tuple
 
 from sessionlint.knowledge import definition_timing, is_test_path
 from sessionlint.project.model import ProjectIndex
 
 Key = Tuple[str, str]  # (path, qualified name: `f`, `Cls.__init__`, `Cls.method`)
+# How a module binds a callee's first name: (module, level, original name) of an import, or
+# ("", LOCAL, "def" | "class") for a function or class the module defines.
+Binding = Tuple[str, int, str]
+LOCAL = -1
+# One call site: (enclosing function, its timing, why, callee as written, its binding)
+Site = Tuple[str, str, str, str, Binding]
 DEPTH = 3  # calls followed from a building function up to an entry point
 MAX_NAMES = 200  # names searched for at one depth (a bound on the regex and the parsing)
 
 
-def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]) -> Dict[Key, str]:
+class CallsCache(Protocol):
+    """The part of the project cache this search uses (sessionlint.cache.Cache)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def digest(self, data: bytes) -> str: ...
+
+    def get_calls(self, names: str, digest: str) -> Optional[List[Site]]: ...
+
+    def put_calls(self, names: str, digest: str, sites: List[Site]) -> None: ...
+
+
+def find_per_request(
+    index: ProjectIndex, read: Callable[[str], Optional[bytes]], cache: Optional[CallsCache] = None
+) -> Dict[Key, str]:
     """(path, function) of the building functions that run per request, with why."""
     found: Dict[Key, str] = {}
     # each searched function -> the building functions it leads to, how (the names of the
@@ -38,12 +61,17 @@ def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]
             leads[key] = {key: ("", ())}
             frontier.add(key)
     seen: Set[Key] = set(frontier)
-    parsed: Dict[str, Optional[ast.Module]] = {}
+    files: Dict[str, Optional[_File]] = {}
+    use = cache if cache is not None and cache.enabled else None
+    # what a file's sites depend on besides its content and the names: the project's
+    # `Depends(...)` targets and the configured request decorators (the timing)
+    context = ",".join(sorted(index.depends_targets)) + ";" + ",".join(sorted(index.request_decorators))
     for _depth in range(DEPTH):
         names = {n for n in (_called_name(q) for _, q in frontier) if n is not None}
         if not names or len(names) > MAX_NAMES:
             break
         pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*\(")
+        searched = ",".join(sorted(names)) + ";" + context
         following: Set[Key] = set()
         for path in sorted(index.paths):
             if is_test_path(path):
@@ -51,13 +79,17 @@ def find_per_request(index: ProjectIndex, read: Callable[[str], Optional[bytes]]
             data = read(path)
             if data is None or pattern.search(data) is None:
                 continue
-            if path not in parsed:
-                parsed[path] = _parse(path, data)
-            tree = parsed[path]
-            if tree is None:
-                continue
-            for caller, timing, reason, callee in _call_sites(tree, names, index, path):
-                target = _resolve(index, path, tree, callee)
+            digest = use.digest(data) if use is not None else ""
+            sites = use.get_calls(searched, digest) if use is not None else None
+            if sites is None:
+                if path not in files:
+                    files[path] = _File.of(path, data)
+                file = files[path]
+                sites = file.sites(_match_lines(pattern, data), names, index) if file is not None else []
+                if use is not None:
+                    use.put_calls(searched, digest, sites)
+            for caller, timing, reason, callee, binding in sites:
+                target = _target(index, path, callee, binding)
                 if target is None or target not in frontier:
                     continue
                 if timing == "once":
@@ -136,52 +168,139 @@ def _dotted(node: ast.AST) -> Optional[str]:
     return None
 
 
-def _call_sites(tree: ast.Module, names: Set[str], index: ProjectIndex, path: str) -> Iterable[Tuple[str, str, str, str]]:
-    """(enclosing function, its timing, why, callee name) of the calls of `names` inside the
-    module's functions and methods (calls at module level run once, at import)."""
-    endpoints = _registered_endpoints(tree)
+def _match_lines(pattern: "re.Pattern[bytes]", data: bytes) -> List[int]:
+    """The line numbers (1-based) of the matches of `pattern` in `data`."""
+    found: List[int] = []
+    line, position = 1, 0
+    for match in pattern.finditer(data):
+        line += data.count(b"\n", position, match.start())
+        position = match.start()
+        found.append(line)
+    return found
 
-    def visit(body: List[ast.stmt], class_name: Optional[str], bases: Tuple[str, ...]) -> Iterable[Tuple[str, str, str, str]]:
-        for statement in body:
+
+class _Function:
+    """What the search needs of one function or method, from one walk of it."""
+
+    def __init__(self, node: ast.AST, class_name: Optional[str], bases: Tuple[str, ...]) -> None:
+        self.node = node
+        self.class_name = class_name
+        self.bases = bases
+        self.name = getattr(node, "name", "")
+        self.qualified = f"{class_name}.{self.name}" if class_name else self.name
+        self.decorators, self.decorator_calls = _decorators(node)
+        self.calls: List[Tuple[str, ast.Call]] = []
+        disposed: Set[str] = set()
+        bound: List[Tuple[str, ast.Call]] = []
+        declared: Set[str] = set()
+        tests: List[ast.If] = []
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                func = sub.func
+                callee = func.id if isinstance(func, ast.Name) else None
+                if callee is None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                    callee = f"{func.value.id}.{func.attr}"  # `module.f(...)`, `name.dispose()`
+                if callee is not None:
+                    self.calls.append((callee, sub))
+                    if callee.endswith(".dispose"):
+                        disposed.add(callee.split(".")[0])
+            elif isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Call):
+                bound.extend((t.id, sub.value) for t in sub.targets if isinstance(t, ast.Name))
+            elif isinstance(sub, ast.Global):
+                declared.update(sub.names)
+            elif isinstance(sub, ast.If):
+                tests.append(sub)
+        # calls whose result is bound to a name the function disposes of: the pool ends here
+        # (Fixture: tests/fixtures/projects/per_request_across_modules)
+        self.disposed = {id(call) for name, call in bound if name in disposed}
+        self.guarded = _guarded(tests, declared)
+
+    def timing(self, index: ProjectIndex, endpoints: FrozenSet[str]) -> Tuple[str, str]:
+        timing, reason = definition_timing(
+            self.name, self.decorators, self.decorator_calls, self.class_name, self.bases,
+            index.depends_targets, endpoints, frozenset(), index.request_decorators,
+        )
+        if timing == "unknown" and self.guarded:
+            return "once", "it builds once and keeps the result"
+        return timing, reason
+
+
+class _File:
+    """One parsed module of the search: its functions by line, imports and endpoints, each
+    worked out once, and only for the functions that hold a match."""
+
+    def __init__(self, tree: ast.Module, data: bytes) -> None:
+        self.tree = tree
+        self.data = data
+        self.spans: List[Tuple[int, int, ast.AST, Optional[str], Tuple[str, ...]]] = []
+        for statement in tree.body:
             if isinstance(statement, ast.ClassDef):
-                class_bases = tuple(filter(None, (_dotted(b) for b in statement.bases)))
-                yield from visit(statement.body, statement.name, class_bases)
+                bases = tuple(filter(None, (_dotted(b) for b in statement.bases)))
+                for item in statement.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        self.spans.append((item.lineno, item.end_lineno or item.lineno, item, statement.name, bases))
             elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                decorators, with_arguments = _decorators(statement)
-                timing, reason = definition_timing(
-                    statement.name, decorators, with_arguments, class_name, bases,
-                    index.depends_targets, endpoints, frozenset(), index.request_decorators,
-                )
-                qualified = f"{class_name}.{statement.name}" if class_name else statement.name
-                if timing == "unknown" and _guarded(statement):
-                    timing, reason = "once", "it builds once and keeps the result"
-                disposed = _disposed_calls(statement)
-                for node in ast.walk(statement):
-                    if isinstance(node, ast.Call) and id(node) not in disposed:
-                        callee = node.func.id if isinstance(node.func, ast.Name) else None
-                        if callee is None and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
-                            callee = f"{node.func.value.id}.{node.func.attr}"  # `module.f(...)`
-                        if callee is not None and callee.rsplit(".", 1)[-1] in names:
-                            yield qualified, timing, reason, callee
+                self.spans.append((statement.lineno, statement.end_lineno or statement.lineno, statement, None, ()))
+        self.functions: Dict[int, _Function] = {}
+        self._imports: Optional[Dict[str, Tuple[str, int, str]]] = None
+        self._endpoints: Optional[FrozenSet[str]] = None
 
-    return visit(tree.body, None, ())
+    @staticmethod
+    def of(path: str, data: bytes) -> Optional["_File"]:
+        tree = _parse(path, data)
+        return _File(tree, data) if tree is not None else None
+
+    def sites(self, lines: List[int], names: Set[str], index: ProjectIndex) -> List[Site]:
+        """The call sites of `names` on `lines` whose callee the module binds."""
+        found = []
+        for caller, timing, reason, callee in self.call_sites(lines, names, index):
+            binding = self.binding(callee)
+            if binding is not None:
+                found.append((caller, timing, reason, callee, binding))
+        return found
+
+    def binding(self, callee: str) -> Optional[Binding]:
+        head, _, rest = callee.partition(".")
+        if not rest and _defines(self.tree, head):
+            return ("", LOCAL, "def" if _is_function(self.tree, head) else "class")
+        return self.imports.get(head)
+
+    def call_sites(self, lines: List[int], names: Set[str], index: ProjectIndex) -> Iterable[Tuple[str, str, str, str]]:
+        """(enclosing function, its timing, why, callee) of the calls of `names` on `lines`
+        (calls at module level run once, at import)."""
+        for start, end, node, class_name, bases in self.spans:
+            if not any(start <= line <= end for line in lines):
+                continue
+            function = self.functions.get(id(node))
+            if function is None:
+                function = self.functions[id(node)] = _Function(node, class_name, bases)
+            timing, reason = function.timing(index, self.endpoints)
+            for callee, call in function.calls:
+                if callee.rsplit(".", 1)[-1] in names and id(call) not in function.disposed:
+                    yield function.qualified, timing, reason, callee
+
+    @property
+    def endpoints(self) -> FrozenSet[str]:
+        if self._endpoints is None:
+            words = (b"add_url_rule", b"add_api_route", b"add_route", b"Route(", b"add_request_method", b"add_view")
+            self._endpoints = _registered_endpoints(self.tree) if any(w in self.data for w in words) else frozenset()
+        return self._endpoints
+
+    @property
+    def imports(self) -> Dict[str, Tuple[str, int, str]]:
+        if self._imports is None:
+            self._imports = _imports(self.tree)
+        return self._imports
 
 
-def _guarded(function: ast.AST) -> bool:
+def _guarded(tests: List[ast.If], declared: Set[str]) -> bool:
     """A getter that builds once and keeps what it built: `global X` with a test of X
     (`if X is None:`), `if key not in CACHE: CACHE[key] = ...`, or `if self._x is None:`
     (corpus review: mlflow's `_get_job_store`). As analysis.frameworks decides it in-module."""
-    declared: Set[str] = set()
-    for node in ast.walk(function):
-        if isinstance(node, ast.Global):
-            declared.update(node.names)
-    for node in ast.walk(function):
-        if not isinstance(node, ast.If):
-            continue
+    for node in tests:
         test = node.test
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            test = test.operand
-            subject = _dotted(test)
+            subject = _dotted(test.operand)
             if subject and (subject in declared or subject.startswith("self.")):
                 return True
         elif isinstance(test, ast.Compare) and len(test.ops) == 1:
@@ -194,28 +313,11 @@ def _guarded(function: ast.AST) -> bool:
                 container = _dotted(other)
                 if container and any(
                     isinstance(sub, ast.Assign) and any(isinstance(t, ast.Subscript) and _dotted(t.value) == container for t in sub.targets)
-                    for sub in ast.walk(node)
+                    for statement in node.body
+                    for sub in ast.walk(statement)
                 ):
                     return True
     return False
-
-
-def _disposed_calls(function: ast.AST) -> Set[int]:
-    """Calls whose result the function binds to a name and disposes of (`engine =
-    make_engine(url); ...; engine.dispose()`): the pool ends with the call, whatever runs it.
-    Fixture: tests/fixtures/projects/per_request_across_modules"""
-    disposed = {
-        node.func.value.id
-        for node in ast.walk(function)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "dispose" and isinstance(node.func.value, ast.Name)
-    }
-    if not disposed:
-        return set()
-    return {
-        id(node.value)
-        for node in ast.walk(function)
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(isinstance(t, ast.Name) and t.id in disposed for t in node.targets)
-    }
 
 
 def _registered_endpoints(tree: ast.Module) -> frozenset:
@@ -233,17 +335,13 @@ def _registered_endpoints(tree: ast.Module) -> frozenset:
     return frozenset(found)
 
 
-def _resolve(index: ProjectIndex, path: str, tree: ast.Module, callee: str) -> Optional[Key]:
+def _target(index: ProjectIndex, path: str, callee: str, binding: Binding) -> Optional[Key]:
     """The building function a call names: defined in this module, or imported from a
     module of the project (`from app.db import make_engine`, `db.make_engine(...)`)."""
     head, _, rest = callee.partition(".")
-    if not rest and _defines(tree, head):
-        return (path, head) if _is_function(tree, head) else (path, f"{head}.__init__")
-    imports = _imports(tree)
-    binding = imports.get(head)
-    if binding is None:
-        return None
     module, level, original = binding
+    if level == LOCAL:
+        return (path, head) if original == "def" else (path, f"{head}.__init__")
     if rest:
         module = f"{module}.{original}" if original else module
         target = index.path_of_module(path, module, level)
