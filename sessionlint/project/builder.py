@@ -324,7 +324,7 @@ def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest:
             warnings.simplefilter("ignore")
             tree = ast.parse(data, filename=path)
         accepted = content_key(data)
-        facts = scan_module(path, tree)
+        facts = scan_module(path, tree, may_release=b".remove" in data or b".close" in data or b".aclose" in data)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         facts = text_scan(path, data)
     # `_facts_of` copies these into the ModuleFacts that function summaries extend later.

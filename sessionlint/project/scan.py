@@ -58,7 +58,7 @@ def _top_level_statements(body: Iterable[ast.stmt]) -> Iterable[ast.stmt]:
             yield from _top_level_statements(statement.finalbody)
 
 
-def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
+def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> ModuleFacts:
     facts = ModuleFacts(path=path)
     builds: List[str] = []
     module_classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
@@ -115,7 +115,8 @@ def scan_module(path: str, tree: ast.Module) -> ModuleFacts:
     facts.star_imports = tuple(
         sorted({(s.module or "", s.level or 0) for s in _top_level_statements(tree.body) if isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names)})
     )
-    facts.released = _released(tree, facts)
+    # (`may_release`: the text has a `.remove`, `.close` or `.aclose`; without one, none)
+    facts.released = _released(tree, facts) if may_release else ()
     facts.builds = tuple(builds)
     return facts
 
@@ -157,47 +158,55 @@ def _may_close(cls: ast.ClassDef, classes: Optional[Mapping[str, ast.ClassDef]] 
     return False
 
 
-def _removed_by_name(function: ast.AST) -> List[str]:
-    """A teardown that removes registries named by strings: `for module, attr in [("db.auth",
-    "db_session"), ...]: getattr(importlib.import_module(module), attr).remove()` (corpus:
-    openalgo's fixed teardown). Each (module, name) pair of strings in the function is
-    written out as `@module:0:name`, as an import inside a function is."""
-    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
-    if not any(_terminal(c.func) == "getattr" for c in calls) or not any(
-        isinstance(c.func, ast.Attribute) and c.func.attr == "remove" and not c.args for c in calls
-    ):
-        return []
-    found: List[str] = []
-    for node in ast.walk(function):
-        if isinstance(node, ast.Tuple) and len(node.elts) == 2:
-            module, name = (e.value if isinstance(e, ast.Constant) else None for e in node.elts)
-            if isinstance(module, str) and isinstance(name, str) and module and name.isidentifier():
-                found.append(f"@{module}:0:{name}")
-    return found
+class _Released:
+    """What one function (its nested functions included) says of the sessions it closes:
+    the callees whose session it closes (`db = R()` then `db.close()`, or `with R() as
+    db:`; a registry whose thread session is closed after each use holds no connection,
+    corpus review: argilla's `get_sync_db`), and, for a teardown that removes registries
+    named by strings (`for module, attr in [("db.auth", "db_session"), ...]:
+    getattr(importlib.import_module(module), attr).remove()`, corpus: openalgo's fixed
+    teardown), each (module, name) pair of strings, written out as `@module:0:name` as an
+    import inside a function is."""
 
+    def __init__(self) -> None:
+        self.made: Dict[str, str] = {}
+        self.closed: List[str] = []
+        self.entered: List[str] = []
+        self.getattr = False
+        self.removes = False
+        self.pairs: List[str] = []
 
-def _closed_sessions_of(function: ast.AST) -> List[str]:
-    """The callees (`SyncSessionLocal`) whose session the function closes: `db = R()` then
-    `db.close()`, or `with R() as db:`. A registry whose thread session is closed after each
-    use holds no connection (corpus review: argilla's `get_sync_db`)."""
-    made: Dict[str, str] = {}
-    found: List[str] = []
-    for node in ast.walk(function):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and not node.value.args and len(node.targets) == 1:
-            target, callee = node.targets[0], _dotted(node.value.func)
-            if isinstance(target, ast.Name) and callee:
-                made[target.id] = callee
+    def see(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Assign):
+            if isinstance(node.value, ast.Call) and not node.value.args and len(node.targets) == 1:
+                target, callee = node.targets[0], _dotted(node.value.func)
+                if isinstance(target, ast.Name) and callee:
+                    self.made[target.id] = callee
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Call) and not item.context_expr.args:
                     callee = _dotted(item.context_expr.func)
                     if callee:
-                        found.append(callee)
-    for node in ast.walk(function):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("close", "aclose"):
-            if isinstance(node.func.value, ast.Name) and node.func.value.id in made:
-                found.append(made[node.func.value.id])
-    return found
+                        self.entered.append(callee)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in ("close", "aclose") and isinstance(func.value, ast.Name):
+                    self.closed.append(func.value.id)
+                elif func.attr == "remove" and not node.args:
+                    self.removes = True
+            if _terminal(func) == "getattr":
+                self.getattr = True
+        elif isinstance(node, ast.Tuple) and len(node.elts) == 2:
+            module, name = (e.value if isinstance(e, ast.Constant) else None for e in node.elts)
+            if isinstance(module, str) and isinstance(name, str) and module and name.isidentifier():
+                self.pairs.append(f"@{module}:0:{name}")
+
+    def receivers(self) -> List[str]:
+        return self.entered + [self.made[name] for name in self.closed if name in self.made]
+
+    def removed_by_name(self) -> List[str]:
+        return self.pairs if self.getattr and self.removes else []
 
 
 def _builds(function: ast.AST) -> bool:
@@ -219,7 +228,8 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
     """The module-level names (as written: `db_session`, `db.Session`) this module calls
     `.remove()` or `.close()` on with no arguments, or hands on as a callback
     (`app.teardown_appcontext(Session.remove)`); a loop over a literal of them (`for s in
-    (a, b): s.remove()`) releases each. What `ProjectIndex.released` resolves."""
+    (a, b): s.remove()`) releases each. What `ProjectIndex.released` resolves. One walk of
+    the module: each node is also seen by every function it is in (`_Released`)."""
     known: Set[str] = set(facts.imports)
     for statement in _top_level_statements(tree.body):
         if isinstance(statement, ast.Import):
@@ -229,12 +239,20 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
             known.update(t.id for t in targets if isinstance(t, ast.Name))
     loops: Dict[str, List[str]] = {}
     receivers: List[str] = []
-    dynamic: List[str] = []
-    for function in ast.walk(tree):
-        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            receivers.extend(_closed_sessions_of(function))
-            dynamic.extend(_removed_by_name(function))
-    for node in ast.walk(tree):
+    functions: List[_Released] = []
+    # imports inside functions (`from database.auth_db import db_session` in a teardown, to
+    # avoid an import cycle): written out as `@module:level:original`
+    local_imports: Dict[str, str] = {}
+    top = {id(statement) for statement in tree.body}
+    stack: List[Tuple[ast.AST, Tuple[_Released, ...]]] = [(child, ()) for child in reversed(tree.body)]
+    while stack:
+        node, within = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            record = _Released()
+            functions.append(record)
+            within = within + (record,)
+        for record in within:
+            record.see(node)
         if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
             loops.setdefault(node.target.id, []).extend(d for d in map(_dotted, node.iter.elts) if d)
         elif isinstance(node, ast.Call):
@@ -248,15 +266,15 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
                     receiver = _dotted(arg.value)
                     if receiver:
                         receivers.append(receiver)
-    # imports inside functions (`from database.auth_db import db_session` in a teardown, to
-    # avoid an import cycle): written out as `@module:level:original`
-    local_imports: Dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node not in tree.body:
+        elif isinstance(node, ast.ImportFrom) and id(node) not in top:
             for alias in node.names:
                 if alias.name != "*":
                     local_imports.setdefault(alias.asname or alias.name, f"@{node.module or ''}:{node.level or 0}:{alias.name}")
-    found: Set[str] = set(dynamic)
+        stack.extend((child, within) for child in ast.iter_child_nodes(node))
+    found: Set[str] = set()
+    for record in functions:
+        receivers.extend(record.receivers())
+        found.update(record.removed_by_name())
     for receiver in receivers:
         for name in loops.get(receiver, [receiver]):
             head, dot, rest = name.partition(".")
