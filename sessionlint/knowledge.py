@@ -33,6 +33,7 @@ class Origin(Enum):
     SESSION_CLASS = "SQLAlchemy's Session class"  # `Session(engine)`, `AsyncSession(engine)`
     SUBCLASS = "a project Session class"  # `class AppSession(Session)`
     FUNCTION = "a project function"  # returns a new session
+    ENGINE_GETTER = "a project function that returns an engine"  # `return ENGINE`: a shared one
     GENERATOR = "a project generator"  # yields a new session: `next(get_db())`
     CONVENTIONAL = "a conventional name"  # `SessionLocal` imported from elsewhere
     CONFIGURED = "the configuration"  # `session-factories`
@@ -122,6 +123,14 @@ ENGINE_BUILDERS: Mapping[str, bool] = {
 }
 # Engine names assumed when an origin cannot be resolved, in files that mention SQLAlchemy.
 CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset({"engine", "async_engine", "db_engine", "sql_engine", "sa_engine", "sync_engine"})
+# Calls that use an engine given to them and keep nothing of it: pandas' readers and
+# `DataFrame.to_sql`, `MetaData.create_all/drop_all/reflect`, `inspect`. An engine built in
+# a function and only lent to these is a pool per call unless disposed (real-bug corpus:
+# dask's `_read_sql_chunk`).
+# Of those, the ones that move data (a schema set up once with `create_all` is no sign of
+# a function that runs again and again: corpus review, manila's `register_models`).
+ENGINE_READERS: FrozenSet[str] = frozenset({"read_sql", "read_sql_query", "read_sql_table", "to_sql"})
+ENGINE_BORROWERS: FrozenSet[str] = ENGINE_READERS | {"create_all", "drop_all", "reflect", "inspect"}
 # Engine methods that check a connection out of the pool.
 CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
 # Names that, when their origin cannot be resolved (imported from outside the linted files,

@@ -34,9 +34,10 @@ STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
         b"async ",
         (b".",),
     ),
-    # commit()/flush() followed within a few lines by an `except`
+    # commit()/flush() and an `except` (the commit may be in a helper the `try` calls:
+    # astfilter.may_leave_failed_transaction decides)
     "commit": (
-        rb"\.(?:commit|flush)\s*\([^\n]*\n(?:[^\n]*\n){0,12}?[ \t]*except\b",
+        rb"(?m)^[ \t]*except\b",
         b"except",
         (b".commit", b".flush"),
     ),
@@ -45,10 +46,14 @@ STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
         b"engine",
         (b"engine",),
     ),
+    # (and a sessionmaker handed to a constructor: `self._Session = Session`, a parameter
+    # annotated `sessionmaker`; analysis.factories._maker_parameter)
     "maker": (
-        rb"\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\(",
+        rb"(?m)\b(?:sessionmaker|async_sessionmaker|scoped_session|async_scoped_session)\s*\("
+        rb"|\bself\.\w+\s*=\s*(?:Session|sessionmaker|session_class)[ \t]*(?:#|$)"
+        rb"|:\s*(?:async_)?sessionmaker\s*[,)=]",
         None,
-        (b"maker", b"scoped_session"),
+        (b"maker", b"scoped_session", b"Session", b"session_class"),
     ),
     "handoff": (
         rb"\b(?:add_task|BackgroundTask|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\(",

@@ -26,6 +26,7 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
     """Whether SL007 can have anything to say: some `try` calls `x.commit()`/`x.flush()` in
     its body and has a handler that catches database errors and neither starts with `raise`
     nor with a reset (`x.rollback()`, `x.close()`, ...) of the one receiver committed."""
+    helpers = _committing_helpers(tree)
     for node in ast.walk(tree):
         if not isinstance(node, _TRY_TYPES):
             continue
@@ -34,6 +35,8 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
             for sub in ast.walk(statement):
                 if type(sub) is ast.Call and type(sub.func) is ast.Attribute and sub.func.attr in FAILING_METHODS:
                     receivers.add(ast.dump(sub.func.value))
+                elif type(sub) is ast.Call and type(sub.func) is ast.Name and sub.func.id in helpers:
+                    receivers.add("")  # `_save(db, item)`: a helper of the module commits
         if not receivers:
             continue
         for handler in node.handlers:
@@ -54,6 +57,26 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
                 continue
             return True
     return False
+
+
+def _committing_helpers(tree: ast.AST) -> Set[str]:
+    """Module-level functions that call `commit()`/`flush()` on one of their parameters
+    (analysis.transactions.helper_commits decides exactly)."""
+    found: Set[str] = set()
+    for statement in getattr(tree, "body", ()):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = {a.arg for a in statement.args.posonlyargs + statement.args.args + statement.args.kwonlyargs}
+            for sub in ast.walk(statement):
+                if (
+                    type(sub) is ast.Call
+                    and type(sub.func) is ast.Attribute
+                    and sub.func.attr in FAILING_METHODS
+                    and type(sub.func.value) is ast.Name
+                    and sub.func.value.id in params
+                ):
+                    found.add(statement.name)
+                    break
+    return found
 
 
 def may_hand_session_over(tree: ast.AST) -> bool:

@@ -34,7 +34,7 @@ from sessionlint.analysis.parameters import (
     _is_session_dependency,
 )
 from sessionlint.analysis.settle import drop_finished_draws, joined_handoffs, keep_owned_locals, lost_in
-from sessionlint.analysis.transactions import find_missing_rollbacks, held_attributes, helper_resets
+from sessionlint.analysis.transactions import Committer, find_missing_rollbacks, held_attributes, helper_commits, helper_resets
 from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
@@ -43,6 +43,7 @@ from sessionlint.knowledge import (
     CONNECTION_METHODS,
     CONVENTIONAL_SESSION_NAMES,
     ENGINE_BUILDERS,
+    ENGINE_READERS,
     HANDOFF_SINKS,
     MAKER_BUILDERS,
     RETURNS_SELF,
@@ -66,6 +67,7 @@ class LifecycleCollector:
         self._module_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
         self._closers: Optional[Dict[str, Closer]] = None
         self._resets: Optional[Dict[str, FrozenSet[str]]] = None
+        self._commits: Optional[Dict[str, Committer]] = None
 
     def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
@@ -161,6 +163,7 @@ class LifecycleCollector:
                         _scope_body(node), facts.session_names, node if isinstance(node, cst.FunctionDef) else None, self.resolver.is_registry,
                         self._helper_resets(),
                         self._held_attributes(),
+                        self._helper_commits(),
                     )
                 except RecursionError:
                     facts.gave_up = True
@@ -247,6 +250,8 @@ class LifecycleCollector:
                     self._record(node, factory, ancestors, facts)
                 return
         callee = terminal_name(func) or ""
+        if type(func) is cst.Name and self.try_depth[-1] > 0 and callee in self._helper_commits():
+            facts.commits_in_try = True  # `_save(db, item)` in a `try`: the helper commits
         if callee == "get_bind" and ancestors and isinstance(ancestors[-1], cst.Assign):
             for target in ancestors[-1].targets:
                 if isinstance(target.target, cst.Name):
@@ -265,6 +270,12 @@ class LifecycleCollector:
             return
         if callee in HANDOFF_SINKS:
             facts.handoff_calls.append(node)
+        if callee in ENGINE_READERS:
+            # `pd.read_sql(query, engine)`, `df.to_sql(name, con=engine)`: the engine serves
+            # this scope. Fixture: SL004/engine_lent_to_readers.py
+            for arg in node.args:
+                if type(arg.value) is cst.Name and (arg.keyword is None or arg.keyword.value in ("con", "bind")):
+                    facts.engine_consumers.add(arg.value.value)
         if type(func) is cst.Attribute and type(func.value) is cst.Name and func.attr.value in ("connect", "begin", "raw_connection"):
             facts.engine_consumers.add(func.value.value)
         if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
@@ -321,6 +332,12 @@ class LifecycleCollector:
                 if resolved.is_async:
                     facts.async_names.add(bound_to)
             facts.engine_builds.append(EngineBuild(node, bound_to, True, via_factory=True))
+        elif resolved.kind is FactoryKind.ENGINE and resolved.origin is Origin.ENGINE_GETTER:
+            # `engine = db._get_engine()`: the project's shared engine; `engine.connect()`
+            # checks a connection out. Fixture: tests/fixtures/projects/engine_getter
+            parent = ancestors[-1] if ancestors else None
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+                facts.local_engines[parent.targets[0].target.value] = resolved
         elif resolved.kind is FactoryKind.MAKER:
             # `Session = get_session_maker(); session = Session()`: a project function that
             # returns a sessionmaker. Fixture: SL001/maker_from_project_function.py
@@ -336,6 +353,13 @@ class LifecycleCollector:
             module = self.scopes[0].node if self.scopes else None
             self._resets = helper_resets(module) if isinstance(module, cst.Module) else {}
         return self._resets
+
+    def _helper_commits(self) -> Dict[str, Committer]:
+        """What each function of the module commits of the sessions it is given, once."""
+        if self._commits is None:
+            module = self.scopes[0].node if self.scopes else None
+            self._commits = helper_commits(module) if isinstance(module, cst.Module) else {}
+        return self._commits
 
     def _held_attributes(self) -> FrozenSet[str]:
         """`self.<attr>` set by the class whose method the traversal is in."""

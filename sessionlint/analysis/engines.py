@@ -10,7 +10,7 @@ from sessionlint.analysis.collector import LifecycleCollector, _is_main_guard
 from sessionlint.analysis.facts import EngineBuild, ScopeFacts
 from sessionlint.analysis.frameworks import FrameworkCollector, Timing, is_test_code
 from sessionlint.analysis.tree import iter_children, mentions_name, terminal_name, walk
-from sessionlint.knowledge import is_test_path
+from sessionlint.knowledge import ENGINE_BORROWERS, is_test_path
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,13 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     """Whether the engine outlives the call, itself or through what was built on it (a
     sessionmaker, a session, a connection): returned, yielded, stored on an object or in a
     container, declared global, or passed to something other than a session/sessionmaker."""
-    consumers = {"Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session", "inspect"}
+    consumers = {"Session", "AsyncSession", "sessionmaker", "async_sessionmaker", "scoped_session"} | ENGINE_BORROWERS
     derived = {name}
-    assigns = [n for n in walk(function.body) if isinstance(n, cst.Assign)]
+    # (`df = pd.read_sql(q, engine)` binds a DataFrame, nothing built on the engine)
+    assigns = [
+        n for n in walk(function.body)
+        if isinstance(n, cst.Assign) and not (isinstance(n.value, cst.Call) and terminal_name(n.value.func) in ENGINE_BORROWERS - {"inspect"})
+    ]
     changed = True
     while changed:  # names built on the engine: SessionLocal = sessionmaker(bind=engine)
         changed = False

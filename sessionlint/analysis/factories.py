@@ -146,6 +146,16 @@ class Resolver:
                     targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
                     callee = terminal_name(small.value.func) if isinstance(small.value, cst.Call) else None
                     maker = builder_factory(callee or "") if callee in MAKER_BUILDERS else None
+                    given = _maker_parameter(method, small.value)
+                    if given is not None:
+                        # `self.__Session = Session`, the constructor's parameter of that name:
+                        # a sessionmaker handed in (real-bug corpus: codechecker's request
+                        # handler). Fixture: SL001/sessionmaker_given_to_constructor.py
+                        for target in targets:
+                            name = dotted_name(target) or ""
+                            if name.startswith("self.") and name not in ambiguous:
+                                self.self_makers[name] = given
+                        continue
                     if maker is None or maker.kind is not FactoryKind.SESSION:
                         # anything else bound to the same attribute (a scoped_session registry
                         # in another branch): what `self.X()` returns is not known
@@ -427,3 +437,27 @@ class Resolver:
             # (Pyramid's registry). Fixture: SL001/maker_on_application_object.py
             return Factory(FactoryKind.SESSION, attr.startswith("async"), Origin.CONVENTIONAL, attr)
         return None
+
+
+# Parameter names that stand for a sessionmaker handed to a constructor, besides the
+# conventional factory names the module resolves on its own (`session_factory` may be a
+# registry the module builds): `Session` is one only as a parameter, since a class takes
+# the factory, not SQLAlchemy's class, under that name.
+MAKER_PARAMETERS = frozenset({"Session", "sessionmaker", "session_class"})
+
+
+def _maker_parameter(method: cst.FunctionDef, value: cst.BaseExpression) -> Optional[Factory]:
+    """The sessionmaker `value` is, when it is a parameter of `__init__` named as one (or
+    annotated `sessionmaker`/`async_sessionmaker`) and not a scoped_session registry."""
+    if method.name.value != "__init__" or not isinstance(value, cst.Name):
+        return None
+    for param in (*method.params.params, *method.params.kwonly_params):
+        if param.name.value != value.value:
+            continue
+        annotation = terminal_name(param.annotation.annotation) if param.annotation is not None else None
+        if annotation in ("scoped_session", "async_scoped_session"):
+            return None
+        if annotation in ("sessionmaker", "async_sessionmaker") or (annotation is None and value.value in MAKER_PARAMETERS):
+            is_async = annotation == "async_sessionmaker" or "async" in value.value.lower()
+            return Factory(FactoryKind.SESSION, is_async, Origin.CONVENTIONAL, value.value)
+    return None

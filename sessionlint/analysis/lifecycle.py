@@ -106,8 +106,19 @@ def build_lives(
     lazy = frozenset(i for i, c in enumerate(facts.creations) if not c.is_connection and c.factory.origin is not Origin.FUNCTION)
     assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None
 
+    # `if self._registry is not None: self._registry.remove()`: a session the object's
+    # registry made exists only when the registry does (keylime's session_context)
+    self_registries = frozenset(
+        receiver
+        for node in walk(facts.node)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "remove"
+        for receiver in [dotted_name(node.func.value) or ""]
+        if receiver.startswith("self.")
+    ) if SELF_REGISTRY in registries else frozenset()
+
     def interpret(name: str, assume: Dict[int, FrozenSet[Tuple[str, bool]]]) -> Tuple[Dict[int, List[Leak]], List[UseAfterClose]]:
-        transfer = SessionTransfer(name, events, scanner.raising, lazy, assume)
+        guards = self_registries if name in registries.get(SELF_REGISTRY, ()) else frozenset()
+        transfer = SessionTransfer(name, events, scanner.raising, lazy, assume, guards)
         interpreter = Interpreter(transfer)
         if isinstance(facts.node, cst.Module):
             exits = interpreter.run_module(facts.node, _UNBOUND_STATE)
@@ -262,8 +273,11 @@ class SessionTransfer(Transfer):
         raising: Set[int],
         lazy: FrozenSet[int] = frozenset(),
         assumptions: Optional[Dict[int, FrozenSet[Tuple[str, bool]]]] = None,
+        guards: FrozenSet[str] = frozenset(),
     ) -> None:
         self.name = name
+        # attributes (`self._registry`) whose absence means the name holds no session
+        self.guards = guards
         # creation index -> flags (never reassigned in the function) and their values on
         # every path to that creation
         self.assumptions = assumptions or {}
@@ -374,6 +388,9 @@ class SessionTransfer(Transfer):
         branch cannot run with the name in any state it may hold (unreachable)."""
         positive = _presence_test(test, self.name)
         if positive is None:
+            guarded = next((p for p in (_presence_test(test, g) for g in self.guards) if p is not None), None)
+            if guarded is not None and guarded != truthy:
+                return frozenset(t for t in state if t[0] == UNBOUND)  # the registry is None
             return self._refine_by_flag(test, state, truthy)
         present = positive if truthy else not positive
         return frozenset(t for t in state if (t[0] != UNBOUND) == present)
@@ -405,7 +422,7 @@ class SessionTransfer(Transfer):
 def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
     """True if `test` is true exactly when `name` holds a session, False if exactly when it
     does not, None if it says nothing about it."""
-    if isinstance(test, cst.Name) and test.value == name:
+    if isinstance(test, (cst.Name, cst.Attribute)) and dotted_name(test) == name:
         return True
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = _presence_test(test.expression, name)
@@ -415,8 +432,8 @@ def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
         target = test.comparisons[0]
         right = target.comparator
         if (
-            isinstance(left, cst.Name)
-            and left.value == name
+            isinstance(left, (cst.Name, cst.Attribute))
+            and dotted_name(left) == name
             and isinstance(right, cst.Name)
             and right.value == "None"
         ):

@@ -49,9 +49,12 @@ def lost_in(call: cst.Call, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts)
         first = targets[0]
         if not isinstance(first, cst.Name) or len(targets) != 1:
             return None  # stored on an object or in a container: its owner's to close
-        if callee:
+        if callee and may_own:
             facts.lost_locals[len(facts.creations)] = first.value
-        return callee or None  # a local: lost unless the scope closes or keeps it (`keep_owned_locals`)
+        # a local: lost unless the scope closes or keeps it (`keep_owned_locals`), and what a
+        # plain function returns (`result = dialect.has_schema(engine.connect(), name)`) is
+        # a value that keeps nothing, returned or not
+        return callee or None
     if isinstance(parent, cst.Expr) or isinstance(parent, (cst.If, cst.While, cst.Comparison, cst.BooleanOperation, cst.UnaryOperation)):
         return callee or None
     return None

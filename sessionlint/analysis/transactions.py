@@ -8,7 +8,7 @@ https://docs.sqlalchemy.org/en/20/errors.html#error-7s2a
 
 import types
 from dataclasses import dataclass
-from typing import AbstractSet, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Union
+from typing import AbstractSet, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
@@ -31,6 +31,11 @@ from sessionlint.analysis.tree import (
 CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})
 
 
+# A function of the module that commits or flushes a session it is given, and does not roll
+# it back: (its parameters it does so to, as (position, name); what it calls on them)
+Committer = Tuple[Tuple[Tuple[int, str], ...], str]
+
+
 @dataclass(frozen=True)
 class MissingRollback:
     handler: Union[cst.ExceptHandler, cst.ExceptStarHandler]
@@ -41,10 +46,15 @@ class MissingRollback:
     # no use follows in the function, but the session outlives it: "attribute"
     # (`self.session`), "module" (a module-level session)
     outlives: str = ""
+    # the function of the module that commits the session it is given (`_save(db, item)`),
+    # when the failing call is one: (its name, what it calls on the session)
+    via: Optional[Tuple[str, str]] = None
 
     @property
     def method(self) -> str:
         """`commit` or `flush`: what failed."""
+        if self.via is not None:
+            return self.via[1]
         func = self.failing_call.func
         return func.attr.value if isinstance(func, cst.Attribute) else ""
 
@@ -63,6 +73,7 @@ def find_missing_rollbacks(
     is_registry: Callable[[str], bool] = lambda name: False,
     helpers: Optional[Mapping[str, FrozenSet[str]]] = None,
     held: AbstractSet[str] = frozenset(),
+    committers: Optional[Mapping[str, Committer]] = None,
 ) -> List[MissingRollback]:
     """In a function (`function`), a handler that swallows the failure of a session that
     outlives it (see `MissingRollback.outlives`) leaves it unusable for whoever uses it next,
@@ -71,7 +82,7 @@ def find_missing_rollbacks(
     handler calling `self._handle_error(e)` which does `self.session.rollback()` resets."""
     found: List[MissingRollback] = []
     outliving = _Outliving(function, is_registry, held) if function is not None else None
-    _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {})
+    _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {}, committers or {})
     return found
 
 
@@ -156,15 +167,16 @@ def _visit_block(
     savepoints: Dict[str, str],
     outliving: Optional[_Outliving],
     helpers: Mapping[str, FrozenSet[str]],
+    committers: Mapping[str, Committer],
 ) -> None:
     for index, statement in enumerate(statements):
         if isinstance(statement, SCOPE_TYPES):
             continue
         if isinstance(statement, (cst.Try, cst.TryStar)):
-            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints, outliving, helpers)
+            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints, outliving, helpers, committers)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
         for block in nested_blocks(statement):
-            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers)
+            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers, committers)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:
@@ -230,13 +242,19 @@ def _check_try(
     savepoints: Dict[str, str],
     outliving: Optional[_Outliving],
     helpers: Mapping[str, FrozenSet[str]],
+    committers: Mapping[str, Committer],
 ) -> None:
     body = suite_statements(node.body)
     failing: Dict[str, cst.Call] = {}
+    vias: Dict[str, Tuple[str, str]] = {}
     savepoint: Set[str] = set()
     for call in _calls(_reachable_by_handlers(body)):
         pair = _receiver_and_method(call)
         if pair is None:
+            committed = _committed_by_helper(call, committers, known)
+            if committed is not None and committed[0] not in failing:
+                failing[committed[0]] = call
+                vias[committed[0]] = committed[1]
             continue
         key, method = pair
         if method in FAILING_METHODS and is_session_key(key, known):
@@ -259,6 +277,12 @@ def _check_try(
             next_iteration = False
             # A use in the handler itself, before any `raise` on its way
             use = _first_use(before_raise, key, savepoints, helpers)
+            if use is None and node.finalbody is not None and not _resets(before_raise, key, savepoints, helpers):
+                if not any(isinstance(n, cst.Raise) for n in walk(handler.body, enter_scopes=False)):
+                    # the handler swallows the failure and the `finally` runs next, on the
+                    # same session (real-bug corpus: codechecker's db_cleanup). Fixture:
+                    # SL007/finally_uses_session_after_swallowed_commit.py
+                    use = _first_use(suite_statements(node.finalbody.body), key, savepoints, helpers)
             if use is None and not _resets(before_raise, key, savepoints, helpers):
                 ends = _ending(handler_body)
                 if falls_through and ends is None:
@@ -268,7 +292,7 @@ def _check_try(
                     use = _first_use([loops[-1]], key, savepoints, helpers)
                     next_iteration = use is not None
             if use is not None:
-                found.append(MissingRollback(handler, key, failing_call, use, next_iteration))
+                found.append(MissingRollback(handler, key, failing_call, use, next_iteration, via=vias.get(key)))
             elif (
                 outliving is not None
                 and outliving.get(key)
@@ -279,7 +303,7 @@ def _check_try(
                 # Nothing here uses it again, but the session outlives the function: its next
                 # user (the caller, the request's later code, the next request) gets
                 # PendingRollbackError.
-                found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key)))
+                found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key), vias.get(key)))
 
 
 def _reachable_by_handlers(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
@@ -446,6 +470,51 @@ def held_attributes(cls: cst.ClassDef, module: Optional[cst.Module] = None, dept
                 if dotted is not None and dotted.startswith("self.") and dotted.count(".") == 1:
                     found.add(dotted[5:])
     return frozenset(found)
+
+
+def helper_commits(module: cst.Module) -> Dict[str, Committer]:
+    """The module-level functions that commit (or flush) a session parameter without rolling
+    it back themselves: a call of one in a `try` fails the way the commit would
+    (real-bug corpus: the bulk-action loop of remnawave-bedolaga's admin routes). Fixture:
+    SL007/helper_commits_the_session.py"""
+    found: Dict[str, Committer] = {}
+    for statement in module.body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        params = statement.params
+        positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+        names = set(positional) | {p.name.value for p in params.kwonly_params}
+        committed: Dict[str, str] = {}
+        reset: Set[str] = set()
+        for call in _calls([statement.body]):
+            pair = _receiver_and_method(call)
+            if pair is None or pair[0] not in names:
+                continue
+            if pair[1] in FAILING_METHODS:
+                committed.setdefault(pair[0], pair[1])
+            elif pair[1] in RESETTING_METHODS:
+                reset.add(pair[0])
+        kept = {name: method for name, method in committed.items() if name not in reset}
+        if kept:
+            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+            found[statement.name.value] = (where, "commit" if "commit" in kept.values() else "flush")
+    return found
+
+
+def _committed_by_helper(call: cst.Call, committers: Mapping[str, Committer], known: Set[str]) -> Optional[Tuple[str, Tuple[str, str]]]:
+    """The session key a call of a committing helper commits, and (helper, method)."""
+    if not committers or not isinstance(call.func, cst.Name) or call.func.value not in committers:
+        return None
+    where, method = committers[call.func.value]
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for position, name in where:
+        arg = next((a for a in call.args if a.keyword is not None and a.keyword.value == name), None)
+        if arg is None and 0 <= position < len(positional):
+            arg = positional[position]
+        key = dotted_name(arg.value) if arg is not None else None
+        if key and is_session_key(key, known):
+            return key, (call.func.value, method)
+    return None
 
 
 def helper_resets(module: cst.Module) -> Dict[str, FrozenSet[str]]:

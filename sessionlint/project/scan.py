@@ -347,6 +347,9 @@ NEW_SESSION = "!session"
 NEW_MAKER = "!maker"
 NEW_ENGINE = "!engine"  # a pooled engine built by the function (`return create_engine(url)`)
 NEW_ASYNC_ENGINE = "!async-engine"
+# A summary's callee written `=NAME`: the function returns the module-level (or imported)
+# name NAME as it is (`def _get_engine(): return __ENGINE`), a getter of what NAME holds
+GLOBAL = "="
 
 
 @dataclass
@@ -406,7 +409,13 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
     yields: List[ast.expr] = []
     registered: Set[str] = set()
     generator = False
+    # names the function binds (its parameters, assignments, loops, imports): not globals
+    local: Set[str] = {a.arg for a in function.args.args + function.args.kwonlyargs + function.args.posonlyargs}
     for node in _walk_own_scope(function):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            local.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            local.update((a.asname or a.name).split(".")[0] for a in node.names)
         if isinstance(node, ast.Assign):
             value = _unwrap(node.value)
             if isinstance(value, ast.Call):
@@ -470,12 +479,14 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
             elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered and value.id not in declared:
                 # (a `global` it returns is built once and kept: not a fresh object)
                 out.append((assigned[value.id], is_async_def))
+            elif isinstance(value, ast.Name) and (value.id not in local or value.id in declared):
+                out.append((GLOBAL + value.id, is_async_def))
         return tuple(out)
 
     decorated = bool(function.decorator_list) and not all(_is_plain_decorator(d) for d in function.decorator_list)
     if generator:
         if not function.decorator_list:  # a @contextmanager helper is entered with `with`
-            found.yielded = tuple(item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE))
+            found.yielded = tuple(item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE) and not item[0].startswith(GLOBAL))
     elif returns and not decorated:
         found.returned = fresh(returns)
     return found
@@ -583,6 +594,13 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
         return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
     if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
         return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
+    if callee.startswith(GLOBAL):
+        # a getter of a shared engine: what it returns checks connections out of one pool.
+        # Fixture: tests/fixtures/projects/engine_getter
+        held = _resolve_in_module(index, facts, callee[len(GLOBAL):])
+        if held is not None and held.kind is FactoryKind.ENGINE and held.origin is not Origin.FUNCTION:
+            return Factory(FactoryKind.ENGINE, held.is_async, Origin.ENGINE_GETTER, function)
+        return None
     factory = facts.factories.get(callee) if "." in callee and callee.split(".")[0] in _classes_of(facts) else None
     if factory is None and callee.count(".") == 1:
         # `SessionManager().make_session(engine)` with the class imported from a project

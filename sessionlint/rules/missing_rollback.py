@@ -117,7 +117,7 @@ class MissingRollback(ScopeRule):
                 whose = {"attribute": "it lives on the object", "module": "a module-level session"}[missing.outlives]
                 self.report(
                     missing.handler,
-                    f"`except` swallows a failed `{missing.session}.{method}()` without `rollback()`; "
+                    f"`except` swallows a failed `{missing.session}.{method}()`{_via(missing)} without `rollback()`; "
                     f"`{missing.session}` outlives this function ({whose}), and its next use raises "
                     f"PendingRollbackError",
                     help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
@@ -128,12 +128,17 @@ class MissingRollback(ScopeRule):
             where = "in the next loop iteration at line {use}" if missing.in_next_iteration else "at line {use}"
             self.report(
                 missing.handler,
-                f"`except` swallows a failed `{missing.session}.{method}()` without `rollback()`, "
+                f"`except` swallows a failed `{missing.session}.{method}()`{_via(missing)} without `rollback()`, "
                 f"and `{missing.session}` is used again {where}",
                 help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
                 refs={"use": missing.next_use},
                 fix=_rollback_fix(facts, missing),
             )
+
+
+def _via(missing) -> str:
+    """` (in `_save()`)`: the helper of the module that commits the session."""
+    return f" (in `{missing.via[0]}()`)" if missing.via is not None else ""
 
 
 def _rollback_fix(facts: ScopeFacts, missing) -> Optional[FixPlan]:
