@@ -232,6 +232,10 @@ STORING_CALLEES: FrozenSet[str] = frozenset(
     }
 )
 # Builtins that only look at what they are given.
+# SQLAlchemy classes that keep a connection they are given as their bind and never close it
+# (`MetaData(connection)`, `Table(name, metadata, autoload_with=connection)`): they borrow.
+# Real-bug corpus: agate-sql's from_sql.
+BORROWING_CLASSES: FrozenSet[str] = frozenset({"MetaData", "Table", "Inspector"})
 INSPECTING_CALLEES: FrozenSet[str] = frozenset({"isinstance", "id", "repr", "str", "print", "type", "hasattr", "getattr", "bool", "len"})
 # Calls that take a coroutine and await it (or schedule it): passing one there is fine.
 AWAITING_CALLEES: FrozenSet[str] = frozenset(

@@ -245,6 +245,8 @@ class LifecycleCollector:
                 if type(receiver) is cst.Name and any(receiver.value in scope.borrowed_names for scope in self.scopes):
                     return  # `engine = op.get_bind()`: Alembic's connection, not an engine (corpus review)
                 engine = self.resolver.engine_of(receiver, self._local_engines())
+                if engine is None and type(receiver) is cst.Name:
+                    engine = _checked_engine(receiver.value, node, ancestors)
                 if engine is not None:
                     factory = Factory(FactoryKind.CONNECTION, engine.is_async, Origin.ENGINE_CONNECT, method)
                     self._record(node, factory, ancestors, facts)
@@ -321,6 +323,10 @@ class LifecycleCollector:
         if resolved.kind is FactoryKind.SESSION:
             self._record(node, resolved, ancestors, facts)
             self._note_engine_consumer(node, facts)
+        elif resolved.kind is FactoryKind.CONNECTION:
+            # `connection = get_connection(url)`: a project function that checks a new
+            # connection out. Fixture: tests/fixtures/projects/connection_helpers
+            self._record(node, resolved, ancestors, facts)
         elif resolved.kind is FactoryKind.ENGINE and resolved.origin is Origin.FUNCTION:
             # `engine = make_engine(url)`: a project function that builds a new pool on
             # every call. Fixture: SL004/engine_from_project_factory.py
@@ -458,8 +464,11 @@ class LifecycleCollector:
         )
         parent = ancestors[-1] if ancestors else None
         name = None
-        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
-            name = parent.targets[0].target.value
+        target = parent.targets[0].target if isinstance(parent, cst.Assign) and len(parent.targets) == 1 else None
+        if isinstance(parent, cst.AnnAssign):
+            target = parent.target  # `engine: Engine = create_engine(url)` (jetbase)
+        if isinstance(target, cst.Name):
+            name = target.value
             facts.local_engines[name] = builder
             if builder.is_async:
                 facts.async_names.add(name)
@@ -585,3 +594,29 @@ def classify_holding(
         if terminal_name(grandparent.func) in CLOSING_WRAPPERS:
             return Holding.MANAGED, None, None
     return Holding.PASSED, None, None
+
+
+def _checked_engine(name: str, call: cst.Call, ancestors: Sequence[cst.CSTNode]) -> Optional[Factory]:
+    """`if isinstance(db, Engine): connection = db.connect()`: inside the branch the test
+    holds, `db` is an Engine (real-bug corpus: records-mover's table source, handed an
+    Engine or a Connection). Fixture: SL010/connection_of_checked_engine.py"""
+    child: cst.CSTNode = call
+    for ancestor in reversed(ancestors):
+        if isinstance(ancestor, cst.If) and child is ancestor.body:
+            test = ancestor.test
+            if (
+                isinstance(test, cst.Call)
+                and terminal_name(test.func) == "isinstance"
+                and len(test.args) == 2
+                and isinstance(test.args[0].value, cst.Name)
+                and test.args[0].value.value == name
+            ):
+                kinds = test.args[1].value
+                named = [terminal_name(e.value) for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [terminal_name(kinds)]
+                if named and all(n in ("Engine", "AsyncEngine") for n in named):
+                    is_async = all(n == "AsyncEngine" for n in named)
+                    return Factory(FactoryKind.ENGINE, is_async, Origin.CONVENTIONAL, name)
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            break
+        child = ancestor
+    return None

@@ -84,12 +84,33 @@ def _pool_per_call(facts: ScopeFacts, build: EngineBuild, module: cst.Module, pa
     info = facts.info
     if info is None or is_test_code(path, info.name, info.decorators):
         return False
-    if info.name == "__init__":
+    if info.name == "__init__" or _called_only_from_init(module, info.name):
         return False  # objects own their engine for their lifetime (often built once)
     assert isinstance(facts.node, cst.FunctionDef)
     if _engine_escapes(facts.node, name, _in_loop(facts.node, build.call)):
         return False
     return not _one_shot_helper(module, info.name)
+
+
+def _called_only_from_init(module: cst.Module, name: str) -> bool:
+    """A method the module calls as `self.<name>()` in `__init__` (or the `__post_init__`
+    it calls) only (`self._conn = self.connect()`): it runs once per object, as `__init__`
+    does (corpus review: langchain-community's Lantern store). Fixture:
+    SL004/engine_owned_by_object.py"""
+    callers: List[str] = []
+    for method in walk(module):
+        if not isinstance(method, cst.FunctionDef):
+            continue
+        for node in walk(method.body):
+            if (
+                isinstance(node, cst.Call)
+                and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value == name
+                and isinstance(node.func.value, cst.Name)
+                and node.func.value.value == "self"
+            ):
+                callers.append(method.name.value)
+    return bool(callers) and all(caller in ("__init__", "__post_init__") for caller in callers)
 
 
 def _in_loop(function: cst.FunctionDef, call: cst.Call) -> bool:
@@ -137,12 +158,25 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     def mentions_derived(node: cst.CSTNode) -> bool:
         return any(mentions_name(node, d) for d in derived)
 
+    # A connection checked out of the engine and handed back (`return engine.connect()`,
+    # `with engine.begin() as conn: yield conn`) leaves the engine behind: the caller closes
+    # the connection, and nothing disposes the pool it returns to (real-bug corpus: agate-
+    # sql's get_connection, jetbase's get_db_connection). Fixture: SL004/engine_lent_by_generator.py
+    connections = _connections_of(function, name)
+
+    def a_connection(value: cst.BaseExpression) -> bool:
+        if isinstance(value, cst.Name):
+            return value.value in connections
+        return isinstance(value, cst.Call) and _connects(value, name)
+
     for node in walk(function.body):
         if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
             return True
-        if isinstance(node, cst.Return) and node.value is not None:
+        if isinstance(node, cst.Return) and node.value is not None and not a_connection(node.value):
             if mentions_derived(node.value) or _hands_on(node.value, lent - derived):
                 return True
+        if isinstance(node, cst.Yield) and node.value is not None and isinstance(node.value, cst.BaseExpression) and a_connection(node.value):
+            continue
         if isinstance(node, cst.Yield) and node.value is not None and not in_loop and any(mentions_name(node.value, d) for d in lent):
             # (built in a loop, each item gets a pool of its own that nothing disposes)
             return True
@@ -155,6 +189,30 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
                     if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
                         return True
     return False
+
+
+def _connects(call: cst.Call, engine: str) -> bool:
+    """`engine.connect()`, `engine.raw_connection()`, `engine.begin()`."""
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value in ("connect", "raw_connection", "begin")
+        and isinstance(func.value, cst.Name)
+        and func.value.value == engine
+    )
+
+
+def _connections_of(function: cst.FunctionDef, engine: str) -> Set[str]:
+    """Names bound to a connection of `engine`: `conn = engine.connect()`, `with
+    engine.begin() as conn:`."""
+    found: Set[str] = set()
+    for node in walk(function.body):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and _connects(node.value, engine):
+            found.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+        elif isinstance(node, cst.WithItem) and isinstance(node.item, cst.Call) and _connects(node.item, engine):
+            if node.asname is not None and isinstance(node.asname.name, cst.Name):
+                found.add(node.asname.name.value)
+    return found
 
 
 def _hands_on(node: cst.CSTNode, names: Set[str]) -> bool:

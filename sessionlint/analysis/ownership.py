@@ -20,6 +20,7 @@ from sessionlint.analysis.tree import (
     walk,
 )
 from sessionlint.knowledge import (
+    BORROWING_CLASSES,
     CLOSING_METHODS,
     CLOSING_WRAPPERS,
     INSPECTING_CALLEES,
@@ -105,6 +106,8 @@ class CalleeOracle:
             return ArgumentEffect.CLOSES if closes else ArgumentEffect.BORROWS
         if callee in CLOSING_WRAPPERS:
             return ArgumentEffect.CLOSES
+        if callee in BORROWING_CLASSES:
+            return ArgumentEffect.BORROWS
         if callee.lstrip("_")[:1].isupper() and self.holder_closes is not None and id(call) not in self.kept_calls:
             # A project class that never closes what it holds (a repository, a service),
             # built and dropped here: it borrows the session. Fixture:

@@ -347,6 +347,10 @@ NEW_SESSION = "!session"
 NEW_MAKER = "!maker"
 NEW_ENGINE = "!engine"  # a pooled engine built by the function (`return create_engine(url)`)
 NEW_ASYNC_ENGINE = "!async-engine"
+# A connection checked out of an engine the function built itself (`engine =
+# create_engine(url); return engine.connect()`) or of a module-level engine
+NEW_CONNECTION = "!connection"
+CONNECTION_CALLS = ("connect", "raw_connection")
 # A summary's callee written `=NAME`: the function returns the module-level (or imported)
 # name NAME as it is (`def _get_engine(): return __ENGINE`), a getter of what NAME holds
 GLOBAL = "="
@@ -466,6 +470,15 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
             for target in assign.targets:
                 if isinstance(target, ast.Name):
                     assigned[target.id] = assigned_callee
+    # `engine = create_engine(url)` ... `connection = engine.connect()`: a new connection
+    # (real-bug corpus: agate-sql's get_connection). Fixture: tests/fixtures/projects/connection_helpers
+    engines_built = {name for name, callee in assigned.items() if callee == NEW_ENGINE}
+
+    def connection_of(callee: str) -> str:
+        head, _, method = callee.rpartition(".")
+        return NEW_CONNECTION if head in engines_built and method in CONNECTION_CALLS else callee
+
+    assigned = {name: connection_of(callee) for name, callee in assigned.items()}
     is_async_def = isinstance(function, ast.AsyncFunctionDef)
 
     def fresh(values: Sequence[ast.expr]) -> Tuple[Tuple[str, bool], ...]:
@@ -475,7 +488,7 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
             if isinstance(value, ast.Call):
                 callee = _callee_of(value, makers, class_name)
                 if callee:
-                    out.append((callee, is_async_def))
+                    out.append((connection_of(callee), is_async_def))
             elif isinstance(value, ast.Name) and value.id in assigned and value.id not in registered and value.id not in declared:
                 # (a `global` it returns is built once and kept: not a fresh object)
                 out.append((assigned[value.id], is_async_def))
@@ -486,7 +499,9 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
     decorated = bool(function.decorator_list) and not all(_is_plain_decorator(d) for d in function.decorator_list)
     if generator:
         if not function.decorator_list:  # a @contextmanager helper is entered with `with`
-            found.yielded = tuple(item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE) and not item[0].startswith(GLOBAL))
+            found.yielded = tuple(
+                item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
+            )
     elif returns and not decorated:
         found.returned = fresh(returns)
     return found
@@ -594,6 +609,15 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
         return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
     if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
         return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
+    if callee == NEW_CONNECTION:
+        return Factory(FactoryKind.CONNECTION, False, Origin.FUNCTION, function)
+    head, _, method = callee.rpartition(".")
+    if method in CONNECTION_CALLS and head and "." not in head:
+        # `return engine.connect()` on a module-level (or imported) engine
+        engine = _resolve_in_module(index, facts, head)
+        if engine is not None and engine.kind is FactoryKind.ENGINE and not engine.is_async:
+            return Factory(FactoryKind.CONNECTION, False, Origin.FUNCTION, function)
+        return None
     if callee.startswith(GLOBAL):
         # a getter of a shared engine: what it returns checks connections out of one pool.
         # Fixture: tests/fixtures/projects/engine_getter
