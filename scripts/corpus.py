@@ -8,6 +8,7 @@ and plant known bugs to measure recall.
     python scripts/corpus.py fuzz             # token-level edits of real files: no crash
     python scripts/corpus.py report           # write corpus/RESULTS.md from the last run
     python scripts/corpus.py bugs             # recall on corpus/bugs.toml (real, fixed bugs)
+    python scripts/corpus.py fresh            # findings on projects never tuned on (corpus/fresh.toml)
 
 The cache lives outside the repository: $SESSIONLINT_CORPUS_CACHE or ~/.cache/sessionlint-corpus.
 Nothing downloaded is committed; reviews keep only project, path, line, code and a reason.
@@ -449,11 +450,12 @@ def report() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "fuzz", "report", "bugs", "all"])
+    parser.add_argument("command", choices=["fetch", "run", "check", "mutate", "fuzz", "report", "bugs", "fresh", "all"])
     parser.add_argument("--mirrors", help="bugs: the folder of bare repository snapshots (<owner>+<name>/repo); default $SESSIONLINT_MIRRORS or ../.mirror")
     parser.add_argument("--repos", nargs="*", default=(), help="bugs: only these repositories (owner/name)")
-    parser.add_argument("--write", action="store_true", help="bugs: put the tables into corpus/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="bugs, fresh: put the tables into corpus/RESULTS.md")
     parser.add_argument("--misses", help="bugs: write every missed or flagged row to this file")
+    parser.add_argument("--unreviewed", help="fresh: write the findings without a verdict to this file")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--edits", type=int, default=20, help="fuzz: mutants per file")
     parser.add_argument("--only", nargs="*", help="project names")
@@ -481,6 +483,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import bugs
 
         return bugs.run(cache_dir(), args.mirrors, args.repos, args.write, args.misses, args.verbose)
+    if args.command == "fresh":
+        import fresh
+
+        return fresh.run(cache_dir(), args.mirrors, args.write, args.unreviewed)
     return 0
 
 

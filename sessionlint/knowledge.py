@@ -289,7 +289,11 @@ PER_ITEM_METHODS: Mapping[str, str] = {
 }
 # Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
 # app.add_url_rule(rule, view_func=...).
-ENDPOINT_REGISTRARS: FrozenSet[str] = frozenset({"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route"})
+# (`config.add_request_method(f, "db", reify=True)`: Pyramid calls f once per request that
+# reads `request.db`; real-bug corpus: bodhi's get_db_session_for_request)
+ENDPOINT_REGISTRARS: FrozenSet[str] = frozenset(
+    {"Route", "WebSocketRoute", "add_api_route", "add_url_rule", "add_route", "add_websocket_route", "add_request_method"}
+)
 APP_FACTORY_NAMES = re.compile(r"^(create|make|build|get)_(app|application|api)$|^app_factory$")
 # Words of event names that fire once, at start-up.
 START_UP_EVENTS: Tuple[str, ...] = ("startup", "configure", "setup")
@@ -360,4 +364,18 @@ def definition_timing(
 MANAGER_DECORATORS: FrozenSet[str] = frozenset({"contextmanager", "asynccontextmanager"})
 # Functions named for keeping what they are given: `set_scope_state(scope, key, session)`,
 # `store_session(...)`, `register_session(...)`. Fixture: SL001/session_stored_by_setter.py
+# A setter counts as one when its name says where the value goes (a session, a state, a
+# scope, a registry...) or a string key names it: `set_maintenance_windows_trace(alert,
+# window, session)` only uses the session (real-bug corpus: keep's recover_strategy).
 STORING_PREFIXES: Tuple[str, ...] = ("set_", "store_", "register_")
+STORING_NOUNS: Tuple[str, ...] = (
+    "session", "db", "conn", "state", "context", "scope", "registry", "cache", "store", "global", "current", "local", "attr", "item"
+)
+
+
+def is_storing_setter(callee: str, has_string_argument: bool) -> bool:
+    """`set_scope_state(scope, "db", session)`, `store_session(...)`: named for keeping."""
+    if not callee.startswith(STORING_PREFIXES):
+        return False
+    rest = callee.split("_", 1)[1].lower()
+    return has_string_argument or not rest or any(noun in rest for noun in STORING_NOUNS)

@@ -135,6 +135,7 @@ def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleCla
     global_type = cst.Global
     yield_type = cst.Yield
     assign_type = cst.Assign
+    ann_assign_type = cst.AnnAssign
     import_from_type = cst.ImportFrom
     resolver = context.resolver
 
@@ -152,6 +153,8 @@ def run_rules(module: "cst.Module", path: str, project: Project, rules: "RuleCla
                 frameworks.enter_class(node)
         elif node_type is assign_type:
             lifecycle.on_assign(node)
+        elif node_type is ann_assign_type:
+            lifecycle.on_ann_assign(node)
         elif node_type is import_from_type:
             resolver.on_import_from(node)
         elif node_type is yield_type:

@@ -158,7 +158,12 @@ def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
 
 def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
     """A file can hold a finding only if it calls a factory (`Name(`, `mod.Name(`) or imports
-    one under another name (`Name as Alias`)."""
-    return re.compile(rb"\b" + alternation(names) + rb"\s*(?:\(|as\b)")
+    one under another name (`Name as Alias`), or calls a sessionmaker kept under a key of an
+    application's state (`app.state["session_maker_class"]()`, analysis.factories; real-bug
+    corpus: kodosumi's operator guard)."""
+    return re.compile(
+        rb"\b" + alternation(names) + rb"\s*(?:\(|as\b)"
+        rb"|(?i:\[\s*[\"'](?:async_*)?session_*(?:maker|local)\w*[\"']\s*\]\s*\()"
+    )
 
 

@@ -115,6 +115,12 @@ class LifecycleCollector:
         if self.scopes:
             self.scopes[-1].has_yield = True
 
+    def on_ann_assign(self, node: cst.AnnAssign) -> None:
+        """`sessionmaker: AsyncSessionMaker = request.state.sessionmaker` binds a local name
+        (corpus review: polar's get_db_read_session). Fixture: SL005/local_name_sessionmaker.py"""
+        if self.scopes and node.value is not None and type(node.target) is cst.Name:
+            self.scopes[-1].assigned_names.add(node.target.value)
+
     def on_assign(self, node: cst.Assign) -> None:
         if not self.scopes:
             return
@@ -600,6 +606,11 @@ def _checked_engine(name: str, call: cst.Call, ancestors: Sequence[cst.CSTNode])
     """`if isinstance(db, Engine): connection = db.connect()`: inside the branch the test
     holds, `db` is an Engine (real-bug corpus: records-mover's table source, handed an
     Engine or a Connection). Fixture: SL010/connection_of_checked_engine.py"""
+    parent = ancestors[-1] if ancestors else None
+    if isinstance(parent, cst.WithItem) and parent.asname is not None and isinstance(parent.asname.name, cst.Name) and parent.asname.name.value == name:
+        return None  # `with conn.connect() as conn:` rebinds the engine's name (corpus review: pandas)
+    if isinstance(parent, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == name for t in parent.targets):
+        return None
     child: cst.CSTNode = call
     for ancestor in reversed(ancestors):
         if isinstance(ancestor, cst.If) and child is ancestor.body:

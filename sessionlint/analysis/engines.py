@@ -47,7 +47,13 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
                 continue  # an engine factory: reported where its callers call it per request
             if timing is Timing.PER_REQUEST and _cached(function, build):
                 continue  # kept in a module-level container or a global: built once per key
-            if timing is Timing.PER_REQUEST or (not build.via_factory and _pool_per_call(facts, build, module, path)):
+            # (a fresh engine from a project factory, used and dropped, is a pool per call as
+            # much as one built in place when the module calls that factory from several
+            # functions: real-bug corpus, multiscanner's add_task; one caller is often a
+            # one-shot step, corpus review: datahub's _get_observed_queries)
+            if timing is Timing.PER_REQUEST or (
+                (not build.via_factory or _called_from_several(module, build.call)) and _pool_per_call(facts, build, module, path)
+            ):
                 found.append(EngineBuiltPerCall(build, function, timing, reason))
     return found
 
@@ -90,6 +96,20 @@ def _pool_per_call(facts: ScopeFacts, build: EngineBuild, module: cst.Module, pa
     if _engine_escapes(facts.node, name, _in_loop(facts.node, build.call)):
         return False
     return not _one_shot_helper(module, info.name)
+
+
+def _called_from_several(module: cst.Module, call: cst.Call) -> bool:
+    """Whether the module calls the factory `call` calls (`self._get_db_engine()`,
+    `make_engine(url)`) from two functions or more."""
+    name = terminal_name(call.func)
+    callers: Set[str] = set()
+    for function in walk(module):
+        if isinstance(function, cst.FunctionDef):
+            for node in walk(function.body):
+                if isinstance(node, cst.Call) and terminal_name(node.func) == name:
+                    callers.add(function.name.value)
+                    break
+    return len(callers) >= 2
 
 
 def _called_only_from_init(module: cst.Module, name: str) -> bool:

@@ -117,13 +117,29 @@ def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None, men
 def _not_a_task(call: cst.Call) -> bool:
     """`progress.add_task("Indexing", total=n)`: rich's progress bars, no background work
     (a task description first, or a receiver named for progress). Corpus review: argilla's
-    reindex command."""
+    reindex command. `feedback_service.submit(session, ...)`: a service method, not an
+    executor's, whose first argument is the function to run (corpus review: polar).
+    Fixture: SL008/submit_is_not_always_an_executor.py"""
     func = call.func
-    if terminal_name(func) != "add_task":
+    name = terminal_name(func)
+    if name in ("submit", "run_in_executor"):
+        callable_at = 1 if name == "run_in_executor" else 0
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        if len(positional) <= callable_at:
+            return True
+        work = positional[callable_at].value
+        return not isinstance(work, (cst.Name, cst.Attribute, cst.Lambda, cst.Call)) or _session_like(work)
+    if name != "add_task":
         return False
     receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
     first = call.args[0].value if call.args and call.args[0].keyword is None else None
     return isinstance(first, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)) or "progress" in (receiver or "").lower()
+
+
+def _session_like(node: cst.BaseExpression) -> bool:
+    """`session`, `self.db`: what sits where an executor expects the function to run."""
+    dotted = dotted_name(node) or ""
+    return dotted.rsplit(".", 1)[-1].lstrip("_") in CONVENTIONAL_SESSION_NAMES
 
 
 def find_stores(function: cst.FunctionDef, facts: ScopeFacts, module: Tuple[FrozenSet[str], FrozenSet[str]]) -> List[Handoff]:

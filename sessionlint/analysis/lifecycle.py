@@ -41,6 +41,7 @@ from sessionlint.analysis.ownership import (
     EventScanner,
     _with_item_closes,
     kept_calls,
+    local_holders,
 )
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,
@@ -81,6 +82,7 @@ def build_lives(
         yield_raises=not info.is_pytest_fixture,
         oracle=CalleeOracle(closers, holder_closes, kept_calls(facts.node) if names and holder_closes else frozenset()),
         registries=registries,
+        holders=local_holders(facts.node) if names and isinstance(facts.node, cst.FunctionDef) else frozenset(),
     )
     # (`session.begin()` marks a transaction lazily; a Connection's may run SQL)
     scanner.session_names = {c.name for c in tracked if c.name and not c.is_connection}
@@ -164,6 +166,18 @@ def _flag_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:
     return None
 
 
+def _none_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:
+    """`x is None` -> ("x", True), `x is not None` -> ("x", False)."""
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name):
+        target = test.comparisons[0]
+        if isinstance(target.comparator, cst.Name) and target.comparator.value == "None":
+            if isinstance(target.operator, cst.Is):
+                return test.left.value, True
+            if isinstance(target.operator, cst.IsNot):
+                return test.left.value, False
+    return None
+
+
 def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bool]]]:
     """For each creation (by index), the flag tests of the `if` branches around it, for
     flags the scope never assigns (names and attribute chains): those keep their value for
@@ -188,8 +202,36 @@ def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bo
                     key = dotted_name(sub) if isinstance(sub, (cst.Name, cst.Attribute)) else None
                     if key:
                         assigned.add(key)
+    # `owns = session is None` once at the top, then `if session is None: session =
+    # factory()` ... `finally: if owns: session.close()`: inside that `if`, the flag is true
+    # (real-bug corpus: keep's dismissal-expiry and maintenance-window checks).
+    # Fixture: SL001/ownership_flag_from_none_test.py
+    aliases: Dict[str, Tuple[str, bool]] = {}  # flag -> (name, whether the flag means "is None")
+    counts: Dict[str, int] = {}
+    for root in body:
+        for node in walk(root, enter_scopes=False):
+            if isinstance(node, cst.Assign):
+                for t in node.targets:
+                    if isinstance(t.target, cst.Name):
+                        counts[t.target.value] = counts.get(t.target.value, 0) + 1
+    for statement in body:
+        small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            name = small.targets[0].target.value
+            tested = _none_test(small.value)
+            if tested is not None and counts.get(name) == 1:
+                aliases[name] = tested
     index_of = {id(c.call): i for i, c in enumerate(facts.creations)}
     found: Dict[int, FrozenSet[Tuple[str, bool]]] = {}
+
+    def alias_flags(test: cst.BaseExpression, truth: bool) -> FrozenSet[Tuple[str, bool]]:
+        tested = _none_test(test)
+        if tested is None:
+            return frozenset()
+        subject, is_none = tested
+        # on this branch, `subject is None` holds exactly when...
+        holds = is_none == truth
+        return frozenset((flag, means_none == holds) for flag, (name, means_none) in aliases.items() if name == subject)
 
     def visit(statements: Sequence[cst.CSTNode], held: FrozenSet[Tuple[str, bool]]) -> None:
         for statement in statements:
@@ -210,9 +252,10 @@ def creation_assumptions(facts: ScopeFacts) -> Dict[int, FrozenSet[Tuple[str, bo
     def visit_if(node: cst.If, held: FrozenSet[Tuple[str, bool]]) -> None:
         flag = _flag_test(node.test)
         usable = flag is not None and flag[0] not in assigned
-        visit(suite_statements(node.body), held | {flag} if flag is not None and usable else held)
+        body_held = (held | {flag} if flag is not None and usable else held) | alias_flags(node.test, True)
+        visit(suite_statements(node.body), body_held)
         orelse = node.orelse
-        other = held | {(flag[0], not flag[1])} if flag is not None and usable else held
+        other = (held | {(flag[0], not flag[1])} if flag is not None and usable else held) | alias_flags(node.test, False)
         if isinstance(orelse, cst.If):
             visit_if(orelse, other)
         elif orelse is not None:

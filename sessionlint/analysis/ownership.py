@@ -26,9 +26,9 @@ from sessionlint.knowledge import (
     INSPECTING_CALLEES,
     RETURNS_SELF,
     STORING_CALLEES,
-    STORING_PREFIXES,
     ArgumentEffect,
     EscapeReason,
+    is_storing_setter,
 )
 
 
@@ -114,7 +114,8 @@ class CalleeOracle:
             # tests/fixtures/projects/repository_borrows
             if self.holder_closes(func) is False:
                 return ArgumentEffect.BORROWS
-        if callee in STORING_CALLEES or callee.lstrip("_")[:1].isupper() or callee.startswith(STORING_PREFIXES):
+        named_string = any(isinstance(a.value, cst.SimpleString) for a in call.args)
+        if callee in STORING_CALLEES or callee.lstrip("_")[:1].isupper() or is_storing_setter(callee, named_string):
             if callee == "update" and arg.keyword is None and type(arg.value) is cst.Name:
                 # `dict.update()` stores keyword values and mapping items; a session given as
                 # its positional argument is no mapping: `user.update(session, role=role)`
@@ -149,9 +150,13 @@ class EventScanner:
         yield_raises: bool = True,
         oracle: Optional["CalleeOracle"] = None,
         registries: Optional[Dict[str, Set[str]]] = None,
+        holders: AbstractSet[str] = frozenset(),
     ) -> None:
         self.names = names
         self.oracle = oracle or CalleeOracle()
+        # local objects that die with the function (`local_holders`): a session stored on
+        # one (`adapter.session = sess`) is lent to it, not handed over
+        self.holders = holders
         # registry name -> the tracked names it made: `registry.remove()` closes them
         self.registries = registries or {}
         self.session_names: Set[str] = set(names)  # the tracked names that hold sessions
@@ -214,7 +219,11 @@ class EventScanner:
     def scan_root(self, root: cst.CSTNode) -> List[Event]:
         out: List[Event] = []
         if isinstance(root, cst.Assign):
-            self._expr(root.value, "value", out)
+            lent = self.holders and all(
+                isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name) and t.target.value.value in self.holders
+                for t in root.targets
+            )
+            self._expr(root.value, "borrow" if lent else "value", out)
             for target in root.targets:
                 self._target(target.target, root.value, root, out)
         elif isinstance(root, cst.AnnAssign):
@@ -366,6 +375,11 @@ class EventScanner:
                 self._expr(arg.value, "borrow", out)
             if func.attr.value in CLOSING_METHODS:
                 out.append(Event(EventKind.CLOSE, func.value.value, node))
+            elif func.attr.value == "detach":
+                # `conn.detach()`: the DBAPI connection leaves the pool for good, the
+                # caller's to close (corpus review: sqlbag's autocommit connection).
+                # Fixture: SL010/detached_connection.py
+                out.append(Event(EventKind.RELEASE, func.value.value, node))
             else:
                 out.append(Event(EventKind.USE, func.value.value, node, detail=func.attr.value))
             return
@@ -447,6 +461,27 @@ def kept_calls(function: cst.CSTNode) -> Set[int]:
     for name in escaping:
         kept.update(locals_of.get(name, ()))
     return kept
+
+
+def local_holders(function: cst.CSTNode) -> FrozenSet[str]:
+    """Local names bound only to the results of calls that do not outlive the function
+    (`kept_calls`): objects made here and dropped here (`ra = self._adapter(sess, id)`).
+    Real-bug corpus: tortuga's tag listener, `ra.session = sess`. Fixture:
+    SL002/session_lent_to_local_object.py"""
+    kept = kept_calls(function)
+    bound: Dict[str, bool] = {}
+    for node in walk(function):
+        if isinstance(node, cst.Assign):
+            value = node.value.expression if isinstance(node.value, cst.Await) else node.value
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    name = target.target.value
+                    fresh = isinstance(value, cst.Call) and id(value) not in kept
+                    bound[name] = bound.get(name, True) and fresh
+        elif isinstance(node, (cst.Global, cst.Nonlocal)):
+            for item in node.names:
+                bound[item.name.value] = False
+    return frozenset(name for name, fresh in bound.items() if fresh)
 
 
 def _mark(value: cst.BaseExpression, kept: Set[int], escaping: Set[str]) -> None:

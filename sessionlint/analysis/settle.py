@@ -10,7 +10,7 @@ import libcst as cst
 
 from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.analysis.tree import terminal_name, walk
-from sessionlint.knowledge import CLOSING_WRAPPERS, STORING_CALLEES, STORING_PREFIXES
+from sessionlint.knowledge import CLOSING_WRAPPERS, STORING_CALLEES, is_storing_setter
 
 
 def lost_in(call: cst.Call, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts) -> Optional[str]:
@@ -24,7 +24,8 @@ def lost_in(call: cst.Call, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts)
         return None
     outer = ancestors[-2]
     callee = terminal_name(outer.func) or ""
-    if callee in CLOSING_WRAPPERS or callee in STORING_CALLEES or callee.startswith(STORING_PREFIXES) or callee in ("__init__", "super"):
+    named_string = any(isinstance(a.value, cst.SimpleString) for a in outer.args)
+    if callee in CLOSING_WRAPPERS or callee in STORING_CALLEES or is_storing_setter(callee, named_string) or callee in ("__init__", "super"):
         return None
     index = len(ancestors) - 3
     child: cst.CSTNode = outer

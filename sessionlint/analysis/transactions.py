@@ -143,14 +143,17 @@ class _Outliving:
 
 
 def _savepoints(body: Sequence[cst.CSTNode]) -> Dict[str, str]:
-    """Names bound to a session's transaction object: `nested = session.begin_nested()`
-    (-> "session"). `nested.rollback()` rolls the session back to a usable state.
-    Fixture: SL007/rollback_through_transaction_object.py"""
+    """Names bound to a session's transaction object: `nested = session.begin_nested()`,
+    awaited or not (-> "session"). `nested.rollback()` rolls the session back to a usable
+    state. Fixture: SL007/rollback_through_transaction_object.py"""
     found: Dict[str, str] = {}
     for root in body:
         for node in walk(root, enter_scopes=False):
-            if type(node) is cst.Assign and type(node.value) is cst.Call:
-                pair = _receiver_and_method(node.value)
+            if type(node) is not cst.Assign:
+                continue
+            value = node.value.expression if type(node.value) is cst.Await else node.value
+            if type(value) is cst.Call:
+                pair = _receiver_and_method(value)
                 if pair is not None and pair[1] in ("begin_nested", "begin"):
                     for target in node.targets:
                         name = dotted_name(target.target)

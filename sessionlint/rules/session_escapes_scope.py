@@ -127,7 +127,7 @@ class SessionEscapesScope(Rule):
                 continue
             self.report(
                 handoff.call,
-                f"session `{handoff.name}` is handed to a {handoff.sink} that runs after {owner} "
+                f"session `{handoff.name}` is handed to {'an' if handoff.sink[:1] in 'aeiou' else 'a'} {handoff.sink} that runs after {owner} "
                 f"closes it, or beside it",
                 help=f"Pass ids or values and open a new session inside the {handoff.sink}",
             )
