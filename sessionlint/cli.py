@@ -474,6 +474,9 @@ def entry(argv: Optional[Sequence[str]] = None) -> NoReturn:
         terminated = isinstance(stop, Terminated) or isinstance(stop.__context__, Terminated)
         if not terminated:
             sys.stderr.write("sessionlint: interrupted\n")
+        # The pool's manager thread may still write to pipes the interrupt closed; Python
+        # 3.13 prints that as "Exception ignored on threading shutdown". Nothing is lost.
+        sys.unraisablehook = _quiet_teardown
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except SystemExit as stop:
         code = stop.code
@@ -487,6 +490,13 @@ def entry(argv: Optional[Sequence[str]] = None) -> NoReturn:
         sys.stderr.write(f"sessionlint: internal error: {type(error).__name__}: {error} (please report it; --verbose shows the traceback)\n")
         code = EXIT_ERROR
     hard_exit(code)
+
+
+def _quiet_teardown(unraisable: Any) -> None:
+    """An interrupted run's teardown: closed pipes and queues are expected, anything else
+    is reported as Python would."""
+    if not isinstance(unraisable.exc_value, (OSError, EOFError)):
+        sys.__unraisablehook__(unraisable)
 
 
 def hard_exit(code: Any) -> NoReturn:
