@@ -26,6 +26,12 @@ from sessionlint.project.text import alternation
 # regexes are compiled when first used (`static_trigger`): a helper process never uses them.
 STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
     "connection": (rb"\.(?:connect|raw_connection)\s*\(", b"engine", (b".connect", b".raw_connection")),
+    # a query built in `with ... as session:` (analysis.lazy decides whether it runs after)
+    "lazy_query": (
+        rb"(?m)^[ \t]*with\b[^\n]*\bas\s+(?:session|db|db_session|dbsession|sess|_session|async_session)\s*:",
+        b".query(",
+        (b"with ",),
+    ),
     # a coroutine method called on a line without `await` (SL006 reports nothing else; its
     # `with` mismatches go through "factory_call")
     "async": (

@@ -39,7 +39,7 @@ RULES: Tuple[RuleInfo, ...] = (
         "Session used after it was closed or after its `with` block ended",
         "none",
         "UseAfterClose",
-        ("factory_call", "connection"),
+        ("factory_call", "connection", "lazy_query"),
     ),
     RuleInfo("SL004", "engine-per-request", "Engine (and its connection pool) created for every request", "sometimes", "EnginePerRequest", ("engine",)),
     RuleInfo(

@@ -2,7 +2,8 @@ from typing import Dict, Optional, Set
 
 import libcst as cst
 
-from sessionlint.analysis.facts import ScopeFacts
+from sessionlint.analysis.facts import Holding, ScopeFacts
+from sessionlint.analysis.lazy import lazy_queries_after_with
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, LineRef, ScopeRule, Valid
 
@@ -58,7 +59,7 @@ class UseAfterClose(ScopeRule):
     name = "use-after-close"
     summary = "Session used after it was closed or after its `with` block ended"
     fix_availability = FixAvailability.NONE
-    TRIGGERS = ("factory_call", "connection")
+    TRIGGERS = ("factory_call", "connection", "lazy_query")
     examples = (
         Valid(
             "def count():\n"
@@ -121,6 +122,17 @@ class UseAfterClose(ScopeRule):
                 help_text = f"Use `{use.name}` before closing it, or open a new {noun}"
             confidence = Confidence.HIGH if use.on_every_path else Confidence.MEDIUM
             self.report(use.node, message, help=help_text, refs=refs, confidence=confidence)
+        if isinstance(facts.node, cst.FunctionDef):
+            managed = {c.name for c in facts.creations if c.name and c.holding is Holding.MANAGED and not c.is_connection}
+            for lazy in lazy_queries_after_with(facts.node, managed):
+                self.report(
+                    lazy.node,
+                    f"query `{lazy.query}` runs after the `with` block that closed session `{lazy.session}` "
+                    f"ended at line {{closed}}",
+                    help=f"Run the query inside the block (`.all()`), or keep the session open while `{lazy.query}` is read",
+                    refs={"closed": ("end", lazy.block)},
+                    confidence=Confidence.MEDIUM,
+                )
 
 
 def _returned_names(scope: cst.CSTNode) -> Set[int]:

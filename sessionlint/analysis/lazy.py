@@ -1,0 +1,110 @@
+"""Lazy ORM queries that outlive the session they were built on (SL003): `query =
+session.query(...)` inside `with ... as session:`, run after the block has closed the
+session (iterated, or a method that runs it). A Query holds its session and runs only when
+read: after the block it reopens a connection on a closed session, or, with objects
+detached, fails. (Real-bug corpus: indexd's bulk blueprint.)
+Fixture: SL003/query_run_after_with_block.py"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from sessionlint.analysis.tree import nested_blocks, suite_statements, walk
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES
+
+# What ends a Query's laziness: the methods that run it and hand back rows or a value.
+RUNS_QUERY = frozenset(
+    {"all", "first", "one", "one_or_none", "scalar", "count", "get", "delete", "update", "exists", "first_or_404", "get_or_404", "paginate"}
+)
+
+
+@dataclass(frozen=True)
+class LazyUse:
+    node: cst.CSTNode  # where the query runs, after the block
+    query: str  # the name that holds it
+    session: str  # the session it was built on
+    block: cst.With  # the `with` whose end closed the session
+
+
+def lazy_queries_after_with(function: cst.FunctionDef, sessions: Set[str]) -> List[LazyUse]:
+    """Queries bound to a name inside `with <...> as <session>:` (a session the analysis
+    tracks, or one named as sessions are) and run after the block."""
+    found: List[LazyUse] = []
+
+    def visit(statements: Sequence[cst.CSTNode]) -> None:
+        for index, statement in enumerate(statements):
+            if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                continue
+            if isinstance(statement, cst.With):
+                for item in statement.items:
+                    name = item.asname.name if item.asname is not None else None
+                    if isinstance(name, cst.Name) and (name.value in sessions or name.value in CONVENTIONAL_SESSION_NAMES):
+                        lazy = _lazy_names(suite_statements(statement.body), name.value)
+                        if lazy:
+                            found.extend(_run_after(statements[index + 1 :], lazy, name.value, statement))
+            for block in nested_blocks(statement):
+                visit(block)
+
+    visit(suite_statements(function.body))
+    return found
+
+
+def _chain(value: cst.BaseExpression) -> Optional[Tuple[str, str, str]]:
+    """`root.m1(...).m2(...)...mN(...)`: (root, m1, mN)."""
+    methods: List[str] = []
+    node = value
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        methods.append(node.func.attr.value)
+        node = node.func.value
+    if not isinstance(node, cst.Name) or not methods:
+        return None
+    return node.value, methods[-1], methods[0]
+
+
+def _lazy_names(body: Sequence[cst.CSTNode], session: str) -> Dict[str, bool]:
+    """Names the block binds to a query of `session` that nothing has run yet."""
+    lazy: Dict[str, bool] = {}
+    for root in body:
+        for node in walk(root, enter_scopes=False):
+            if not isinstance(node, cst.Assign) or len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Name):
+                continue
+            target = node.targets[0].target.value
+            chain = _chain(node.value)
+            if chain is not None and chain[2] not in RUNS_QUERY and ((chain[0] == session and chain[1] == "query") or chain[0] in lazy):
+                lazy[target] = True
+            else:
+                lazy.pop(target, None)
+    return lazy
+
+
+def _run_after(statements: Sequence[cst.CSTNode], lazy: Dict[str, bool], session: str, block: cst.With) -> List[LazyUse]:
+    found: List[LazyUse] = []
+    pending = dict(lazy)
+    for statement in statements:
+        for node in walk(statement, enter_scopes=False):
+            use: Optional[str] = None
+            if isinstance(node, cst.Assign):
+                # rebound (a new query, of a new session: keystone's second `with` block),
+                # unless it is the same query refined (`q = q.filter(...)`: blazar)
+                chain = _chain(node.value)
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name):
+                        name = target.target.value
+                        if not (chain is not None and chain[0] == name and chain[2] not in RUNS_QUERY):
+                            pending.pop(name, None)
+                continue
+            if isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.iter, cst.Name):
+                use = node.iter.value
+            elif isinstance(node, cst.Call):
+                func = node.func
+                if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.attr.value in RUNS_QUERY:
+                    use = func.value.value
+                elif isinstance(func, cst.Name) and func.value in ("list", "tuple", "len", "sorted") and node.args and isinstance(node.args[0].value, cst.Name):
+                    use = node.args[0].value.value
+            if use is not None and use in pending:
+                found.append(LazyUse(node.iter if isinstance(node, (cst.For, cst.CompFor)) else node, use, session, block))
+                del pending[use]
+        if not pending:
+            break
+    return found
