@@ -176,3 +176,13 @@ def test_the_one_walk_handoff_check_agrees_with_the_walk_per_function() -> None:
         found.add(expected)
         assert may_hand_session_over(tree) is expected, text
     assert found == {True, False}
+
+
+def test_lazy_query_check_keeps_its_fixture_and_drops_plain_blocks() -> None:
+    from sessionlint.analysis.astfilter import may_run_query_after_block
+
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "SL003", "query_run_after_with_block.py")
+    with open(path) as handle:
+        assert may_run_query_after_block(ast.parse(handle.read()))
+    assert not may_run_query_after_block(ast.parse("with lock as session:\n    pass\nrows = session.query(X).all()\n"))
+    assert not may_run_query_after_block(ast.parse("def f(s):\n    with s.begin():\n        q = s.query(X)\n"))

@@ -26,17 +26,22 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
     """Whether SL007 can have anything to say: some `try` calls `x.commit()`/`x.flush()` in
     its body and has a handler that catches database errors and neither starts with `raise`
     nor with a reset (`x.rollback()`, `x.close()`, ...) of the one receiver committed."""
-    helpers = _committing_helpers(tree)
-    for node in ast.walk(tree):
+    helpers: Optional[Set[str]] = None  # worked out at the first `try` that calls a name
+    for node in _statements(tree):
         if not isinstance(node, _TRY_TYPES):
             continue
         receivers: Set[str] = set()
         for statement in node.body:
             for sub in ast.walk(statement):
-                if type(sub) is ast.Call and type(sub.func) is ast.Attribute and sub.func.attr in FAILING_METHODS:
+                if type(sub) is not ast.Call:
+                    continue
+                if type(sub.func) is ast.Attribute and sub.func.attr in FAILING_METHODS:
                     receivers.add(ast.dump(sub.func.value))
-                elif type(sub) is ast.Call and type(sub.func) is ast.Name and sub.func.id in helpers:
-                    receivers.add("")  # `_save(db, item)`: a helper of the module commits
+                elif type(sub.func) is ast.Name:
+                    if helpers is None:
+                        helpers = _committing_helpers(tree)
+                    if sub.func.id in helpers:
+                        receivers.add("")  # `_save(db, item)`: a helper of the module commits
         if not receivers:
             continue
         for handler in node.handlers:
@@ -59,6 +64,23 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
     return False
 
 
+def _statements(tree: ast.AST) -> List[ast.stmt]:
+    """Every statement of the tree, nested ones included, without visiting expressions (a
+    `try` is a statement: far fewer nodes than `ast.walk`)."""
+    found: List[ast.stmt] = []
+    stack: List[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                for child in children:
+                    if isinstance(child, ast.stmt):
+                        found.append(child)
+                    stack.append(child)
+    return found
+
+
 def _committing_helpers(tree: ast.AST) -> Set[str]:
     """Module-level functions that call `commit()`/`flush()` on one of their parameters
     (analysis.transactions.helper_commits decides exactly)."""
@@ -66,6 +88,8 @@ def _committing_helpers(tree: ast.AST) -> Set[str]:
     for statement in getattr(tree, "body", ()):
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             params = {a.arg for a in statement.args.posonlyargs + statement.args.args + statement.args.kwonlyargs}
+            if not params:
+                continue
             for sub in ast.walk(statement):
                 if (
                     type(sub) is ast.Call
@@ -198,6 +222,26 @@ def _passed_names(call: ast.Call) -> Set[str]:
     return names
 
 
+def may_run_query_after_block(tree: ast.AST) -> bool:
+    """Whether SL003's lazy-query check (analysis.lazy) can have anything to say: some
+    `with ... as <session>:` block binds a name to `<session>.query(...)`."""
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.With, ast.AsyncWith)):
+            continue
+        names = {i.optional_vars.id for i in node.items if isinstance(i.optional_vars, ast.Name)}
+        if not names:
+            continue
+        for statement in node.body:
+            for sub in ast.walk(statement):
+                if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Call):
+                    root = sub.value.func
+                    while isinstance(root, (ast.Attribute, ast.Call)):
+                        root = root.value if isinstance(root, ast.Attribute) else root.func
+                    if isinstance(root, ast.Name) and root.id in names:
+                        return True
+    return False
+
+
 # Text triggers (engine.STATIC_TRIGGERS) with a check here: a file that passes only these
 # triggers is parsed with `ast` first, and with libcst only if a check says so.
-REFINED_TRIGGERS = {"commit": may_leave_failed_transaction, "handoff": may_hand_session_over}
+REFINED_TRIGGERS = {"commit": may_leave_failed_transaction, "handoff": may_hand_session_over, "lazy_query": may_run_query_after_block}
