@@ -167,14 +167,15 @@ def _flag_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:
 
 
 def _none_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:
-    """`x is None` -> ("x", True), `x is not None` -> ("x", False)."""
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name):
+    """`x is None` (or `== None`) -> ("x", True), `self.x is not None` -> ("self.x", False)."""
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, (cst.Name, cst.Attribute)):
         target = test.comparisons[0]
-        if isinstance(target.comparator, cst.Name) and target.comparator.value == "None":
-            if isinstance(target.operator, cst.Is):
-                return test.left.value, True
-            if isinstance(target.operator, cst.IsNot):
-                return test.left.value, False
+        subject = dotted_name(test.left)
+        if subject is not None and isinstance(target.comparator, cst.Name) and target.comparator.value == "None":
+            if isinstance(target.operator, (cst.Is, cst.Equal)):
+                return subject, True
+            if isinstance(target.operator, (cst.IsNot, cst.NotEqual)):
+                return subject, False
     return None
 
 
@@ -470,18 +471,7 @@ def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = _presence_test(test.expression, name)
         return None if inner is None else not inner
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        left = test.left
-        target = test.comparisons[0]
-        right = target.comparator
-        if (
-            isinstance(left, (cst.Name, cst.Attribute))
-            and dotted_name(left) == name
-            and isinstance(right, cst.Name)
-            and right.value == "None"
-        ):
-            if isinstance(target.operator, (cst.IsNot, cst.NotEqual)):
-                return True
-            if isinstance(target.operator, (cst.Is, cst.Equal)):
-                return False
+    tested = _none_test(test)
+    if tested is not None and tested[0] == name:
+        return not tested[1]
     return None

@@ -19,6 +19,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol
 
 from sessionlint.knowledge import definition_timing, is_test_path
 from sessionlint.project.model import ProjectIndex
+from sessionlint.project.scan import dotted_of
 from sessionlint.project.text import alternation
 
 Key = Tuple[str, str]  # (path, qualified name: `f`, `Cls.__init__`, `Cls.method`)
@@ -170,23 +171,12 @@ def _decorators(function: ast.AST) -> Tuple[Set[str], Set[str]]:
     with_arguments: Set[str] = set()
     for decorator in getattr(function, "decorator_list", ()):
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        dotted = _dotted(target)
+        dotted = dotted_of(target)
         if dotted:
             names.add(dotted)
             if isinstance(decorator, ast.Call):
                 with_arguments.add(dotted)
     return names, with_arguments
-
-
-def _dotted(node: ast.AST) -> Optional[str]:
-    parts: List[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
 
 
 def _match_lines(pattern: "re.Pattern[bytes]", data: bytes) -> List[int]:
@@ -256,7 +246,7 @@ class _File:
         self.spans: List[Tuple[int, int, ast.AST, Optional[str], Tuple[str, ...]]] = []
         for statement in tree.body:
             if isinstance(statement, ast.ClassDef):
-                bases = tuple(filter(None, (_dotted(b) for b in statement.bases)))
+                bases = tuple(filter(None, (dotted_of(b) for b in statement.bases)))
                 for item in statement.body:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         self.spans.append((item.lineno, item.end_lineno or item.lineno, item, statement.name, bases))
@@ -321,19 +311,19 @@ def _guarded(tests: List[ast.If], declared: Set[str]) -> bool:
     for node in tests:
         test = node.test
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            subject = _dotted(test.operand)
+            subject = dotted_of(test.operand)
             if subject and (subject in declared or subject.startswith("self.")):
                 return True
         elif isinstance(test, ast.Compare) and len(test.ops) == 1:
-            subject = _dotted(test.left)
+            subject = dotted_of(test.left)
             other = test.comparators[0]
             if isinstance(test.ops[0], (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) and isinstance(other, ast.Constant) and other.value is None:
                 if subject and (subject in declared or subject.startswith("self.")):
                     return True
             if isinstance(test.ops[0], ast.NotIn):
-                container = _dotted(other)
+                container = dotted_of(other)
                 if container and any(
-                    isinstance(sub, ast.Assign) and any(isinstance(t, ast.Subscript) and _dotted(t.value) == container for t in sub.targets)
+                    isinstance(sub, ast.Assign) and any(isinstance(t, ast.Subscript) and dotted_of(t.value) == container for t in sub.targets)
                     for statement in node.body
                     for sub in ast.walk(statement)
                 ):
@@ -350,7 +340,7 @@ def _registered_endpoints(tree: ast.Module) -> frozenset:
             name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id if isinstance(node.func, ast.Name) else ""
             if name in ("add_url_rule", "add_api_route", "add_route", "Route", "WebSocketRoute", "add_request_method", "add_view"):
                 for arg in list(node.args) + [k.value for k in node.keywords if k.arg in ("view_func", "endpoint", "view", "callable")]:
-                    dotted = _dotted(arg)
+                    dotted = dotted_of(arg)
                     if dotted:
                         found.add(dotted.rsplit(".", 1)[-1])
     return frozenset(found)

@@ -32,7 +32,7 @@ def _terminal(node: ast.expr) -> Optional[str]:
     return None
 
 
-def _dotted(node: ast.expr) -> Optional[str]:
+def dotted_of(node: ast.AST) -> Optional[str]:  # `a.b.c` of a Name/Attribute chain
     parts: List[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -179,13 +179,13 @@ class _Released:
     def see(self, node: ast.AST) -> None:
         if isinstance(node, ast.Assign):
             if isinstance(node.value, ast.Call) and not node.value.args and len(node.targets) == 1:
-                target, callee = node.targets[0], _dotted(node.value.func)
+                target, callee = node.targets[0], dotted_of(node.value.func)
                 if isinstance(target, ast.Name) and callee:
                     self.made[target.id] = callee
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Call) and not item.context_expr.args:
-                    callee = _dotted(item.context_expr.func)
+                    callee = dotted_of(item.context_expr.func)
                     if callee:
                         self.entered.append(callee)
         elif isinstance(node, ast.Call):
@@ -254,16 +254,16 @@ def _released(tree: ast.Module, facts: ModuleFacts) -> Tuple[str, ...]:
         for record in within:
             record.see(node)
         if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
-            loops.setdefault(node.target.id, []).extend(d for d in map(_dotted, node.iter.elts) if d)
+            loops.setdefault(node.target.id, []).extend(d for d in map(dotted_of, node.iter.elts) if d)
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in ("remove", "close") and not node.args and not node.keywords:
-                receiver = _dotted(func.value)
+                receiver = dotted_of(func.value)
                 if receiver:
                     receivers.append(receiver)
             for arg in node.args:
                 if isinstance(arg, ast.Attribute) and arg.attr in ("remove", "close"):
-                    receiver = _dotted(arg.value)
+                    receiver = dotted_of(arg.value)
                     if receiver:
                         receivers.append(receiver)
         elif isinstance(node, ast.ImportFrom) and id(node) not in top:
@@ -296,7 +296,7 @@ def _session_class_of(base: ast.expr, facts: ModuleFacts) -> Optional[Factory]:
     """A base class that is SQLAlchemy's or SQLModel's Session/AsyncSession, imported under
     any name (`from sqlmodel import Session as SqlModelSession`), or a Session subclass
     defined earlier in the module."""
-    dotted = _dotted(base)
+    dotted = dotted_of(base)
     if dotted is None:
         return None
     head, _, rest = dotted.partition(".")
@@ -382,7 +382,7 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
     func = call.func
     if isinstance(func, ast.Name) and func.id in makers:
         return NEW_SESSION
-    if isinstance(func, ast.Attribute) and _dotted(func) in makers:
+    if isinstance(func, ast.Attribute) and dotted_of(func) in makers:
         return NEW_SESSION
     if isinstance(func, ast.Call) and _terminal(func.func) in MAKER_BUILDERS:
         return NEW_SESSION  # `sessionmaker(bind=e)()`, `scoped_session(...)()`
@@ -393,7 +393,7 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
         return (NEW_ASYNC_ENGINE if ENGINE_BUILDERS[_terminal(func) or ""] else NEW_ENGINE) if pooled else None
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name):
         return f"{func.value.func.id}.{func.attr}"  # `SessionManager().make_session(engine)`
-    dotted = _dotted(func)
+    dotted = dotted_of(func)
     if dotted is not None and class_name is not None and dotted.startswith("self.") and dotted.count(".") == 1:
         return f"{class_name}.{dotted[5:]}"
     return dotted
@@ -454,7 +454,7 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
             makers.update(t.id for t in assign.targets if isinstance(t, ast.Name))
             # `self._registry = scoped_session(...)` built by the method itself (keylime's
             # SessionManager.make_session): `self._registry()` makes its sessions
-            makers.update(d for d in (_dotted(t) for t in assign.targets if isinstance(t, ast.Attribute)) if d and d.startswith("self."))
+            makers.update(d for d in (dotted_of(t) for t in assign.targets if isinstance(t, ast.Attribute)) if d and d.startswith("self."))
     if declared:
         for assign, call in assigns:
             built = _builder_of(call, imports)
