@@ -49,18 +49,33 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
             candidates = kind.elts if isinstance(kind, ast.Tuple) else [kind]
             if kind is not None and not any(is_database_error(_terminal(c)) for c in candidates):
                 continue
-            first = handler.body[0]
-            if isinstance(first, ast.Raise):
-                continue
-            if (
-                isinstance(first, ast.Expr)
-                and type(first.value) is ast.Call
-                and type(first.value.func) is ast.Attribute
-                and first.value.func.attr in RESETTING_METHODS
-                and receivers == {ast.dump(first.value.func.value)}
-            ):
+            if isinstance(handler.body[0], ast.Raise) or _resets_first(handler.body, receivers):
                 continue
             return True
+    return False
+
+
+def _resets_first(body: Sequence[ast.stmt], receivers: Set[str]) -> bool:
+    """Whether a handler resets the one receiver committed (`x.rollback()`, `x.close()`, ...)
+    in a statement of its own, with nothing before it that names the receiver or raises:
+    logging first and rolling back second is as safe as the other way round."""
+    if len(receivers) != 1:
+        return False
+    (receiver,) = receivers
+    for statement in body:
+        if (
+            isinstance(statement, ast.Expr)
+            and type(statement.value) is ast.Call
+            and type(statement.value.func) is ast.Attribute
+            and statement.value.func.attr in RESETTING_METHODS
+            and ast.dump(statement.value.func.value) == receiver
+        ):
+            return True
+        for sub in ast.walk(statement):
+            if isinstance(sub, (ast.Raise, ast.Name, ast.Attribute)) and (type(sub) is ast.Raise or ast.dump(sub) == receiver):
+                return False
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                return False
     return False
 
 
