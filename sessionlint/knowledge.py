@@ -39,6 +39,9 @@ class Origin(Enum):
     CONFIGURED = "the configuration"  # `session-factories`
     ENGINE_CONNECT = "an engine's connect()"  # `engine.connect()`, `engine.raw_connection()`
     MAKER_BEGIN = "a sessionmaker's begin()"  # `with SessionLocal.begin() as db:`
+    # a project `@contextmanager` that yields a new session and closes it only when the
+    # block raises: `with guarded_session() as db:` leaves `db` open on a normal exit
+    OPEN_CONTEXT = "a project context manager that closes its session only on error"
 
 
 class ArgumentEffect(Enum):
@@ -131,6 +134,11 @@ CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset({"engine", "async_engine",
 # a function that runs again and again: corpus review, manila's `register_models`).
 ENGINE_READERS: FrozenSet[str] = frozenset({"read_sql", "read_sql_query", "read_sql_table", "to_sql"})
 ENGINE_BORROWERS: FrozenSet[str] = ENGINE_READERS | {"create_all", "drop_all", "reflect", "inspect"}
+# Methods of a session, connection or result that hand back rows or a value: what they
+# return holds no connection (`cached = session.exec(q).first()`).
+MATERIALIZING_METHODS: FrozenSet[str] = frozenset(
+    {"all", "first", "one", "one_or_none", "scalar", "scalar_one", "scalar_one_or_none", "fetchone", "fetchall", "fetchmany", "count"}
+)
 # Engine methods that check a connection out of the pool.
 CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
 # Names that, when their origin cannot be resolved (imported from outside the linted files,

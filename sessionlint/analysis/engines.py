@@ -2,15 +2,15 @@
 call of a function that uses the engine and lets it go without `dispose()`."""
 
 from dataclasses import dataclass
-from typing import List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector, _is_main_guard
 from sessionlint.analysis.facts import EngineBuild, ScopeFacts
 from sessionlint.analysis.frameworks import FrameworkCollector, Timing, is_test_code
-from sessionlint.analysis.tree import iter_children, mentions_name, terminal_name, walk
-from sessionlint.knowledge import ENGINE_BORROWERS, is_test_path
+from sessionlint.analysis.tree import dotted_name, iter_children, mentions_name, suite_statements, terminal_name, walk
+from sessionlint.knowledge import ENGINE_BORROWERS, MATERIALIZING_METHODS, is_test_path
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class EngineBuiltPerCall:
     function: cst.FunctionDef
     timing: Timing  # PER_REQUEST (a handler), or UNKNOWN (a function that builds, uses, drops)
     reason: str  # for PER_REQUEST: why the function runs per request
+    returns_first: bool = False  # disposed of, but a `return` comes before the dispose
+    shared_by: Optional[str] = None  # the class whose `__new__` hands out one cached instance
 
 
 def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkCollector, module: cst.Module, path: str) -> List[EngineBuiltPerCall]:
@@ -27,10 +29,20 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
     getter, a script's `main()`, a CLI command)."""
     found: List[EngineBuiltPerCall] = []
     script_only: Optional[Set[str]] = None
+    singletons: Optional[Dict[int, str]] = None
     for facts in lifecycle.finished.values():
         function = facts.node
         if not isinstance(function, cst.FunctionDef) or not facts.engine_builds:
             continue
+        if function.name.value == "__init__":
+            if singletons is None:
+                singletons = _singleton_inits(module)
+            owner = singletons.get(id(function))
+            if owner is not None:
+                for build in facts.engine_builds:
+                    if build.pooled and not _guarded(function, build.call):
+                        found.append(EngineBuiltPerCall(build, function, Timing.UNKNOWN, "", shared_by=owner))
+                continue
         timing, reason = frameworks.timing_of(function)
         if timing is Timing.ONCE:
             continue
@@ -54,8 +66,56 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
             if timing is Timing.PER_REQUEST or (
                 (not build.via_factory or _called_from_several(module, build.call)) and _pool_per_call(facts, build, module, path)
             ):
-                found.append(EngineBuiltPerCall(build, function, timing, reason))
+                returns_first = build.name is not None and build.name in facts.disposed
+                found.append(EngineBuiltPerCall(build, function, timing, reason, returns_first))
     return found
+
+
+def _singleton_inits(module: cst.Module) -> Dict[int, str]:
+    """`id(__init__)` -> class name, for the classes whose `__new__` hands out a cached
+    instance (`cls._instances[key] = instance`, `cls._instance = ...`): Python still runs
+    `__init__` on every `Cls(...)`, so an engine built there replaces the shared one each
+    time and abandons its pool (real-bug corpus: gnosis's DBManager)."""
+    found: Dict[int, str] = {}
+    for node in walk(module):
+        if not isinstance(node, cst.ClassDef):
+            continue
+        methods = {m.name.value: m for m in suite_statements(node.body) if isinstance(m, cst.FunctionDef)}
+        new, init = methods.get("__new__"), methods.get("__init__")
+        if new is None or init is None:
+            continue
+        for sub in walk(new.body, enter_scopes=False):
+            if isinstance(sub, cst.Call) and terminal_name(sub.func) == "setdefault" and isinstance(sub.func, cst.Attribute):
+                if (dotted_name(sub.func.value) or "").split(".")[0] in ("cls", node.name.value):
+                    found[id(init)] = node.name.value  # `cls._instances.setdefault(key, ...)`
+                    break
+            if isinstance(sub, (cst.Assign, cst.AugAssign)):
+                targets = [t.target for t in sub.targets] if isinstance(sub, cst.Assign) else [sub.target]
+                if any((dotted_name(_base_of(t)) or "").split(".")[0] in ("cls", node.name.value) for t in targets if not isinstance(t, cst.Name)):
+                    found[id(init)] = node.name.value
+                    break
+    return found
+
+
+def _base_of(target: cst.BaseExpression) -> cst.BaseExpression:
+    while isinstance(target, (cst.Subscript, cst.Attribute)):
+        target = target.value
+    return target
+
+
+def _guarded(function: cst.FunctionDef, call: cst.Call) -> bool:
+    """The build sits under an `if` (`if not self._initialized:`, `if not hasattr(self,
+    "_engine"):`), or after one that returns (`if hasattr(self, "_initialized"): return`):
+    built once per shared instance."""
+    for node in walk(function.body, enter_scopes=False):
+        if isinstance(node, cst.If) and any(sub is call for sub in walk(node.body)):
+            return True
+    for statement in suite_statements(function.body):
+        if any(sub is call for sub in walk(statement)):
+            return False
+        if isinstance(statement, cst.If) and any(isinstance(sub, cst.Return) for sub in walk(statement.body, enter_scopes=False)):
+            return True
+    return False
 
 
 def _cached(function: cst.FunctionDef, build: EngineBuild) -> bool:
@@ -85,17 +145,51 @@ def _returned(function: cst.FunctionDef, build: EngineBuild) -> bool:
 def _pool_per_call(facts: ScopeFacts, build: EngineBuild, module: cst.Module, path: str) -> bool:
     """The same function builds the engine, uses it, and lets it go without dispose()."""
     name = build.name
-    if name is None or name not in facts.engine_consumers or name in facts.disposed:
+    if name is None or name not in facts.engine_consumers:
+        return False
+    assert isinstance(facts.node, cst.FunctionDef)
+    if name in facts.disposed and not _returns_before_dispose(facts.node, build, name):
         return False
     info = facts.info
     if info is None or is_test_code(path, info.name, info.decorators):
         return False
     if info.name == "__init__" or _called_only_from_init(module, info.name):
         return False  # objects own their engine for their lifetime (often built once)
-    assert isinstance(facts.node, cst.FunctionDef)
     if _engine_escapes(facts.node, name, _in_loop(facts.node, build.call)):
         return False
     return not _one_shot_helper(module, info.name)
+
+
+def _returns_before_dispose(function: cst.FunctionDef, build: EngineBuild, name: str) -> bool:
+    """A `return` between the build and the first `name.dispose()` (in source order), with
+    no `finally` that disposes: that path leaves the pool behind (real-bug corpus: gnosis's
+    db_cache wrapper, which disposed only on a cache miss). Fixture:
+    SL004/engine_disposed_on_one_path.py"""
+
+    def disposes(node: cst.CSTNode) -> bool:
+        # `engine.dispose()`, or `engine.dispose` registered (`atexit.register(engine.dispose)`)
+        return (
+            isinstance(node, cst.Attribute)
+            and node.attr.value == "dispose"
+            and isinstance(node.value, cst.Name)
+            and node.value.value == name
+        )
+
+    for node in walk(function.body, enter_scopes=False):
+        if isinstance(node, cst.Try) and node.finalbody is not None and any(disposes(n) for n in walk(node.finalbody, enter_scopes=False)):
+            return False
+    # (a `return` in an `except` handler is an error path: often the connect that failed,
+    # which left nothing in the pool. Corpus review: blazar's _is_backend_avail)
+    on_error = {id(n) for handler in walk(function.body, enter_scopes=False) if isinstance(handler, cst.ExceptHandler) for n in walk(handler)}
+    built = False
+    for node in walk(function.body, enter_scopes=False):
+        if node is build.call:
+            built = True
+        elif built and disposes(node):
+            return False
+        elif built and isinstance(node, cst.Return) and id(node) not in on_error:
+            return True
+    return False
 
 
 def _called_from_several(module: cst.Module, call: cst.Call) -> bool:
@@ -171,6 +265,8 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
         bindings: List[Tuple[cst.CSTNode, cst.CSTNode]] = [(t.target, n.value) for n in assigns for t in n.targets]
         bindings += [(i.asname.name, i.item) for n in withs for i in n.items if i.asname is not None]
         for bound, value in bindings:
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in MATERIALIZING_METHODS:
+                continue  # rows or a value: `cached = session.exec(q).first()` lends nothing
             if isinstance(bound, cst.Name) and bound.value not in lent and any(mentions_name(value, d) for d in lent):
                 lent.add(bound.value)
                 changed = True

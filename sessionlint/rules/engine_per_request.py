@@ -128,7 +128,16 @@ class EnginePerRequest(Rule):
             build, function = found.build, found.function
             callee = self.context.source_of(build.call.func)
             fix = builders.hoist(self.context.module, function, build.call, "engine")
-            if found.timing is Timing.PER_REQUEST:
+            if found.shared_by is not None:
+                self.report(
+                    build.call,
+                    f"`{callee}()` in `{found.shared_by}.__init__` builds a new connection pool on every "
+                    f"`{found.shared_by}(...)`: `__new__` hands out one shared instance, but `__init__` runs each "
+                    "time, replaces its engine and abandons the old pool",
+                    help="Build the engine once: in `__new__` with the instance, or under a guard "
+                    "(`if not hasattr(self, \"_engine\"):`)",
+                )
+            elif found.timing is Timing.PER_REQUEST:
                 self.report(
                     build.call,
                     f"`{callee}()` builds a new engine and connection pool on every request: {found.reason}",
@@ -139,7 +148,8 @@ class EnginePerRequest(Rule):
                 self.report(
                     build.call,
                     f"`{callee}()` builds a new connection pool on every call of `{function.name.value}`, "
-                    f"which opens connections on it and never disposes of it",
+                    "which opens connections on it and "
+                    + ("returns before disposing of it" if found.returns_first else "never disposes of it"),
                     help="Create the engine once and reuse it, or call `engine.dispose()` when done",
                     fix=fix,
                     # How often the function runs is not known here: harmless in code
