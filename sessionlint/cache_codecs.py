@@ -101,7 +101,7 @@ def _decode_file_entry(value: Any) -> Tuple[str, str, Any]:
 
 
 def _encode_scan(scan: Any) -> List[Any]:
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = scan
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders, opened_calls = scan
     return [
         {name: [f.kind.value, f.is_async, f.origin.name, f.detail] for name, f in factories.items()},
         {name: [b.module, b.level, b.original] for name, b in imports.items()},
@@ -113,6 +113,7 @@ def _encode_scan(scan: Any) -> List[Any]:
         list(released),
         list(builds),
         dict(holders),
+        {name: [[callee, is_async] for callee, is_async in calls] for name, calls in opened_calls.items()},
     ]
 
 
@@ -120,7 +121,7 @@ def _decode_scan(value: Any) -> Any:
     from sessionlint.knowledge import FactoryKind, Origin
     from sessionlint.project.model import Factory, ImportBinding
 
-    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = _list(value, 10)
+    factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders, opened_calls = _list(value, 11)
     decoded_factories = {}
     for name, factory in _dict(factories).items():
         kind, is_async, origin, detail = _list(factory, 4)
@@ -141,6 +142,7 @@ def _decode_scan(value: Any) -> Any:
         _decode_calls(yielded_calls), tuple(decoded_stars), tuple(_string(name) for name in _list(released)),
         tuple(_string(name) for name in _list(builds)),
         {name: _bool(closes) for name, closes in _dict(holders).items()},
+        _decode_calls(opened_calls),
     )
 
 

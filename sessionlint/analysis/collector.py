@@ -488,6 +488,12 @@ class LifecycleCollector:
 
     def _record(self, node: cst.Call, factory: Factory, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts, registry: Optional[str] = None) -> None:
         holding, name, with_node = classify_holding(node, ancestors)
+        if factory.origin is Origin.OPEN_CONTEXT:
+            # `with guarded_session() as db:` hands over a session the block must close
+            # (outside `with`, the call makes only the context manager)
+            if holding is not Holding.MANAGED or with_node is None or name is None:
+                return
+            holding = Holding.BOUND
         lost = lost_in(node, ancestors, facts) if holding is Holding.PASSED and factory.kind is FactoryKind.CONNECTION else None
         default_of = None
         if holding is Holding.PASSED and len(ancestors) >= 1 and isinstance(ancestors[-1], cst.Param) and ancestors[-1].default is node:

@@ -84,6 +84,7 @@ def build_lives(
         registries=registries,
         holders=local_holders(facts.node) if names and isinstance(facts.node, cst.FunctionDef) else frozenset(),
     )
+    scanner.opened = frozenset(id(c.call) for c in tracked if c.factory.origin is Origin.OPEN_CONTEXT)
     # (`session.begin()` marks a transaction lazily; a Connection's may run SQL)
     scanner.session_names = {c.name for c in tracked if c.name and not c.is_connection}
     all_events = scanner.scan_scope(_scope_body(facts.node), events) if names else []
@@ -148,9 +149,11 @@ def build_lives(
         if creation.holding is not Holding.BOUND or bound is None:
             facts.lives.append(SessionLife(creation, info, (), None, creation.holding is Holding.RETURNED, ()))
             continue
-        facts.lives.append(
-            SessionLife(creation, info, tuple(closes.get(bound, ())), escapes.get(bound), bound in returned, tuple(leaks_by_name.get(bound, {}).get(i, ())))
-        )
+        own_leaks = tuple(leaks_by_name.get(bound, {}).get(i, ()))
+        if creation.factory.origin is Origin.OPEN_CONTEXT:
+            # the context manager closes it when the block raises: only normal exits leak
+            own_leaks = tuple(leak for leak in own_leaks if not leak.via_exception and leak.kind is not LeakKind.RAISE)
+        facts.lives.append(SessionLife(creation, info, tuple(closes.get(bound, ())), escapes.get(bound), bound in returned, own_leaks))
 
 
 def _flag_test(test: cst.BaseExpression) -> Optional[Tuple[str, bool]]:

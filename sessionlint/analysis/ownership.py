@@ -163,6 +163,9 @@ class EventScanner:
         self.creation_index = creation_index
         self.yield_raises = yield_raises
         self.with_closed: List[Tuple[str, cst.CSTNode]] = []
+        # `id()` of the creating calls of context managers that close only on error
+        # (Origin.OPEN_CONTEXT): `with` binds their session without managing it
+        self.opened: FrozenSet[int] = frozenset()
         self.raising: Set[int] = set()
 
     def scan_scope(self, statements: Sequence[cst.CSTNode], out: Dict[int, List[Event]]) -> List[Event]:
@@ -265,7 +268,9 @@ class EventScanner:
                 target = item.asname.name
                 if isinstance(target, cst.Name) and target.value in self.names:
                     creation = self.creation_index.get(id(_creating_call(item.item)), -1)
-                    if creation >= 0:
+                    if creation >= 0 and id(_creating_call(item.item)) in self.opened:
+                        out.append(Event(EventKind.CREATE, target.value, item, creation))
+                    elif creation >= 0:
                         out.append(Event(EventKind.MANAGE, target.value, item, creation))
                     else:
                         out.append(Event(EventKind.REBIND, target.value, item))

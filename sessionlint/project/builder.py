@@ -23,7 +23,8 @@ from typing import (
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
 from sessionlint.project.calls import Site, find_per_request
 from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
-from sessionlint.project.scan import scan_module, summarise_functions
+from sessionlint.project.scan import scan_module
+from sessionlint.project.summaries import summarise_functions
 from sessionlint.project.text import (
     ALIAS_RE,
     CALL_TAILS,
@@ -50,7 +51,7 @@ TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool]
 Calls = Dict[str, Tuple[Tuple[str, bool], ...]]
 StoredScan = Tuple[
     Dict[str, Factory], Dict[str, ImportBinding], Calls, Dict[str, bool], Set[str], Calls, Tuple[Tuple[str, int], ...], Tuple[str, ...],
-    Tuple[str, ...], Dict[str, bool],
+    Tuple[str, ...], Dict[str, bool], Calls,
 ]
 # Why a file not scanned yet may teach the scan something about names learnt on the way:
 # whether it calls one as a module attribute (`db.SessionLocal()`), and the modules it
@@ -182,9 +183,10 @@ class IndexBuilder:
             self.cache.put_scan(digest, stored)
         if accepted is not None:
             self.parsed.add((path, accepted))
-        factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders = stored
+        factories, imports, returned_calls, aliases, registries, yielded_calls, star_imports, released, builds, holders, opened_calls = stored
         facts = ModuleFacts(path, dict(factories), dict(imports), dict(returned_calls), dict(aliases), set(registries))
         facts.yielded_calls = dict(yielded_calls)
+        facts.opened_calls = dict(opened_calls)
         facts.star_imports = tuple(star_imports)
         facts.released = tuple(released)
         facts.builds = tuple(builds)
@@ -236,6 +238,7 @@ class IndexBuilder:
         that import or call names learnt on the way, read through `read`."""
         index = self.index
         index.module_stems = self.stems
+        index.forget_resolutions()  # anything resolved before every file was registered
         index.paths = frozenset(path for paths in self.stems.values() for path in paths)
         index.depends_targets = frozenset(self.depends)
         index.imported_names = frozenset(self.imported)
@@ -330,7 +333,7 @@ def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest:
     # `_facts_of` copies these into the ModuleFacts that function summaries extend later.
     stored = (
         facts.factories, facts.imports, facts.returned_calls, facts.session_aliases, facts.registries,
-        facts.yielded_calls, facts.star_imports, facts.released, facts.builds, facts.holders,
+        facts.yielded_calls, facts.star_imports, facts.released, facts.builds, facts.holders, facts.opened_calls,
     )
     return stored, True, accepted
 

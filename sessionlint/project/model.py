@@ -62,6 +62,9 @@ class ModuleFacts:
     yielded_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
     # `from module import *` (module, level): its public names are this module's too
     star_imports: Tuple[Tuple[str, int], ...] = ()
+    # `@contextmanager` function name -> callees whose fresh result it yields and closes
+    # only when the block raises (resolved like `yielded_calls`, into `factories`)
+    opened_calls: Dict[str, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
     # generator functions that yield a new session (filled by the summaries)
     generators: Dict[str, Factory] = field(default_factory=dict)
     # module-level names it calls `.remove()`/`.close()` on (scan._released)
@@ -112,8 +115,16 @@ class ProjectIndex:
     # (path, function) -> why it runs per request, found across modules (project.calls):
     # `Cls.__init__` for a class built by a request handler
     per_request: Dict[Tuple[str, str], str] = field(default_factory=dict)
+    # what `path_of_module` worked out for absolute imports (module_stems is fixed once the
+    # index is finished; relative imports, checked against the growing `modules`, are not kept)
+    _holders: Dict[str, Tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _nearest: Dict[Tuple[str, str], Optional[str]] = field(default_factory=dict, repr=False, compare=False)
 
     # --- module resolution -------------------------------------------------------------
+    def forget_resolutions(self) -> None:
+        self._holders.clear()
+        self._nearest.clear()
+
     def path_of_module(self, from_path: str, module: str, level: int) -> Optional[str]:
         """The linted file that `from <level dots><module> import ...` in `from_path` names."""
         if level:
@@ -126,15 +137,24 @@ class ProjectIndex:
                 if candidate in self.paths or candidate in self.modules:
                     return candidate
             return None
-        found = [p for p in self.module_stems.get(module.rsplit(".", 1)[-1], ()) if module in _module_keys(p)]
+        # (remembered: a tree of many packages has hundreds of `utils` and `__init__` files,
+        # and the project pass resolves the same imports over and over)
+        found = self._holders.get(module)
+        if found is None:
+            found = self._holders[module] = tuple(
+                p for p in self.module_stems.get(module.rsplit(".", 1)[-1], ()) if module in _module_keys(p)
+            )
         if len(found) <= 1:
             return found[0] if found else None
         # Several packages of one tree share the key (services/a/app/db.py, services/b/app/
         # db.py): the one beside the importing file is the one its interpreter would import.
         # A tie resolves to neither.
-        here = os.path.abspath(from_path)
-        shared = sorted((len(os.path.commonpath([here, os.path.abspath(p)])), p) for p in found)
-        return shared[-1][1] if shared[-1][0] > shared[-2][0] else None
+        where = (os.path.dirname(from_path), module)
+        if where not in self._nearest:
+            here = os.path.abspath(from_path)
+            shared = sorted((len(os.path.commonpath([here, os.path.abspath(p)])), p) for p in found)
+            self._nearest[where] = shared[-1][1] if shared[-1][0] > shared[-2][0] else None
+        return self._nearest[where]
 
     def lookup(self, path: str, name: str, depth: int = 0, table: str = "factories") -> Optional[Factory]:
         """The factory bound to `name` at module level in `path` (or, with `table=

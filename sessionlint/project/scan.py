@@ -7,19 +7,16 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
-    CONVENTIONAL_FACTORY_NAMES,
     ENGINE_BUILDERS,
     MAKER_BUILDERS,
     SESSION_CLASSES,
     FactoryKind,
     Origin,
-    is_async_name,
 )
 from sessionlint.project.model import (
     Factory,
     ImportBinding,
     ModuleFacts,
-    ProjectIndex,
     builder_factory,
 )
 
@@ -290,6 +287,8 @@ def _add_function(facts: ModuleFacts, name: str, found: "FunctionFacts") -> None
         facts.returned_calls[name] = found.returned
     if found.yielded:
         facts.yielded_calls[name] = found.yielded
+    if found.opened:
+        facts.opened_calls[name] = found.opened
 
 
 def _session_class_of(base: ast.expr, facts: ModuleFacts) -> Optional[Factory]:
@@ -362,6 +361,8 @@ class FunctionFacts:
 
     returned: Tuple[Tuple[str, bool], ...] = ()  # callees whose fresh result it returns
     yielded: Tuple[Tuple[str, bool], ...] = ()  # the same, yielded by a plain generator
+    # the same, yielded by a `@contextmanager` that closes it only when the block raises
+    opened: Tuple[Tuple[str, bool], ...] = ()
     bound: Dict[str, Factory] = field(default_factory=dict)  # module globals bound to a builder
     registries: Set[str] = field(default_factory=set)  # names bound to `scoped_session(...)`
 
@@ -502,9 +503,35 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
             found.yielded = tuple(
                 item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
             )
+        elif len(function.decorator_list) == 1 and _terminal(function.decorator_list[0]) in ("contextmanager", "asynccontextmanager"):
+            open_names = [y for y in yields if isinstance(y, ast.Name) and y.id in assigned and _closed_only_on_error(function, y.id)]
+            found.opened = tuple(
+                item for item in fresh(open_names) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
+            )
     elif returns and not decorated:
         found.returned = fresh(returns)
     return found
+
+
+def _closed_only_on_error(function: ast.AST, name: str) -> bool:
+    """A `@contextmanager` closes the session it yields in `except` handlers only (no
+    `finally`, nothing after the `yield` on the normal path): the caller's block must close it
+    (real-bug corpus: iris's guarded_session). Fixture: tests/fixtures/projects/open_context"""
+    in_handlers: Set[int] = set()
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.ExceptHandler):
+            in_handlers.update(id(sub) for sub in ast.walk(node))
+    closed_on_error = False
+    for node in _walk_own_scope(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            if node.func.value.id == name and node.func.attr in ("close", "aclose", "__exit__", "__aexit__"):
+                if id(node) not in in_handlers:
+                    return False
+                closed_on_error = True
+        elif isinstance(node, (ast.With, ast.AsyncWith)):  # `with closing(db):` closes it too
+            if any(isinstance(i.context_expr, ast.Call) and any(isinstance(a, ast.Name) and a.id == name for a in i.context_expr.args) for i in node.items):
+                return False
+    return closed_on_error
 
 
 def _is_plain_decorator(decorator: ast.expr) -> bool:
@@ -536,115 +563,3 @@ def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
                         push(item)
             elif isinstance(value, ast.AST):
                 push(value)
-
-
-def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> Optional[Factory]:
-    """Resolve a callee written in `facts`' module, for function summaries."""
-    head, _, rest = dotted.partition(".")
-    if not rest:
-        found = index.lookup(facts.path, head)
-        if found is not None:
-            return found
-        binding = facts.imports.get(head)
-        if binding is not None and binding.original:
-            full = f"{binding.module}.{binding.original}" if binding.module else binding.original
-            if full in SESSION_CLASSES:
-                return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], Origin.SESSION_CLASS, full)
-            if index.is_project_module(facts.path, binding.module, binding.level):
-                return None
-        if head in CONVENTIONAL_FACTORY_NAMES | index.extra_factory_names:
-            return Factory(FactoryKind.SESSION, is_async_name(head), Origin.CONVENTIONAL, head)
-        return None
-    binding = facts.imports.get(head)
-    if binding is not None:
-        module = f"{binding.module}.{binding.original}" if binding.original else binding.module
-        full = f"{module}.{rest}"
-        if full in SESSION_CLASSES:
-            return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], Origin.SESSION_CLASS, full)
-        target = index.path_of_module(facts.path, module, binding.level)
-        if target is not None and "." not in rest:
-            return index.lookup(target, rest)
-    return None
-
-
-def summarise_functions(index: ProjectIndex) -> Set[str]:
-    """Mark the functions that return a fresh session (factories), a fresh sessionmaker
-    (MAKER), or, as plain generators, yield a fresh session (generators); one level of
-    summary, repeated until nothing changes (so a wrapper of a wrapper resolves too)."""
-    names: Set[str] = set()
-    for _ in range(4):
-        changed = False
-        for facts in index.modules.values():
-            for function, calls in facts.returned_calls.items():
-                if function in facts.factories:
-                    continue
-                for callee, is_async_def in calls:
-                    summary = _summary_of(index, facts, callee, function, is_async_def)
-                    if summary is not None:
-                        facts.factories[function] = summary
-                        names.add(function.rsplit(".", 1)[-1])
-                        changed = True
-                        break
-            for function, calls in facts.yielded_calls.items():
-                if function in facts.generators:
-                    continue
-                for callee, is_async_def in calls:
-                    summary = _summary_of(index, facts, callee, function, is_async_def)
-                    if summary is not None and summary.kind is FactoryKind.SESSION:
-                        facts.generators[function] = Factory(FactoryKind.SESSION, summary.is_async, Origin.GENERATOR, function)
-                        names.add(function)
-                        changed = True
-                        break
-        if not changed:
-            break
-    return names
-
-
-def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: str, is_async_def: bool) -> Optional[Factory]:
-    """What `function` returns when it returns the fresh result of `callee`: a session, a
-    sessionmaker, or nothing known."""
-    if callee == NEW_SESSION:
-        return Factory(FactoryKind.SESSION, is_async_def, Origin.FUNCTION, function)
-    if callee == NEW_MAKER:
-        return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
-    if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
-        return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
-    if callee == NEW_CONNECTION:
-        return Factory(FactoryKind.CONNECTION, False, Origin.FUNCTION, function)
-    head, _, method = callee.rpartition(".")
-    if method in CONNECTION_CALLS and head and "." not in head:
-        # `return engine.connect()` on a module-level (or imported) engine
-        engine = _resolve_in_module(index, facts, head)
-        if engine is not None and engine.kind is FactoryKind.ENGINE and not engine.is_async:
-            return Factory(FactoryKind.CONNECTION, False, Origin.FUNCTION, function)
-        return None
-    if callee.startswith(GLOBAL):
-        # a getter of a shared engine: what it returns checks connections out of one pool.
-        # Fixture: tests/fixtures/projects/engine_getter
-        held = _resolve_in_module(index, facts, callee[len(GLOBAL):])
-        if held is not None and held.kind is FactoryKind.ENGINE and held.origin is not Origin.FUNCTION:
-            return Factory(FactoryKind.ENGINE, held.is_async, Origin.ENGINE_GETTER, function)
-        return None
-    factory = facts.factories.get(callee) if "." in callee and callee.split(".")[0] in _classes_of(facts) else None
-    if factory is None and callee.count(".") == 1:
-        # `SessionManager().make_session(engine)` with the class imported from a project
-        # module (keylime's get_session)
-        head, method = callee.split(".")
-        binding = facts.imports.get(head)
-        if binding is not None and binding.original:
-            target = index.path_of_module(facts.path, binding.module, binding.level)
-            if target is not None:
-                factory = index.lookup(target, f"{binding.original}.{method}")
-    if factory is None:
-        factory = _resolve_in_module(index, facts, callee)
-    if factory is None:
-        return None
-    if factory.kind is FactoryKind.SESSION:
-        return Factory(FactoryKind.SESSION, factory.is_async, Origin.FUNCTION, function)
-    if factory.kind in (FactoryKind.MAKER, FactoryKind.ENGINE) and factory.origin is Origin.FUNCTION:
-        return Factory(factory.kind, factory.is_async, Origin.FUNCTION, function)
-    return None
-
-
-def _classes_of(facts: ModuleFacts) -> Set[str]:
-    return {name.split(".")[0] for name in list(facts.returned_calls) + list(facts.factories) if "." in name}

@@ -121,8 +121,14 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     if name is not None and not creation.is_connection and _only_in_transaction_blocks(life.function.node, name, creation.call):
         return
     fix = with_fix(life)
+    opened = creation.factory.origin is Origin.OPEN_CONTEXT
+    if opened:
+        help_text = f"Close `{name}` in a `finally` (or make `{callee}` close it in its own `finally`)"
     if not life.closes:
-        rule.report(creation.call, f"{noun} `{name}` is never closed", help=help_text, fix=fix)
+        message = f"{noun} `{name}` is never closed"
+        if opened:
+            message = f"`{callee}()` closes its session only when the block raises: {message} when the block ends"
+        rule.report(creation.call, message, help=help_text, fix=fix)
         return
     leak = leaks[0]
     refs: Dict[str, LineRef] = {"exit": leak.node}
@@ -139,6 +145,8 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
         where = "the script" if function.name == "<module>" else f"`{function.name}`"
         message = f"{noun} `{name}` is not closed on a path that reaches the end of {where} at line {{exit}}"
         refs = {"exit": ("end", leak.node)}
+    if opened:
+        message = f"`{callee}()` closes its session only when the block raises: " + message
     rule.report(creation.call, message, help=help_text, refs=refs, fix=fix)
 
 
