@@ -423,6 +423,13 @@ class Resolver:
                 full = f"{module}.{rest}"
                 if full in SESSION_CLASSES:
                     return Factory(FactoryKind.SESSION, SESSION_CLASSES[full], Origin.SESSION_CLASS, full)
+                if "." in rest and not binding.original:
+                    # `import oz.sqlalchemy` ... `oz.sqlalchemy.session()`: a function of a
+                    # submodule (real-bug corpus: oz's SQLAlchemy middleware)
+                    package, _, name = rest.rpartition(".")
+                    submodule = self.index.path_of_module(self.path, f"{module}.{package}", binding.level)
+                    if submodule is not None:
+                        return self.index.lookup(submodule, name)
                 target = self.index.path_of_module(self.path, module, binding.level)
                 if target is not None:
                     if "." in rest:

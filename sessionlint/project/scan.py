@@ -100,8 +100,12 @@ def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> Module
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if method.name == "__init__" and _builds(method):
                         builds.append(f"{statement.name}.__init__")
+                    found_in_method = _function_facts(method, facts.imports, statement.name)
                     if not method.name.startswith("__"):
-                        _add_function(facts, f"{statement.name}.{method.name}", _function_facts(method, facts.imports, statement.name))
+                        _add_function(facts, f"{statement.name}.{method.name}", found_in_method)
+                    # `global _Session; _Session = sessionmaker(...)` in a method binds the
+                    # module's name too (real-bug corpus: AntaREST's DBSessionMiddleware)
+                    facts.factories.update(found_in_method.bound)
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if _builds(statement):
                 builds.append(statement.name)

@@ -1,5 +1,8 @@
+import libcst as cst
+
 from sessionlint.analysis.facts import ScopeFacts
-from sessionlint.diagnostics import FixAvailability
+from sessionlint.analysis.teardown import unprotected_teardowns
+from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules._messages import report_unprotected_close
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
@@ -11,6 +14,12 @@ class CloseNotInFinally(ScopeRule):
     The commonest case is a FastAPI generator dependency that does `db = SessionLocal();
     yield db; db.close()`: when the endpoint raises, FastAPI throws the exception into the
     generator at the `yield`, and the close never runs.
+
+    It also finds sessions made in one function and closed in another (a request-finished
+    hook, a callback the function registers, `__exit__` for what `__enter__` made, another
+    method for `self.db = SessionLocal()`) only after a `commit()` (or `flush()`) that is not
+    inside a `try`: when the commit raises, the close never runs. These are reported at
+    the creation, with medium confidence.
 
     ## Why is this bad?
     Every request or task that fails leaks one pooled connection. Failures come in bursts, so
@@ -45,6 +54,9 @@ class CloseNotInFinally(ScopeRule):
     - pytest fixtures that close after `yield` are not reported: pytest runs the teardown
       even when the test fails.
     - A session that is not closed on some normal path is reported by SL001 instead.
+    - Of the closes in other functions, only those in the creating class's methods, in
+      functions nested in the creating function, and in `__exit__` (for a session `__enter__`
+      puts in a context variable) are followed.
 
     ## References
     - FastAPI, "Dependencies with yield" (exceptions are thrown into the dependency at the
@@ -104,3 +116,18 @@ class CloseNotInFinally(ScopeRule):
         for life in facts.lives:
             if not life.creation.is_connection:
                 report_unprotected_close(self, life, "session")
+
+    def leave_Module(self, node: cst.Module) -> None:
+        super().leave_Module(node)
+        lifecycle = self.context.lifecycle
+        scopes = [(facts.node, facts.creations) for facts in lifecycle.finished.values() if facts.creations and not facts.gave_up]
+        for found in unprotected_teardowns(node, scopes, self.context.path):
+            method = found.failing.func.attr.value if isinstance(found.failing.func, cst.Attribute) else "commit"
+            self.report(
+                found.creation,
+                f"this session is closed in `{found.closer}` only after `{method}()` at line {{failing}} succeeds: "
+                "if it raises, the close at line {close} never runs",
+                help=f"Close it in a `finally` around the `{method}()` in `{found.closer}`",
+                refs={"failing": found.failing, "close": found.close},
+                confidence=Confidence.MEDIUM,
+            )
