@@ -42,6 +42,9 @@ class Origin(Enum):
     # a project `@contextmanager` that yields a new session and closes it only when the
     # block raises: `with guarded_session() as db:` leaves `db` open on a normal exit
     OPEN_CONTEXT = "a project context manager that closes its session only on error"
+    # a module-level `scoped_session` registry that no file of the project removes: the
+    # session a function takes from it stays open unless the function closes it
+    UNREMOVED_REGISTRY = "a scoped_session registry that nothing removes"
 
 
 class ArgumentEffect(Enum):

@@ -27,18 +27,12 @@ from sessionlint.analysis.handoffs import (
 )
 from sessionlint.analysis.lifecycle import _scope_body, build_lives
 from sessionlint.analysis.ownership import Closer, find_closers
-from sessionlint.analysis.parameters import (
-    _annotation_names,
-    _depends_target,
-    _function_scoped,
-    _is_session_dependency,
-)
+from sessionlint.analysis.parameters import note_parameters
 from sessionlint.analysis.settle import drop_finished_draws, joined_handoffs, keep_owned_locals, lost_in
 from sessionlint.analysis.transactions import Committer, find_missing_rollbacks, held_attributes, helper_commits, helper_resets
-from sessionlint.analysis.tree import dotted_name, terminal_name, walk
+from sessionlint.analysis.tree import dotted_name, terminal_name
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
-    ASYNC_TYPE_NAMES,
     CLOSING_WRAPPERS,
     CONNECTION_METHODS,
     CONVENTIONAL_SESSION_NAMES,
@@ -47,9 +41,9 @@ from sessionlint.knowledge import (
     HANDOFF_SINKS,
     MAKER_BUILDERS,
     RETURNS_SELF,
-    SESSION_TYPE_NAMES,
     FactoryKind,
     Origin,
+    is_test_path,
 )
 from sessionlint.project.model import Factory, builder_factory
 
@@ -75,7 +69,7 @@ class LifecycleCollector:
     def enter_scope(self, node: cst.CSTNode) -> None:
         facts = ScopeFacts(node)
         if isinstance(node, cst.FunctionDef):
-            self._note_parameters(node, facts)
+            note_parameters(node, facts, self.resolver, self.async_dependencies)
             params = node.params
             every = [*params.posonly_params, *params.params, *params.kwonly_params]
             every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
@@ -182,41 +176,6 @@ class LifecycleCollector:
                     facts.uses_after_close = []
         self.finished[id(node)] = facts
 
-    def _note_parameters(self, node: cst.FunctionDef, facts: ScopeFacts) -> None:
-        """Parameters that hold sessions: annotated `Session`/`AsyncSession` (also inside
-        `Annotated[...]`), or injected with `Depends(f)` where `f` yields an async session."""
-        params = node.params
-        for param in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
-            name = param.name.value
-            annotation = param.annotation.annotation if param.annotation is not None else None
-            types = _annotation_names(annotation) if annotation is not None else set()
-            aliases = self.resolver.index.session_aliases
-            aliased = types & set(aliases)
-            for alias in aliased:
-                types.add("AsyncSession" if aliases[alias] else "Session")
-            if aliased:
-                # Session aliases are `Annotated[Session, Depends(get_db)]` (the index records
-                # only Annotated ones): the framework injects a request-scoped session.
-                # Fixture: SL008/dependency_session_handed_over.py
-                facts.injected.setdefault(name, False)
-            if types & SESSION_TYPE_NAMES:
-                facts.session_names.add(name)
-            if types & ASYNC_TYPE_NAMES:
-                facts.async_names.add(name)
-            default = param.default
-            dependency = _depends_target(default) if default is not None else None
-            if dependency is None and annotation is not None:
-                for sub in walk(annotation):
-                    if isinstance(sub, cst.Call):
-                        dependency = _depends_target(sub) or dependency
-            if dependency is not None and _is_session_dependency(name, dependency, types):
-                if dependency in self.async_dependencies:
-                    facts.async_names.add(name)
-                facts.session_names.add(name)
-                facts.injected[name] = (default is not None and _function_scoped(default)) or any(
-                    _function_scoped(sub) for sub in (walk(annotation) if annotation is not None else ())
-                )
-
     def on_call(self, node: cst.Call, ancestors: Sequence[cst.CSTNode]) -> None:
         if not self.scopes:
             return
@@ -315,6 +274,11 @@ class LifecycleCollector:
             if generator is not None:
                 self._record(node, Factory(FactoryKind.SESSION, generator.is_async, Origin.GENERATOR, generator.detail), ancestors, facts)
             return
+        if type(func) is cst.Name and func.value in facts.generator_params and ancestors and isinstance(ancestors[-1], cst.Assign):
+            targets = ancestors[-1].targets
+            if len(targets) == 1 and isinstance(targets[0].target, cst.Name):
+                facts.local_generators[targets[0].target.value] = facts.generator_params[func.value]
+                return
         if type(func) is cst.Name and self.resolver.may_be_generator(func.value) and ancestors and isinstance(ancestors[-1], cst.Assign):
             generator = self.resolver.generator_of(func)
             targets = ancestors[-1].targets
@@ -350,6 +314,12 @@ class LifecycleCollector:
             parent = ancestors[-1] if ancestors else None
             if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
                 facts.local_engines[parent.targets[0].target.value] = resolved
+        elif resolved.kind is FactoryKind.REGISTRY and isinstance(facts.node, cst.FunctionDef) and self.resolver.unremoved_registry(func):
+            # `db.Session()` of a registry nothing removes: the function holds the thread's
+            # session, and nothing else will close it. Fixture: tests/fixtures/projects/registry_never_removed
+            dotted = dotted_name(func)
+            if dotted is not None and not is_test_path(self.resolver.path):
+                self._record(node, Factory(FactoryKind.SESSION, resolved.is_async, Origin.UNREMOVED_REGISTRY, dotted), ancestors, facts, dotted)
         elif resolved.kind is FactoryKind.MAKER:
             # `Session = get_session_maker(); session = Session()`: a project function that
             # returns a sessionmaker. Fixture: SL001/maker_from_project_function.py

@@ -1,7 +1,7 @@
 """The per-file resolver: callees and names of one linted module resolved to factories and
 engines, from the module's own imports and definitions plus the project index."""
 
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 
 import libcst as cst
 
@@ -293,6 +293,40 @@ class Resolver:
                 if built is not None and built.kind is FactoryKind.MAKER:
                     return Factory(FactoryKind.SESSION, built.is_async, Origin.MAKER, f"{built.detail}()")
         return None
+
+    def unremoved_registry(self, callee: cst.BaseExpression) -> bool:
+        """Whether `callee` (`Session`, `db.Session`) names a module-level `scoped_session`
+        registry of the project that no file removes or closes, in a project that serves
+        requests or runs tasks: each thread's session stays open after its request or task
+        (real-bug corpus: amp-github-apps' metrics service). Fixture:
+        tests/fixtures/projects/registry_never_removed"""
+        index = self.index
+        if not index.serves_requests:
+            return False
+        home: Optional[Tuple[str, str]] = None
+        if isinstance(callee, cst.Name):
+            name = callee.value
+            own = index.modules.get(self.path)
+            if own is not None and name in own.factories:
+                home = (self.path, name)
+            else:
+                binding = self.imports.get(name)
+                if binding is not None and binding.original:
+                    target = index.path_of_module(self.path, binding.module, binding.level)
+                    home = (target, binding.original) if target is not None else None
+        elif isinstance(callee, cst.Attribute) and isinstance(callee.value, cst.Name):
+            binding = self.imports.get(callee.value.value)
+            if binding is not None:
+                module = f"{binding.module}.{binding.original}" if binding.original else binding.module
+                target = index.path_of_module(self.path, module, binding.level)
+                home = (target, callee.attr.value) if target is not None else None
+        if home is None:
+            return False
+        facts = index.modules.get(home[0])
+        factory = facts.factories.get(home[1]) if facts is not None else None
+        if factory is None or factory.kind is not FactoryKind.REGISTRY:
+            return False
+        return home not in index.released and home[1] not in index.released_names
 
     def is_registry(self, dotted: str) -> bool:
         """Whether a module-level name (`db_session`, `db.Session`) is a `scoped_session`

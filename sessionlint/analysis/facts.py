@@ -267,6 +267,9 @@ class ScopeFacts:
     local_makers: Dict[str, Factory] = field(default_factory=dict)
     # `gen = get_db()`: names bound to a project generator that yields a new session
     local_generators: Dict[str, Factory] = field(default_factory=dict)
+    # parameters annotated as functions that make such generators (`make: Callable[[],
+    # Generator[Session, None, None]]`): `gen = make()` binds one
+    generator_params: Dict[str, Factory] = field(default_factory=dict)
     # creations taken out of such a generator with `next(gen)`: index -> the generator's name
     drawn_from: Dict[int, str] = field(default_factory=dict)
     # connections passed inline to a call whose result is bound to a local: index -> the local

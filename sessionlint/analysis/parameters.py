@@ -1,12 +1,34 @@
 """Parameters that hold sessions: annotations (`Session`, `Annotated[AsyncSession, ...]`)
 and FastAPI `Depends(...)` / `Security(...)` injections."""
 
-from typing import Optional, Set
+from typing import TYPE_CHECKING, AbstractSet, Optional, Set
 
 import libcst as cst
 
-from sessionlint.analysis.tree import terminal_name
-from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, SESSION_TYPE_NAMES
+from sessionlint.analysis.tree import terminal_name, walk
+from sessionlint.knowledge import ASYNC_TYPE_NAMES, CONVENTIONAL_SESSION_NAMES, SESSION_TYPE_NAMES, FactoryKind, Origin
+from sessionlint.project.model import Factory
+
+if TYPE_CHECKING:
+    from sessionlint.analysis.factories import Resolver
+    from sessionlint.analysis.facts import ScopeFacts
+
+_GENERATOR_TYPES = frozenset({"Generator", "Iterator", "Iterable", "AsyncGenerator", "AsyncIterator"})
+
+
+def yielded_session_type(annotation: cst.BaseExpression) -> Optional[str]:
+    """For `Callable[..., Generator[Session, None, None]]` (or an `Iterator`, an async
+    generator): the name of the type the generators it makes yield."""
+    if not isinstance(annotation, cst.Subscript) or terminal_name(annotation.value) != "Callable" or len(annotation.slice) != 2:
+        return None
+    returned = annotation.slice[1].slice
+    if not isinstance(returned, cst.Index) or not isinstance(returned.value, cst.Subscript):
+        return None
+    generator = returned.value
+    if terminal_name(generator.value) not in _GENERATOR_TYPES or not generator.slice:
+        return None
+    first = generator.slice[0].slice
+    return terminal_name(first.value) if isinstance(first, cst.Index) else None
 
 
 def _annotation_names(annotation: cst.BaseExpression) -> Set[str]:
@@ -59,3 +81,47 @@ def _depends_target(node: cst.BaseExpression) -> Optional[str]:
     if isinstance(node, cst.Call) and terminal_name(node.func) in ("Depends", "Security") and node.args:
         return terminal_name(node.args[0].value)
     return None
+
+
+def note_parameters(node: cst.FunctionDef, facts: "ScopeFacts", resolver: "Resolver", async_dependencies: AbstractSet[str]) -> None:
+    """Parameters that hold sessions: annotated `Session`/`AsyncSession` (also inside
+    `Annotated[...]`), or injected with `Depends(f)` where `f` yields an async session."""
+    params = node.params
+    for param in list(params.posonly_params) + list(params.params) + list(params.kwonly_params):
+        name = param.name.value
+        annotation = param.annotation.annotation if param.annotation is not None else None
+        types = _annotation_names(annotation) if annotation is not None else set()
+        aliases = resolver.index.session_aliases
+        aliased = types & set(aliases)
+        for alias in aliased:
+            types.add("AsyncSession" if aliases[alias] else "Session")
+        if aliased:
+            # Session aliases are `Annotated[Session, Depends(get_db)]` (the index records
+            # only Annotated ones): the framework injects a request-scoped session.
+            # Fixture: SL008/dependency_session_handed_over.py
+            facts.injected.setdefault(name, False)
+        yielded = yielded_session_type(annotation) if annotation is not None else None
+        if yielded is not None:
+            binding = resolver.imports.get(yielded)
+            original = binding.original if binding is not None and binding.original else yielded
+            if original in SESSION_TYPE_NAMES:
+                # `make: Callable[[], Generator[Session, None, None]]`: `gen = make()` is a
+                # generator of sessions (real-bug corpus: personio's advice task)
+                facts.generator_params[name] = Factory(FactoryKind.SESSION, original.startswith("Async"), Origin.GENERATOR, name)
+        if types & SESSION_TYPE_NAMES:
+            facts.session_names.add(name)
+        if types & ASYNC_TYPE_NAMES:
+            facts.async_names.add(name)
+        default = param.default
+        dependency = _depends_target(default) if default is not None else None
+        if dependency is None and annotation is not None:
+            for sub in walk(annotation):
+                if isinstance(sub, cst.Call):
+                    dependency = _depends_target(sub) or dependency
+        if dependency is not None and _is_session_dependency(name, dependency, types):
+            if dependency in async_dependencies:
+                facts.async_names.add(name)
+            facts.session_names.add(name)
+            facts.injected[name] = (default is not None and _function_scoped(default)) or any(
+                _function_scoped(sub) for sub in (walk(annotation) if annotation is not None else ())
+            )

@@ -41,6 +41,10 @@ def lost_in(call: cst.Call, ancestors: Sequence[cst.CSTNode], facts: ScopeFacts)
         "inspect",  # an Inspector keeps it as `.bind` (corpus review: datahub)
         "configure",  # Alembic's MigrationContext keeps it
     )
+    if may_own and isinstance(outer.func, cst.Attribute) and terminal_name(outer.func.value) == "dialect":
+        # `engine.dialect.get_schema_names(engine.connect())`: a Dialect's `get_*` reads
+        # through the connection and keeps nothing (real-bug corpus: oeplatform's actions)
+        may_own = False
     if parent is None or isinstance(parent, (cst.WithItem, cst.Lambda)):
         return None
     if isinstance(parent, (cst.Return, cst.Yield, cst.Arg, cst.Element, cst.DictElement)):
@@ -124,16 +128,20 @@ def keep_owned_locals(node: cst.CSTNode, facts: ScopeFacts) -> None:
 
 def drop_finished_draws(node: cst.CSTNode, facts: ScopeFacts) -> None:
     """Sessions drawn with `next(gen)` from a generator the scope finishes (`gen.close()`,
-    `next(gen, None)`, a loop over it) are closed by the generator's own cleanup."""
+    `next(gen, None)`, a second `next(gen)` (under `suppress(StopIteration)`: real-bug
+    corpus, personio's fixed advice task), a loop over it) are closed by the generator's own
+    cleanup."""
     names = set(facts.drawn_from.values())
+    discarded = {id(sub.value) for sub in walk(node) if isinstance(sub, cst.Expr)}  # `next(gen)` as a statement
     finished: Set[str] = set()
     for sub in walk(node):
         if isinstance(sub, cst.Call):
             func = sub.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("close", "aclose", "throw") and isinstance(func.value, cst.Name):
                 finished.add(func.value.value)
-            elif terminal_name(func) in ("next", "anext") and len(sub.args) == 2 and isinstance(sub.args[0].value, cst.Name):
-                finished.add(sub.args[0].value.value)
+            elif terminal_name(func) in ("next", "anext") and sub.args and isinstance(sub.args[0].value, cst.Name):
+                if len(sub.args) == 2 or id(sub) in discarded:
+                    finished.add(sub.args[0].value.value)
         elif isinstance(sub, (cst.For, cst.CompFor)) and isinstance(sub.iter, cst.Name):
             finished.add(sub.iter.value)
     finished &= names

@@ -124,10 +124,18 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     opened = creation.factory.origin is Origin.OPEN_CONTEXT
     if opened:
         help_text = f"Close `{name}` in a `finally` (or make `{callee}` close it in its own `finally`)"
+    unremoved = creation.factory.origin is Origin.UNREMOVED_REGISTRY
+    if unremoved:
+        help_text = f"Close `{name}` in a `finally`, or call `{callee}.remove()` when each request or task ends"
     if not life.closes:
         message = f"{noun} `{name}` is never closed"
         if opened:
             message = f"`{callee}()` closes its session only when the block raises: {message} when the block ends"
+        elif unremoved:
+            message = (
+                f"{noun} `{name}` of registry `{callee}`, which nothing in the project removes, is never closed: "
+                "the thread keeps it, and its connection, after this function"
+            )
         rule.report(creation.call, message, help=help_text, fix=fix)
         return
     leak = leaks[0]
