@@ -30,7 +30,7 @@ from sessionlint.analysis.ownership import Closer, find_closers
 from sessionlint.analysis.parameters import note_parameters
 from sessionlint.analysis.settle import drop_finished_draws, joined_handoffs, keep_owned_locals, lost_in
 from sessionlint.analysis.transactions import Committer, find_missing_rollbacks, held_attributes, helper_commits, helper_resets
-from sessionlint.analysis.tree import dotted_name, terminal_name
+from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
     CLOSING_WRAPPERS,
@@ -314,12 +314,18 @@ class LifecycleCollector:
             parent = ancestors[-1] if ancestors else None
             if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
                 facts.local_engines[parent.targets[0].target.value] = resolved
-        elif resolved.kind is FactoryKind.REGISTRY and isinstance(facts.node, cst.FunctionDef) and self.resolver.unremoved_registry(func):
+        elif resolved.kind is FactoryKind.REGISTRY and isinstance(facts.node, cst.FunctionDef):
             # `db.Session()` of a registry nothing removes: the function holds the thread's
-            # session, and nothing else will close it. Fixture: tests/fixtures/projects/registry_never_removed
+            # session, and nothing else will close it; or a function that closes the
+            # registry's session itself owns it (a close outside `finally` is SL002).
+            # Fixture: tests/fixtures/projects/registry_never_removed
             dotted = dotted_name(func)
-            if dotted is not None and not is_test_path(self.resolver.path):
+            if dotted is None or is_test_path(self.resolver.path):
+                return
+            if self.resolver.unremoved_registry(func):
                 self._record(node, Factory(FactoryKind.SESSION, resolved.is_async, Origin.UNREMOVED_REGISTRY, dotted), ancestors, facts, dotted)
+            elif _closes_bound_name(facts.node, ancestors):
+                self._record(node, Factory(FactoryKind.SESSION, resolved.is_async, Origin.MAKER, dotted), ancestors, facts, dotted)
         elif resolved.kind is FactoryKind.MAKER:
             # `Session = get_session_maker(); session = Session()`: a project function that
             # returns a sessionmaker. Fixture: SL001/maker_from_project_function.py
@@ -503,6 +509,18 @@ class LifecycleCollector:
         elif isinstance(parent, cst.Attribute) and parent.value is node:
             # `db.execute(q).scalars()`: an attribute of the coroutine object
             facts.unawaited.append(Unawaited(node, receiver, method))
+
+
+def _closes_bound_name(function: cst.FunctionDef, ancestors: Sequence[cst.CSTNode]) -> bool:
+    """`session = Registry()` in a function that calls `session.close()` itself."""
+    parent = ancestors[-1] if ancestors else None
+    if not isinstance(parent, cst.Assign) or len(parent.targets) != 1 or not isinstance(parent.targets[0].target, cst.Name):
+        return False
+    name = parent.targets[0].target.value
+    return any(
+        isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "close" and isinstance(n.func.value, cst.Name) and n.func.value.value == name
+        for n in walk(function.body, enter_scopes=False)
+    )
 
 
 def _is_main_guard(node: cst.CSTNode) -> bool:

@@ -249,6 +249,8 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
     while changed:  # names built on the engine: SessionLocal = sessionmaker(bind=engine)
         changed = False
         for assign in assigns:
+            if _read_off(assign.value):
+                continue  # `task = ses.query(Task).get(task_id)`: rows, not a session or pool
             if any(mentions_name(assign.value, d) for d in derived):
                 for assign_target in assign.targets:
                     if isinstance(assign_target.target, cst.Name) and assign_target.target.value not in derived:
@@ -265,7 +267,7 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
         bindings: List[Tuple[cst.CSTNode, cst.CSTNode]] = [(t.target, n.value) for n in assigns for t in n.targets]
         bindings += [(i.asname.name, i.item) for n in withs for i in n.items if i.asname is not None]
         for bound, value in bindings:
-            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in MATERIALIZING_METHODS:
+            if _read_off(value):
                 continue  # rows or a value: `cached = session.exec(q).first()` lends nothing
             if isinstance(bound, cst.Name) and bound.value not in lent and any(mentions_name(value, d) for d in lent):
                 lent.add(bound.value)
@@ -305,6 +307,17 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
                     if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
                         return True
     return False
+
+
+def _read_off(value: cst.CSTNode) -> bool:
+    """`s.exec(q).first()`, `s.query(T).get(pk)`: rows, a value or an ORM object read off a
+    session or result, which keep neither the session nor the pool (real-bug corpus:
+    multiscanner's update_task returned `task.to_dict()`)."""
+    return (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and (value.func.attr.value in MATERIALIZING_METHODS or (value.func.attr.value == "get" and isinstance(value.func.value, cst.Call)))
+    )
 
 
 def _connects(call: cst.Call, engine: str) -> bool:

@@ -118,6 +118,9 @@ class FrameworkCollector:
         self.stack: List[FunctionRecord] = []
         self.classes: List[Tuple[str, FrozenSet[str]]] = []
         self.endpoints: Set[str] = set()
+        # functions given to `Column(default=...)`/`onupdate=`: SQLAlchemy calls them for
+        # every row it inserts or updates (real-bug corpus: tahrir-api's recipient_default)
+        self.row_callbacks: Set[str] = set()
         self.once_names: Set[str] = set()  # lifespan=..., on_startup=[...]
         # An Alembic env.py (it calls `context.run_migrations()`): run once per migration
         # process by `alembic upgrade`. Fixture: SL004/alembic_env_engine_from_config.py
@@ -164,6 +167,10 @@ class FrameworkCollector:
                 self.stack[-1].calls.add(func.value)
             elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in ("self", "cls"):
                 self.stack[-1].calls.add("self." + func.attr.value)
+        if callee in ("Column", "mapped_column"):
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value in ("default", "onupdate") and isinstance(arg.value, cst.Name):
+                    self.row_callbacks.add(arg.value.value)
         if callee in ENDPOINT_REGISTRARS:
             for arg in node.args:
                 if arg.keyword is None or arg.keyword.value in ("endpoint", "view_func", "route"):
@@ -224,6 +231,8 @@ class FrameworkCollector:
             return Timing.ONCE, "Alembic runs env.py once per migration"
         if (record.global_guard and _has_none_guard(record.node)) or _has_memo_guard(record.node):
             return Timing.ONCE, "it runs once"
+        if record.class_name is None and record.name in self.row_callbacks:
+            return Timing.PER_REQUEST, f"`{record.name}` is a column default, called for every row inserted or updated"
         qualified = f"{record.class_name}.{record.name}" if record.class_name else record.name
         kind, reason = definition_timing(
             record.name,
