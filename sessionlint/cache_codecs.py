@@ -158,13 +158,26 @@ def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves = text
-    return [list(imported), list(depends), can_bind, serves]
+    imported, depends, can_bind, serves, committers = text
+    return [list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers]]
 
 
 def _decode_text(value: Any) -> Any:
-    imported, depends, can_bind, serves = _list(value, 4)
-    return tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves)
+    imported, depends, can_bind, serves, committers = _list(value, 5)
+    decoded = []
+    for entry in _list(committers):
+        name, where, method = _list(entry, 3)
+        params = []
+        for pair in _list(where):
+            position, param = _list(pair, 2)
+            _expect(type(position) is int and -1 <= position < 1 << 31, "a parameter position")  # -1: keyword-only
+            params.append((position, _string(param)))
+        _expect(_string(method) in ("commit", "flush"), "a commit method")
+        decoded.append((_string(name), (tuple(params), _string(method))))
+    return (
+        tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
+        tuple(decoded),
+    )
 
 
 def _encode_check(reason: Any) -> List[Any]:

@@ -62,9 +62,12 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: "RuleClasses
             return FileResult(path, error=checked)
         tree = checked
     if refine and tree is not None:
-        from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+        from sessionlint.analysis.astfilter import REFINED_TRIGGERS, may_leave_failed_transaction
 
-        if not any(REFINED_TRIGGERS[trigger](tree) for trigger in refine):
+        if not any(
+            may_leave_failed_transaction(tree, project.committer_names) if trigger == "commit" else REFINED_TRIGGERS[trigger](tree)
+            for trigger in refine
+        ):
             return FileResult(path)
     del tree
     module = parse_module(data, path)

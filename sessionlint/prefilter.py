@@ -9,7 +9,7 @@ and without the prefilter, so it may keep a file without findings, never drop on
 import functools
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Pattern, Tuple
 
 from sessionlint.analysis.astfilter import REFINED_TRIGGERS
 from sessionlint.config import Settings
@@ -100,6 +100,8 @@ class Project:
     async_names: Optional[Pattern[bytes]] = None
 
     factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
+    # names of the project's functions that commit a session they are given (SL007's check)
+    committer_names: FrozenSet[str] = frozenset()
 
     def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
         return self.triage(data, triggers) is not None
@@ -154,7 +156,8 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
     for facts in index.modules.values():
         async_names |= {name.rsplit(".", 1)[-1] for name, factory in facts.factories.items() if factory.is_async}
     async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]
-    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names))
+    committers = frozenset(name for found in index.committers.values() for name in found)
+    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers)
 
 
 def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:

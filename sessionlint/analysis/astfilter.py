@@ -7,9 +7,10 @@ No libcst import here.
 """
 
 import ast
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, List, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, is_database_error
+from sessionlint.project.scan import committing_functions
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
 
@@ -22,10 +23,12 @@ def _terminal(node: Optional[ast.expr]) -> str:
     return ""
 
 
-def may_leave_failed_transaction(tree: ast.AST) -> bool:
+def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = frozenset()) -> bool:
     """Whether SL007 can have anything to say: some `try` calls `x.commit()`/`x.flush()` in
-    its body and has a handler that catches database errors and neither starts with `raise`
-    nor with a reset (`x.rollback()`, `x.close()`, ...) of the one receiver committed."""
+    its body, or a function that commits a session it is given (of the module, or one of
+    `imported`: the names of the project's such functions), and has a handler that catches
+    database errors and neither starts with `raise` nor with a reset (`x.rollback()`,
+    `x.close()`, ...) of the one receiver committed."""
     helpers: Optional[Set[str]] = None  # worked out at the first `try` that calls a name
     for node in _statements(tree):
         if not isinstance(node, _TRY_TYPES):
@@ -39,7 +42,7 @@ def may_leave_failed_transaction(tree: ast.AST) -> bool:
                     receivers.add(ast.dump(sub.func.value))
                 elif type(sub.func) is ast.Name:
                     if helpers is None:
-                        helpers = _committing_helpers(tree)
+                        helpers = set(committing_functions(tree)) | set(imported) if isinstance(tree, ast.Module) else set(imported)
                     if sub.func.id in helpers:
                         receivers.add("")  # `_save(db, item)`: a helper of the module commits
         if not receivers:
@@ -93,28 +96,6 @@ def _statements(tree: ast.AST) -> List[ast.stmt]:
                     if isinstance(child, ast.stmt):
                         found.append(child)
                     stack.append(child)
-    return found
-
-
-def _committing_helpers(tree: ast.AST) -> Set[str]:
-    """Module-level functions that call `commit()`/`flush()` on one of their parameters
-    (analysis.transactions.helper_commits decides exactly)."""
-    found: Set[str] = set()
-    for statement in getattr(tree, "body", ()):
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            params = {a.arg for a in statement.args.posonlyargs + statement.args.args + statement.args.kwonlyargs}
-            if not params:
-                continue
-            for sub in ast.walk(statement):
-                if (
-                    type(sub) is ast.Call
-                    and type(sub.func) is ast.Attribute
-                    and sub.func.attr in FAILING_METHODS
-                    and type(sub.func.value) is ast.Name
-                    and sub.func.value.id in params
-                ):
-                    found.add(statement.name)
-                    break
     return found
 
 

@@ -29,7 +29,7 @@ from sessionlint.analysis.lifecycle import _scope_body, build_lives
 from sessionlint.analysis.ownership import Closer, find_closers
 from sessionlint.analysis.parameters import note_parameters
 from sessionlint.analysis.settle import drop_finished_draws, joined_handoffs, keep_owned_locals, lost_in
-from sessionlint.analysis.transactions import Committer, find_missing_rollbacks, held_attributes, helper_commits, helper_resets
+from sessionlint.analysis.transactions import find_missing_rollbacks, held_attributes, helper_commits, helper_resets
 from sessionlint.analysis.tree import dotted_name, terminal_name, walk
 from sessionlint.knowledge import (
     ASYNC_SESSION_COROUTINES,
@@ -45,7 +45,7 @@ from sessionlint.knowledge import (
     Origin,
     is_test_path,
 )
-from sessionlint.project.model import Factory, builder_factory
+from sessionlint.project.model import Committer, Factory, builder_factory
 
 
 class LifecycleCollector:
@@ -343,10 +343,12 @@ class LifecycleCollector:
         return self._resets
 
     def _helper_commits(self) -> Dict[str, Committer]:
-        """What each function of the module commits of the sessions it is given, once."""
+        """What each function of the module, and each function it imports by name from a
+        project module, commits of the sessions it is given, once."""
         if self._commits is None:
             module = self.scopes[0].node if self.scopes else None
-            self._commits = helper_commits(module) if isinstance(module, cst.Module) else {}
+            self._commits = self.resolver.imported_committers()
+            self._commits.update(helper_commits(module) if isinstance(module, cst.Module) else {})
         return self._commits
 
     def _held_attributes(self) -> FrozenSet[str]:

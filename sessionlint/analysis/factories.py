@@ -17,6 +17,7 @@ from sessionlint.knowledge import (
     is_engine_name,
 )
 from sessionlint.project.model import (
+    Committer,
     Factory,
     ImportBinding,
     ProjectIndex,
@@ -293,6 +294,22 @@ class Resolver:
                 if built is not None and built.kind is FactoryKind.MAKER:
                     return Factory(FactoryKind.SESSION, built.is_async, Origin.MAKER, f"{built.detail}()")
         return None
+
+    def imported_committers(self) -> Dict[str, Committer]:
+        """The functions this module imports by name (`from app.crud import
+        create_transaction`) that commit a session parameter, under their local names
+        (project.scan.committing_functions). Fixture: tests/fixtures/projects/commit_helpers"""
+        found: Dict[str, Committer] = {}
+        if not self.index.committers:
+            return found
+        for local, binding in self.imports.items():
+            if not binding.original:
+                continue
+            target = self.index.path_of_module(self.path, binding.module, binding.level)
+            committer = self.index.committers.get(target, {}).get(binding.original) if target is not None else None
+            if committer is not None:
+                found[local] = committer
+        return found
 
     def unremoved_registry(self, callee: cst.BaseExpression) -> bool:
         """Whether `callee` (`Session`, `db.Session`) names a module-level `scoped_session`

@@ -26,14 +26,14 @@ from sessionlint.analysis.tree import (
     terminal_name,
     walk,
 )
+from sessionlint.project.model import Committer
 
 # Receiver names taken to be sessions when nothing else says so.
 CONVENTIONAL_SESSION_NAMES = frozenset({"session", "db", "db_session", "dbsession", "sess", "_session", "async_session"})
 
 
-# A function of the module that commits or flushes a session it is given, and does not roll
-# it back: (its parameters it does so to, as (position, name); what it calls on them)
-Committer = Tuple[Tuple[Tuple[int, str], ...], str]
+# (Committer: a function of the module that commits or flushes a session it is given, and
+# does not roll it back: its parameters it does so to, as (position, name); what it calls)
 
 
 @dataclass(frozen=True)
@@ -171,15 +171,22 @@ def _visit_block(
     outliving: Optional[_Outliving],
     helpers: Mapping[str, FrozenSet[str]],
     committers: Mapping[str, Committer],
+    after: Sequence[cst.CSTNode] = (),
 ) -> None:
+    """`after`: what runs when the block completes, for a block of an `if` (the statements
+    after the `if`, and after the blocks around it): a use there follows a swallowed failure
+    as much as one in the block (real-bug corpus: remnawave-bedolaga's purchase activation,
+    whose `try` sits in `if not purchase.is_gift:`). Fixture: tests/fixtures/projects/commit_helpers"""
     for index, statement in enumerate(statements):
         if isinstance(statement, SCOPE_TYPES):
             continue
+        rest = list(statements[index + 1 :]) + list(after)
         if isinstance(statement, (cst.Try, cst.TryStar)):
-            _check_try(statement, statements[index + 1 :], loops, known, found, savepoints, outliving, helpers, committers)
+            _check_try(statement, rest, loops, known, found, savepoints, outliving, helpers, committers)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
+        continuation = rest if isinstance(statement, cst.If) else ()
         for block in nested_blocks(statement):
-            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers, committers)
+            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers, committers, continuation)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:

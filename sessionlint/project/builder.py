@@ -22,8 +22,8 @@ from typing import (
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
 from sessionlint.project.calls import Site, find_per_request
-from sessionlint.project.model import Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
-from sessionlint.project.scan import scan_module
+from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
+from sessionlint.project.scan import committing_functions, scan_module
 from sessionlint.project.summaries import summarise_functions
 from sessionlint.project.text import (
     ALIAS_RE,
@@ -44,7 +44,7 @@ from sessionlint.project.text import (
 
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
 # whether the text can bind a factory, whether it imports a framework that serves requests).
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool]
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...]]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
 # registries, yielded calls, star imports, released names, building functions (the scan before
 # function summaries).
@@ -139,9 +139,17 @@ class IndexBuilder:
         cache = self.cache if not self.always_search else None
         text = cache.get_text(digest) if cache is not None and digest is not None else None
         new_text = text is None
+        tree = None
         if text is None:
-            text = self._text_facts(data)
-        scan = scan_record(path, data, self.cache, digest) if text[2] else None
+            # the functions that commit a session parameter, for the modules that import them
+            # (one `ast` parse, shared with the scan, of a file whose text commits anything)
+            committers: Tuple[Tuple[str, Committer], ...] = ()
+            if (b".commit(" in data or b".flush(" in data) and b"def " in data:
+                tree = parse_quietly(path, data)
+                if tree is not None:
+                    committers = tuple(sorted(committing_functions(tree).items()))
+            text = self._text_facts(data) + (committers,)
+        scan = scan_record(path, data, self.cache, digest, tree) if text[2] else None
         return text, new_text, scan
 
     def cached_facts(self, digest: str) -> Optional["FileFacts"]:
@@ -162,7 +170,9 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind, serves = text
+        imported, depends, can_bind, serves, committers = text
+        if committers:
+            self.index.committers[path] = dict(committers)
         self.serves_requests = self.serves_requests or serves
         if digest is not None:
             self.digests[path] = digest
@@ -208,7 +218,7 @@ class IndexBuilder:
                     return True
         return False
 
-    def _text_facts(self, data: bytes) -> TextFacts:
+    def _text_facts(self, data: bytes) -> Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool]:
         """(names imported with `from x import`, `Depends()` targets, whether the text can
         bind a factory or release a registry, whether it imports a framework that serves
         requests): what the project pass learns from a file without parsing it."""
@@ -315,17 +325,29 @@ def content_key(data: bytes) -> bytes:
     return blake2b(data, digest_size=8).digest()
 
 
-def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest: Optional[str] = None) -> ScanRecord:
-    """The module-level facts of one file, from the cache when its bytes were seen before."""
+def parse_quietly(path: str, data: bytes) -> Optional[ast.Module]:
+    """CPython's tree of `data`, or None when it does not parse (the lint reports that)."""
+    try:
+        with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
+            warnings.simplefilter("ignore")
+            return ast.parse(data, filename=path)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
+def scan_record(path: str, data: bytes, cache: Optional["ProjectCache"], digest: Optional[str] = None, tree: Optional[ast.Module] = None) -> ScanRecord:
+    """The module-level facts of one file, from the cache when its bytes were seen before
+    (`tree`: CPython's tree of `data`, when the caller parsed it already)."""
     if digest is not None and cache is not None:
         stored = cache.get_scan(digest)
         if stored is not None:
             return stored, False, None
     accepted = None
     try:
-        with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
-            warnings.simplefilter("ignore")
-            tree = ast.parse(data, filename=path)
+        if tree is None:
+            with warnings.catch_warnings():  # SyntaxWarnings in the linted code are not ours to print
+                warnings.simplefilter("ignore")
+                tree = ast.parse(data, filename=path)
         accepted = content_key(data)
         facts = scan_module(path, tree, may_release=b".remove" in data or b".close" in data or b".aclose" in data)
     except (SyntaxError, ValueError, MemoryError, RecursionError):

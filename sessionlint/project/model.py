@@ -76,6 +76,11 @@ class ModuleFacts:
     holders: Dict[str, bool] = field(default_factory=dict)
 
 
+# A module function that commits (or flushes) a session parameter and leaves its failure to
+# the caller: (the parameters it commits as (position or -1, name), "commit" or "flush").
+Committer = Tuple[Tuple[Tuple[int, str], ...], str]
+
+
 @dataclass
 class ProjectIndex:
     """Module-level factories of the linted files, keyed by path, plus the names used as
@@ -115,6 +120,9 @@ class ProjectIndex:
     # (path, function) -> why it runs per request, found across modules (project.calls):
     # `Cls.__init__` for a class built by a request handler
     per_request: Dict[Tuple[str, str], str] = field(default_factory=dict)
+    # path -> its module functions that commit a session parameter (scan.committing_functions),
+    # for the files whose text commits or flushes anything
+    committers: Dict[str, Dict[str, Committer]] = field(default_factory=dict)
     # what `path_of_module` worked out for absolute imports (module_stems is fixed once the
     # index is finished; relative imports, checked against the growing `modules`, are not kept)
     _holders: Dict[str, Tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)

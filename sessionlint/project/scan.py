@@ -8,12 +8,15 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
     ENGINE_BUILDERS,
+    FAILING_METHODS,
     MAKER_BUILDERS,
+    RESETTING_METHODS,
     SESSION_CLASSES,
     FactoryKind,
     Origin,
 )
 from sessionlint.project.model import (
+    Committer,
     Factory,
     ImportBinding,
     ModuleFacts,
@@ -567,3 +570,38 @@ def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
                         push(item)
             elif isinstance(value, ast.AST):
                 push(value)
+
+
+def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
+    """The module-level functions (sync or async) that call `commit()`/`flush()` on one of
+    their parameters without rolling it back or closing it themselves: a call of one in a
+    `try` fails the way the commit would. The `ast` twin of
+    analysis.transactions.helper_commits, for what other modules import (real-bug corpus:
+    remnawave-bedolaga's `create_transaction(db=db, ...)` from a crud module) and for the
+    SL007 prefilter. Fixture: tests/fixtures/projects/commit_helpers"""
+    found: Dict[str, Committer] = {}
+    for statement in tree.body:
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        positional = [a.arg for a in statement.args.posonlyargs + statement.args.args]
+        names = set(positional) | {a.arg for a in statement.args.kwonlyargs}
+        if not names:
+            continue
+        committed: Dict[str, str] = {}
+        reset: Set[str] = set()
+        for node in _walk_own_scope(statement):
+            if type(node) is not ast.Call or type(node.func) is not ast.Attribute or type(node.func.value) is not ast.Name:
+                continue
+            receiver, method = node.func.value.id, node.func.attr
+            if receiver not in names:
+                continue
+            if method in FAILING_METHODS:
+                if method == "commit" or receiver not in committed:
+                    committed[receiver] = method
+            elif method in RESETTING_METHODS:
+                reset.add(receiver)
+        kept = {name: method for name, method in committed.items() if name not in reset}
+        if kept:
+            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+            found[statement.name] = (where, "commit" if "commit" in kept.values() else "flush")
+    return found

@@ -67,6 +67,10 @@ class MissingRollback(ScopeRule):
     - A handler that re-raises on any path, and a `try` that uses `begin_nested()` (whose
       context manager rolls back the savepoint), are not reported.
     - Handlers catching exception types other than SQLAlchemy's and `Exception` are ignored.
+    - A commit inside a called function counts when that function is of the module or is
+      imported by name from a project module, commits (or flushes) a session parameter and
+      does not roll it back itself (`create_transaction(db=db, ...)`); a file that never
+      commits or flushes in its own text is not looked at.
 
     ## References
     - SQLAlchemy, "This Session's transaction has been rolled back due to a previous exception
