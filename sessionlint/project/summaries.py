@@ -56,26 +56,19 @@ def summarise_functions(index: ProjectIndex) -> Set[str]:
                         names.add(function.rsplit(".", 1)[-1])
                         changed = True
                         break
-            for function, calls in facts.yielded_calls.items():
-                if function in facts.generators:
-                    continue
-                for callee, is_async_def in calls:
-                    summary = _summary_of(index, facts, callee, function, is_async_def)
-                    if summary is not None and summary.kind is FactoryKind.SESSION:
-                        facts.generators[function] = Factory(FactoryKind.SESSION, summary.is_async, Origin.GENERATOR, function)
-                        names.add(function)
-                        changed = True
-                        break
-            for function, calls in facts.opened_calls.items():
-                if function in facts.factories:
-                    continue
-                for callee, is_async_def in calls:
-                    summary = _summary_of(index, facts, callee, function, is_async_def)
-                    if summary is not None and summary.kind is FactoryKind.SESSION:
-                        facts.factories[function] = Factory(FactoryKind.SESSION, summary.is_async, Origin.OPEN_CONTEXT, function)
-                        names.add(function.rsplit(".", 1)[-1])
-                        changed = True
-                        break
+            # generators that yield a new session (`next(get_db())` names the function), and
+            # context managers that close the one they yield only on error
+            for calls_of, table, origin in ((facts.yielded_calls, facts.generators, Origin.GENERATOR), (facts.opened_calls, facts.factories, Origin.OPEN_CONTEXT)):
+                for function, calls in calls_of.items():
+                    if function in table:
+                        continue
+                    for callee, is_async_def in calls:
+                        summary = _summary_of(index, facts, callee, function, is_async_def)
+                        if summary is not None and summary.kind is FactoryKind.SESSION:
+                            table[function] = Factory(FactoryKind.SESSION, summary.is_async, origin, function)
+                            names.add(function if origin is Origin.GENERATOR else function.rsplit(".", 1)[-1])
+                            changed = True
+                            break
         if not changed:
             break
     return names
