@@ -75,9 +75,9 @@ def _resets_first(body: Sequence[ast.stmt], receivers: Set[str]) -> bool:
         ):
             return True
         for sub in ast.walk(statement):
-            if isinstance(sub, (ast.Raise, ast.Name, ast.Attribute)) and (type(sub) is ast.Raise or ast.dump(sub) == receiver):
+            if isinstance(sub, (ast.Raise, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 return False
-            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if isinstance(sub, (ast.Name, ast.Attribute)) and ast.dump(sub) == receiver:
                 return False
     return False
 

@@ -1,7 +1,8 @@
 """Sessions closed by a teardown only after their commit succeeds (SL002): the session is made
 in one function and closed in another (`__exit__`, an `on_finish` hook, a finished-request
-callback, a `close()` method), after a `commit()` (or `flush()`) that is not inside a `try`, and the close is not in a `finally`: when the commit raises, the close never
-runs and the connection stays checked out (real-bug corpus: a Tornado middleware's
+callback, a `close()` method), after a `commit()` (or `flush()`) that is not inside a
+`try`, and the close is not in a `finally`: when the commit raises, the close never runs
+and the connection stays checked out (real-bug corpus: a Tornado middleware's
 `on_finish`, a Pyramid finished callback, a middleware's context manager).
 Fixture: SL002/closed_by_teardown_after_commit.py"""
 
@@ -12,11 +13,10 @@ import libcst as cst
 
 from sessionlint.analysis.facts import Creation, Holding
 from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name, walk
-from sessionlint.knowledge import FactoryKind, is_test_path
+from sessionlint.knowledge import FAILING_METHODS, FactoryKind, is_test_path
 
-# (a `rollback()` before the close fails only with the connection: corpus review of
-# ziggurat-foundations' test fixtures, `session.rollback(); session.close()`)
-_FAILING = frozenset({"commit", "flush"})
+# (FAILING_METHODS only: a `rollback()` before the close fails only with the connection.
+# Corpus review of ziggurat-foundations' test fixtures, `session.rollback(); session.close()`)
 _EXITS = ("__exit__", "__aexit__")
 
 
@@ -110,7 +110,7 @@ def _first_unprotected_close(closers: List[cst.FunctionDef], key: Optional[str])
             if receiver not in receivers:
                 continue
             method = node.func.attr.value
-            if method in _FAILING:
+            if method in FAILING_METHODS:
                 if receiver not in failing or (method == "commit" and terminal_name(failing[receiver].func) != "commit"):
                     failing[receiver] = node  # (named in the message: the commit if there is one)
             elif method == "close" and receiver in failing:
