@@ -7,7 +7,7 @@ that `--version`, `--help` and `--list-rules` start fast.
 import os
 import signal
 import sys
-from typing import Any, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Dict, NoReturn, Optional, Sequence, Tuple
 
 import click
 
@@ -68,17 +68,12 @@ def _list_rules() -> None:
 
 
 def _explain(code: str) -> None:
-    import inspect
-
     info = by_code(code)
     if info is None:
         _fail(f"unknown rule `{code}` (see `sessionlint --list-rules`)")
-    from sessionlint.lint import rule_classes
+    from sessionlint.rules._docs import page
 
-    (rule,) = rule_classes([info])
-    click.echo(f"# {rule.code} {rule.name}\n")
-    click.echo(f"{rule.summary}. Fix: {rule.fix_availability.value}.\n")
-    click.echo(inspect.cleandoc(rule.__doc__ or ""))
+    click.echo(page(info), nl=False)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -303,10 +298,17 @@ def _lint(
             from sessionlint.fixes.files import remove_stale_temporaries
 
             remove_stale_temporaries(os.path.dirname(os.path.abspath(target)) or ".", os.path.basename(target))
+    # SARIF carries each finding's fix: compute them (as --diff does), report the original.
+    sarif = output_format == "sarif" and not statistics and fix_mode is None and not write_baseline_file
     try:
-        result = run(paths, configuration, stdin=stdin, progress=_progress_bar(), fix=fix_mode)
+        result = run(paths, configuration, stdin=stdin, progress=_progress_bar(), fix=("unsafe" if unsafe else "safe") if sarif else fix_mode)
     except ConfigError as error:
         _fail(str(error))
+    fixed = {path: (original, new) for path, (original, new, _) in result.fixes.items()}
+    if sarif:
+        for path in fixed:
+            result.keep_original(path)
+        result.fix_problems = []
     if verbose:
         for root, config in result.projects:
             click.echo(f"sessionlint: project {root or '(files outside any project)'}: configuration {config or '(none: defaults)'}", err=True)
@@ -348,7 +350,7 @@ def _lint(
         covered = apply_to_run(result, known, settings.relative)
         if covered and output_format == "text" and not quiet:
             click.echo(f"{covered} findings recorded in {baseline_file} not shown", err=True)
-    _report(result, output_format, output_file, statistics, quiet, unsafe)
+    _report(result, output_format, output_file, statistics, quiet, unsafe, fixed=fixed if sarif else None)
     sys.exit(exit_code(result, exit_zero))
 
 
@@ -398,13 +400,18 @@ def _report(
     quiet: bool,
     unsafe: bool = False,
     stream: Any = None,
+    fixed: Optional[Dict[str, Tuple[bytes, bytes]]] = None,
 ) -> None:
     import importlib
     import io
 
     name = "statistics" if statistics else ("concise" if output_format == "text" and quiet else output_format)
     reporter = importlib.import_module(f"sessionlint.reporters.{name}")
-    options = {"quiet": quiet, "sources": result.sources, "unsafe": unsafe}
+    options: Dict[str, Any] = {"quiet": quiet, "sources": result.sources, "unsafe": unsafe, "fixed": fixed or {}}
+    if name == "sarif":
+        from sessionlint.rules._docs import pages
+
+        options["rule_pages"] = pages()
     if output_file is None:
         out = stream or sys.stdout
         reporter.render(result, out, color=_use_color() and name in ("text", "concise") and out is sys.stdout, **options)

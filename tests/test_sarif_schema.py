@@ -60,5 +60,8 @@ def test_sarif_is_valid_against_the_published_schema(tmp_path, monkeypatch):
     for document in documents:
         jsonschema.validate(document, schema)
     assert len(documents[0]["runs"][0]["results"]) == 14
+    # The schema admits what the examples carry: rule help in Markdown, fixes, base URIs.
+    fixed = [r["ruleId"] for r in documents[0]["runs"][0]["results"] if "fixes" in r]
+    assert fixed and all(r["help"]["markdown"].startswith(f"# {r['id']} ") for r in documents[0]["runs"][0]["tool"]["driver"]["rules"])
     assert documents[1]["runs"][0]["invocations"][0]["toolExecutionNotifications"][0]["descriptor"]["id"] == "syntax-error"
     assert documents[2]["runs"][0]["results"] == []

@@ -111,7 +111,7 @@ def test_json_format(tmp_path, monkeypatch):
                 "help": "Use `with SessionLocal() as db:`",
                 "fix": {"applicability": "safe", "title": "Use `with ... as db:` for the rest of the block"},
                 "confidence": "high",
-                "url": "https://example.invalid/sessionlint/rules/SL001",
+                "url": "docs/rules/SL001.md",
             }
         ],
         "errors": [],
@@ -139,10 +139,40 @@ def test_sarif_format(tmp_path, monkeypatch):
     (result,) = run["results"]
     assert result["ruleId"] == "SL001" and rules[result["ruleIndex"]]["id"] == "SL001"
     assert result["locations"][0]["physicalLocation"] == {
-        "artifactLocation": {"uri": "app.py"},
+        "artifactLocation": {"uri": "app.py", "uriBaseId": "%SRCROOT%"},
         "region": {"startLine": 7, "startColumn": 10, "endLine": 7, "endColumn": 24},
     }
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": tmp_path.as_uri() + "/"}}
     assert run["invocations"] == [{"executionSuccessful": True, "toolExecutionNotifications": []}]
+    # The fix as SARIF `fixes`: lines 7-8 replaced by the `with` block; the file is unchanged.
+    assert result["fixes"] == [
+        {
+            "description": {"text": "Use `with ... as db:` for the rest of the block"},
+            "artifactChanges": [
+                {
+                    "artifactLocation": {"uri": "app.py", "uriBaseId": "%SRCROOT%"},
+                    "replacements": [
+                        {
+                            "deletedRegion": {"startLine": 7, "startColumn": 1, "endLine": 9, "endColumn": 1},
+                            "insertedContent": {"text": '    with SessionLocal() as db:\n        db.execute("select 1")\n'},
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+    assert (tmp_path / name).read_text() == SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n"
+    # Each rule carries its documentation, as `--explain` prints it; no placeholder links.
+    assert rules[0]["help"]["markdown"].startswith("# SL001 session-not-closed\n\nSession created without a guaranteed close.")
+    assert "## Fix safety" in rules[0]["help"]["text"] and "example.invalid" not in out
+
+
+def test_sarif_locations_are_percent_encoded(tmp_path, monkeypatch):
+    (tmp_path / "my app").mkdir()
+    write(tmp_path / "my app", SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n", name="ré%.py")
+    _, out, _ = invoke(["--format", "sarif", "."], tmp_path, monkeypatch)
+    (result,) = json.loads(out)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "my%20app/r%C3%A9%25.py", "uriBaseId": "%SRCROOT%"}
 
 
 def test_junit_format(tmp_path, monkeypatch):

@@ -22,9 +22,9 @@ from sessionlint.diagnostics import (
     display_path,
     is_fixable,
 )
+from sessionlint.registry import rule_url
 
 SCHEMA_VERSION = 1
-DOCS_URL = "https://example.invalid/sessionlint/rules/{code}"
 
 
 def diagnostic_record(diagnostic: Diagnostic) -> Dict[str, Any]:
@@ -40,7 +40,7 @@ def diagnostic_record(diagnostic: Diagnostic) -> Dict[str, Any]:
         if diagnostic.fix is None
         else {"applicability": diagnostic.fix.applicability.value, "title": diagnostic.fix.title},
         "confidence": diagnostic.confidence.value,
-        "url": DOCS_URL.format(code=diagnostic.code),
+        "url": rule_url(diagnostic.code),
     }
 
 
