@@ -55,7 +55,7 @@ def _warn(message: str) -> None:
     click.echo(f"sessionlint: warning: {message}", err=True)
 
 
-FORMATS = ("text", "concise", "json", "sarif", "github", "junit")
+FORMATS = ("text", "concise", "json", "sarif", "github", "gitlab", "junit")
 # Show a progress bar on a terminal when more files than this are parsed.
 PROGRESS_THRESHOLD = 200
 

@@ -175,15 +175,65 @@ def test_sarif_locations_are_percent_encoded(tmp_path, monkeypatch):
     assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "my%20app/r%C3%A9%25.py", "uriBaseId": "%SRCROOT%"}
 
 
-def test_junit_format(tmp_path, monkeypatch):
-    name = write(tmp_path, SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n")
+TWO_FINDINGS = SOURCE.split("\n\ndef suppressed_by_code")[0] + "\n\n\ndef second():\n    db = SessionLocal()\n    db.execute('select 2')\n"
+
+
+def test_junit_format_has_one_case_per_finding(tmp_path, monkeypatch):
+    name = write(tmp_path, TWO_FINDINGS)
     _, out, _ = invoke(["--format", "junit", name], tmp_path, monkeypatch)
     root = ElementTree.fromstring(out.split("\n", 1)[1])
-    (case,) = root.iter("testcase")
-    (failure,) = case.iter("failure")
-    assert (case.get("name"), failure.get("type")) == ("app.py", "SL001")
-    assert failure.text == "app.py:7:10: SL001 session `db` is never closed"
-    assert root.get("failures") == "1"
+    cases = list(root.iter("testcase"))
+    assert [(c.get("name"), c.get("classname"), c.get("line")) for c in cases] == [
+        ("SL001 app.py:7:10", "app.py", "7"),
+        ("SL001 app.py:13:10", "app.py", "13"),
+    ]
+    assert [len(list(c.iter("failure"))) for c in cases] == [1, 1]
+    assert cases[0].find("failure").text == "app.py:7:10: SL001 session `db` is never closed\nhelp: Use `with SessionLocal() as db:`"
+    assert (root.get("tests"), root.get("failures")) == ("2", "2")
+
+
+GITLAB_ISSUE = {
+    "type": "object",
+    "required": ["description", "check_name", "fingerprint", "severity", "location"],
+    "properties": {
+        "description": {"type": "string", "minLength": 1},
+        "check_name": {"type": "string", "minLength": 1},
+        "fingerprint": {"type": "string", "minLength": 1},
+        "severity": {"enum": ["info", "minor", "major", "critical", "blocker"]},
+        "location": {
+            "type": "object",
+            "required": ["path", "lines"],
+            "properties": {"path": {"type": "string"}, "lines": {"type": "object", "required": ["begin"], "properties": {"begin": {"type": "integer", "minimum": 1}}}},
+        },
+    },
+}
+
+
+def test_gitlab_format_has_the_documented_shape(tmp_path, monkeypatch):
+    import jsonschema
+
+    (tmp_path / "pkg").mkdir()
+    name = write(tmp_path / "pkg", TWO_FINDINGS)
+    (tmp_path / "broken.py").write_text("from db import SessionLocal\nSessionLocal(\n")
+    monkeypatch.delenv("CI_PROJECT_DIR", raising=False)
+    code, out, _ = invoke(["--format", "gitlab", "."], tmp_path, monkeypatch)
+    issues = json.loads(out)
+    jsonschema.validate(issues, {"type": "array", "items": GITLAB_ISSUE})
+    assert code == 1
+    assert [(i["check_name"], i["location"]["path"], i["location"]["lines"]["begin"]) for i in issues] == [
+        ("SL001", f"pkg/{name}", 7),
+        ("SL001", f"pkg/{name}", 13),
+        ("syntax-error", "broken.py", 2),
+    ]
+    assert len({i["fingerprint"] for i in issues}) == 3
+    # Fingerprints hold no line number: lines added above a finding keep it.
+    (tmp_path / "pkg" / name).write_text("# a comment\n\n" + TWO_FINDINGS)
+    _, moved, _ = invoke(["--format", "gitlab", "."], tmp_path, monkeypatch)
+    assert [i["fingerprint"] for i in json.loads(moved)] == [i["fingerprint"] for i in issues]
+    # Paths are relative to GitLab's checkout when CI_PROJECT_DIR is set.
+    monkeypatch.setenv("CI_PROJECT_DIR", str(tmp_path.parent))
+    _, inside, _ = invoke(["--format", "gitlab", "."], tmp_path, monkeypatch)
+    assert json.loads(inside)[0]["location"]["path"] == f"{tmp_path.name}/pkg/{name}"
 
 
 def test_statistics_and_output_file(tmp_path, monkeypatch):
