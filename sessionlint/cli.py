@@ -96,6 +96,7 @@ def _explain(code: str) -> None:
 @click.option("--fix", is_flag=True, help="Apply the safe fixes, rewriting the files.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply (and count as fixable) the unsafe fixes.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if there is one).")
+@click.option("--add-noqa", is_flag=True, help="Add `# noqa: SLxxx` to every line with a finding (merged with the comment there) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only one line per violation.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
@@ -128,6 +129,7 @@ def main(
     fix: bool,
     unsafe_fixes: bool,
     diff: bool,
+    add_noqa: bool,
     quiet: bool,
     exit_zero: bool,
     list_rules: bool,
@@ -193,6 +195,11 @@ def main(
         return
     if show_files:
         _show_files(configuration, paths)
+        return
+    if add_noqa:
+        if fix or diff or "-" in paths:
+            _fail("--add-noqa edits files: it cannot be combined with --fix, --diff or stdin")
+        _add_noqa(paths, configuration)
         return
     fix_mode = ("unsafe" if unsafe_fixes else "safe") if (fix or diff) else None
     _lint(paths, configuration, settings, output_format or "text", output_file, statistics, stdin_filename,
@@ -352,6 +359,44 @@ def _lint(
             click.echo(f"{covered} findings recorded in {baseline_file} not shown", err=True)
     _report(result, output_format, output_file, statistics, quiet, unsafe, fixed=fixed if sarif else None)
     sys.exit(exit_code(result, exit_zero))
+
+
+def _add_noqa(paths: Tuple[str, ...], configuration: Configuration) -> None:
+    """Write a `# noqa` directive for every finding; exit 0, or 2 when a file could not be
+    written or a finding could not get one (a line that ends inside a string)."""
+    from sessionlint.fixes.files import WriteError, digest, write_fixed
+    from sessionlint.noqa import add_noqa
+    from sessionlint.runner import run
+
+    try:
+        result = run(paths, configuration, progress=_progress_bar())
+    except ConfigError as error:
+        _fail(str(error))
+    for problem in result.usage_errors:
+        click.echo(f"sessionlint: error: {problem}", err=True)
+    by_path: Dict[str, list] = {}
+    for diagnostic in result.diagnostics:
+        by_path.setdefault(diagnostic.path, []).append(diagnostic)
+    added, failed = 0, bool(result.usage_errors)
+    for path, diagnostics in sorted(by_path.items()):
+        original = result.sources.get(path)
+        if original is None:
+            continue
+        fixed, count, unplaced = add_noqa(original, diagnostics)
+        for line in unplaced:
+            click.echo(f"sessionlint: error: {display_path(path)}:{line}: no `# noqa` can be placed for this finding", err=True)
+        failed = failed or bool(unplaced)
+        if fixed == original:
+            continue
+        try:
+            write_fixed(path, fixed, digest(original))
+        except WriteError as error:
+            click.echo(f"sessionlint: error: {display_path(path)}: {error}", err=True)
+            failed = True
+            continue
+        added += count
+    click.echo(f"Added {added} noqa {'directive' if added == 1 else 'directives'}.", err=True)
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
 
 
 def _write_fixes(result: RunResult, skip: Optional[str] = None) -> None:

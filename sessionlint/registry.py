@@ -90,7 +90,7 @@ TOOL_RULES: Tuple[RuleInfo, ...] = (
         "SL100",
         "unused-suppression",
         "`# noqa` or `# sessionlint: ignore[...]` comment that suppresses nothing",
-        "none",
+        "always",
         "",
         (),
     ),

@@ -131,6 +131,8 @@ class _Run:
         if fix is not None:
             self.fix(fix == "unsafe")
         self.suppress()
+        if fix is not None:
+            self.fix_unused_suppressions()
         for file_result in self.result.files:
             if file_result.diagnostics:
                 data = self.sources.get(file_result.path)
@@ -360,6 +362,26 @@ class _Run:
             self.result.suppressed += count
             if diagnostics != file_result.diagnostics:
                 self.result.files[index] = replace(file_result, diagnostics=tuple(sorted(diagnostics, key=lambda d: d.sort_key)))
+
+    def fix_unused_suppressions(self) -> None:
+        """SL100's fix, after the suppressions were applied to the (fixed) text: the unused
+        codes leave their comments. Only comments change, so no other finding moves."""
+        from sessionlint.noqa import remove_unused
+
+        for index, file_result in enumerate(self.result.files):
+            unused = [d for d in file_result.diagnostics if d.code == UNUSED_CODE]
+            data = self.sources.get(file_result.path) if unused else None
+            if data is None:
+                continue
+            fixed = remove_unused(data, unused)
+            if fixed == data:
+                continue
+            path = file_result.path
+            original, _, counts = self.result.fixes.get(path, (data, data, {}))
+            self.result.fixes[path] = (original, fixed, {**counts, UNUSED_CODE: len(unused)})
+            self.result.unfixed.setdefault(path, file_result)
+            self.sources.pin(path, fixed)
+            self.result.files[index] = replace(file_result, diagnostics=tuple(d for d in file_result.diagnostics if d.code != UNUSED_CODE))
 
     def fix(self, unsafe: bool) -> None:
         """Fix rounds for every file with an applicable, unsuppressed fix, in this process."""

@@ -18,15 +18,15 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
-from sessionlint.diagnostics import Diagnostic, Location
+from sessionlint.diagnostics import Applicability, Diagnostic, Fix, Location
 
 UNUSED_CODE = "SL100"
 UNUSED_NAME = "unused-suppression"
 
-_NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I)
-_IGNORE = re.compile(r"#\s*sessionlint\s*:\s*ignore(?:\s*\[(?P<codes>[^\]]*)\])?", re.I)
+NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I)
+IGNORE = re.compile(r"#\s*sessionlint\s*:\s*ignore(?:\s*\[(?P<codes>[^\]]*)\])?", re.I)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
-_FILE_NOQA = re.compile(r"^#\s*sessionlint\s*:\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?\s*$", re.I)
+FILE_NOQA = re.compile(r"^#\s*sessionlint\s*:\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?\s*$", re.I)
 # Cheap test on the bytes before any tokenizing.
 _MARKERS = (b"noqa", b"NOQA", b"sessionlint:", b"sessionlint :")
 
@@ -44,10 +44,15 @@ class FileSuppressions:
     by_line: Dict[int, List[Suppression]]
     statement_start: Dict[int, int]  # physical line -> first line of its logical line
     whole_file: List[Suppression] = field(default_factory=list)  # `# sessionlint: noqa[: codes]`
+    # A line inside a multi-line string -> the string's last line, the first that can end
+    # with a comment (as in Ruff).
+    string_end: Dict[int, int] = field(default_factory=dict)
 
     def lines_for(self, line: int) -> Tuple[int, ...]:
         first = self.statement_start.get(line, line)
-        return (line,) if first == line else (line, first)
+        found = (line,) if first == line else (line, first)
+        end = self.string_end.get(line)
+        return found if end is None else found + (end,)
 
 
 def has_markers(data: bytes) -> bool:
@@ -73,6 +78,7 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
     starts: Dict[int, int] = {}
     comments: List[Tuple[int, int, str]] = []
     code_lines: Set[int] = set()  # lines with a token that is not a comment
+    string_end: Dict[int, int] = {}
     try:
         logical_start: Optional[int] = None
         for token in tokenize.tokenize(io.BytesIO(data).readline):
@@ -81,6 +87,8 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
                 comments.append((line, token.start[1], token.string))
             elif kind not in (tokenize.ENCODING, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
                 code_lines.update(range(token.start[0], token.end[0] + 1))
+                for number in range(token.start[0], token.end[0]):
+                    string_end[number] = token.end[0]
             if kind in (tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
                 if kind == tokenize.NL and logical_start is not None:
                     starts.setdefault(line, logical_start)
@@ -98,7 +106,7 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
     whole_file: List[Suppression] = []
     for line, column, text in comments:
         if line not in code_lines:
-            match = _FILE_NOQA.match(text)
+            match = FILE_NOQA.match(text)
             if match is not None:
                 codes = frozenset(c.upper() for c in _CODE.findall(match.group("codes") or "")) if match.group("sep") else None
                 whole_file.append(Suppression(line, column + 1, codes, True))
@@ -109,7 +117,7 @@ def parse(data: bytes) -> Optional[FileSuppressions]:
             by_line.setdefault(line, []).append(Suppression(line, column + offset + 1, codes, explicit))
     if not by_line and not whole_file:
         return None
-    return FileSuppressions(by_line, starts, whole_file)
+    return FileSuppressions(by_line, starts, whole_file, string_end)
 
 
 def _comments_by_regex(data: bytes) -> Tuple[List[Tuple[int, int, str]], Set[int]]:
@@ -130,7 +138,7 @@ def _comments_by_regex(data: bytes) -> Tuple[List[Tuple[int, int, str]], Set[int
 def _directive(comment: str) -> Optional[Tuple[int, Optional[FrozenSet[str]], bool]]:
     """(offset in the comment, codes or None for all, explicit?) of the first directive."""
     best = None
-    for pattern in (_NOQA, _IGNORE):
+    for pattern in (NOQA, IGNORE):
         for match in pattern.finditer(comment):
             if best is None or match.start() < best.start():
                 best = match
@@ -138,7 +146,7 @@ def _directive(comment: str) -> Optional[Tuple[int, Optional[FrozenSet[str]], bo
     if best is None:
         return None
     codes_text = best.group("codes")
-    if best.re is _NOQA:
+    if best.re is NOQA:
         if best.group("sep") is None:
             return best.start(), None, False
         codes = frozenset(code.upper() for code in _CODE.findall(codes_text or ""))
@@ -207,6 +215,7 @@ def _unused(path: str, suppression: Suppression, matched: Set[str], enabled: Fro
         else f"unused suppression of {listed}: no such finding {where}"
     )
     start = Location(suppression.line, suppression.column)
+    title = "Remove the unused suppression" if unused == ["all"] or unused == sorted(suppression.codes or ()) else f"Remove {listed} from the comment"
     return [
         Diagnostic(
             code=UNUSED_CODE,
@@ -216,5 +225,13 @@ def _unused(path: str, suppression: Suppression, matched: Set[str], enabled: Fro
             start=start,
             end=start,
             help="Remove the unused code from the comment, or the comment",
+            fix=Fix(Applicability.SAFE, title),
         )
     ]
+
+
+def unused_codes(diagnostic: Diagnostic) -> Optional[List[str]]:
+    """The codes an SL100 finding says are unused (read back from its message, which
+    `_unused` writes); None when the whole directive suppresses nothing."""
+    head = diagnostic.message.split(":", 1)[0]
+    return re.findall(r"`([A-Z]+[0-9]+)`", head) if "`" in head else None

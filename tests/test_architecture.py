@@ -24,7 +24,7 @@ LAYERS = [
     # 4: the rules
     {"sessionlint.rules"},
     # 5: one file in, one result out
-    {"sessionlint.lint", "sessionlint.prefilter", "sessionlint.parsing", "sessionlint.sources", "sessionlint.suppression"},
+    {"sessionlint.lint", "sessionlint.prefilter", "sessionlint.parsing", "sessionlint.sources", "sessionlint.suppression", "sessionlint.noqa"},
     # 6: what the run uses
     {"sessionlint.fixes.apply", "sessionlint.workers", "sessionlint.cache", "sessionlint.cache_codecs", "sessionlint.baseline", "sessionlint.discovery"},
     # 7: the pipeline

@@ -217,8 +217,8 @@ def test_unused_file_level_noqa_is_sl100(tmp_path, monkeypatch):
     (tmp_path / "app.py").write_text("x = 1\n\n# sessionlint: noqa: SL001\n# sessionlint: noqa\n")
     code, out, err = invoke(["--isolated", "-q", "--extend-select", "SL100", "app.py"], tmp_path, monkeypatch)
     assert out.splitlines() == [
-        "app.py:3:1: SL100 unused suppression of `SL001`: no such finding in this file",
-        "app.py:4:1: SL100 unused suppression: nothing is reported in this file",
+        "app.py:3:1: SL100 [*] unused suppression of `SL001`: no such finding in this file",
+        "app.py:4:1: SL100 [*] unused suppression: nothing is reported in this file",
     ]
 
 

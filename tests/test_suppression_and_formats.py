@@ -87,9 +87,9 @@ def test_unused_suppressions_are_sl100_when_selected(tmp_path, monkeypatch):
     # matched is fine.
     assert out.splitlines() == [
         "app.py:7:10: SL001 [*] session `db` is never closed",
-        "app.py:17:26: SL100 unused suppression of `SL003`: no such finding on this line",
+        "app.py:17:26: SL100 [*] unused suppression of `SL003`: no such finding on this line",
         "app.py:34:10: SL001 [*] session `db` is never closed",
-        "app.py:39:15: SL100 unused suppression of `SL001`: no such finding on this line",
+        "app.py:39:15: SL100 [*] unused suppression of `SL001`: no such finding on this line",
     ]
 
 
@@ -302,8 +302,8 @@ def test_sl100_in_files_without_findings(tmp_path, monkeypatch):
     assert (code, out.splitlines()) == (
         1,
         [
-            "ignored.py:1:8: SL100 unused suppression of `SL001`: no such finding on this line",
-            "lower.py:1:8: SL100 unused suppression of `SL003`: no such finding on this line",
+            "ignored.py:1:8: SL100 [*] unused suppression of `SL001`: no such finding on this line",
+            "lower.py:1:8: SL100 [*] unused suppression of `SL003`: no such finding on this line",
         ],
     )
 
