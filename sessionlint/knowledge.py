@@ -268,6 +268,9 @@ HANDOFF_SINKS: Mapping[str, str] = {
     "apply_async": "Celery task",
     "delay": "Celery task",
 }
+# Responses that read their body from an iterator while the response is sent, after the
+# handler returned: a session the iterator uses must outlive the handler's scope.
+STREAMING_RESPONSES: FrozenSet[str] = frozenset({"StreamingResponse", "EventSourceResponse"})
 
 # --- frameworks: when code runs -----------------------------------------------------------
 

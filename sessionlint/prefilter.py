@@ -62,9 +62,9 @@ STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
         (b"maker", b"scoped_session", b"Session", b"session_class"),
     ),
     "handoff": (
-        rb"\b(?:add_task|BackgroundTask|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay)\s*\(",
+        rb"\b(?:add_task|BackgroundTask|Thread|create_task|ensure_future|run_in_executor|submit|start_soon|to_thread|apply_async|delay|StreamingResponse|EventSourceResponse)\s*\(",
         b"ession",
-        (b"_task", b"BackgroundTask", b"Thread", b"ensure_future", b"run_in_executor", b"submit", b"start_soon", b"to_thread", b"apply_async", b"delay"),
+        (b"_task", b"BackgroundTask", b"Thread", b"ensure_future", b"run_in_executor", b"submit", b"start_soon", b"to_thread", b"apply_async", b"delay", b"Response"),
     ),
 }
 

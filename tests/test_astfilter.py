@@ -110,6 +110,7 @@ def _reference_may_hand_session_over(tree: ast.AST) -> bool:
     from sessionlint.analysis.astfilter import (
         _SELF_SESSIONS,
         HANDOFF_SINKS,
+        STREAMING_RESPONSES,
         _params_with_defaults,
         _passed_names,
         _terminal,
@@ -136,6 +137,8 @@ def _reference_may_hand_session_over(tree: ast.AST) -> bool:
             continue
         declared = {name for node in nodes if isinstance(node, ast.Global) for name in node.names}
         for node in nodes:
+            if type(node) is ast.Call and _terminal(node.func) in STREAMING_RESPONSES:
+                return True  # the session may reach the body through a name bound before
             if type(node) is ast.Call and _terminal(node.func) in HANDOFF_SINKS and _passed_names(node) & owned:
                 return True
             if type(node) is ast.Assign and isinstance(node.value, ast.Name) and node.value.id in owned:
@@ -168,6 +171,7 @@ def test_the_one_walk_handoff_check_agrees_with_the_walk_per_function() -> None:
         "pool.submit(work, db)", "tasks.add_task(send, x)", "Thread(target=run, args=(y,)).start()",
         "global db", "global current", "current = db", "CACHE[1] = x", "Registry.current = y", "local = db",
         "pool.submit(lambda: db)", "pool.submit(work, db.info)", "pass", "db = make()",
+        "return StreamingResponse(rows(db))",
     ]
     found = set()
     for _ in range(3000):

@@ -106,3 +106,48 @@ def test_background_task_message_follows_the_fastapi_version(tmp_path, monkeypat
     assert (finding["code"], finding["location"]["line"], finding["location"]["column"]) == ("SL008", 11, 5)
     assert expected in finding["message"], finding["message"]
     assert finding["confidence"] == ("high" if "closed by" in expected else "medium")
+
+
+STREAMING = textwrap.dedent(
+    """\
+    from fastapi import APIRouter, Depends
+    from fastapi.responses import StreamingResponse
+    from sqlalchemy.orm import Session
+
+    from app.db import get_db, stream_rows
+
+    router = APIRouter()
+
+
+    @router.get("/rows")
+    def rows(db: Session = Depends(get_db)):
+        return StreamingResponse(stream_rows(db))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "requirement, expected",
+    [
+        ("fastapi==0.109.2", "is closed by the request before the streaming response's body runs: FastAPI 0.109.2 ends"),
+        ("fastapi>=0.100", "of the request is used by a streaming response's body, which runs after the handler returned"),
+        ("", "of the request is used by a streaming response's body, which runs after the handler returned"),
+        ("fastapi>=0.118", None),
+        ("fastapi<0.106", None),
+    ],
+)
+def test_streaming_body_finding_follows_the_fastapi_version(tmp_path, monkeypatch, requirement, expected):
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "svc"\ndependencies = ["{requirement}"]\n' if requirement else "")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "api.py").write_text(STREAMING)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--no-cache", "--output-format", "json", "app"], catch_exceptions=False)
+    found = json.loads(result.output)["diagnostics"]
+    if expected is None:
+        assert found == []
+        return
+    (finding,) = found
+    assert (finding["code"], finding["location"]["line"], finding["location"]["column"]) == ("SL008", 12, 30)
+    assert expected in finding["message"], finding["message"]
+    assert finding["confidence"] == ("high" if "closed by" in expected else "medium")

@@ -9,7 +9,7 @@ No libcst import here.
 import ast
 from typing import AbstractSet, List, Optional, Sequence, Set, Tuple
 
-from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, is_database_error
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, STREAMING_RESPONSES, is_database_error
 from sessionlint.project.scan import committing_functions
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
@@ -103,7 +103,8 @@ def may_hand_session_over(tree: ast.AST) -> bool:
     """Whether SL008 can have anything to say: in some function (or the module body), a name
     that a `with ... as name` binds, or a parameter that may be injected (annotated, or with
     a call as its default: `Depends(get_db)`), is passed by name to a sink call (`add_task`,
-    `Thread`, `submit`, ...) or stored where it outlives the function: a `global` name, a
+    `Thread`, `submit`, ...), is in scope of a streaming response (`StreamingResponse`), or
+    is stored where it outlives the function: a `global` name, a
     subscript of a module-level name, an attribute of a module-level class. A scope's names
     and `global`s count in the functions nested in it too. One walk of the tree, each node
     with the scopes whose body holds it (not a walk of every function's body on its own)."""
@@ -113,6 +114,9 @@ def may_hand_session_over(tree: ast.AST) -> bool:
     declared: List[Set[str]] = [set()]
     sinks: List[Tuple[ast.Call, Tuple[int, ...]]] = []
     stores: List[Tuple[ast.Assign, Tuple[int, ...]]] = []
+    # streaming responses: the session may reach the body through a name bound earlier
+    # (`packets = stream(db=db)`), so any owned name in scope keeps the file
+    streams: List[Tuple[int, ...]] = []
     stack: List[Tuple[ast.AST, Tuple[int, ...]]] = [(statement, (0,)) for statement in getattr(tree, "body", ())]
     while stack:
         node, scopes = stack.pop()
@@ -136,6 +140,8 @@ def may_hand_session_over(tree: ast.AST) -> bool:
             elif isinstance(node, ast.Call):
                 if _terminal(node.func) in HANDOFF_SINKS:
                     sinks.append((node, scopes))
+                elif _terminal(node.func) in STREAMING_RESPONSES:
+                    streams.append(scopes)
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
                 stores.append((node, scopes))
             fields = node._fields
@@ -145,6 +151,8 @@ def may_hand_session_over(tree: ast.AST) -> bool:
                 stack.extend((item, scopes) for item in value if isinstance(item, ast.AST))
             elif isinstance(value, ast.AST):
                 stack.append((value, scopes))
+    if any(owned[scope] for scopes in streams for scope in scopes):
+        return True
     for call, scopes in sinks:
         passed = _passed_names(call)
         if any(passed & owned[scope] for scope in scopes) or passed & _SELF_SESSIONS:

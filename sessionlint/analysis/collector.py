@@ -41,6 +41,7 @@ from sessionlint.knowledge import (
     HANDOFF_SINKS,
     MAKER_BUILDERS,
     RETURNS_SELF,
+    STREAMING_RESPONSES,
     FactoryKind,
     Origin,
     is_test_path,
@@ -235,7 +236,7 @@ class LifecycleCollector:
                 self._note_local_maker(node, callee, parent, facts)
             self._note_engine_consumer(node, facts)
             return
-        if callee in HANDOFF_SINKS:
+        if callee in HANDOFF_SINKS or callee in STREAMING_RESPONSES:
             facts.handoff_calls.append(node)
         if callee in ENGINE_READERS:
             # `pd.read_sql(query, engine)`, `df.to_sql(name, con=engine)`: the engine serves

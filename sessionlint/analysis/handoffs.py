@@ -7,8 +7,8 @@ from typing import FrozenSet, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from sessionlint.analysis.facts import Handoff, Holding, ScopeFacts
-from sessionlint.analysis.tree import dotted_name, iter_children, mentions_name, suite_statements, terminal_name
-from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, HANDOFF_SINKS, is_test_path
+from sessionlint.analysis.tree import dotted_name, iter_children, mentions_name, suite_statements, terminal_name, walk
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, HANDOFF_SINKS, STREAMING_RESPONSES, is_test_path
 from sessionlint.project.model import ProjectIndex
 from sessionlint.project.versions import VersionRange
 
@@ -88,6 +88,9 @@ def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None, men
     borrowed = (facts.session_names & facts.parameters) - set(facts.injected)
     found: List[Handoff] = []
     for call in facts.handoff_calls:
+        if terminal_name(call.func) in STREAMING_RESPONSES:
+            found.extend(_streamed(call, facts, managed, fastapi))
+            continue
         sink = HANDOFF_SINKS[terminal_name(call.func) or ""]
         if _not_a_task(call) or any(call is joined for joined in facts.joined_handoffs):
             continue
@@ -112,6 +115,44 @@ def find_handoffs(facts: ScopeFacts, fastapi: Optional[VersionRange] = None, men
                     closes_first = fastapi is not None and fastapi.within((0, 106), (0, 118))
                     found.append(Handoff(call, name, sink, False, str(fastapi) if closes_first else ""))
     return found
+
+
+def _streamed(call: cst.Call, facts: ScopeFacts, managed: Set[str], fastapi: Optional[VersionRange]) -> List[Handoff]:
+    """A session of a `with` block or of a request dependency passed to the call that makes a
+    streaming response's body (`StreamingResponse(stream(db=db))`, or `packets = stream(db=db)`
+    then `StreamingResponse(packets)`): the body runs while the response is sent, after the
+    handler returned. A `with` block has closed its session by then; FastAPI 0.106-0.117 ends
+    `yield` dependencies before the response is sent (0.118 waits for the stream again).
+    Real-bug corpus: onyx's chat and answer streams. Fixture: SL008/session_in_streaming_body.py"""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    body = positional[0].value if positional else next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "content"), None)
+    if isinstance(body, cst.Name):
+        body = _bound_call(facts.node, body.value)
+    if not isinstance(body, cst.Call):
+        return []
+    found: List[Handoff] = []
+    for name in _passed_names(body):
+        if name in managed:
+            found.append(Handoff(body, name, "streaming response", True))
+        elif name in facts.injected and facts.injected[name]:  # `scope="function"`: ends when the handler returns
+            found.append(Handoff(body, name, "streaming response", False, 'scope="function"'))
+        elif name in facts.injected:
+            if fastapi is not None and ((fastapi.low is not None and fastapi.low >= (0, 118)) or (fastapi.high is not None and fastapi.high <= (0, 106))):
+                continue  # the dependency ends after the response on every allowed version
+            closes_first = fastapi is not None and fastapi.within((0, 106), (0, 118))
+            found.append(Handoff(body, name, "streaming response", False, str(fastapi) if closes_first else ""))
+    return found
+
+
+def _bound_call(function: cst.CSTNode, name: str) -> Optional[cst.Call]:
+    """The call last assigned to `name` in `function`'s own body (`packets = stream(...)`)."""
+    bound = None
+    for node in walk(function, enter_scopes=False):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and len(node.targets) == 1:
+            target = node.targets[0].target
+            if isinstance(target, cst.Name) and target.value == name:
+                bound = node.value
+    return bound
 
 
 def _not_a_task(call: cst.Call) -> bool:

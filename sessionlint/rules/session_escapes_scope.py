@@ -1,6 +1,7 @@
 import libcst as cst
 
 from sessionlint.analysis.collector import LifecycleCollector
+from sessionlint.analysis.facts import Handoff
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, Rule, Valid
 
@@ -10,7 +11,8 @@ class SessionEscapesScope(Rule):
     Finds a session that belongs to a scope, a `with` block or a request dependency, handed
     to something that runs after that scope ends or beside it: `BackgroundTasks.add_task`,
     `threading.Thread`, `asyncio.create_task`/`ensure_future`, `loop.run_in_executor`,
-    an executor's `submit`, anyio's `start_soon`, a Celery `delay`/`apply_async`; or stored
+    an executor's `submit`, anyio's `start_soon`, a Celery `delay`/`apply_async`, the
+    generator that makes a `StreamingResponse`'s (or `EventSourceResponse`'s) body; or stored
     where it outlives the scope: a module-level container (`CACHE[key] = db`), a `global`
     name, a class attribute (`Registry.current = db`).
 
@@ -33,6 +35,13 @@ class SessionEscapesScope(Rule):
     background tasks to open their own sessions). Sessions from a `with` block, threads, tasks
     and executors are reported always (they run beside the request, which keeps using and then
     closes the session).
+
+    A streaming response's body runs while the response is sent, after the handler returned.
+    A `with` block in the handler has closed its session by then. A request dependency's
+    session is closed first on FastAPI 0.106.0 to 0.117.x and with `scope="function"`; the
+    finding says which when the project's versions tell, is medium confidence when they allow
+    both, and is not made when every allowed version waits for the stream (before 0.106.0,
+    from 0.118.0).
 
     ## Example
     ```python
@@ -107,6 +116,9 @@ class SessionEscapesScope(Rule):
                     help="Store ids or values, or the session factory; open a session per unit of work",
                 )
                 continue
+            if handoff.sink == "streaming response":
+                self._report_stream(handoff)
+                continue
             if handoff.closed_first:
                 self.report(
                     handoff.call,
@@ -131,3 +143,25 @@ class SessionEscapesScope(Rule):
                 f"closes it, or beside it",
                 help=f"Pass ids or values and open a new session inside the {handoff.sink}",
             )
+
+    def _report_stream(self, handoff: Handoff) -> None:
+        help = "Read what the stream needs before returning, or open a session inside the generator"
+        if handoff.by_with:
+            message = f"session `{handoff.name}` is used by a streaming response's body, which runs after its `with` block closes it"
+        elif handoff.closed_first:
+            why = (
+                'its dependency has `scope="function"`, which ends it when the handler returns'
+                if handoff.closed_first.startswith("scope")
+                else f"FastAPI {handoff.closed_first} ends `yield` dependencies before the response is sent"
+            )
+            message = f"session `{handoff.name}` is closed by the request before the streaming response's body runs: {why}"
+        else:
+            self.report(
+                handoff.call,
+                f"session `{handoff.name}` of the request is used by a streaming response's body, which runs after the "
+                f"handler returned: FastAPI 0.106-0.117 ends `yield` dependencies before the response is sent",
+                help=help,
+                confidence=Confidence.MEDIUM,
+            )
+            return
+        self.report(handoff.call, message, help=help)
