@@ -183,3 +183,31 @@ def test_show_settings_names_the_target_and_its_source(tmp_path, monkeypatch):
     (tmp_path / "setup.cfg").unlink()
     output = CliRunner().invoke(main, ["--show-settings", "app/db.py"], catch_exceptions=False).output
     assert "target-sqlalchemy = '2.0' (default: nothing configured or declared)" in output.splitlines()
+
+
+LEAK = "from app.db import SessionLocal\n\n\ndef rename(user, name):\n    db = SessionLocal()\n    db.merge(user).name = name\n    db.commit()\n"
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"requirements.txt": "SQLAlchemy==1.3.24\n"}, "    db = SessionLocal()\n    try:\n        db.merge(user).name = name\n        db.commit()\n    finally:\n        db.close()\n"),
+        ({"requirements.txt": "SQLAlchemy>=1.4\n"}, "    with SessionLocal() as db:\n        db.merge(user).name = name\n        db.commit()\n"),
+        # configured wins over declared
+        (
+            {"requirements.txt": "SQLAlchemy>=1.4\n", "pyproject.toml": '[tool.sessionlint]\ntarget-sqlalchemy = "1.3"\n'},
+            "    db = SessionLocal()\n    try:\n        db.merge(user).name = name\n        db.commit()\n    finally:\n        db.close()\n",
+        ),
+    ],
+    ids=["declared-1.3", "declared-1.4", "configured-1.3"],
+)
+def test_fix_follows_the_project_target(tmp_path, monkeypatch, files, expected):
+    (tmp_path / "setup.py").write_text("")  # marks the project root, where declarations are read
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "users.py").write_text(LEAK)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--no-cache", "--fix", "app/users.py"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "app" / "users.py").read_text() == LEAK.split("    db = SessionLocal()\n")[0] + expected
