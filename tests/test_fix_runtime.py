@@ -97,6 +97,17 @@ EMITTED = {
         with SessionLocal() as s:
             save(s, "ann")
         """,
+    # on the default target (2.0) the DBAPI connection is closed in `finally:` (`with` on it
+    # raises before 2.0.47)
+    "raw-connection-finally": """
+        def table_count():
+            raw = engine.raw_connection()
+            cursor = raw.cursor()
+            cursor.execute("select count(*) from users")
+            OUT.append(cursor.fetchone()[0])
+
+        table_count()
+        """,
     "connection-with": """
         def ping():
             conn = engine.connect()

@@ -211,3 +211,23 @@ def test_fix_follows_the_project_target(tmp_path, monkeypatch, files, expected):
     result = CliRunner().invoke(main, ["--no-cache", "--fix", "app/users.py"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "app" / "users.py").read_text() == LEAK.split("    db = SessionLocal()\n")[0] + expected
+
+
+def test_cached_results_follow_a_changed_target(tmp_path, monkeypatch):
+    """The target is part of the cache's run key: results linted for one target are not
+    answered for another."""
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\ntarget-sqlalchemy = "1.4"\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "users.py").write_text(LEAK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "cache"))
+
+    def help_text():
+        result = CliRunner().invoke(main, ["--output-format", "json", "app"], catch_exceptions=False)
+        (finding,) = json.loads(result.output)["diagnostics"]
+        return finding["help"]
+
+    assert help_text() == "Use `with SessionLocal() as db:`"
+    assert (tmp_path / "cache" / "results.json").is_file()
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\ntarget-sqlalchemy = "1.3"\n')
+    assert help_text() == "Put the code after `db = SessionLocal()` in `try:` and call `db.close()` in `finally:`"
