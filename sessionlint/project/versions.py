@@ -305,10 +305,6 @@ class SqlalchemyTarget:
         return ".".join(map(str, self.version))
 
 
-def format_version(version: Version) -> str:
-    return ".".join(map(str, version))
-
-
 def sqlalchemy_target(root: Optional[str], configured: Optional[Version], config_file: Optional[str] = None) -> SqlalchemyTarget:
     """`target-sqlalchemy` when configured; else the lowest version the project's declared
     requirements admit (the lowest over all of them: a library's pyproject.toml may allow

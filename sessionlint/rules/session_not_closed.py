@@ -46,7 +46,7 @@ class SessionNotClosed(ScopeRule):
 
     Below SQLAlchemy 1.4 (`target-sqlalchemy`, or the oldest version the project's
     requirements allow) a Session is no context manager, and `with` raises
-    (`AttributeError: __enter__`): there the fix keeps `name = Factory(...)`, puts the rest
+    (`AttributeError: __enter__`, a TypeError from Python 3.11): there the fix keeps `name = Factory(...)`, puts the rest
     of the block in `try:` and `name.close()` in `finally:` (a trailing close moves there),
     at the same safety, and the help says so too.
 
