@@ -102,6 +102,7 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted((path, sorted(found.items())) for path, found in index.committers.items()),
         index.serves_requests,
         sorted((name, repr(versions)) for name, versions in index.versions.items()),
+        index.sqlalchemy.version,
     )
     return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 

@@ -241,16 +241,23 @@ def _show_settings(configuration: Configuration, path: str) -> None:
     except ConfigError as error:
         _fail(str(error))
     from sessionlint.discovery import project_root
+    from sessionlint.project.versions import sqlalchemy_target
 
+    root = project_root(path, settings)
     click.echo(f"Settings for: {path}")
     click.echo(f"Configuration file: {settings.config_file or '(none: defaults)'}")
-    click.echo(f"Project root: {project_root(path, settings) or '(none)'}")
+    click.echo(f"Project root: {root or '(none)'}")
     enabled = [info.code for info in select_rules(settings.effective_select, settings.ignore)]
     click.echo(f"enabled = {enabled!r}")
     for item in dataclasses.fields(settings):
         if item.name == "config_file":
             continue
-        click.echo(f"{item.name.replace('_', '-')} = {getattr(settings, item.name)!r}")
+        value = getattr(settings, item.name)
+        if item.name == "target_sqlalchemy":
+            target = sqlalchemy_target(root, value, settings.config_file)
+            click.echo(f"target-sqlalchemy = {str(target)!r} ({target.source})")
+            continue
+        click.echo(f"{item.name.replace('_', '-')} = {value!r}")
 
 
 def _show_files(configuration: Configuration, paths: Sequence[str]) -> None:

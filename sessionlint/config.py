@@ -42,6 +42,9 @@ class Settings:
     cache: bool = True
     cache_dir: str = ".sessionlint_cache"
     max_file_size: int = 4 << 20  # larger files are not linted (a notice says so)
+    # the oldest SQLAlchemy version fixes and advice must work on, e.g. (1, 3); None: what
+    # the project declares (project.versions.sqlalchemy_target), else 2.0
+    target_sqlalchemy: Optional[Tuple[int, ...]] = None
     config_file: Optional[str] = None  # where the file settings came from
     root: str = field(default_factory=os.getcwd)  # globs are relative to this directory
 
@@ -111,6 +114,7 @@ _KEYS: Dict[str, Tuple[str, str]] = {
     "request-decorators": ("request_decorators", "names"),
     "cache-dir": ("cache_dir", "string"),
     "max-file-size": ("max_file_size", "size"),
+    "target-sqlalchemy": ("target_sqlalchemy", "version"),
 }
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
 
@@ -210,6 +214,8 @@ def _check(key: str, kind: str, value: Any, source: str) -> Any:
         return value
     if kind == "size":
         return parse_size(key, value, source)
+    if kind == "version":
+        return parse_target_version(key, value, source)
     if kind == "codes":
         codes = strings()
         _check_selectors(key, codes, source)
@@ -252,6 +258,22 @@ def parse_size(key: str, value: Any, source: str) -> int:
         if number >= 0 and unit in _SIZE_UNITS:
             return int(number * _SIZE_UNITS[unit])
     raise ConfigError(key, source, "must be a size in bytes or a string such as \"4MB\"")
+
+
+def parse_target_version(key: str, value: Any, source: str) -> Tuple[int, ...]:
+    """A SQLAlchemy release as a string: "1.3", "1.4.0", "2.0" -> (1, 3), (1, 4, 0), (2, 0)."""
+    problem = 'must be a SQLAlchemy version as a string, such as "1.3" or "2.0"'
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem += f" (write it quoted: \"{value}\")"
+        raise ConfigError(key, source, problem)
+    parts = value.strip().split(".")
+    if not 2 <= len(parts) <= 3 or not all(part.isdigit() and part.isascii() for part in parts):
+        raise ConfigError(key, source, f"{problem}, not {value!r}")
+    version = tuple(int(part) for part in parts)
+    if not (0, 1) <= version < (3,):
+        raise ConfigError(key, source, f"{problem}: SQLAlchemy {value} does not exist")
+    return version
 
 
 def _check_selectors(key: str, codes: Sequence[str], source: str) -> None:

@@ -144,6 +144,21 @@ MATERIALIZING_METHODS: FrozenSet[str] = frozenset(
 )
 # Engine methods that check a connection out of the pool.
 CONNECTION_METHODS: FrozenSet[str] = frozenset({"connect", "raw_connection"})
+# The first SQLAlchemy release with each API the fixes and the help may write (checked on the
+# released packages: `hasattr(cls, "__enter__")`). Below them, `with` on the object raises
+# (`AttributeError: __enter__`, or TypeError "does not support the context manager
+# protocol" on Python 3.11+). `Connection` (`engine.connect()`) was a context manager long
+# before 1.3 and needs no entry.
+# Session, sessionmaker.begin(): https://docs.sqlalchemy.org/en/14/orm/session_basics.html
+SESSION_CONTEXT_MANAGER_SINCE = (1, 4)
+# The pool's proxied DBAPI connection of `engine.raw_connection()` (absent in 2.0.46, present
+# in 2.0.47 and 2.1.0)
+RAW_CONNECTION_CONTEXT_MANAGER_SINCE = (2, 0, 47)
+# sqlalchemy.ext.asyncio (AsyncSession, create_async_engine):
+# https://docs.sqlalchemy.org/en/14/orm/extensions/asyncio.html
+ASYNCIO_SINCE = (1, 4)
+# `async_sessionmaker` (1.4 writes `sessionmaker(class_=AsyncSession)`)
+ASYNC_SESSIONMAKER_SINCE = (2, 0)
 # Names that, when their origin cannot be resolved (imported from outside the linted files,
 # or a parameter), are taken to be session factories. `Session` is deliberately absent: an
 # unresolved `Session` is as often a scoped_session registry as a sessionmaker.

@@ -17,6 +17,7 @@ from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES
 from sessionlint.project.builder import ProjectCache, build_index
 from sessionlint.project.model import ProjectIndex
 from sessionlint.project.text import alternation
+from sessionlint.project.versions import sqlalchemy_target
 
 # Text tests that tell whether a file can hold a finding of a rule, keyed by the names rules
 # give in TRIGGERS: a regex, a word that must also occur (or None), and substrings one of
@@ -140,8 +141,10 @@ class Project:
 
 
 def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional["ProjectCache"] = None) -> Project:
-    """The project pass over sources held in memory."""
+    """The project pass over sources held in memory (no project root: the SQLAlchemy
+    target is the configured one or the default)."""
     index = build_index(sources, settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+    index.sqlalchemy = sqlalchemy_target(None, settings.target_sqlalchemy, settings.config_file)
     return project_of(index, settings)
 
 

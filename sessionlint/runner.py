@@ -29,7 +29,7 @@ from sessionlint.diagnostics import (
 from sessionlint.discovery import discover, project_context, project_root
 from sessionlint.prefilter import Project, project_of
 from sessionlint.project.builder import IndexBuilder
-from sessionlint.project.versions import project_versions
+from sessionlint.project.versions import project_versions, sqlalchemy_target
 from sessionlint.registry import by_code, matches, select_rules
 from sessionlint.sources import SourceFiles, read_source, too_large_message
 from sessionlint.suppression import UNUSED_CODE, may_report_unused
@@ -260,6 +260,7 @@ class _Run:
         limit = settings.max_file_size
         index = builder.finish(lambda path: held.get(path) or read_source(path, limit)[0])
         index.versions = project_versions(project_run.root)
+        index.sqlalchemy = sqlalchemy_target(project_run.root, settings.target_sqlalchemy, settings.config_file)
         project_run.project = project_of(index, settings)
 
     def unreadable(self, path: str, record: Optional[FileResult]) -> None:

@@ -12,7 +12,7 @@ else:  # pragma: no cover - exercised on older Pythons only
     tomllib = None
 
 from sessionlint.api import lint_sources
-from sessionlint.config import Settings
+from sessionlint.config import Settings, parse_target_version
 from sessionlint.diagnostics import Diagnostic, FileResult
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -46,7 +46,12 @@ def fixture_settings(text: str) -> Settings:
         else:  # Python < 3.11: the one-line form `key = [...]` is a Python literal too
             key, _, value = body.partition("=")
             config = {key.strip(): ast.literal_eval(value.strip())}
-        return Settings(select=tuple(config.get("select", ())) or ("ALL",), ignore=tuple(config.get("ignore", ())))
+        target = config.get("target-sqlalchemy")
+        return Settings(
+            select=tuple(config.get("select", ())) or ("ALL",),
+            ignore=tuple(config.get("ignore", ())),
+            target_sqlalchemy=parse_target_version("target-sqlalchemy", target, "fixture") if target is not None else None,
+        )
     return Settings(select=("ALL",))
 
 
@@ -82,24 +87,24 @@ def compare(expected: List[Expectation], found: Sequence[Diagnostic]) -> Tuple[S
     return missing, unexpected
 
 
-def fix_bytes(data: bytes, path: str = "example.py", unsafe: bool = False):
-    """Run the fix rounds on `data` as the CLI does (all rules): (fixed bytes, remaining
-    diagnostics, fixes applied per code)."""
+def fix_bytes(data: bytes, path: str = "example.py", unsafe: bool = False, settings: Optional[Settings] = None):
+    """Run the fix rounds on `data` as the CLI does (all rules, unless `settings` say):
+    (fixed bytes, remaining diagnostics, fixes applied per code)."""
     from sessionlint.api import fix_source
 
-    return fix_source(data, path, Settings(select=("ALL",)), unsafe=unsafe)
+    return fix_source(data, path, settings or Settings(select=("ALL",)), unsafe=unsafe)
 
 
-def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: bool = False) -> None:
+def verify_fix(original: bytes, fixed: bytes, path: str = "example.py", unsafe: bool = False, settings: Optional[Settings] = None) -> None:
     """A fix's result compiles, a second fix is a no-op, the re-lint finds none of the codes
     that were fixed, and comments, the encoding and the newline style survive."""
     import io
     import tokenize
 
     compile(fixed, path, "exec", dont_inherit=True)
-    again = fix_bytes(fixed, path, unsafe)
+    again = fix_bytes(fixed, path, unsafe, settings)
     assert again.source == fixed, "a second --fix changed the file again"
-    first = fix_bytes(original, path, unsafe)
+    first = fix_bytes(original, path, unsafe, settings)
     from sessionlint.fixes.apply import is_applied_fix
 
     remaining = {d.code for d in again.diagnostics if is_applied_fix(d, unsafe)}

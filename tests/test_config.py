@@ -95,6 +95,13 @@ def test_explicit_config_file(tmp_path, monkeypatch):
         ('[tool.sessionlint\nselect = 1\n', "pyproject.toml: invalid TOML"),
         ('[tool.sessionlint.per-file-ignores]\n"a/*" = "SL001"\n', "`tool.sessionlint.per-file-ignores.a/*`: must be a list of rule codes"),
         ('[tool.sessionlint]\nsession-factories = ["not a name"]\n', "`not a name` is not a name or dotted name"),
+        (
+            '[tool.sessionlint]\ntarget-sqlalchemy = 1.4\n',
+            '`tool.sessionlint.target-sqlalchemy`: must be a SQLAlchemy version as a string, such as "1.3" or "2.0" (write it quoted: "1.4")',
+        ),
+        ('[tool.sessionlint]\ntarget-sqlalchemy = "latest"\n', "such as \"1.3\" or \"2.0\", not 'latest'"),
+        ('[tool.sessionlint]\ntarget-sqlalchemy = ">=1.3"\n', "such as \"1.3\" or \"2.0\", not '>=1.3'"),
+        ('[tool.sessionlint]\ntarget-sqlalchemy = "14.0"\n', "`tool.sessionlint.target-sqlalchemy`: must be a SQLAlchemy version as a string, such as \"1.3\" or \"2.0\": SQLAlchemy 14.0 does not exist"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(tmp_path, monkeypatch, config, message):

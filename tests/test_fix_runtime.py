@@ -97,6 +97,17 @@ EMITTED = {
         with SessionLocal() as s:
             save(s, "ann")
         """,
+    # on the default target (2.0) the DBAPI connection is closed in `finally:` (`with` on it
+    # raises before 2.0.47)
+    "raw-connection-finally": """
+        def table_count():
+            raw = engine.raw_connection()
+            cursor = raw.cursor()
+            cursor.execute("select count(*) from users")
+            OUT.append(cursor.fetchone()[0])
+
+        table_count()
+        """,
     "connection-with": """
         def ping():
             conn = engine.connect()
@@ -375,3 +386,73 @@ def test_two_handlers_hoisted_to_one_name_share_one_database(tmp_path):
     naive = program(tmp_path, hoisted + "\nengine = create_engine(REPORTS_URL)\nengine = create_engine(BILLING_URL)\nOUT.clear()\nOUT.append((reports(), billing()))\n")
     assert run(original, tmp_path, "db") == [(["reports"], ["invoices"])]
     assert run(naive, tmp_path, "db")[-1] == (["invoices"], ["invoices"])
+
+
+# --- below SQLAlchemy 1.4: the `try:`/`finally:` form --------------------------------------
+
+# SQLAlchemy 1.3's Session has no `__enter__` (measured on 1.3.24: `with Session()` raises
+# AttributeError: __enter__, or TypeError on Python 3.11+); this subclass behaves so on the
+# installed version, and records its closes.
+LEGACY_SESSION = """
+    class LegacySession(Session):
+        def __enter__(self):
+            raise AttributeError("__enter__")
+
+        def close(self):
+            OUT.append("closed")
+            super().close()
+
+
+    LegacySessionLocal = sessionmaker(bind=engine)
+    LegacySessionLocal.class_ = LegacySession
+    """
+
+BELOW_14 = {
+    "count": """
+        def count_active():
+            db = LegacySessionLocal()
+            return db.query(User).filter_by(active=True).count()
+
+        OUT.append(count_active())
+        """,
+    "early-return": """
+        def add(name, dry_run):
+            db = LegacySessionLocal()
+            db.add(User(name=name))
+            if dry_run:
+                return None
+            db.commit()
+            db.close()
+
+        add("cy", True)
+        add("dee", False)
+        OUT.append(sorted(engine.connect().execute(text("select name from users")).scalars()))
+        """,
+    "generator": """
+        def get_db():
+            db = LegacySessionLocal()
+            yield db
+
+        for db in get_db():
+            OUT.append(db.scalar(select(User.name).where(User.name == "bob")))
+        """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(BELOW_14))
+def test_below_14_the_fix_closes_in_finally(tmp_path, case):
+    source = program(tmp_path, textwrap.dedent(LEGACY_SESSION) + textwrap.dedent(BELOW_14[case]))
+    outcome = fix_source(source, "program.py", Settings(select=("ALL",), target_sqlalchemy=(1, 3)), unsafe=True)
+    assert outcome.fixed.get("SL001") == 1
+    text_after = outcome.source.decode()
+    assert "with LegacySessionLocal()" not in text_after and "finally:\n" in text_after
+    status, before = _outcome(source, tmp_path)
+    status_after, after = _outcome(text_after, tmp_path)
+    assert (status, status_after) == ("ok", "ok")
+    # the same results, and a close more
+    assert [x for x in after if x != "closed"] == [x for x in before if x != "closed"]
+    assert after.count("closed") == before.count("closed") + 1
+    # what the fix for 2.0 writes fails on such a session
+    modern = fix_source(source, "program.py", Settings(select=("ALL",)), unsafe=True).source.decode()
+    assert "with LegacySessionLocal() as db:" in modern
+    assert _outcome(modern, tmp_path)[0] == "AttributeError"

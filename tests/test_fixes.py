@@ -1,5 +1,6 @@
 """Fix pairs: every `tests/fixtures/fix/<codes>_<case>.py` fixed (with `--unsafe-fixes` when
-`_unsafe` is in its name) equals its `.fixed.py` byte for byte, and passes `verify_fix`. Then
+`_unsafe` is in its name, with the settings of a first `# fixture-config:` line, such as a
+`target-sqlalchemy`) equals its `.fixed.py` byte for byte, and passes `verify_fix`. Then
 the command line: --fix writes atomically, --diff writes nothing, stdin, and failures."""
 
 import glob
@@ -8,7 +9,7 @@ import stat
 
 import pytest
 from click.testing import CliRunner
-from helpers import FIXTURES, fix_bytes, verify_fix
+from helpers import FIXTURES, fix_bytes, fixture_settings, verify_fix
 
 from sessionlint.cli import main
 
@@ -21,7 +22,9 @@ def test_fix_pair(path):
     unsafe = "_unsafe" in os.path.basename(path)
     with open(path, "rb") as handle:
         original = handle.read()
-    outcome = fix_bytes(original, os.path.basename(path), unsafe)
+    # `# fixture-config: target-sqlalchemy = "1.3"` on the first line: the pair of a version
+    settings = fixture_settings(original.decode("latin-1"))
+    outcome = fix_bytes(original, os.path.basename(path), unsafe, settings)
     assert outcome.problem is None
     expected_path = path[:-3] + ".fixed.py"
     if UPDATE or not os.path.exists(expected_path):
@@ -30,7 +33,7 @@ def test_fix_pair(path):
     with open(expected_path, "rb") as handle:
         assert outcome.source == handle.read()
     assert outcome.fixed, "the fixture fixed nothing"
-    verify_fix(original, outcome.source, os.path.basename(path), unsafe)
+    verify_fix(original, outcome.source, os.path.basename(path), unsafe, settings)
 
 
 def test_unsafe_fixes_need_the_flag():

@@ -2,13 +2,14 @@
 finding they decide (a request session handed to a FastAPI background task)."""
 
 import json
+import os
 import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from sessionlint.cli import main
-from sessionlint.project.versions import VersionRange, project_versions, range_of
+from sessionlint.project.versions import SqlalchemyTarget, VersionRange, project_versions, range_of, sqlalchemy_target
 
 
 @pytest.mark.parametrize(
@@ -151,3 +152,125 @@ def test_streaming_body_finding_follows_the_fastapi_version(tmp_path, monkeypatc
     assert (finding["code"], finding["location"]["line"], finding["location"]["column"]) == ("SL008", 12, 30)
     assert expected in finding["message"], finding["message"]
     assert finding["confidence"] == ("high" if "closed by" in expected else "medium")
+# --- target-sqlalchemy: the oldest version the project supports ------------------------------
+
+
+def target_of(tmp_path, files, configured=None):
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    target = sqlalchemy_target(str(tmp_path), configured, str(tmp_path / "pyproject.toml") if configured else None)
+    return target.version, target.source.replace(str(tmp_path) + os.sep, "")
+
+
+@pytest.mark.parametrize(
+    "files, version, source",
+    [
+        ({"requirements.txt": "sqlalchemy>=1.3,<1.4\n"}, (1, 3), "declared in requirements.txt: sqlalchemy >=1.3,<1.4"),
+        ({"requirements.txt": "SQLAlchemy==1.3.24\n"}, (1, 3, 24), "declared in requirements.txt: sqlalchemy ==1.3.24"),
+        ({"requirements-dev.txt": "sqlalchemy~=1.4\n"}, (1, 4), "declared in requirements-dev.txt: sqlalchemy ~=1.4"),
+        (
+            {"pyproject.toml": '[project]\nname = "x"\ndependencies = ["sqlalchemy[asyncio]>=2"]\n'},
+            (2,),
+            "declared in pyproject.toml: sqlalchemy >=2",
+        ),
+        # flask-sqlalchemy and sqlalchemy-utils are other packages
+        ({"requirements.txt": "flask-sqlalchemy==2.5.1\nSQLAlchemy_Utils<0.40\n"}, (2, 0), "default: nothing configured or declared"),
+        # a requirement without a version declares none
+        ({"requirements.txt": "sqlalchemy\n"}, (2, 0), "default: nothing configured or declared"),
+        # no lower bound: the oldest releases are allowed
+        ({"requirements.txt": "sqlalchemy<2.0\n"}, (0,), "declared in requirements.txt: sqlalchemy <2.0"),
+        (
+            {"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.9"\nSQLAlchemy = "^1.3"\n'},
+            (1, 3),
+            "declared in pyproject.toml: sqlalchemy ^1.3",
+        ),
+        (
+            {"setup.cfg": "[metadata]\nname = x\n[options]\ninstall_requires =\n    requests\n    SQLAlchemy >=1.2.19, <1.4\n"},
+            (1, 2, 19),
+            "declared in setup.cfg: sqlalchemy >=1.2.19, <1.4",
+        ),
+        ({"Pipfile": '[packages]\nsqlalchemy = "==1.4.52"\n'}, (1, 4, 52), "declared in Pipfile: sqlalchemy ==1.4.52"),
+        # the lowest over every declaration: the library allows 1.3, its dev pin is 2.0
+        (
+            {"pyproject.toml": '[project]\nname = "x"\ndependencies = ["SQLAlchemy>=1.3"]\n', "requirements-dev.txt": "sqlalchemy==2.0.36\n"},
+            (1, 3),
+            "declared in pyproject.toml: sqlalchemy >=1.3",
+        ),
+        # a lock file decides only when nothing declares a bound
+        ({"requirements.txt": "sqlalchemy\n", "uv.lock": 'version = 1\n[[package]]\nname = "sqlalchemy"\nversion = "1.4.54"\n'}, (1, 4, 54), "locked in uv.lock: sqlalchemy 1.4.54"),
+    ],
+    ids=lambda value: None,
+)
+def test_declared_sqlalchemy_target(tmp_path, files, version, source):
+    assert target_of(tmp_path, files) == (version, source)
+
+
+def test_configured_target_wins(tmp_path):
+    files = {"requirements.txt": "sqlalchemy==1.3.24\n"}
+    assert target_of(tmp_path, files, configured=(1, 4)) == ((1, 4), "configured in pyproject.toml")
+    assert sqlalchemy_target(None, None) == SqlalchemyTarget((2, 0), "default: nothing configured or declared")
+    assert sqlalchemy_target(str(tmp_path / "missing"), None).version == (2, 0)
+
+
+def test_show_settings_names_the_target_and_its_source(tmp_path, monkeypatch):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "db.py").write_text("x = 1\n")
+    (tmp_path / "setup.cfg").write_text("[options]\ninstall_requires = SQLAlchemy==1.3.24\n")
+    monkeypatch.chdir(tmp_path)
+    output = CliRunner().invoke(main, ["--show-settings", "app/db.py"], catch_exceptions=False).output
+    assert f"target-sqlalchemy = '1.3.24' (declared in {tmp_path / 'setup.cfg'}: sqlalchemy ==1.3.24)" in output.splitlines()
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\ntarget-sqlalchemy = "1.4"\n')
+    output = CliRunner().invoke(main, ["--show-settings", "app/db.py"], catch_exceptions=False).output
+    assert f"target-sqlalchemy = '1.4' (configured in {tmp_path / 'pyproject.toml'})" in output.splitlines()
+    (tmp_path / "pyproject.toml").write_text("[tool.sessionlint]\n")
+    (tmp_path / "setup.cfg").unlink()
+    output = CliRunner().invoke(main, ["--show-settings", "app/db.py"], catch_exceptions=False).output
+    assert "target-sqlalchemy = '2.0' (default: nothing configured or declared)" in output.splitlines()
+
+
+LEAK = "from app.db import SessionLocal\n\n\ndef rename(user, name):\n    db = SessionLocal()\n    db.merge(user).name = name\n    db.commit()\n"
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"requirements.txt": "SQLAlchemy==1.3.24\n"}, "    db = SessionLocal()\n    try:\n        db.merge(user).name = name\n        db.commit()\n    finally:\n        db.close()\n"),
+        ({"requirements.txt": "SQLAlchemy>=1.4\n"}, "    with SessionLocal() as db:\n        db.merge(user).name = name\n        db.commit()\n"),
+        # configured wins over declared
+        (
+            {"requirements.txt": "SQLAlchemy>=1.4\n", "pyproject.toml": '[tool.sessionlint]\ntarget-sqlalchemy = "1.3"\n'},
+            "    db = SessionLocal()\n    try:\n        db.merge(user).name = name\n        db.commit()\n    finally:\n        db.close()\n",
+        ),
+    ],
+    ids=["declared-1.3", "declared-1.4", "configured-1.3"],
+)
+def test_fix_follows_the_project_target(tmp_path, monkeypatch, files, expected):
+    (tmp_path / "setup.py").write_text("")  # marks the project root, where declarations are read
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "users.py").write_text(LEAK)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--no-cache", "--fix", "app/users.py"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "app" / "users.py").read_text() == LEAK.split("    db = SessionLocal()\n")[0] + expected
+
+
+def test_cached_results_follow_a_changed_target(tmp_path, monkeypatch):
+    """The target is part of the cache's run key: results linted for one target are not
+    answered for another."""
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\ntarget-sqlalchemy = "1.4"\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "users.py").write_text(LEAK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SESSIONLINT_CACHE_DIR", str(tmp_path / "cache"))
+
+    def help_text():
+        result = CliRunner().invoke(main, ["--output-format", "json", "app"], catch_exceptions=False)
+        (finding,) = json.loads(result.output)["diagnostics"]
+        return finding["help"]
+
+    assert help_text() == "Use `with SessionLocal() as db:`"
+    assert (tmp_path / "cache" / "results.json").is_file()
+    (tmp_path / "pyproject.toml").write_text('[tool.sessionlint]\ntarget-sqlalchemy = "1.3"\n')
+    assert help_text() == "Put the code after `db = SessionLocal()` in `try:` and call `db.close()` in `finally:`"

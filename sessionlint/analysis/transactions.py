@@ -49,6 +49,9 @@ class MissingRollback:
     # the function of the module that commits the session it is given (`_save(db, item)`),
     # when the failing call is one: (its name, what it calls on the session)
     via: Optional[Tuple[str, str]] = None
+    # the function did not create the session (a parameter, `self.session`, a module-level
+    # session): the transaction is its caller's or its owner's, and a rollback ends it too
+    borrowed: bool = False
 
     @property
     def method(self) -> str:
@@ -118,6 +121,11 @@ class _Outliving:
         if head in self.bound or self.is_registry(key):
             return ""
         return "module" if head == key else "attribute"
+
+    def is_borrowed(self, key: str) -> bool:
+        """The function binds no part of the receiver: it was given the session (a parameter,
+        `self.session`) or reads one that outlives it, and did not create it."""
+        return key.split(".", 1)[0] not in self.bound
 
     @property
     def bound(self) -> Set[str]:
@@ -301,8 +309,9 @@ def _check_try(
                     # the next iteration uses the session, unless the loop body resets it first
                     use = _first_use([loops[-1]], key, savepoints, helpers)
                     next_iteration = use is not None
+            borrowed = outliving is not None and outliving.is_borrowed(key)
             if use is not None:
-                found.append(MissingRollback(handler, key, failing_call, use, next_iteration, via=vias.get(key)))
+                found.append(MissingRollback(handler, key, failing_call, use, next_iteration, via=vias.get(key), borrowed=borrowed))
             elif (
                 outliving is not None
                 and outliving.get(key)
@@ -313,7 +322,7 @@ def _check_try(
                 # Nothing here uses it again, but the session outlives the function: its next
                 # user (the caller, the request's later code, the next request) gets
                 # PendingRollbackError.
-                found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key), vias.get(key)))
+                found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key), vias.get(key), borrowed))
 
 
 def _reachable_by_handlers(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:

@@ -198,6 +198,38 @@ def with_block(
     )
 
 
+def try_finally_rest(block: Block, index: int, name: str, is_async: bool, safe: bool) -> Optional[FixPlan]:
+    """`name = Factory(...)` followed by the rest of its block -> that rest in `try:` and
+    `name.close()` in `finally:`: what `with` does, written for the SQLAlchemy versions
+    whose sessions are no context managers (before 1.4). A `name.close()` ending the block
+    becomes the `finally:`'s, with the comments above it."""
+    rest = list(block.body[index + 1 :])
+    close: Optional[cst.BaseStatement] = None
+    while rest and is_method_call_statement(rest[-1], name, "close"):
+        close = rest.pop()
+    if not rest:
+        return None
+    if close is None:
+        call: cst.BaseExpression = cst.Call(func=cst.Attribute(value=cst.Name(name), attr=cst.Name("close")))
+        close = cst.SimpleStatementLine(body=[cst.Expr(value=cst.Await(expression=call) if is_async else call)])
+    else:
+        comments = [line for line in getattr(close, "leading_lines", ()) if line.comment is not None]
+        close = close.with_changes(leading_lines=comments)
+    first = rest[0]
+    leading = getattr(first, "leading_lines", ())
+    rest[0] = first.with_changes(leading_lines=()) if leading else first
+    node = cst.Try(
+        body=cst.IndentedBlock(body=rest),
+        finalbody=cst.Finally(body=cst.IndentedBlock(body=[close])),
+        leading_lines=leading,
+    )
+    return FixPlan(
+        Applicability.SAFE if safe else Applicability.UNSAFE,
+        f"Use `try:` for the rest of the block and close `{name}` in `finally:`",
+        (Edit(block, _replace_body(block, [*block.body[: index + 1], node])),),
+    )
+
+
 def returns_values(statements: Sequence[cst.CSTNode], name: str) -> bool:
     """Whether any of the statements returns or yields a value other than a constant or
     `name` itself."""

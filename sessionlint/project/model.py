@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from sessionlint.knowledge import ENGINE_BUILDERS, MAKER_BUILDERS, FactoryKind, Origin
-from sessionlint.project.versions import VersionRange
+from sessionlint.project.versions import SqlalchemyTarget, VersionRange
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,9 @@ class ProjectIndex:
     # the versions of the frameworks whose behaviour decides a finding, from the project's
     # dependency files (sessionlint.project.versions)
     versions: Dict[str, VersionRange] = field(default_factory=dict)
+    # the oldest SQLAlchemy version the fixes and advice must work on (target-sqlalchemy, or
+    # what the project declares, or 2.0: sessionlint.project.versions.sqlalchemy_target)
+    sqlalchemy: SqlalchemyTarget = field(default_factory=SqlalchemyTarget)
     # (path, name) of the module-level names some file calls `.remove()`/`.close()` on, and
     # the last parts of those it could not resolve (`self.registry.remove()`)
     released: FrozenSet[Tuple[str, str]] = frozenset()

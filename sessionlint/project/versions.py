@@ -1,8 +1,13 @@
 """Which versions of the frameworks whose behaviour decides a finding a project runs on, read
 from its dependency declarations at the project root: a lock file's exact version (uv.lock,
-poetry.lock, Pipfile.lock, pdm.lock), else the range its pyproject.toml or requirements files
-allow. Nothing is imported or executed; a file that does not parse is skipped."""
+poetry.lock, Pipfile.lock, pdm.lock), else the range its pyproject.toml, setup.cfg, Pipfile or
+requirements files allow. Nothing is imported or executed; a file that does not parse is
+skipped.
 
+`sqlalchemy_target` turns them into the one SQLAlchemy version the fixes and the advice are
+written for: the oldest one the project supports (a fix must work on every one of them)."""
+
+import configparser
 import json
 import os
 import re
@@ -143,6 +148,13 @@ def _read(path: str) -> Optional[str]:
 
 def _from_lock(root: str) -> Dict[str, VersionRange]:
     found: Dict[str, VersionRange] = {}
+    for package, allowed, _ in _locked(root):
+        found.setdefault(package, allowed)
+    return found
+
+
+def _locked(root: str) -> Iterable[Tuple[str, VersionRange, str]]:
+    """(package, the version locked, file name) of PACKAGES in the lock files at `root`."""
     for name in ("uv.lock", "poetry.lock", "pdm.lock"):
         text = _read(os.path.join(root, name))
         if text is None:
@@ -153,7 +165,7 @@ def _from_lock(root: str) -> Dict[str, VersionRange]:
                 key = package["name"].lower().replace("_", "-")
                 version = parse_version(package["version"])
                 if key in PACKAGES and version is not None:
-                    found.setdefault(key, VersionRange(_pad(version), _next(_pad(version))))
+                    yield key, VersionRange(_pad(version), _next(_pad(version))), name
     text = _read(os.path.join(root, "Pipfile.lock"))
     if text is not None:
         try:
@@ -167,12 +179,37 @@ def _from_lock(root: str) -> Dict[str, VersionRange]:
                     continue
                 for key, value in packages.items():
                     if key.lower() in PACKAGES and isinstance(value, dict) and isinstance(value.get("version"), str):
-                        found.setdefault(key.lower(), range_of(value["version"]))
-    return found
+                        yield key.lower(), range_of(value["version"]), "Pipfile.lock"
 
 
 def _declared(root: str) -> Iterable[Tuple[str, str]]:
     """(package, specifier) of the requirements declared at `root`."""
+    for package, specifier, _ in _declarations(root):
+        yield package, specifier
+
+
+def _declarations(root: str) -> Iterable[Tuple[str, str, str]]:
+    """(package, specifier, file name) of the requirements declared at `root`."""
+    for package, specifier in _from_pyproject(root):
+        yield package, specifier, "pyproject.toml"
+    for package, specifier in _from_setup_cfg(root):
+        yield package, specifier, "setup.cfg"
+    for package, specifier in _from_pipfile(root):
+        yield package, specifier, "Pipfile"
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        names = []
+    for name in names:
+        if re.fullmatch(r"requirements[\w.-]*\.(?:txt|in)", name):
+            text = _read(os.path.join(root, name))
+            for line in (text or "").splitlines():
+                found = _requirement(line) if not line.lstrip().startswith(("#", "-")) else None
+                if found is not None:
+                    yield found[0], found[1], name
+
+
+def _from_pyproject(root: str) -> Iterable[Tuple[str, str]]:
     text = _read(os.path.join(root, "pyproject.toml"))
     if text is not None:
         data = _toml(text)
@@ -190,17 +227,44 @@ def _declared(root: str) -> Iterable[Tuple[str, str]]:
             spec = value.get("version") if isinstance(value, dict) else value
             if isinstance(spec, str):
                 yield key.lower().replace("_", "-"), spec
+
+
+def _from_setup_cfg(root: str) -> Iterable[Tuple[str, str]]:
+    """`install_requires` and `extras_require` of setup.cfg's `[options]` (one requirement a
+    line, or separated by `;` on one line as setuptools also reads them)."""
+    text = _read(os.path.join(root, "setup.cfg"))
+    if text is None:
+        return
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        names = []
-    for name in names:
-        if re.fullmatch(r"requirements[\w.-]*\.(?:txt|in)", name):
-            text = _read(os.path.join(root, name))
-            for line in (text or "").splitlines():
-                found = _requirement(line) if not line.lstrip().startswith(("#", "-")) else None
+        parser.read_string(text)
+    except (configparser.Error, ValueError):
+        return
+    values: List[str] = []
+    if parser.has_option("options", "install_requires"):
+        values.append(parser.get("options", "install_requires"))
+    if parser.has_section("options.extras_require"):
+        values += [value for _, value in parser.items("options.extras_require")]
+    for value in values:
+        for line in value.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                found = _requirement(line)
                 if found is not None:
                     yield found
+
+
+def _from_pipfile(root: str) -> Iterable[Tuple[str, str]]:
+    """`[packages]` and `[dev-packages]` of a Pipfile (TOML): `name = "spec"` or a table
+    with `version`; `"*"` allows any version."""
+    text = _read(os.path.join(root, "Pipfile"))
+    if text is None:
+        return
+    data = _toml(text)
+    for section in ("packages", "dev-packages"):
+        for key, value in _table(data.get(section)).items():
+            spec = value.get("version") if isinstance(value, dict) else value
+            if isinstance(spec, str):
+                yield key.lower().replace("_", "-"), spec
 
 
 def project_versions(root: Optional[str]) -> Dict[str, VersionRange]:
@@ -218,3 +282,53 @@ def project_versions(root: Optional[str]) -> Dict[str, VersionRange]:
             high = min((v for v in (current.high, declared.high) if v is not None), default=None)
             found[package] = VersionRange(low, high)
     return found
+
+
+# --- the SQLAlchemy version the fixes are written for ----------------------------------------
+
+# When nothing is configured or declared: the current major release.
+DEFAULT_SQLALCHEMY: Version = (2, 0)
+
+
+@dataclass(frozen=True)
+class SqlalchemyTarget:
+    """The oldest SQLAlchemy version the project supports, which every fix and every piece
+    of advice must work on, and where that came from (for `--show-settings`)."""
+
+    version: Version = DEFAULT_SQLALCHEMY
+    source: str = "default: nothing configured or declared"
+
+    def at_least(self, *version: int) -> bool:
+        return self.version >= version
+
+    def __str__(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def sqlalchemy_target(root: Optional[str], configured: Optional[Version], config_file: Optional[str] = None) -> SqlalchemyTarget:
+    """`target-sqlalchemy` when configured; else the lowest version the project's declared
+    requirements admit (the lowest over all of them: a library's pyproject.toml may allow
+    1.3 while its requirements-dev.txt pins 2.0, and the fix must work for its 1.3 users;
+    a range with no lower bound admits the oldest releases, taken as 0); else the version a
+    lock file holds; else DEFAULT_SQLALCHEMY. A requirement without any version bound
+    (`sqlalchemy`) declares no version."""
+    if configured is not None:
+        return SqlalchemyTarget(configured, f"configured in {config_file}" if config_file else "configured")
+    if root is None or not os.path.isdir(root):
+        return SqlalchemyTarget()
+    lowest: Optional[Tuple[Version, str]] = None
+    for package, specifier, name in _declarations(root):
+        if package != "sqlalchemy":
+            continue
+        allowed = range_of(specifier)
+        if allowed.low is None and allowed.high is None:
+            continue
+        low = allowed.low if allowed.low is not None else (0,)
+        if lowest is None or low < lowest[0]:
+            lowest = (low, f"declared in {os.path.join(root, name)}: sqlalchemy {specifier.strip()}")
+    if lowest is not None:
+        return SqlalchemyTarget(lowest[0], lowest[1])
+    for package, allowed, name in _locked(root):
+        if package == "sqlalchemy" and allowed.low is not None:
+            return SqlalchemyTarget(allowed.low, f"locked in {os.path.join(root, name)}: sqlalchemy {allowed}")
+    return SqlalchemyTarget()

@@ -5,12 +5,38 @@ from typing import Dict, Iterable, Optional, Sequence, Set
 
 import libcst as cst
 
-from sessionlint.analysis.facts import Holding, Leak, SessionLife
+from sessionlint.analysis.facts import Creation, Holding, Leak, SessionLife
 from sessionlint.analysis.tree import walk
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
-from sessionlint.knowledge import EscapeReason, LeakKind, Origin
+from sessionlint.knowledge import (
+    RAW_CONNECTION_CONTEXT_MANAGER_SINCE,
+    SESSION_CONTEXT_MANAGER_SINCE,
+    EscapeReason,
+    LeakKind,
+    Origin,
+)
+from sessionlint.project.versions import SqlalchemyTarget
 from sessionlint.rules.base import LineRef, Rule
+
+
+def is_context_manager(target: SqlalchemyTarget, creation: Creation) -> bool:
+    """Whether `with` works on what `creation` makes on every SQLAlchemy version from
+    `target` on: a Connection always; a session from 1.4; the DBAPI connection of
+    `engine.raw_connection()` from 2.0.47 (knowledge.py). An async object is: none exists
+    before 1.4, and each has been an async context manager since."""
+    if creation.factory.is_async:
+        return True
+    if creation.is_connection:
+        func = creation.call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "raw_connection":
+            return target.at_least(*RAW_CONNECTION_CONTEXT_MANAGER_SINCE)
+        return True
+    return target.at_least(*SESSION_CONTEXT_MANAGER_SINCE)
+
+
+def _closes_with(rule: Rule, creation: Creation) -> bool:
+    return is_context_manager(rule.context.index.sqlalchemy, creation)
 
 
 def _with_clause(rule: Rule, life: SessionLife) -> str:
@@ -25,7 +51,19 @@ def _with_clause(rule: Rule, life: SessionLife) -> str:
 
 
 def _with_help(rule: Rule, life: SessionLife) -> str:
-    return f"Use {_with_clause(rule, life)}"
+    if _closes_with(rule, life.creation):
+        return f"Use {_with_clause(rule, life)}"
+    return _finally_help(rule, life)
+
+
+def _finally_help(rule: Rule, life: SessionLife) -> str:
+    """The advice where `with` does not work on the target version (a session before 1.4)."""
+    creation = life.creation
+    callee = rule.context.source_of(creation.call.func)
+    name = creation.name or ("conn" if creation.is_connection else "db")
+    if life.function.is_generator:
+        return f"Wrap the `yield {name}` in `try:` and call `{name}.close()` in `finally:`"
+    return f"Put the code after `{name} = {callee}()` in `try:` and call `{name}.close()` in `finally:`"
 
 
 def is_owned(life: SessionLife) -> bool:
@@ -94,24 +132,30 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     function = life.function
     help_text = _with_help(rule, life)
     prefix = "async with" if creation.factory.is_async else "with"
+    by_with = _closes_with(rule, creation)
+    short = "conn" if creation.is_connection else "db"
     if creation.holding is Holding.RETURNED or (creation.holding is Holding.BOUND and life.returned):
         if function.is_dependency and not function.is_generator and life.escape is not EscapeReason.OWNER:
             rule.report(
                 creation.call,
                 f"FastAPI dependency `{function.name}` returns a new {noun} that nothing closes",
-                help=f"Yield it instead: `{prefix} {callee}() as db: yield db`",
+                help=f"Yield it instead: `{prefix} {callee}() as db: yield db`"
+                if by_with
+                else f"Yield it instead: `db = {callee}()`, then `yield db` in `try:` and `db.close()` in `finally:`",
             )
         return
     if creation.holding is Holding.YIELDED:
+        if not by_with:
+            help_text = f"Bind it first (`{short} = {callee}()`), then `yield {short}` in `try:` and call `{short}.close()` in `finally:`"
         rule.report(creation.call, f"{noun} created by `{callee}()` is yielded and never closed", help=help_text)
         return
     if creation.holding is Holding.CHAINED:
         rule.report(
             creation.call,
             f"{noun} created by `{callee}()` is used once and never closed",
-            help=f"Use `{prefix} {callee}() as db:` and call the method on `db`".replace(
-                " db", " conn" if creation.is_connection else " db"
-            ),
+            help=f"Use `{prefix} {callee}() as {short}:` and call the method on `{short}`"
+            if by_with
+            else f"Bind it (`{short} = {callee}()`), call the method on `{short}` in `try:` and `{short}.close()` in `finally:`",
         )
         return
     leaks = life.normal_leaks
@@ -120,7 +164,7 @@ def report_unclosed(rule: Rule, life: SessionLife, noun: str) -> None:
     name = creation.name
     if name is not None and not creation.is_connection and _only_in_transaction_blocks(life.function.node, name, creation.call):
         return
-    fix = with_fix(life)
+    fix = with_fix(life, rule.context.index.sqlalchemy)
     opened = creation.factory.origin is Origin.OPEN_CONTEXT
     if opened:
         help_text = f"Close `{name}` in a `finally` (or make `{callee}` close it in its own `finally`)"
@@ -196,8 +240,10 @@ def report_unprotected_close(rule: Rule, life: SessionLife, noun: str) -> None:
         help_text = f"Commit at the end of the `try` block, or close `{name}` in a `finally:` of its own around the commit"
     elif life.function.is_generator and _yields_between(life):
         help_text = f"Wrap the `yield` in `try:` and call `{name}.close()` in `finally:`"
-    else:
+    elif _closes_with(rule, creation):
         help_text = f"Call `{name}.close()` in a `finally:` block, or use {_with_clause(rule, life)}"
+    else:
+        help_text = f"Call `{name}.close()` in a `finally:` block"
     fix = None if in_finally else try_finally_fix(life)
     rule.report(creation.call, message, help=help_text, refs={"raise": leak.node, "close": close_ref}, fix=fix)
 
@@ -254,12 +300,14 @@ def _scope_block(life: SessionLife) -> Optional[builders.Block]:
     return builders.function_block(node)
 
 
-def with_fix(life: SessionLife) -> Optional[FixPlan]:
+def with_fix(life: SessionLife, target: SqlalchemyTarget) -> Optional[FixPlan]:
     """`name = Factory()` + the rest of its block -> `with Factory() as name:` around it, when
     the only close (if any) ends that block. Safe in the function's own block when nothing
     but constants is returned; unsafe when plain values are returned or the block is nested.
     None (no fix) when the mechanics would change: ORM objects returned (detached), the
-    session or what it loaded used after a nested block, a project Session class."""
+    session or what it loaded used after a nested block, a project Session class. Where
+    `with` does not work on the target SQLAlchemy version, the same rest goes into `try:`
+    with the close in `finally:`: what `__exit__` would do, at the same safety."""
     creation = life.creation
     function = life.function.node
     if not isinstance(function, cst.FunctionDef) or creation.name is None:
@@ -288,6 +336,8 @@ def with_fix(life: SessionLife) -> Optional[FixPlan]:
         # A project's own Session class may commit in `__exit__`: `with` would add a commit.
         return None
     safe = block is root and not builders.returns_values(rest, creation.name)
+    if not is_context_manager(target, creation):
+        return builders.try_finally_rest(block, index, creation.name, creation.factory.is_async, safe)
     return builders.with_block(block, index, creation.call, creation.name, creation.factory.is_async, safe)
 
 

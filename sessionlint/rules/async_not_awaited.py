@@ -7,7 +7,7 @@ from sessionlint.analysis.tree import walk
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.fixes import builders
 from sessionlint.fixes.plan import FixPlan
-from sessionlint.knowledge import Origin
+from sessionlint.knowledge import ASYNC_SESSIONMAKER_SINCE, ASYNCIO_SINCE, Origin
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -43,6 +43,11 @@ class AsyncNotAwaited(ScopeRule):
     `(await db.execute(q)).all()`), and turns a plain `with` on an async factory into
     `async with`. Both are safe: without them the call never runs, or the `with` fails. No
     fix is offered outside an `async def`.
+
+    The help for `async with` on a synchronous factory names the async factory of the target
+    SQLAlchemy version (`target-sqlalchemy`): `async_sessionmaker` from 2.0,
+    `sessionmaker(class_=AsyncSession)` in 1.4, and none below 1.4, which has no asyncio
+    extension (there it says to close the session in a `finally:`).
 
     ## Known limitations
     - A name is known to hold an async session when it is created by an async factory
@@ -109,8 +114,21 @@ class AsyncNotAwaited(ScopeRule):
                 self.report(
                     creation.call,
                     f"`{callee}()` creates a synchronous object but is entered with `async with`",
-                    help=f"Use `with {callee}() as ...:`, or an async factory (`async_sessionmaker`)",
+                    help=self._sync_help(callee, creation.is_connection),
                 )
+
+    def _sync_help(self, callee: str, is_connection: bool) -> str:
+        """The async factory to use where the target SQLAlchemy has one: `async_sessionmaker`
+        from 2.0, `sessionmaker(class_=AsyncSession)` in 1.4, none before 1.4 (no asyncio
+        extension), where a session is no context manager either."""
+        target = self.context.index.sqlalchemy
+        if target.at_least(*ASYNC_SESSIONMAKER_SINCE):
+            return f"Use `with {callee}() as ...:`, or an async factory (`async_sessionmaker`)"
+        if target.at_least(*ASYNCIO_SINCE):
+            return f"Use `with {callee}() as ...:`, or an async factory (`sessionmaker(class_=AsyncSession)`)"
+        if is_connection:
+            return f"Use `with {callee}() as ...:`"
+        return f"Call `{callee}()` without `async with` and close the session in a `finally:` block"
 
     @staticmethod
     def _await_fix(facts: ScopeFacts, call: cst.Call) -> Optional[FixPlan]:

@@ -47,6 +47,8 @@ class CloseNotInFinally(ScopeRule):
     When the session is created and closed by one `name.close()` in the same block, the fix
     moves the statements between them into `try:` and the close into `finally:`. It is safe:
     normal paths run the same statements in the same order, and exceptions now close too.
+    It works on every SQLAlchemy version; below 1.4 (`target-sqlalchemy`) the help no longer
+    offers `with` as the alternative, since a Session is no context manager there.
 
     ## Known limitations
     - Statements that cannot raise (assignments of names and constants) between creation and

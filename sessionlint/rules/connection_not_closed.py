@@ -1,6 +1,6 @@
 from sessionlint.analysis.facts import ScopeFacts
 from sessionlint.diagnostics import FixAvailability
-from sessionlint.rules._messages import report_unclosed, report_unprotected_close
+from sessionlint.rules._messages import is_context_manager, report_unclosed, report_unprotected_close
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 
@@ -41,6 +41,10 @@ class ConnectionNotClosed(ScopeRule):
     plain values are; none when a result or anything else read through the connection is
     returned, since it cannot be read once the connection is closed), or
     `try:`/`finally: conn.close()` around the code between checkout and close (safe).
+    A `Connection` is a context manager on every supported SQLAlchemy version (1.3 included),
+    but the DBAPI connection of `engine.raw_connection()` only from 2.0.47: below that
+    `target-sqlalchemy` (the default, 2.0, included) its fix keeps `conn = ...` and puts the
+    rest of the block in `try:` with `conn.close()` in `finally:`, at the same safety.
 
     ## Known limitations
     - An engine is recognised when its name is bound to `create_engine(...)` (or the async and
@@ -103,7 +107,9 @@ class ConnectionNotClosed(ScopeRule):
                 self.report(
                     creation.call,
                     f"connection from `{callee}()` is passed to `{creation.lost_in}()` and never closed",
-                    help=f"Use `with {callee}() as conn:` and pass `conn`",
+                    help=f"Use `with {callee}() as conn:` and pass `conn`"
+                    if is_context_manager(self.context.index.sqlalchemy, creation)
+                    else f"Bind it (`conn = {callee}()`), pass `conn` in `try:` and call `conn.close()` in `finally:`",
                 )
         for life in facts.lives:
             if life.creation.is_connection:

@@ -55,6 +55,16 @@ class MissingRollback(ScopeRule):
     handler: a full rollback first would close the savepoint), or the handler commits or
     flushes the session again (a retry, whose pending objects the rollback would drop).
 
+    Where the function does not own the transaction (it did not create the session: a
+    parameter, `self.session`, a module-level session), a rollback also discards the
+    caller's pending work. There the help proposes a savepoint first: the statements that
+    may fail in `with session.begin_nested():`, the commit left outside (to the owner), so a
+    failure rolls back only them. This is advice, not a fix: it regroups the statements
+    around the commit, changes what a `commit()` inside it does (on SQLAlchemy 1.4 without
+    `future=True` it releases only the savepoint), and needs database support (SQLite's
+    pysqlite driver emits SAVEPOINT correctly only with the workaround in SQLAlchemy's
+    SQLite documentation). `begin_nested()` is a context manager from SQLAlchemy 1.3 on.
+
     ## Known limitations
     - A session that outlives the function for long (`self.session`, a module-level
       session) is reported when the handler swallows the failure even if the function does
@@ -75,6 +85,8 @@ class MissingRollback(ScopeRule):
     ## References
     - SQLAlchemy, "This Session's transaction has been rolled back due to a previous exception
       during flush": https://docs.sqlalchemy.org/en/20/faq/sessions.html#this-session-s-transaction-has-been-rolled-back-due-to-a-previous-exception-during-flush-or-similar
+    - SQLAlchemy, "Using SAVEPOINT":
+      https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#using-savepoint
     """
 
     code = "SL007"
@@ -124,7 +136,7 @@ class MissingRollback(ScopeRule):
                     f"`except` swallows a failed `{missing.session}.{method}()`{_via(missing)} without `rollback()`; "
                     f"`{missing.session}` outlives this function ({whose}), and its next use raises "
                     f"PendingRollbackError",
-                    help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
+                    help=_help(missing),
                     fix=_rollback_fix(facts, missing),
                     confidence=Confidence.HIGH if missing.outlives == "module" else Confidence.MEDIUM,
                 )
@@ -134,10 +146,23 @@ class MissingRollback(ScopeRule):
                 missing.handler,
                 f"`except` swallows a failed `{missing.session}.{method}()`{_via(missing)} without `rollback()`, "
                 f"and `{missing.session}` is used again {where}",
-                help=f"Call `{missing.session}.rollback()` first in the `except` block, or re-raise",
+                help=_help(missing),
                 refs={"use": missing.next_use},
                 fix=_rollback_fix(facts, missing),
             )
+
+
+def _help(missing) -> str:
+    """A savepoint first where the transaction is not the function's (a rollback would end the
+    caller's too); the rollback otherwise."""
+    session = missing.session
+    rollback = f"call `{session}.rollback()` first in the `except` block, or re-raise"
+    if missing.borrowed:
+        return (
+            f"Run the statements that may fail in `with {session}.begin_nested():` (a savepoint: only they "
+            f"roll back, the rest of the transaction stays) and commit after it, or {rollback}"
+        )
+    return rollback[0].upper() + rollback[1:]
 
 
 def _via(missing) -> str:

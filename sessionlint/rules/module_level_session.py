@@ -3,6 +3,7 @@ import libcst as cst
 from sessionlint.analysis.collector import LifecycleCollector
 from sessionlint.analysis.facts import Holding
 from sessionlint.diagnostics import FixAvailability
+from sessionlint.knowledge import SESSION_CONTEXT_MANAGER_SINCE
 from sessionlint.rules.base import Invalid, Rule, Valid
 
 
@@ -68,7 +69,9 @@ class ModuleLevelSession(Rule):
                 self.report(
                     creation.call,
                     f"session `{creation.name}` is created at import time and shared by every request and thread",
-                    help="Create a session per unit of work (`with SessionLocal() as db:`), or share the factory",
+                    help="Create a session per unit of work (`with SessionLocal() as db:`), or share the factory"
+                    if self.context.index.sqlalchemy.at_least(*SESSION_CONTEXT_MANAGER_SINCE)
+                    else "Create a session per unit of work (closed in a `finally:`), or share the factory",
                 )
         for scope in self.context.lifecycle.finished.values():
             for creation in scope.creations:

@@ -44,6 +44,12 @@ class SessionNotClosed(ScopeRule):
     nested block, or when the factory is the project's own Session class (its `__exit__` may
     commit).
 
+    Below SQLAlchemy 1.4 (`target-sqlalchemy`, or the oldest version the project's
+    requirements allow) a Session is no context manager, and `with` raises
+    (`AttributeError: __enter__`, a TypeError from Python 3.11): there the fix keeps `name = Factory(...)`, puts the rest
+    of the block in `try:` and `name.close()` in `finally:` (a trailing close moves there),
+    at the same safety, and the help says so too.
+
     ## Known limitations
     - A session handed to a constructor, stored on an object or in a container, aliased,
       captured by a nested function, or returned (a factory) is not followed: ownership has
@@ -60,6 +66,8 @@ class SessionNotClosed(ScopeRule):
     ## References
     - SQLAlchemy, "Opening and Closing a Session":
       https://docs.sqlalchemy.org/en/20/orm/session_basics.html#opening-and-closing-a-session
+    - SQLAlchemy 1.3, "Session Basics" (no context manager; close in `finally`):
+      https://docs.sqlalchemy.org/en/13/orm/session_basics.html
     - FastAPI, "Dependencies with yield":
       https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/
     """
