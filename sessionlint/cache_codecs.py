@@ -158,12 +158,15 @@ def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves, committers = text
-    return [list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers]]
+    imported, depends, can_bind, serves, committers, (runners, lazy) = text
+    return [
+        list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers],
+        [[[name, position] for name, position in runners], list(lazy)],
+    ]
 
 
 def _decode_text(value: Any) -> Any:
-    imported, depends, can_bind, serves, committers = _list(value, 5)
+    imported, depends, can_bind, serves, committers, runner_facts = _list(value, 6)
     decoded = []
     for entry in _list(committers):
         name, where, method = _list(entry, 3)
@@ -174,9 +177,15 @@ def _decode_text(value: Any) -> Any:
             params.append((position, _string(param)))
         _expect(_string(method) in ("commit", "flush"), "a commit method")
         decoded.append((_string(name), (tuple(params), _string(method))))
+    runners_value, lazy = _list(runner_facts, 2)
+    runners = []
+    for entry in _list(runners_value):
+        name, position = _list(entry, 2)
+        _expect(type(position) is int and 0 <= position < 1 << 31, "a parameter position")
+        runners.append((_string(name), position))
     return (
         tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
-        tuple(decoded),
+        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy))),
     )
 
 

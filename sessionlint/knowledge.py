@@ -283,6 +283,10 @@ HANDOFF_SINKS: Mapping[str, str] = {
     "apply_async": "Celery task",
     "delay": "Celery task",
 }
+# What ends a Query's laziness: the methods that run it and hand back rows or a value.
+RUNS_QUERY: FrozenSet[str] = frozenset(
+    {"all", "first", "one", "one_or_none", "scalar", "count", "get", "delete", "update", "exists", "first_or_404", "get_or_404", "paginate"}
+)
 # Responses that read their body from an iterator while the response is sent, after the
 # handler returned: a session the iterator uses must outlive the handler's scope.
 STREAMING_RESPONSES: FrozenSet[str] = frozenset({"StreamingResponse", "EventSourceResponse"})

@@ -20,6 +20,8 @@ from sessionlint.project.builder import content_key
 from sessionlint.registry import RuleInfo
 
 if TYPE_CHECKING:  # libcst and the rules are imported when a file is parsed, not before
+    import ast
+
     import libcst as cst
 
     from sessionlint.fixes.plan import FixPlan
@@ -61,14 +63,8 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: "RuleClasses
         if isinstance(checked, FileError):
             return FileResult(path, error=checked)
         tree = checked
-    if refine and tree is not None:
-        from sessionlint.analysis.astfilter import REFINED_TRIGGERS, may_leave_failed_transaction
-
-        if not any(
-            may_leave_failed_transaction(tree, project.committer_names) if trigger == "commit" else REFINED_TRIGGERS[trigger](tree)
-            for trigger in refine
-        ):
-            return FileResult(path)
+    if refine and tree is not None and not any(_refined_keeps(tree, trigger, project) for trigger in refine):
+        return FileResult(path)
     del tree
     module = parse_module(data, path)
     if isinstance(module, FileError):
@@ -85,6 +81,17 @@ def parse_and_lint(data: bytes, path: str, project: Project, rules: "RuleClasses
             error=FileError(ErrorKind.INTERNAL, path, f"internal error: {type(error).__name__}: {error} (please report it with this file)"),
             parsed=True,
         )
+
+
+def _refined_keeps(tree: "ast.Module", trigger: str, project: Project) -> bool:
+    """Whether the `ast` check of a refined trigger says libcst is needed."""
+    from sessionlint.analysis.astfilter import REFINED_TRIGGERS, calls_a_runner, may_leave_failed_transaction
+
+    if trigger == "commit":
+        return may_leave_failed_transaction(tree, project.committer_names)
+    if trigger == "lazy_query" and calls_a_runner(tree, project.runner_names):
+        return True
+    return REFINED_TRIGGERS[trigger](tree)
 
 
 def _lint_module(module: "cst.Module", path: str, project: Project, rules: "RuleClasses", mentions_sqlalchemy: bool) -> FileResult:

@@ -103,6 +103,8 @@ class Project:
     factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
     # names of the project's functions that commit a session they are given (SL007's check)
     committer_names: FrozenSet[str] = frozenset()
+    # names of the project's query runners (SL003's check through a runner)
+    runner_names: FrozenSet[str] = frozenset()
 
     def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
         return self.triage(data, triggers) is not None
@@ -129,6 +131,8 @@ class Project:
                 return True
             if not self._async_object_named(data):
                 return False
+        if trigger == "lazy_query" and self.runner_names and b".query" in data and any(n.encode() in data for n in self.runner_names):
+            return True
         pattern, word, any_of = static_trigger(trigger)
         return (word is None or word in data) and any(w in data for w in any_of) and bool(pattern.search(data))
 
@@ -160,7 +164,8 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
         async_names |= {name.rsplit(".", 1)[-1] for name, factory in facts.factories.items() if factory.is_async}
     async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]
     committers = frozenset(name for found in index.committers.values() for name in found)
-    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers)
+    runners = frozenset(name for found in index.runners.values() for name in found)
+    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, runners)
 
 
 def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:

@@ -18,6 +18,7 @@ LAYERS = [
     {
         "sessionlint.project", "sessionlint.project.model", "sessionlint.project.text", "sessionlint.project.scan",
         "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.versions", "sessionlint.project.summaries",
+        "sessionlint.project.callables",
     },
     # 3: the per-file analysis (libcst) and the fix builders the rules use
     {"sessionlint.analysis", "sessionlint.fixes", "sessionlint.fixes.plan", "sessionlint.fixes.builders"},

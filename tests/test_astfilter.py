@@ -9,7 +9,7 @@ import pytest
 from helpers import FIXTURES, parse_expectations
 
 from sessionlint.analysis.astfilter import may_hand_session_over, may_leave_failed_transaction
-from sessionlint.project.scan import committing_functions
+from sessionlint.project.callables import committing_functions
 
 
 def check(source: str) -> bool:

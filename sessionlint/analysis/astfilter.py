@@ -7,10 +7,10 @@ No libcst import here.
 """
 
 import ast
-from typing import AbstractSet, List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, STREAMING_RESPONSES, is_database_error
-from sessionlint.project.scan import committing_functions
+from sessionlint.project.callables import committing_functions
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
 
@@ -243,6 +243,17 @@ def may_run_query_after_block(tree: ast.AST) -> bool:
                         root = root.value if isinstance(root, ast.Attribute) else root.func
                     if isinstance(root, ast.Name) and root.id in names:
                         return True
+    return False
+
+
+def calls_a_runner(tree: ast.AST, runners: FrozenSet[str]) -> bool:
+    """Whether some call of a project query runner (`run_in_thread(db.query, Model)`) is
+    handed a callable by name: SL003's check through a runner (analysis.lazy) may report it."""
+    if not runners:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _terminal(node.func) in runners and any(isinstance(a, (ast.Name, ast.Attribute)) for a in node.args):
+            return True
     return False
 
 

@@ -8,6 +8,7 @@ import libcst as cst
 from sessionlint.analysis.tree import dotted_name, suite_statements, terminal_name
 from sessionlint.knowledge import (
     CONVENTIONAL_FACTORY_NAMES,
+    CONVENTIONAL_SESSION_NAMES,
     ENGINE_BUILDERS,
     MAKER_BUILDERS,
     SESSION_CLASSES,
@@ -298,7 +299,7 @@ class Resolver:
     def imported_committers(self) -> Dict[str, Committer]:
         """The functions this module imports by name (`from app.crud import
         create_transaction`) that commit a session parameter, under their local names
-        (project.scan.committing_functions). Fixture: tests/fixtures/projects/commit_helpers"""
+        (project.callables.committing_functions). Fixture: tests/fixtures/projects/commit_helpers"""
         found: Dict[str, Committer] = {}
         if not self.index.committers:
             return found
@@ -310,6 +311,56 @@ class Resolver:
             if committer is not None:
                 found[local] = committer
         return found
+
+    def _imported_from(self, local: str) -> Optional[Tuple[str, str]]:
+        """(path of the project module, its name for it) of a name this module imports:
+        `from database import db` -> ("database.py", "db"); `import database` -> (.., "")."""
+        binding = self.imports.get(local)
+        if binding is None:
+            return None
+        target = self.index.path_of_module(self.path, binding.module, binding.level)
+        return (target, binding.original) if target is not None else None
+
+    def query_runner(self, func: cst.BaseExpression) -> Optional[int]:
+        """The position of the callable parameter when `func` names a project function that
+        runs a callable and closes a session in the `finally` around it
+        (project.callables.query_runners): `run_in_thread` imported from `database`, or
+        `database.run_in_thread`. Fixture: tests/fixtures/projects/query_runners"""
+        if not self.index.runners:
+            return None
+        if isinstance(func, cst.Name):
+            found = self._imported_from(func.value)
+            if found is not None and found[1]:
+                return self.index.runners.get(found[0], {}).get(found[1])
+            return self.index.runners.get(self.path, {}).get(func.value) if found is None else None
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            binding = self.imports.get(func.value.value)
+            if binding is not None:  # `import app.database as database`, `from app import database`
+                module = f"{binding.module}.{binding.original}".lstrip(".") if binding.original else binding.module
+                target = self.index.path_of_module(self.path, module, binding.level)
+                return self.index.runners.get(target, {}).get(func.attr.value) if target is not None else None
+        return None
+
+    def lazy_callable(self, node: cst.BaseExpression) -> bool:
+        """Whether calling `node` returns a query nothing has run yet: `session.query`, or a
+        project callable whose returns are such queries (`db.query` where `db = DB(...)` in
+        the module it comes from, a function returning `session.query(...).filter(...)`)."""
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            receiver, method = node.value.value, node.attr.value
+            if method == "query" and receiver.lstrip("_") in CONVENTIONAL_SESSION_NAMES:
+                return True
+            found = self._imported_from(receiver)
+            if found is None:
+                return f"{receiver}.{method}" in self.index.lazy_callables.get(self.path, ())
+            if found[1]:
+                return f"{found[1]}.{method}" in self.index.lazy_callables.get(found[0], ())
+            return method in self.index.lazy_callables.get(found[0], ())
+        if isinstance(node, cst.Name):
+            found = self._imported_from(node.value)
+            if found is None:
+                return node.value in self.index.lazy_callables.get(self.path, ())
+            return bool(found[1]) and found[1] in self.index.lazy_callables.get(found[0], ())
+        return False
 
     def unremoved_registry(self, callee: cst.BaseExpression) -> bool:
         """Whether `callee` (`Session`, `db.Session`) names a module-level `scoped_session`

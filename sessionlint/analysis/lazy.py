@@ -6,17 +6,15 @@ detached, fails. (Real-bug corpus: indexd's bulk blueprint.)
 Fixture: SL003/query_run_after_with_block.py"""
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from sessionlint.analysis.tree import nested_blocks, suite_statements, walk
-from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES
+from sessionlint.analysis.tree import dotted_name, nested_blocks, suite_statements, walk
+from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, RUNS_QUERY
 
-# What ends a Query's laziness: the methods that run it and hand back rows or a value.
-RUNS_QUERY = frozenset(
-    {"all", "first", "one", "one_or_none", "scalar", "count", "get", "delete", "update", "exists", "first_or_404", "get_or_404", "paginate"}
-)
+if TYPE_CHECKING:
+    from sessionlint.analysis.factories import Resolver
 
 
 @dataclass(frozen=True)
@@ -107,4 +105,37 @@ def _run_after(statements: Sequence[cst.CSTNode], lazy: Dict[str, bool], session
                 del pending[use]
         if not pending:
             break
+    return found
+
+
+@dataclass(frozen=True)
+class RunnerUse:
+    call: cst.Call  # `run_in_thread(db.query, Ban)`, whose result is read
+    query: str  # what builds the query: `db.query`
+    runner: str  # the runner that closed its session: `run_in_thread`
+
+
+def queries_after_runner(function: cst.FunctionDef, resolver: "Resolver") -> List[RunnerUse]:
+    """Calls of a project query runner (a function that runs the callable it is given and
+    closes a session in the `finally` around it) with a callable that returns a lazy query,
+    whose result the caller reads: the query runs after the runner closed its session,
+    reopening a connection nobody closes. (Real-bug corpus: MorpheusHelper's cogs iterate
+    `await run_in_thread(db.query, Model)`.) Fixture: tests/fixtures/projects/query_runners"""
+    if not resolver.index.runners:
+        return []
+    discarded: Set[int] = set()
+    found: List[RunnerUse] = []
+    for node in walk(function.body, enter_scopes=False):
+        if isinstance(node, cst.Expr):
+            value = node.value.expression if isinstance(node.value, cst.Await) else node.value
+            discarded.add(id(value))
+        if not isinstance(node, cst.Call) or id(node) in discarded:
+            continue
+        position = resolver.query_runner(node.func)
+        if position is None:
+            continue
+        positional = [a for a in node.args if a.keyword is None and not a.star]
+        if len(positional) > position and resolver.lazy_callable(positional[position].value):
+            query = dotted_name(positional[position].value) or "the query"
+            found.append(RunnerUse(node, query, dotted_name(node.func) or "the runner"))
     return found

@@ -21,9 +21,10 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
+from sessionlint.project.callables import RunnerFacts, committing_functions, query_runners
 from sessionlint.project.calls import Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
-from sessionlint.project.scan import committing_functions, scan_module
+from sessionlint.project.scan import scan_module
 from sessionlint.project.summaries import summarise_functions
 from sessionlint.project.text import (
     ALIAS_RE,
@@ -44,7 +45,7 @@ from sessionlint.project.text import (
 
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
 # whether the text can bind a factory, whether it imports a framework that serves requests).
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...]]
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], RunnerFacts]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
 # registries, yielded calls, star imports, released names, building functions (the scan before
 # function summaries).
@@ -144,11 +145,15 @@ class IndexBuilder:
             # the functions that commit a session parameter, for the modules that import them
             # (one `ast` parse, shared with the scan, of a file whose text commits anything)
             committers: Tuple[Tuple[str, Committer], ...] = ()
-            if (b".commit(" in data or b".flush(" in data) and b"def " in data:
+            runners: RunnerFacts = ((), ())
+            commits = b".commit(" in data or b".flush(" in data
+            runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or b".query(" in data
+            if (commits or runs) and b"def " in data:
                 tree = parse_quietly(path, data)
                 if tree is not None:
-                    committers = tuple(sorted(committing_functions(tree).items()))
-            text = self._text_facts(data) + (committers,)
+                    committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
+                    runners = query_runners(tree) if runs else ((), ())
+            text = self._text_facts(data) + (committers, runners)
         scan = scan_record(path, data, self.cache, digest, tree) if text[2] else None
         return text, new_text, scan
 
@@ -170,9 +175,13 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind, serves, committers = text
+        imported, depends, can_bind, serves, committers, (runners, lazy) = text
         if committers:
             self.index.committers[path] = dict(committers)
+        if runners:
+            self.index.runners[path] = dict(runners)
+        if lazy:
+            self.index.lazy_callables[path] = frozenset(lazy)
         self.serves_requests = self.serves_requests or serves
         if digest is not None:
             self.digests[path] = digest

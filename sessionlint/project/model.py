@@ -123,9 +123,13 @@ class ProjectIndex:
     # (path, function) -> why it runs per request, found across modules (project.calls):
     # `Cls.__init__` for a class built by a request handler
     per_request: Dict[Tuple[str, str], str] = field(default_factory=dict)
-    # path -> its module functions that commit a session parameter (scan.committing_functions),
+    # path -> its module functions that commit a session parameter (callables.committing_functions),
     # for the files whose text commits or flushes anything
     committers: Dict[str, Dict[str, Committer]] = field(default_factory=dict)
+    # path -> its closing query runners (function -> position of the callable parameter) and
+    # its callables that return a lazy query (callables.query_runners)
+    runners: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    lazy_callables: Dict[str, FrozenSet[str]] = field(default_factory=dict)
     # what `path_of_module` worked out for absolute imports (module_stems is fixed once the
     # index is finished; relative imports, checked against the growing `modules`, are not kept)
     _holders: Dict[str, Tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)

@@ -8,15 +8,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
     ENGINE_BUILDERS,
-    FAILING_METHODS,
     MAKER_BUILDERS,
-    RESETTING_METHODS,
     SESSION_CLASSES,
     FactoryKind,
     Origin,
 )
 from sessionlint.project.model import (
-    Committer,
     Factory,
     ImportBinding,
     ModuleFacts,
@@ -216,7 +213,7 @@ class _Released:
 def _builds(function: ast.AST) -> bool:
     """Whether a function's own scope builds a pooled engine, a sessionmaker or a registry:
     what makes it matter when it runs (project.calls follows its callers)."""
-    for node in _walk_own_scope(function):
+    for node in walk_own_scope(function):
         if isinstance(node, ast.Call):
             name = _terminal(node.func)
             if name in MAKER_BUILDERS:
@@ -423,7 +420,7 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
     generator = False
     # names the function binds (its parameters, assignments, loops, imports): not globals
     local: Set[str] = {a.arg for a in function.args.args + function.args.kwonlyargs + function.args.posonlyargs}
-    for node in _walk_own_scope(function):
+    for node in walk_own_scope(function):
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
             local.add(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -525,11 +522,11 @@ def _closed_only_on_error(function: ast.AST, name: str) -> bool:
     `finally`, nothing after the `yield` on the normal path): the caller's block must close it
     (real-bug corpus: iris's guarded_session). Fixture: tests/fixtures/projects/open_context"""
     in_handlers: Set[int] = set()
-    for node in _walk_own_scope(function):
+    for node in walk_own_scope(function):
         if isinstance(node, ast.ExceptHandler):
             in_handlers.update(id(sub) for sub in ast.walk(node))
     closed_on_error = False
-    for node in _walk_own_scope(function):
+    for node in walk_own_scope(function):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
             if node.func.value.id == name and node.func.attr in ("close", "aclose", "__exit__", "__aexit__"):
                 if id(node) not in in_handlers:
@@ -551,7 +548,7 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _LEAVES = (ast.Name, ast.Constant, ast.Pass, ast.Break, ast.Continue, ast.alias, ast.arg, ast.Import, ast.ImportFrom)
 
 
-def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
+def walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
     """Every node below `function` that is not inside a nested function, class or lambda
     (those nodes themselves included)."""
     stack: List[ast.AST] = list(ast.iter_child_nodes(function))
@@ -570,38 +567,3 @@ def _walk_own_scope(function: ast.AST) -> Iterable[ast.AST]:
                         push(item)
             elif isinstance(value, ast.AST):
                 push(value)
-
-
-def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
-    """The module-level functions (sync or async) that call `commit()`/`flush()` on one of
-    their parameters without rolling it back or closing it themselves: a call of one in a
-    `try` fails the way the commit would. The `ast` twin of
-    analysis.transactions.helper_commits, for what other modules import (real-bug corpus:
-    remnawave-bedolaga's `create_transaction(db=db, ...)` from a crud module) and for the
-    SL007 prefilter. Fixture: tests/fixtures/projects/commit_helpers"""
-    found: Dict[str, Committer] = {}
-    for statement in tree.body:
-        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        positional = [a.arg for a in statement.args.posonlyargs + statement.args.args]
-        names = set(positional) | {a.arg for a in statement.args.kwonlyargs}
-        if not names:
-            continue
-        committed: Dict[str, str] = {}
-        reset: Set[str] = set()
-        for node in _walk_own_scope(statement):
-            if type(node) is not ast.Call or type(node.func) is not ast.Attribute or type(node.func.value) is not ast.Name:
-                continue
-            receiver, method = node.func.value.id, node.func.attr
-            if receiver not in names:
-                continue
-            if method in FAILING_METHODS:
-                if method == "commit" or receiver not in committed:
-                    committed[receiver] = method
-            elif method in RESETTING_METHODS:
-                reset.add(receiver)
-        kept = {name: method for name, method in committed.items() if name not in reset}
-        if kept:
-            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
-            found[statement.name] = (where, "commit" if "commit" in kept.values() else "flush")
-    return found

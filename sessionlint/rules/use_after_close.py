@@ -3,7 +3,7 @@ from typing import Dict, Optional, Set
 import libcst as cst
 
 from sessionlint.analysis.facts import Holding, ScopeFacts
-from sessionlint.analysis.lazy import lazy_queries_after_with
+from sessionlint.analysis.lazy import lazy_queries_after_with, queries_after_runner
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, LineRef, ScopeRule, Valid
 
@@ -132,6 +132,13 @@ class UseAfterClose(ScopeRule):
                     help=f"Run the query inside the block (`.all()`), or keep the session open while `{lazy.query}` is read",
                     refs={"closed": ("end", lazy.block)},
                     confidence=Confidence.MEDIUM,
+                )
+            for run in queries_after_runner(facts.node, self.context.lifecycle.resolver):
+                self.report(
+                    run.call,
+                    f"query from `{run.query}` is read after `{run.runner}` closed the session it was built on: "
+                    f"reading it reopens a connection nobody closes",
+                    help="Return rows from the function the runner calls (`.all()`), not the query",
                 )
 
 

@@ -1,0 +1,122 @@
+"""What a module's functions do with what they are given, for the modules that call them
+(the project pass keeps it with each file's text facts): the functions that commit a session
+parameter (SL007) and the query runners that close the session a query they run was built on
+(SL003). `ast`, like the module scan."""
+
+import ast
+from typing import Dict, List, Optional, Set, Tuple, Union
+
+from sessionlint.knowledge import FAILING_METHODS, RESETTING_METHODS, RUNS_QUERY
+from sessionlint.project.model import Committer
+from sessionlint.project.scan import walk_own_scope
+
+
+def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
+    """The module-level functions (sync or async) that call `commit()`/`flush()` on one of
+    their parameters without rolling it back or closing it themselves: a call of one in a
+    `try` fails the way the commit would. The `ast` twin of
+    analysis.transactions.helper_commits, for what other modules import (real-bug corpus:
+    remnawave-bedolaga's `create_transaction(db=db, ...)` from a crud module) and for the
+    SL007 prefilter. Fixture: tests/fixtures/projects/commit_helpers"""
+    found: Dict[str, Committer] = {}
+    for statement in tree.body:
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        positional = [a.arg for a in statement.args.posonlyargs + statement.args.args]
+        names = set(positional) | {a.arg for a in statement.args.kwonlyargs}
+        if not names:
+            continue
+        committed: Dict[str, str] = {}
+        reset: Set[str] = set()
+        for node in walk_own_scope(statement):
+            if type(node) is not ast.Call or type(node.func) is not ast.Attribute or type(node.func.value) is not ast.Name:
+                continue
+            receiver, method = node.func.value.id, node.func.attr
+            if receiver not in names:
+                continue
+            if method in FAILING_METHODS:
+                if method == "commit" or receiver not in committed:
+                    committed[receiver] = method
+            elif method in RESETTING_METHODS:
+                reset.add(receiver)
+        kept = {name: method for name, method in committed.items() if name not in reset}
+        if kept:
+            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+            found[statement.name] = (where, "commit" if "commit" in kept.values() else "flush")
+    return found
+
+
+# What other modules need to know about a module's query runners (query_runners): its
+# closing runners as (function, position of the callable parameter), and the callables
+# that return a lazy query ("all_users", "Repo.query", "db.query" for a module instance).
+RunnerFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...]]  # (what the runners are, lazy callables)
+
+
+def query_runners(tree: ast.Module) -> RunnerFacts:
+    """Module functions that call a function they are given and close or remove a session
+    in the `finally` of that call (`run_in_thread(function, *args)`: `try: out =
+    function(*args) ... finally: db.close()`, in a nested function too), and the module's
+    callables that return a query nothing has run yet (`return self.session.query(m)
+    .filter_by(...)`). A lazy query handed to such a runner comes back bound to a session the
+    runner closed: it runs, reopening a connection nobody closes, when the caller reads it.
+    (Real-bug corpus: MorpheusHelper's cogs.) Fixture: tests/fixtures/projects/query_runners"""
+    runners: Dict[str, int] = {}
+    lazy: Set[str] = set()
+    classes: Dict[str, Set[str]] = {}
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            position = _closing_runner(statement)
+            if position is not None:
+                runners[statement.name] = position
+            if _returns_lazy_query(statement):
+                lazy.add(statement.name)
+        elif isinstance(statement, ast.ClassDef):
+            methods = {m.name for m in statement.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and _returns_lazy_query(m)}
+            classes[statement.name] = methods
+            lazy.update(f"{statement.name}.{name}" for name in methods)
+    for statement in tree.body:  # `db = DB(...)`: the instance's lazy methods
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target] if isinstance(statement, ast.AnnAssign) else []
+        value = getattr(statement, "value", None)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and classes.get(value.func.id):
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    lazy.update(f"{target.id}.{name}" for name in classes[value.func.id])
+    return tuple(sorted(runners.items())), tuple(sorted(lazy))
+
+
+def _closing_runner(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) -> Optional[int]:
+    positional = [a.arg for a in function.args.posonlyargs + function.args.args]
+    if not positional:
+        return None
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Try) or not node.finalbody:
+            continue
+        closes = any(
+            isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("close", "remove")
+            for statement in node.finalbody
+            for sub in ast.walk(statement)
+        )
+        if not closes:
+            continue
+        for statement in node.body:
+            for sub in ast.walk(statement):
+                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in positional:
+                    return positional.index(sub.func.id)
+    return None
+
+
+def _returns_lazy_query(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) -> bool:
+    """Whether every `return` of the function's own body gives `<x>.query(...)...` with no
+    method that runs it at the end, and there is one."""
+    returns = [node for node in walk_own_scope(function) if isinstance(node, ast.Return)]
+    if not returns:
+        return False
+    for node in returns:
+        methods: List[str] = []
+        value = node.value
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            methods.append(value.func.attr)
+            value = value.func.value
+        if not methods or "query" not in methods or methods[0] in RUNS_QUERY:
+            return False
+    return True
