@@ -158,10 +158,10 @@ def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves, committers, (runners, lazy) = text
+    imported, depends, can_bind, serves, committers, (runners, lazy, properties) = text
     return [
         list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers],
-        [[[name, position] for name, position in runners], list(lazy)],
+        [[[name, position] for name, position in runners], list(lazy), list(properties)],
     ]
 
 
@@ -177,7 +177,7 @@ def _decode_text(value: Any) -> Any:
             params.append((position, _string(param)))
         _expect(_string(method) in ("commit", "flush"), "a commit method")
         decoded.append((_string(name), (tuple(params), _string(method))))
-    runners_value, lazy = _list(runner_facts, 2)
+    runners_value, lazy, properties = _list(runner_facts, 3)
     runners = []
     for entry in _list(runners_value):
         name, position = _list(entry, 2)
@@ -185,7 +185,7 @@ def _decode_text(value: Any) -> Any:
         runners.append((_string(name), position))
     return (
         tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
-        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy))),
+        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy)), tuple(_string(n) for n in _list(properties))),
     )
 
 

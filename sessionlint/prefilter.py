@@ -105,6 +105,8 @@ class Project:
     committer_names: FrozenSet[str] = frozenset()
     # names of the project's query runners (SL003's check through a runner)
     runner_names: FrozenSet[str] = frozenset()
+    # names of properties that check out a new connection on every access (SL010)
+    connection_property_names: FrozenSet[str] = frozenset()
 
     def may_have_findings(self, data: bytes, triggers: Iterable[str]) -> bool:
         return self.triage(data, triggers) is not None
@@ -131,6 +133,8 @@ class Project:
                 return True
             if not self._async_object_named(data):
                 return False
+        if trigger == "connection" and any(b"." + n.encode() + b"." in data for n in self.connection_property_names):
+            return True
         if trigger == "lazy_query" and self.runner_names and b".query" in data and any(n.encode() in data for n in self.runner_names):
             return True
         pattern, word, any_of = static_trigger(trigger)
@@ -165,7 +169,8 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
     async_aliases = [name for name, is_async in index.session_aliases.items() if is_async]
     committers = frozenset(name for found in index.committers.values() for name in found)
     runners = frozenset(name for found in index.runners.values() for name in found)
-    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, runners)
+    properties = frozenset(name for found in index.connection_properties.values() for name in found)
+    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, runners, properties)
 
 
 def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:

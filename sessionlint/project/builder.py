@@ -21,7 +21,7 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.callables import RunnerFacts, committing_functions, query_runners
+from sessionlint.project.callables import CallableFacts, RunnerFacts, committing_functions, connection_properties, query_runners
 from sessionlint.project.calls import Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module
@@ -45,7 +45,7 @@ from sessionlint.project.text import (
 
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
 # whether the text can bind a factory, whether it imports a framework that serves requests).
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], RunnerFacts]
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], CallableFacts]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
 # registries, yielded calls, star imports, released names, building functions (the scan before
 # function summaries).
@@ -146,14 +146,17 @@ class IndexBuilder:
             # (one `ast` parse, shared with the scan, of a file whose text commits anything)
             committers: Tuple[Tuple[str, Committer], ...] = ()
             runners: RunnerFacts = ((), ())
+            properties: Tuple[str, ...] = ()
             commits = b".commit(" in data or b".flush(" in data
             runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or b".query(" in data
-            if (commits or runs) and b"def " in data:
+            checks_out = b"@property" in data and b".connect(" in data
+            if (commits or runs or checks_out) and b"def " in data:
                 tree = parse_quietly(path, data)
                 if tree is not None:
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
                     runners = query_runners(tree) if runs else ((), ())
-            text = self._text_facts(data) + (committers, runners)
+                    properties = connection_properties(tree) if checks_out else ()
+            text = self._text_facts(data) + (committers, runners + (properties,))
         scan = scan_record(path, data, self.cache, digest, tree) if text[2] else None
         return text, new_text, scan
 
@@ -175,13 +178,15 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind, serves, committers, (runners, lazy) = text
+        imported, depends, can_bind, serves, committers, (runners, lazy, properties) = text
         if committers:
             self.index.committers[path] = dict(committers)
         if runners:
             self.index.runners[path] = dict(runners)
         if lazy:
             self.index.lazy_callables[path] = frozenset(lazy)
+        if properties:
+            self.index.connection_properties[path] = frozenset(properties)
         self.serves_requests = self.serves_requests or serves
         if digest is not None:
             self.digests[path] = digest

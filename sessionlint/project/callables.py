@@ -6,7 +6,7 @@ parameter (SL007) and the query runners that close the session a query they run 
 import ast
 from typing import Dict, List, Optional, Set, Tuple, Union
 
-from sessionlint.knowledge import FAILING_METHODS, RESETTING_METHODS, RUNS_QUERY
+from sessionlint.knowledge import FAILING_METHODS, RESETTING_METHODS, RUNS_QUERY, is_engine_name
 from sessionlint.project.model import Committer
 from sessionlint.project.scan import walk_own_scope
 
@@ -50,6 +50,8 @@ def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
 # closing runners as (function, position of the callable parameter), and the callables
 # that return a lazy query ("all_users", "Repo.query", "db.query" for a module instance).
 RunnerFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...]]  # (what the runners are, lazy callables)
+# (runners, lazy callables, properties that check out a new connection on every access)
+CallableFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...], Tuple[str, ...]]
 
 
 def query_runners(tree: ast.Module) -> RunnerFacts:
@@ -120,3 +122,60 @@ def _returns_lazy_query(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) 
         if not methods or "query" not in methods or methods[0] in RUNS_QUERY:
             return False
     return True
+
+
+def connection_properties(tree: ast.Module) -> Tuple[str, ...]:
+    """Names of the properties of the module's classes that check a new connection out of a
+    pool on every access: `return self._engine.connect()`, or the result of a method of the
+    class that does (`return self.create_connection()`). Every `obj.connection.execute(...)`
+    leaks one. (Real-bug corpus: meltano's SQLConnector.connection, read by sinks and
+    streams.) Fixture: tests/fixtures/projects/connection_property"""
+    found: Set[str] = set()
+    for statement in tree.body:
+        if not isinstance(statement, ast.ClassDef):
+            continue
+        methods = {m.name: m for m in statement.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        fresh: Set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, method in methods.items():
+                if name not in fresh and _returns_new_connection(method, fresh):
+                    fresh.add(name)
+                    changed = True
+        found.update(name for name in fresh if _is_property(methods[name]))
+    return tuple(sorted(found))
+
+
+def _is_property(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) -> bool:
+    """`@property` (not `cached_property`: it checks out one connection and keeps it)."""
+    return any(isinstance(d, ast.Name) and d.id == "property" for d in function.decorator_list)
+
+
+def _returns_new_connection(function: Union[ast.FunctionDef, ast.AsyncFunctionDef], fresh: Set[str]) -> bool:
+    """Whether every `return` of the function gives a connection checked out right there:
+    `<engine>.connect()` (with `.execution_options(...)` after it), or a method or property
+    of the same class in `fresh`; and there is one."""
+    returns = [node for node in walk_own_scope(function) if isinstance(node, ast.Return)]
+    if not returns or isinstance(function, ast.AsyncFunctionDef):
+        return False
+    for node in returns:
+        value = node.value
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "execution_options":
+            value = value.func.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            receiver = value.func.value
+            if value.func.attr == "connect" and _engine_like(receiver):
+                continue
+            if isinstance(receiver, ast.Name) and receiver.id == "self" and value.func.attr in fresh:
+                continue
+        if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id == "self" and value.attr in fresh:
+            continue
+        return False
+    return True
+
+
+def _engine_like(node: ast.AST) -> bool:
+    """`engine`, `self._engine`, `self.sqlalchemy_engine`: named as engines are."""
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+    return name is not None and (is_engine_name(name) or is_engine_name(name.lstrip("_")))

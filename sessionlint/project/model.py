@@ -130,6 +130,9 @@ class ProjectIndex:
     # its callables that return a lazy query (callables.query_runners)
     runners: Dict[str, Dict[str, int]] = field(default_factory=dict)
     lazy_callables: Dict[str, FrozenSet[str]] = field(default_factory=dict)
+    # path -> names of its classes' properties that check out a new connection on every
+    # access (callables.connection_properties)
+    connection_properties: Dict[str, FrozenSet[str]] = field(default_factory=dict)
     # what `path_of_module` worked out for absolute imports (module_stems is fixed once the
     # index is finished; relative imports, checked against the growing `modules`, are not kept)
     _holders: Dict[str, Tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)

@@ -1,4 +1,7 @@
+import libcst as cst
+
 from sessionlint.analysis.facts import ScopeFacts
+from sessionlint.analysis.properties import fresh_connection_uses
 from sessionlint.diagnostics import FixAvailability
 from sessionlint.rules._messages import is_context_manager, report_unclosed, report_unprotected_close
 from sessionlint.rules.base import Invalid, ScopeRule, Valid
@@ -9,6 +12,9 @@ class ConnectionNotClosed(ScopeRule):
     Finds connections checked out with `engine.connect()` or `engine.raw_connection()` (and
     their async forms) that are not closed on every path: never closed, left open by an early
     `return` or `raise`, or closed outside a `finally` so that an exception skips the close.
+    Also finds methods called in place on a project property that checks out a new
+    connection on every access (`return self._engine.connect()` under `@property`):
+    `self.connector.connection.execute(query)` leaks one connection per call.
 
     ## Why is this bad?
     A connection that is not closed is not returned to the pool. Each leak holds one database
@@ -99,6 +105,16 @@ class ConnectionNotClosed(ScopeRule):
             expect=[("SL010", 5, 12)],
         ),
     )
+
+    def leave_Module(self, node: cst.Module) -> None:
+        super().leave_Module(node)
+        names = frozenset(name for found in self.context.index.connection_properties.values() for name in found)
+        for call, receiver, name in fresh_connection_uses(node, names):
+            self.report(
+                call,
+                f"`{receiver}` checks out a new connection on every access (property `{name}`), and nothing closes this one",
+                help=f"Use `with {receiver} as conn:` and call `conn` inside, or make `{name}` return one connection it keeps",
+            )
 
     def check_scope(self, facts: ScopeFacts) -> None:
         for creation in facts.creations:
