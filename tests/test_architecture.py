@@ -17,7 +17,7 @@ LAYERS = [
     # 2: the project model and the project pass (stdlib ast)
     {
         "sessionlint.project", "sessionlint.project.model", "sessionlint.project.text", "sessionlint.project.scan",
-        "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.versions", "sessionlint.project.summaries",
+        "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.live", "sessionlint.project.versions", "sessionlint.project.summaries",
     },
     # 3: the per-file analysis (libcst) and the fix builders the rules use
     {"sessionlint.analysis", "sessionlint.fixes", "sessionlint.fixes.plan", "sessionlint.fixes.builders"},
