@@ -21,7 +21,7 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.calls import Search, Site, find_per_request
+from sessionlint.project.calls import SearchMemory, Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import committing_functions, scan_module
 from sessionlint.project.summaries import summarise_functions
@@ -243,9 +243,9 @@ class IndexBuilder:
         serves = b"import" in data and SERVES_RE.search(data) is not None
         return tuple(sorted(imported)), tuple(sorted(depends)), can_bind, serves
 
-    def finish(self, read: Callable[[str], Optional[bytes]], searches: Optional[List[Search]] = None) -> ProjectIndex:
+    def finish(self, read: Callable[[str], Optional[bytes]], memory: Optional[SearchMemory] = None) -> ProjectIndex:
         """The index, once every file is added: function summaries, then rescans of files
-        that import or call names learnt on the way, read through `read` (`searches`: see
+        that import or call names learnt on the way, read through `read` (`memory`: see
         `find_per_request`)."""
         index = self.index
         index.module_stems = self.stems
@@ -292,7 +292,9 @@ class IndexBuilder:
         index.serves_requests = self.serves_requests
         index.resolve_released()
         if any(f.builds for f in index.modules.values()):
-            index.per_request = find_per_request(index, read, self.cache, searches)
+            if memory is not None:
+                memory.digests = self.digests
+            index.per_request = find_per_request(index, read, self.cache, memory)
         index.parsed = frozenset(self.parsed)
         return index
 

@@ -15,8 +15,8 @@ import ast
 import os
 import re
 import warnings
-from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol, Set, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Set, Tuple
 
 from sessionlint.knowledge import definition_timing, is_test_path
 from sessionlint.project.model import ProjectIndex
@@ -65,16 +65,43 @@ class Search:
         # a tree of many projects, it is not: whole-corpus run, 5 s at one depth)
         return len(self.every_stem) <= 16
 
+    @property
+    def key(self) -> Tuple[str, Tuple[Tuple[bytes, Tuple[bytes, ...]], ...], Tuple[str, ...]]:
+        """Everything a file's answer depends on besides the file."""
+        return self.searched, tuple(sorted((name, tuple(sorted(group))) for name, group in self.stems.items())), tuple(sorted(self.homes))
+
+
+@dataclass
+class SearchMemory:
+    """What the search keeps between passes over files that change one at a time
+    (project.live): the searches of the last pass, and each file's answer to each search
+    with the content hash of the bytes it was given (`digests`: path -> hash of the bytes
+    the pass was given)."""
+
+    searches: List[Search] = field(default_factory=list)
+    answers: Dict[Tuple[Any, str], Tuple[str, Optional[List[Site]]]] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)
+
+    def answer(self, search: Search, path: str, data: bytes, digest: str, index: ProjectIndex, use: Optional[CallsCache]) -> Optional[List[Site]]:
+        """The file's answer to `search` (kept for `digest`)."""
+        key = (search.key, path)
+        known = self.answers.get(key)
+        if known is not None and known[0] == digest:
+            return known[1]
+        sites = file_sites(path, data, search, index, use)
+        self.answers[key] = (digest, sites)
+        return sites
+
 
 def find_per_request(
     index: ProjectIndex,
     read: Callable[[str], Optional[bytes]],
     cache: Optional[CallsCache] = None,
-    searches: Optional[List[Search]] = None,
+    memory: Optional[SearchMemory] = None,
 ) -> Dict[Key, str]:
-    """(path, function) of the building functions that run per request, with why. Each
-    depth's search is appended to `searches` when given (project.live asks a changed file
-    the same questions)."""
+    """(path, function) of the building functions that run per request, with why. With
+    `memory`, each depth's search is recorded (project.live asks a changed file the same
+    questions) and a file whose bytes have not changed since the last pass is not read."""
     found: Dict[Key, str] = {}
     # each searched function -> the building functions it leads to, how (the names of the
     # functions between), and those functions
@@ -114,14 +141,23 @@ def find_per_request(
             frozenset(stem for group in stems.values() for stem in group),
             frozenset(homes),
         )
-        if searches is not None:
-            searches.append(search)
+        if memory is not None:
+            memory.searches.append(search)
         following: Set[Key] = set()
         for path in sorted(index.paths):
             if is_test_path(path):
                 continue  # tests call the code under test any number of times, on purpose
-            data = read(path)
-            sites = file_sites(path, data, search, index, use) if data is not None else None
+            digest = memory.digests.get(path) if memory is not None else None
+            if memory is not None and digest is not None:
+                known = memory.answers.get((search.key, path))
+                if known is not None and known[0] == digest:
+                    sites = known[1]
+                else:
+                    data = read(path)
+                    sites = memory.answer(search, path, data, digest, index, use) if data is not None else None
+            else:
+                data = read(path)
+                sites = file_sites(path, data, search, index, use) if data is not None else None
             for caller, timing, reason, callee, binding in sites or ():
                 target = _target(index, path, callee, binding)
                 if target is None or target not in frontier:

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from sessionlint.knowledge import is_test_path
 from sessionlint.project.builder import FileFacts, IndexBuilder, Reason, StoredScan, TextFacts, rescan_reasons, scan_record
-from sessionlint.project.calls import Search, Site, file_sites
+from sessionlint.project.calls import SearchMemory, Site
 from sessionlint.project.model import ProjectIndex
 
 Read = Callable[[str], Optional[bytes]]
@@ -90,9 +90,7 @@ class LiveIndex:
         self.cache = MemoryCache()
         self.facts: Dict[str, Tuple[str, FileFacts]] = {}  # path -> (digest, facts), in order
         self.accepted: Dict[str, bytes] = {}  # digest -> content key, of bytes CPython's parser accepted
-        self.searches: List[Search] = []  # the per-request search of the last pass
-        # path -> (digest, its call sites for each of `searches`): what a change compares
-        self.sites: Dict[str, Tuple[str, List[Optional[List[Site]]]]] = {}
+        self.search = SearchMemory()  # the per-request search of the last pass, its answers
         self.index: Optional[ProjectIndex] = None
         self.rebuilds = 0  # passes finished (the first one included): what tests and benchmarks count
 
@@ -176,9 +174,13 @@ class LiveIndex:
         for path, (digest, facts) in self.facts.items():
             builder.merge(path, facts, digest)
         self.cache.asked.clear()
-        self.searches = []
-        self.sites.clear()
-        index = builder.finish(self.read, self.searches)
+        answers = self.search.answers
+        self.search = SearchMemory()
+        self.search.answers = answers
+        index = builder.finish(self.read, self.search)
+        # only the answers to this pass's searches can be asked again
+        keys = {search.key for search in self.search.searches}
+        self.search.answers = {key: answer for key, answer in answers.items() if key[0] in keys and key[1] in self.facts}
         for path, key in index.parsed:
             held = builder.digests.get(path)
             if held is not None:
@@ -204,14 +206,10 @@ class LiveIndex:
         for names in self.cache.asked.get(old_digest, ()):
             if self._reason(path, old, names, old_text) != self._reason(path, new, names, new_text):
                 return False
-        if self.searches and not is_test_path(path):
-            old_sites = self.sites.get(path)
-            if old_sites is None or old_sites[0] != old_digest:
-                old_sites = (old_digest, [file_sites(path, old, search, index, self.cache) for search in self.searches])
-            new_sites = (new_digest, [file_sites(path, new, search, index, self.cache) for search in self.searches])
-            self.sites[path] = new_sites
-            if old_sites[1] != new_sites[1]:
-                return False
+        if not is_test_path(path):
+            for search in self.search.searches:
+                if self.search.answer(search, path, old, old_digest, index, self.cache) != self.search.answer(search, path, new, new_digest, index, self.cache):
+                    return False
         return True
 
     def _scan(self, path: str, data: bytes, digest: str) -> StoredScan:
