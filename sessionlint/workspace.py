@@ -113,12 +113,15 @@ class Workspace:
         """The buffer is closed: the file on disk stands for it again."""
         path = os.path.abspath(path)
         self.trees.pop(path, None)
-        if self.buffers.pop(path, None) is not None:
-            self.changed_on_disk(path)
+        buffer = self.buffers.pop(path, None)
+        if buffer is not None:
+            self.changed_on_disk(path, buffer)
 
-    def changed_on_disk(self, path: str) -> None:
+    def changed_on_disk(self, path: str, indexed: Optional[bytes] = None) -> None:
         """A file was created, changed or deleted on disk (a watched file, a save): the
-        configuration is read again if it is one, else the file's project is updated."""
+        configuration is read again if it is one, else the file's project is updated
+        (`indexed`: the bytes its index holds for the file, when they are not the ones
+        read from disk before: a closed buffer's)."""
         path = os.path.abspath(path)
         if os.path.basename(path) in CONFIG_NAMES:
             self.reset()
@@ -128,7 +131,7 @@ class Workspace:
                 continue
             if path in self.buffers:
                 continue  # the buffer is what counts while it is open
-            old = project.held.get(path)
+            old = indexed if indexed is not None else project.held.get(path)
             data = read_source(path, project.settings.max_file_size)[0] if os.path.isfile(path) else None
             if data is None:
                 project.held.pop(path, None)

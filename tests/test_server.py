@@ -161,6 +161,44 @@ def test_a_change_in_the_factory_module_updates_the_other_open_file(project, cli
     assert client.close()[0] == 0
 
 
+def test_closing_an_unsaved_buffer_restores_the_file_on_disk(project, client):
+    client.initialize(project)
+    users = client.open(os.path.join(project, "app", "users.py"), USERS)
+    assert len(client.diagnostics(users, version=1)) == 1
+    database = client.open(os.path.join(project, "app", "database.py"), DATABASE)
+    assert client.diagnostics(database, version=1) == []
+    client.change(database, 2, DATABASE.replace("make_session = sessionmaker(bind=engine)", "def make_session():\n    return None"))
+    assert client.diagnostics(database, version=2) == []
+    assert client.diagnostics(users, version=1) == []
+    client.notify("textDocument/didClose", {"textDocument": {"uri": database}})  # not saved
+    assert client.diagnostics(database) == []
+    assert only(client.diagnostics(users, version=1)) == [("SL001", (4, 9), (4, 23))]
+    assert client.close()[0] == 0
+
+
+def test_a_file_changed_on_disk(project, client):
+    client.initialize(project)
+    users = client.open(os.path.join(project, "app", "users.py"), USERS)
+    assert len(client.diagnostics(users, version=1)) == 1
+    path = os.path.join(project, "app", "database.py")
+    write(project, {"app/database.py": DATABASE.replace("make_session = sessionmaker(bind=engine)", "def make_session():\n    return None")})
+    client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": path_uri(path), "type": 2}]})
+    assert client.diagnostics(users, version=1) == []
+    assert client.close()[0] == 0
+
+
+def test_a_line_being_typed_keeps_the_last_findings(project, client):
+    client.initialize(project)
+    uri = client.open(os.path.join(project, "app", "users.py"), USERS)
+    assert len(client.diagnostics(uri, version=1)) == 1
+    client.change(uri, 2, USERS.replace('db.execute("select 1")', 'db.execute("select 1"'))  # does not parse
+    client.change(uri, 3, USERS_FIXED)
+    assert client.diagnostics(uri, version=3) == []
+    published = [m["params"]["version"] for m in client.seen if m.get("method") == "textDocument/publishDiagnostics"]
+    assert published == [1, 3]
+    assert client.close()[0] == 0
+
+
 def test_positions_in_utf16_and_settings_from_the_nearest_configuration(project, client):
     write(project, {"legacy/pyproject.toml": "[tool.sessionlint]\nignore = ['SL001']\n", "legacy/users.py": USERS.replace("app.database", "database"),
                     "legacy/database.py": DATABASE})

@@ -9,6 +9,7 @@ Handlers run on pygls's event loop, one at a time: a lint never sees a half-appl
 """
 
 import asyncio
+import functools
 import logging
 import os
 from typing import Dict, List, Optional, Sequence
@@ -20,7 +21,7 @@ from pygls.workspace import TextDocument
 
 from sessionlint import __version__
 from sessionlint.config import ConfigError
-from sessionlint.diagnostics import Applicability, Confidence, Diagnostic
+from sessionlint.diagnostics import Applicability, Confidence, Diagnostic, ErrorKind
 from sessionlint.registry import rule_url
 from sessionlint.server.edits import Point, TextEdit, noqa_edit, replacement, split_lines
 from sessionlint.workspace import Linted, Workspace
@@ -38,7 +39,11 @@ _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def rule_href(code: str) -> Optional[str]:
     """The rule page as a URI (LSP wants one): the configured URL, or the page in the
     checkout this package runs from; None when neither exists."""
-    url = rule_url(code)
+    return _href(rule_url(code))
+
+
+@functools.lru_cache(maxsize=None)
+def _href(url: str) -> Optional[str]:
     if "://" in url:
         return url
     page = os.path.join(_CHECKOUT, *url.split("/"))
@@ -53,6 +58,7 @@ class SessionlintServer(LanguageServer):
         self.pending: Dict[str, asyncio.TimerHandle] = {}
         self.linted: Dict[str, Linted] = {}  # uri -> the last lint of its buffer
         self.shown: set = set()  # configuration errors already shown
+        self.published: set = set()  # uris with diagnostics published since they were opened
 
     @property
     def files(self) -> Workspace:
@@ -81,10 +87,16 @@ class SessionlintServer(LanguageServer):
         linted = self.lint(document)
         if linted is None:
             return
+        if linted.result.error is not None and linted.result.error.kind is ErrorKind.SYNTAX and uri in self.published:
+            return  # a line being typed: the last findings stay until the text parses again
+        self.published.add(uri)
         lines = split_lines(document.source)
         diagnostics = [self.diagnostic(d, lines, document) for d in linted.result.diagnostics]
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version))
-        # the change may have changed the project: the other open files linted in it again
+        self.refresh_others(uri)
+
+    def refresh_others(self, uri: str) -> None:
+        """Lint again the other open files whose project a change of `uri` changed."""
         for other, previous in list(self.linted.items()):
             if other != uri and other not in self.pending and not self.files.is_current(previous):
                 del self.linted[other]
@@ -97,7 +109,7 @@ class SessionlintServer(LanguageServer):
             return None
         data = encode(document.source)
         previous = self.linted.get(document.uri)
-        if previous is not None and previous.data == data:
+        if previous is not None and previous.data == data and self.files.is_current(previous):
             return previous
         try:
             self.files.change(path, data)
@@ -140,6 +152,7 @@ class SessionlintServer(LanguageServer):
         if handle is not None:
             handle.cancel()
         self.linted.pop(uri, None)
+        self.published.discard(uri)
 
     def relint_open(self) -> None:
         """Lint every open buffer again (the project or its configuration changed)."""
@@ -225,7 +238,8 @@ def decode(data: bytes) -> str:
 
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)
+        # (a BOM stays a character of the text, as `encode` wrote it from the buffer)
+        return data.decode("utf-8" if encoding == "utf-8-sig" else encoding)
     except (SyntaxError, LookupError, UnicodeDecodeError):
         return data.decode("utf-8", errors="replace")
 
@@ -283,9 +297,10 @@ def make_server(debounce: float) -> SessionlintServer:
         uri = params.text_document.uri
         ls.forget(uri)
         path = to_fs_path(uri)
-        if path is not None and ls.state is not None:
-            ls.state.close(path)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        if path is not None and ls.state is not None:
+            ls.state.close(path)  # the file on disk counts again
+            ls.refresh_others(uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: SessionlintServer, params: types.DidChangeWatchedFilesParams) -> None:
