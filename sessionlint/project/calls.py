@@ -12,6 +12,7 @@ the names, so a run over an unchanged tree parses nothing. The lint reads the an
 `ProjectIndex.per_request` (analysis.frameworks)."""
 
 import ast
+import functools
 import os
 import re
 import warnings
@@ -65,7 +66,7 @@ class Search:
         # a tree of many projects, it is not: whole-corpus run, 5 s at one depth)
         return len(self.every_stem) <= 16
 
-    @property
+    @functools.cached_property
     def key(self) -> Tuple[str, Tuple[Tuple[bytes, Tuple[bytes, ...]], ...], Tuple[str, ...]]:
         """Everything a file's answer depends on besides the file."""
         return self.searched, tuple(sorted((name, tuple(sorted(group))) for name, group in self.stems.items())), tuple(sorted(self.homes))
