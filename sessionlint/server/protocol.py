@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -57,8 +57,8 @@ class SessionlintServer(LanguageServer):
         self.state: Optional[Workspace] = None
         self.pending: Dict[str, asyncio.TimerHandle] = {}
         self.linted: Dict[str, Linted] = {}  # uri -> the last lint of its buffer
-        self.shown: set = set()  # configuration errors already shown
-        self.published: set = set()  # uris with diagnostics published since they were opened
+        self.shown: Set[str] = set()  # configuration errors already shown
+        self.published: Set[str] = set()  # uris with diagnostics published since they were opened
 
     @property
     def files(self) -> Workspace:
