@@ -114,3 +114,42 @@ def test_what_no_file_holds_any_more_is_forgotten(live):
         index.current()
         old = new
     assert (len(index.cache.texts), len(index.cache.scans)) == sizes
+
+
+def test_keystrokes_in_the_workspace_read_no_file(tmp_path, monkeypatch):
+    """The language server's workspace: the project is read from disk once; keystrokes in a
+    function body neither read a file nor finish the pass again, and the findings follow
+    the buffer."""
+    from sessionlint import workspace as workspace_module
+    from sessionlint.workspace import Workspace
+
+    root = tmp_path / "shop"
+    (root / "app").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    for path, text in FILES.items():
+        if path.startswith("app/"):
+            (root / path).write_text(text)
+    reads = []
+    real = workspace_module.read_source
+
+    def counting(path, *arguments):
+        reads.append(path)
+        return real(path, *arguments)
+
+    monkeypatch.setattr(workspace_module, "read_source", counting)
+    files = Workspace([str(root)])
+    views = str(root / "app" / "views.py")
+    text = FILES["app/views.py"].encode()
+    files.open(views, text)
+    assert [(d.code, d.start.line) for d in files.lint(views).result.diagnostics] == [("SL001", 5)]
+    first = len(reads)
+    assert first == len([p for p in FILES if p.startswith("app/")]) - 1  # every file but the open one
+    project = files.project_of[views]
+    assert project.index is not None and project.index.rebuilds == 1
+    for number in range(5):
+        text = text.replace(b"return 1", b"return 1  # %d" % number) if number == 0 else text + b"# %d\n" % number
+        files.change(views, text)
+        assert [(d.code, d.start.line) for d in files.lint(views).result.diagnostics] == [("SL001", 5)]
+    files.change(views, text.replace(b"db = new_session()", b"with new_session() as db:\n        pass"))
+    assert files.lint(views).result.diagnostics == ()
+    assert len(reads) == first and project.index.rebuilds == 1

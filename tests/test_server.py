@@ -213,7 +213,7 @@ def test_positions_in_utf16_and_settings_from_the_nearest_configuration(project,
 
 
 def test_changes_are_debounced(project):
-    client = Client(["--debounce-ms", "300"])
+    client = Client(["--debounce-ms", "300", "--stdio"])
     try:
         client.initialize(project)
         uri = client.open(os.path.join(project, "app", "users.py"), USERS)
@@ -307,3 +307,13 @@ def test_rule_links_are_uris(monkeypatch):
     assert rule_href("SL001") == "https://example.org/sessionlint/rules/SL001.md"
     monkeypatch.setattr(registry, "DOCS_BASE_URL", "no/such/directory/")
     assert rule_href("SL001") is None  # a relative link that names no page of this checkout
+
+
+def test_server_usage():
+    run = [sys.executable, "-m", "sessionlint", "server"]
+    shown = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60)
+    assert (shown.returncode, shown.stdout.splitlines()[0], shown.stderr) == (0, "Usage: sessionlint server [--debounce-ms MS] [--stdio]", "")
+    wrong = subprocess.run(run + ["--debounce-ms", "soon"], capture_output=True, text=True, timeout=60)
+    assert (wrong.returncode, wrong.stdout, wrong.stderr) == (2, "", "sessionlint: error: `--debounce-ms` takes a number of milliseconds, not `soon`\n")
+    unknown = subprocess.run(run + ["--tcp"], capture_output=True, text=True, timeout=60)
+    assert (unknown.returncode, unknown.stderr) == (2, "sessionlint: error: unexpected argument `--tcp` (see `sessionlint server --help`)\n")

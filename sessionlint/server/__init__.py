@@ -4,12 +4,13 @@ client. pygls is imported only here, when the server starts (`pip install
 
 from typing import Optional, Sequence
 
-USAGE = """Usage: sessionlint server [--debounce-ms MS]
+USAGE = """Usage: sessionlint server [--debounce-ms MS] [--stdio]
 
   Run the sessionlint language server on stdin/stdout (started by an editor).
 
 Options:
   --debounce-ms MS  wait this long after a keystroke before linting (default: 100)
+  --stdio           speak LSP on stdin/stdout (the only transport; accepted for clients that pass it)
   --help            show this message and exit
 """
 DEFAULT_DEBOUNCE_MS = 100
@@ -29,13 +30,18 @@ def serve(arguments: Sequence[str] = ()) -> int:
         if argument in ("-h", "--help"):
             sys.stdout.write(USAGE)
             return 0
+        if argument == "--stdio":  # the only transport; some clients always pass it
+            continue
         value: Optional[str] = None
-        if argument == "--debounce-ms" and rest:
-            value = rest.pop(0)
+        if argument == "--debounce-ms":
+            value = rest.pop(0) if rest else ""
         elif argument.startswith("--debounce-ms="):
             value = argument.split("=", 1)[1]
-        if value is None or not value.isdigit():
+        else:
             sys.stderr.write(f"sessionlint: error: unexpected argument `{argument}` (see `sessionlint server --help`)\n")
+            return 2
+        if not value.isdigit():
+            sys.stderr.write(f"sessionlint: error: `--debounce-ms` takes a number of milliseconds, not `{value}`\n")
             return 2
         debounce = int(value)
     try:
