@@ -517,6 +517,11 @@ def entry(argv: Optional[Sequence[str]] = None) -> NoReturn:
     teardown would only free memory, as mypy's `hard_exit` reasons). Ctrl-C and SIGTERM end
     the run at once (130, 143); an internal error is one line and exit 2 (a traceback with
     `--verbose`), never exit 1, which means findings."""
+    arguments = list(argv) if argv is not None else sys.argv[1:]
+    if arguments[:1] == ["server"]:  # the language server (`./server` lints a directory of that name)
+        from sessionlint.server import serve
+
+        hard_exit(serve(arguments[1:]))
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     code: Any

@@ -2,6 +2,7 @@
 the analysis collectors and every enabled rule, and the diagnostics with their fix plans.
 Never raises for bad input: a parse failure or a rule crash is recorded on the result."""
 
+import ast
 import logging
 import os
 import sys
@@ -39,26 +40,30 @@ def rule_classes(infos: Iterable[Optional[RuleInfo]]) -> List[Type["Rule"]]:
     return [cls for cls in ALL_RULES if cls.code in wanted]
 
 
-def lint_file(data: bytes, path: str, project: Project, rules: "RuleClasses", prefilter: bool = True) -> FileResult:
+def lint_file(data: bytes, path: str, project: Project, rules: "RuleClasses", prefilter: bool = True, tree: Optional[ast.Module] = None) -> FileResult:
     """Lint one file's bytes: settled by the text prefilter when it cannot hold a finding,
-    parsed and traversed otherwise."""
+    parsed and traversed otherwise (`tree`: see `parse_and_lint`)."""
     refine: Tuple[str, ...] = ()
     if prefilter:
         triage = project.triage(data, {t for rule in rules for t in rule.TRIGGERS})
         if triage is None:
             return FileResult(path)
         refine = triage
-    return parse_and_lint(data, path, project, rules, refine)
+    return parse_and_lint(data, path, project, rules, refine, tree)
 
 
-def parse_and_lint(data: bytes, path: str, project: Project, rules: "RuleClasses", refine: Tuple[str, ...] = ()) -> FileResult:
+def parse_and_lint(
+    data: bytes, path: str, project: Project, rules: "RuleClasses", refine: Tuple[str, ...] = (), tree: Optional[ast.Module] = None
+) -> FileResult:
     """The part of linting that needs libcst: parse, one traversal, diagnostics. With
     `refine` (triggers of astfilter.REFINED_TRIGGERS), CPython's tree decides first whether
-    libcst is needed at all."""
-    tree = None
-    # CPython's parser accepted the file in the project pass already: the check cannot fail
-    # (before 3.11 it also measures the AST's depth, so it runs there).
-    if refine or sys.version_info < (3, 11) or (path, content_key(data)) not in project.index.parsed:
+    libcst is needed at all. `tree`: what `parsing.check_with_cpython` returned for `data`,
+    when the caller has it already (the language server)."""
+    if sys.version_info < (3, 11):
+        tree = None  # the check also measures the AST's depth there: it runs
+    # CPython's parser accepted the file in the project pass already, or the caller's tree
+    # is the check's answer: the check cannot fail.
+    if tree is None and (refine or sys.version_info < (3, 11) or (path, content_key(data)) not in project.index.parsed):
         checked = check_with_cpython(data, path)
         if isinstance(checked, FileError):
             return FileResult(path, error=checked)

@@ -17,7 +17,7 @@ LAYERS = [
     # 2: the project model and the project pass (stdlib ast)
     {
         "sessionlint.project", "sessionlint.project.model", "sessionlint.project.text", "sessionlint.project.scan",
-        "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.versions", "sessionlint.project.summaries",
+        "sessionlint.project.builder", "sessionlint.project.calls", "sessionlint.project.live", "sessionlint.project.versions", "sessionlint.project.summaries",
         "sessionlint.project.callables",
     },
     # 3: the per-file analysis (libcst) and the fix builders the rules use
@@ -29,11 +29,11 @@ LAYERS = [
     # 6: what the run uses
     {"sessionlint.fixes.apply", "sessionlint.workers", "sessionlint.cache", "sessionlint.cache_codecs", "sessionlint.baseline", "sessionlint.discovery"},
     # 7: the pipeline
-    {"sessionlint.runner"},
+    {"sessionlint.runner", "sessionlint.workspace"},
     # 8: the public API
     {"sessionlint.api"},
-    # 9: the command line
-    {"sessionlint.cli", "sessionlint.__main__"},
+    # 9: the command line and the language server (pygls, imported only for `sessionlint server`)
+    {"sessionlint.cli", "sessionlint.__main__", "sessionlint.server"},
 ]
 REPORTER_IMPORTS = {"sessionlint", "sessionlint.diagnostics", "sessionlint.registry"}
 MAX_LINES = 650

@@ -136,6 +136,27 @@ def fix_source(
     return FixOutcome(current, result, fixed, problem)
 
 
+def single_fixes(data: bytes, path: str, project: "Project", rules: "RuleClasses") -> List[Tuple[Diagnostic, bytes]]:
+    """Each finding of `data` that has a fix (safe or unsafe), with the text that fix alone
+    gives (one parse and one traversal for all of them; a fix whose text does not compile
+    is left out). What an editor offers as quick fixes."""
+    from sessionlint.lint import diagnostics_with_plans, run_rules
+
+    try:
+        module = cst.parse_module(data)
+    except Exception:  # the input does not parse: nothing to fix
+        return []
+    mentions = b"sqlalchemy" in data or b"sqlmodel" in data
+    found = []
+    for diagnostic, plan in diagnostics_with_plans(run_rules(module, path, project, rules, mentions)):
+        if plan is None or plan.applicability is Applicability.DISPLAY_ONLY:
+            continue
+        rendered = module.visit(_Apply([plan])).bytes
+        if rendered != data and verify(rendered, path) is None:
+            found.append((diagnostic, rendered))
+    return found
+
+
 def is_applied_fix(diagnostic: Diagnostic, unsafe: bool) -> bool:
     """The same test as `is_applied`, on the plain `Fix` a diagnostic carries."""
     return is_fixable(diagnostic, unsafe)

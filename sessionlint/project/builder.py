@@ -22,7 +22,7 @@ from typing import (
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
 from sessionlint.project.callables import CallableFacts, RunnerFacts, committing_functions, connection_properties, query_runners
-from sessionlint.project.calls import Site, find_per_request
+from sessionlint.project.calls import SearchMemory, Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module
 from sessionlint.project.summaries import summarise_functions
@@ -133,14 +133,14 @@ class IndexBuilder:
         and known) and, if its text can bind a factory, its module scan."""
         self.merge(path, self.file_facts(path, data, digest), digest)
 
-    def file_facts(self, path: str, data: bytes, digest: Optional[str] = None) -> "FileFacts":
+    def file_facts(self, path: str, data: bytes, digest: Optional[str] = None, tree: Optional[ast.Module] = None) -> "FileFacts":
         """What `add` learns from one file, without changing the builder (worker processes
         compute it, `merge` takes it in): (text facts, whether they are new to the cache,
-        the module scan if the text can bind a factory)."""
+        the module scan if the text can bind a factory). `tree`: CPython's tree of `data`,
+        when the caller has it (the language server parses a changed file once)."""
         cache = self.cache if not self.always_search else None
         text = cache.get_text(digest) if cache is not None and digest is not None else None
         new_text = text is None
-        tree = None
         if text is None:
             # the functions that commit a session parameter, for the modules that import them
             # (one `ast` parse, shared with the scan, of a file whose text commits anything)
@@ -151,7 +151,7 @@ class IndexBuilder:
             runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or b".query(" in data
             checks_out = b"@property" in data and b".connect(" in data
             if (commits or runs or checks_out) and b"def " in data:
-                tree = parse_quietly(path, data)
+                tree = tree or parse_quietly(path, data)
                 if tree is not None:
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
                     runners = query_runners(tree) if runs else ((), ())
@@ -257,9 +257,10 @@ class IndexBuilder:
         serves = b"import" in data and SERVES_RE.search(data) is not None
         return tuple(sorted(imported)), tuple(sorted(depends)), can_bind, serves
 
-    def finish(self, read: Callable[[str], Optional[bytes]]) -> ProjectIndex:
+    def finish(self, read: Callable[[str], Optional[bytes]], memory: Optional[SearchMemory] = None) -> ProjectIndex:
         """The index, once every file is added: function summaries, then rescans of files
-        that import or call names learnt on the way, read through `read`."""
+        that import or call names learnt on the way, read through `read` (`memory`: see
+        `find_per_request`)."""
         index = self.index
         index.module_stems = self.stems
         index.forget_resolutions()  # anything resolved before every file was registered
@@ -305,7 +306,9 @@ class IndexBuilder:
         index.serves_requests = self.serves_requests
         index.resolve_released()
         if any(f.builds for f in index.modules.values()):
-            index.per_request = find_per_request(index, read, self.cache)
+            if memory is not None:
+                memory.digests = self.digests
+            index.per_request = find_per_request(index, read, self.cache, memory)
         index.parsed = frozenset(self.parsed)
         return index
 

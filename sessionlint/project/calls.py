@@ -12,10 +12,12 @@ the names, so a run over an unchanged tree parses nothing. The lint reads the an
 `ProjectIndex.per_request` (analysis.frameworks)."""
 
 import ast
+import functools
 import os
 import re
 import warnings
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Protocol, Set, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Set, Tuple
 
 from sessionlint.knowledge import definition_timing, is_test_path
 from sessionlint.project.model import ProjectIndex
@@ -46,10 +48,61 @@ class CallsCache(Protocol):
     def put_calls(self, names: str, digest: str, sites: List[Site]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Search:
+    """One depth of the search: the names looked for (`searched`: the cache's key, with the
+    context the sites depend on) and the module stems a file calling one of them names."""
+
+    pattern: "re.Pattern[bytes]"
+    names: FrozenSet[str]
+    searched: str
+    stems: Dict[bytes, FrozenSet[bytes]]
+    every_stem: FrozenSet[bytes]
+    homes: FrozenSet[str]
+
+    @property
+    def stems_first(self) -> bool:
+        # (with few stems, looking for them first is cheaper than the regex; with many, as in
+        # a tree of many projects, it is not: whole-corpus run, 5 s at one depth)
+        return len(self.every_stem) <= 16
+
+    @functools.cached_property
+    def key(self) -> Tuple[str, Tuple[Tuple[bytes, Tuple[bytes, ...]], ...], Tuple[str, ...]]:
+        """Everything a file's answer depends on besides the file."""
+        return self.searched, tuple(sorted((name, tuple(sorted(group))) for name, group in self.stems.items())), tuple(sorted(self.homes))
+
+
+@dataclass
+class SearchMemory:
+    """What the search keeps between passes over files that change one at a time
+    (project.live): the searches of the last pass, and each file's answer to each search
+    with the content hash of the bytes it was given (`digests`: path -> hash of the bytes
+    the pass was given)."""
+
+    searches: List[Search] = field(default_factory=list)
+    answers: Dict[Tuple[Any, str], Tuple[str, Optional[List[Site]]]] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)
+
+    def answer(self, search: Search, path: str, data: bytes, digest: str, index: ProjectIndex, use: Optional[CallsCache]) -> Optional[List[Site]]:
+        """The file's answer to `search` (kept for `digest`)."""
+        key = (search.key, path)
+        known = self.answers.get(key)
+        if known is not None and known[0] == digest:
+            return known[1]
+        sites = file_sites(path, data, search, index, use)
+        self.answers[key] = (digest, sites)
+        return sites
+
+
 def find_per_request(
-    index: ProjectIndex, read: Callable[[str], Optional[bytes]], cache: Optional[CallsCache] = None
+    index: ProjectIndex,
+    read: Callable[[str], Optional[bytes]],
+    cache: Optional[CallsCache] = None,
+    memory: Optional[SearchMemory] = None,
 ) -> Dict[Key, str]:
-    """(path, function) of the building functions that run per request, with why."""
+    """(path, function) of the building functions that run per request, with why. With
+    `memory`, each depth's search is recorded (project.live asks a changed file the same
+    questions) and a file whose bytes have not changed since the last pass is not read."""
     found: Dict[Key, str] = {}
     # each searched function -> the building functions it leads to, how (the names of the
     # functions between), and those functions
@@ -71,8 +124,6 @@ def find_per_request(
         names = {n for n in (_called_name(q) for _, q in frontier) if n is not None}
         if not names or len(names) > MAX_NAMES:
             break
-        pattern = re.compile(rb"\b(" + alternation(names) + rb")\s*\(")
-        searched = ",".join(sorted(names)) + ";" + context
         # A call can name a searched function only in its own module or in one that names
         # that module (an import of it, or of a name from it): the module's stem is in the
         # text. One trie regex finds the names a file calls; only their stems are looked for.
@@ -83,30 +134,32 @@ def find_per_request(
             if name is not None:
                 stems.setdefault(name.encode(), set()).add(_stem(home).encode())
                 homes.add(home)
+        search = Search(
+            re.compile(rb"\b(" + alternation(names) + rb")\s*\("),
+            frozenset(names),
+            ",".join(sorted(names)) + ";" + context,
+            {name: frozenset(group) for name, group in stems.items()},
+            frozenset(stem for group in stems.values() for stem in group),
+            frozenset(homes),
+        )
+        if memory is not None:
+            memory.searches.append(search)
         following: Set[Key] = set()
-        # (with few stems, looking for them first is cheaper than the regex; with many, as in
-        # a tree of many projects, it is not: whole-corpus run, 5 s at one depth)
-        every_stem = {stem for group in stems.values() for stem in group}
-        stems_first = len(every_stem) <= 16
         for path in sorted(index.paths):
             if is_test_path(path):
                 continue  # tests call the code under test any number of times, on purpose
-            data = read(path)
-            if data is None or (stems_first and path not in homes and not any(stem in data for stem in every_stem)):
-                continue
-            hits = set(pattern.findall(data))  # the names the file calls (one trie regex)
-            if not hits or (path not in homes and not any(stem in data for hit in hits for stem in stems.get(hit, ()))):
-                continue
-            digest = use.digest(data) if use is not None else ""
-            sites = use.get_calls(searched, digest) if use is not None else None
-            if sites is None:
-                # (parsed for this depth only: keeping the trees of a large tree's matches
-                # costs gigabytes; a file met again at the next depth is parsed again)
-                file = _File.of(path, data)
-                sites = file.sites(_match_lines(pattern, data), names, index) if file is not None else []
-                if use is not None:
-                    use.put_calls(searched, digest, sites)
-            for caller, timing, reason, callee, binding in sites:
+            digest = memory.digests.get(path) if memory is not None else None
+            if memory is not None and digest is not None:
+                known = memory.answers.get((search.key, path))
+                if known is not None and known[0] == digest:
+                    sites = known[1]
+                else:
+                    data = read(path)
+                    sites = memory.answer(search, path, data, digest, index, use) if data is not None else None
+            else:
+                data = read(path)
+                sites = file_sites(path, data, search, index, use) if data is not None else None
+            for caller, timing, reason, callee, binding in sites or ():
                 target = _target(index, path, callee, binding)
                 if target is None or target not in frontier:
                     continue
@@ -137,6 +190,26 @@ def find_per_request(
         if not frontier:
             break
     return found
+
+
+def file_sites(path: str, data: bytes, search: Search, index: ProjectIndex, use: Optional[CallsCache] = None) -> Optional[List[Site]]:
+    """The call sites in one file (not a test) of the names `search` looks for, or None
+    when its text cannot call one of them."""
+    if search.stems_first and path not in search.homes and not any(stem in data for stem in search.every_stem):
+        return None
+    hits = set(search.pattern.findall(data))  # the names the file calls (one trie regex)
+    if not hits or (path not in search.homes and not any(stem in data for hit in hits for stem in search.stems.get(hit, ()))):
+        return None
+    digest = use.digest(data) if use is not None else ""
+    sites = use.get_calls(search.searched, digest) if use is not None else None
+    if sites is None:
+        # (parsed for this depth only: keeping the trees of a large tree's matches
+        # costs gigabytes; a file met again at the next depth is parsed again)
+        file = _File.of(path, data)
+        sites = file.sites(_match_lines(search.pattern, data), set(search.names), index) if file is not None else []
+        if use is not None:
+            use.put_calls(search.searched, digest, sites)
+    return sites
 
 
 def _called_name(qualified: str) -> Optional[str]:
