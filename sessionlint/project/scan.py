@@ -98,8 +98,10 @@ def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> Module
             facts.holders[statement.name] = _may_close(statement, module_classes)
             for method in statement.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    if method.name == "__init__" and _builds(method):
-                        builds.append(f"{statement.name}.__init__")
+                    if (method.name == "__init__" or not method.name.startswith("_")) and _builds(method):
+                        # a public method too: `SessionManager().make_session(engine)` in a
+                        # request's path builds per request (real-bug corpus: keylime)
+                        builds.append(f"{statement.name}.{method.name}")
                     found_in_method = _function_facts(method, facts.imports, statement.name)
                     if not method.name.startswith("__"):
                         _add_function(facts, f"{statement.name}.{method.name}", found_in_method)
