@@ -319,7 +319,13 @@ VIEW_METHODS: FrozenSet[str] = frozenset({"get", "post", "put", "patch", "delete
 PER_ITEM_METHODS: Mapping[str, str] = {
     "process_item": "an item pipeline's `process_item` runs for every item",
     "emit": "a logging handler's `emit` runs for every record",
+    # luigi's scheduler calls a Task's `output()` on every completeness check and run
+    # (real-bug corpus: luigi's CopyToTable, whose target built an engine each time)
+    "output": "a luigi Task's `output` runs on every completeness check",
 }
+# The base each PER_ITEM_METHODS entry needs (by its last name's ending), where the method
+# name alone says too little.
+PER_ITEM_BASES: Mapping[str, str] = {"emit": "Handler", "output": "Task"}
 # Calls that register endpoints: Route("/", endpoint), router.add_api_route(path, endpoint),
 # app.add_url_rule(rule, view_func=...).
 # (`config.add_request_method(f, "db", reify=True)`: Pyramid calls f once per request that
@@ -388,7 +394,7 @@ def definition_timing(
             return "per request", "middleware `dispatch` runs for every request"
         if name in VIEW_METHODS and bases & VIEW_BASES:
             return "per request", f"`{class_name}.{name}` is a view method, run for every request"
-        if name in PER_ITEM_METHODS and (name != "emit" or any(b.endswith("Handler") for b in bases)):
+        if name in PER_ITEM_METHODS and (name not in PER_ITEM_BASES or any(b.endswith(PER_ITEM_BASES[name]) for b in bases)):
             return "per request", PER_ITEM_METHODS[name]
     return "unknown", ""
 
