@@ -70,7 +70,7 @@ class Attribution:
     def __init__(self, library_roots: Iterable[str]) -> None:
         roots = set(library_roots)
         paths = sysconfig.get_paths()
-        roots.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths)
+        roots.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts") if key in paths)
         roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
         roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else "")
         roots.update(os.path.join(prefix, "lib") for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix})
@@ -87,7 +87,17 @@ class Attribution:
 
     def site_of(self, frame: Optional[FrameType]) -> Site:
         stack: List[Frame] = []
-        while frame is not None and len(stack) < STACK_DEPTH:
+        # SQLAlchemy's asyncio layer runs the sync code in a greenlet whose stack ends in
+        # `greenlet_spawn`; the awaiting user code is on the parent greenlet's stack.
+        greenlet = sys.modules.get("greenlet")
+        current = greenlet.getcurrent() if greenlet is not None else None
+        while len(stack) < STACK_DEPTH:
+            if frame is None:
+                current = current.parent if current is not None else None
+                if current is None:
+                    break
+                frame = current.gr_frame
+                continue
             filename = frame.f_code.co_filename
             if self.is_user_file(filename):
                 stack.append((os.path.abspath(filename), frame.f_lineno))

@@ -191,17 +191,21 @@ class Watcher:
             elif id(session) not in reported:
                 leaks.append(Leak(session.kind, session.site, owner.label))
                 reported.add(id(session))
-            release(tracked.fairy)
+            release(tracked)
         return leaks
 
 
-def release(fairy: Any) -> None:
+def release(tracked: Tracked) -> None:
     """Return a leaked connection to its pool when only the watcher holds it. When the user's
     code still holds it (a live `Connection` or session), it stays theirs: checking it in
     under them would hand the same connection to two owners."""
-    # references: the caller's `fairy`, getrefcount's argument, and the watcher's record
-    # (already dropped from the table by the caller but still alive in `tracked`).
-    if sys.getrefcount(fairy) > 3:
+    # Two references when only the watcher holds it: `tracked` and getrefcount's argument. A
+    # dropped `Connection` may still sit in a reference cycle: collect once before deciding
+    # (only a leak pays for it).
+    if sys.getrefcount(tracked.fairy) > 2:
+        gc.collect()
+    fairy, tracked.fairy = tracked.fairy, None
+    if sys.getrefcount(fairy) > 2:
         return
     is_async = bool(getattr(getattr(getattr(fairy, "_pool", None), "_dialect", None), "is_async", False))
     if not is_async:
