@@ -31,8 +31,8 @@ LAYERS = [
     {"sessionlint.runner"},
     # 8: the public API
     {"sessionlint.api"},
-    # 9: the command line
-    {"sessionlint.cli", "sessionlint.__main__"},
+    # 9: the command line, the pytest plugin and its cross-check
+    {"sessionlint.cli", "sessionlint.__main__", "sessionlint.pytest_plugin", "sessionlint.runtime_report"},
 ]
 REPORTER_IMPORTS = {"sessionlint", "sessionlint.diagnostics", "sessionlint.registry"}
 MAX_LINES = 650

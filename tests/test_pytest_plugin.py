@@ -430,3 +430,82 @@ def test_enabled_without_sqlalchemy_is_a_usage_error(tmp_path):
         "ERROR: --sessionlint-leaks needs SQLAlchemy 2 (No module named sqlalchemy); install it with `pip install 'sessionlint[pytest]'`"
         in completed.stderr
     )
+
+
+def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytester):
+    from click.testing import CliRunner
+
+    from sessionlint.cli import main
+
+    app = write(
+        pytester,
+        "app",
+        '''
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.orm import Session
+
+        engine = create_engine("sqlite:///app.db")
+        REPOSITORIES = []
+
+
+        class Repository:
+            def __init__(self):
+                self.db = Session(engine)  # handed to an object: sessionlint is silent
+
+
+            def count(self):
+                return self.db.execute(text("select 1")).scalar()
+
+
+        def remember():
+            repository = Repository()  # remember
+            REPOSITORIES.append(repository)
+            return repository.count()
+
+
+        def commit_and_drop():
+            db = Session(engine)  # SL001, yet garbage once committed
+            db.execute(text("select 1"))
+            db.commit()
+        ''',
+    )
+    tests = write(
+        pytester,
+        "test_app",
+        """
+        from app import commit_and_drop, remember
+
+
+        def test_remember():
+            assert remember() == 1  # test
+
+
+        def test_commit_and_drop():
+            commit_and_drop()
+        """,
+    )
+    run(pytester, FLAG, "--sessionlint-leaks-report", "leaks.json").assert_outcomes(passed=1, failed=1)
+    result = CliRunner().invoke(main, ["--runtime-report", "leaks.json", "--isolated", "."])
+    handed, remember, test, finding = (line_of(app, "handed to an object: sessionlint is silent"), line_of(app, "remember"), line_of(tests, "test"), line_of(app, "SL001, yet garbage once committed"))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"Runtime report of {pytester.path}: 2 sites opened 2 sessions and connections, 1 leaked; 1 static finding of SL001, SL002, SL009, SL010.",
+        "",
+        "Leaks sessionlint did not find (1; each should become a fixture):",
+        f"  app.py:{handed}: session leaked 1 of 1 time (SL001), e.g. test_app.py::test_remember",
+        f"    called from app.py:{remember}, test_app.py:{test}",
+        "",
+        "Findings whose code ran and never leaked (1; candidate false positives to review):",
+        f"  app.py:{finding}:10: SL001 session `db` is never closed (opened 1 time, never leaked)",
+    ]
+
+
+def test_runtime_report_of_a_file_that_is_not_one(tmp_path):
+    from click.testing import CliRunner
+
+    from sessionlint.cli import main
+
+    (tmp_path / "other.json").write_text('{"version": 1}')
+    result = CliRunner().invoke(main, ["--runtime-report", str(tmp_path / "other.json")])
+    assert result.exit_code == 2
+    assert result.output == f"sessionlint: error: {tmp_path / 'other.json'}: not a sessionlint runtime report (version 1)\n"

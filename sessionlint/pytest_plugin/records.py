@@ -67,8 +67,12 @@ class Attribution:
     the standard library or anything installed in site-packages. Decisions are cached per
     file name, so walking a stack costs a few dictionary look-ups per frame."""
 
-    def __init__(self, library_roots: Iterable[str]) -> None:
-        roots = set(library_roots)
+    def __init__(self, library_roots: Iterable[str], runner_roots: Iterable[str] = ()) -> None:
+        # Frames of the test runner (pytest, pluggy) end the user's stack: what calls them
+        # is the runner's own caller (a shell, or pytester in pytest's own tests).
+        self.runner_roots = tuple(os.path.join(os.path.realpath(root), "") for root in runner_roots)
+        self.is_runner: Dict[str, bool] = {}
+        roots = set(library_roots) | set(runner_roots)
         paths = sysconfig.get_paths()
         roots.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts") if key in paths)
         roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
@@ -83,6 +87,12 @@ class Attribution:
             # "<frozen ...>", "<string>" (generated __init__ methods) are never the user's code
             known = not filename.startswith("<") and not os.path.realpath(filename).startswith(self.roots)
             self.is_user[filename] = known
+        return known
+
+    def is_runner_file(self, filename: str) -> bool:
+        known = self.is_runner.get(filename)
+        if known is None:
+            known = self.is_runner[filename] = os.path.realpath(filename).startswith(self.runner_roots)
         return known
 
     def site_of(self, frame: Optional[FrameType]) -> Site:
@@ -101,6 +111,8 @@ class Attribution:
             filename = frame.f_code.co_filename
             if self.is_user_file(filename):
                 stack.append((os.path.abspath(filename), frame.f_lineno))
+            elif stack and self.is_runner_file(filename):
+                break
             frame = frame.f_back
         return Site(tuple(stack))
 

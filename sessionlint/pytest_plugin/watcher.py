@@ -60,11 +60,10 @@ def _package_dir(module: Any) -> str:
 
 
 class Watcher:
-    def __init__(self, library_roots: List[str]) -> None:
+    def __init__(self, runner_roots: List[str]) -> None:
         import pluggy
 
-        roots = [_package_dir(module) for module in (sqlalchemy, sessionlint, pluggy)] + library_roots
-        self.attribution = Attribution(roots)
+        self.attribution = Attribution([_package_dir(sqlalchemy), _package_dir(sessionlint)], [_package_dir(pluggy)] + runner_roots)
         self.recorder = Recorder()
         self.owner: Optional[Owner] = None
         self.connections: Dict[int, Tracked] = {}  # id(connection record) -> what checked it out
@@ -119,7 +118,8 @@ class Watcher:
             probe = probe.f_back
         site = self.attribution.site_of(frame)
         self.connections[id(record)] = Tracked("connection", site, self.owner, fairy=fairy, by_session=by_session)
-        self.recorder.opened("connection", site)
+        if not by_session:  # a session's own connection is counted as the session
+            self.recorder.opened("connection", site)
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         self.connections.pop(id(record), None)
