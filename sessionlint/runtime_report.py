@@ -22,8 +22,10 @@ from sessionlint.pytest_plugin.records import Frame, RecordedRun, RecordedSite, 
 # SL002 (closed on the normal path only) and SL009 (a module-level session) describe leaks
 # too, but a test that never raises there, or a session made at import time, shows none.
 LEAK_RULES = ("SL001", "SL002", "SL009", "SL010")
-# The rules whose findings a leak-free run argues against.
-JUDGED_RULES = {"SL001": ("session", "async session"), "SL010": ("connection",)}
+# The rules whose findings a run argues against, and the kinds opened at their site that
+# do: a session or connection that never leaked there, or, for SL006 (a synchronous factory
+# entered with `async with`), an AsyncSession opened there.
+JUDGED_RULES = {"SL001": ("session", "async session"), "SL006": ("async session",), "SL010": ("connection",)}
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class CrossCheck:
     run: RecordedRun
     missed: Tuple[RecordedSite, ...]
     unconfirmed: Tuple[Unconfirmed, ...]
-    findings: int  # static findings of LEAK_RULES in the linted files
+    findings: int  # static findings of LEAK_RULES and JUDGED_RULES in the linted files
 
 
 def _matches(diagnostic: Diagnostic, real_path: str, frames: Sequence[Frame]) -> bool:
@@ -50,13 +52,13 @@ def cross_check(report_path: str, paths: Sequence[str] = ()) -> CrossCheck:
     """Lint `paths` (default: the run's rootdir) and compare; ReportError for a bad report."""
     run = read_report(report_path)
     result = lint_paths(list(paths) or [run.rootdir])
-    findings = [d for d in result.diagnostics if d.code in LEAK_RULES]
+    findings = [d for d in result.diagnostics if d.code in LEAK_RULES or d.code in JUDGED_RULES]
     real: Dict[str, str] = {}
     for diagnostic in findings:
         real.setdefault(diagnostic.path, os.path.realpath(diagnostic.path))
     sites = [(site, tuple((os.path.realpath(path), line) for path, line in site.stack)) for site in run.sites]
     missed = tuple(
-        site for site, frames in sites if site.leaked and not any(_matches(d, real[d.path], frames) for d in findings)
+        site for site, frames in sites if site.leaked and not any(d.code in LEAK_RULES and _matches(d, real[d.path], frames) for d in findings)
     )
     unconfirmed: List[Unconfirmed] = []
     for diagnostic in findings:
@@ -84,7 +86,7 @@ def describe(check: CrossCheck) -> List[str]:
     leaked = sum(1 for site in check.run.sites if site.leaked)
     lines = [
         f"Runtime report of {display_path(check.run.rootdir)}: {_count(len(check.run.sites), 'site')} opened {opened} sessions and connections, "
-        f"{leaked} leaked; {_count(check.findings, 'static finding')} of {', '.join(LEAK_RULES)}.",
+        f"{leaked} leaked; {_count(check.findings, 'static finding')} of {', '.join(sorted(set(LEAK_RULES) | set(JUDGED_RULES)))}.",
         "",
         f"Leaks sessionlint did not find ({len(check.missed)}; each should become a fixture):",
     ]

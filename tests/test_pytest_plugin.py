@@ -442,6 +442,7 @@ def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytest
         "app",
         '''
         from sqlalchemy import create_engine, text
+        from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
         from sqlalchemy.orm import Session
 
         engine = create_engine("sqlite:///app.db")
@@ -467,13 +468,24 @@ def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytest
             db = Session(engine)  # SL001, yet garbage once committed
             db.execute(text("select 1"))
             db.commit()
+
+
+        def create_async_session_maker(engine):
+            return async_sessionmaker(engine, expire_on_commit=False)
+
+
+        async def count_async():
+            # the shape of fastapi-users-db-sqlalchemy's tests: a local named `sessionmaker`
+            sessionmaker = create_async_session_maker(create_async_engine("sqlite+aiosqlite:///async.db"))
+            async with sessionmaker() as session:  # SL006, yet an AsyncSession at run time
+                return (await session.execute(text("select 1"))).scalar()
         ''',
     )
     tests = write(
         pytester,
         "test_app",
         """
-        from app import commit_and_drop, remember
+        from app import commit_and_drop, count_async, remember
 
 
         def test_remember():
@@ -482,21 +494,30 @@ def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytest
 
         def test_commit_and_drop():
             commit_and_drop()
+
+
+        def test_async():
+            import asyncio
+
+            assert asyncio.run(count_async()) == 1
         """,
     )
-    run(pytester, FLAG, "--sessionlint-leaks-report", "leaks.json").assert_outcomes(passed=1, failed=1)
+    pytest.importorskip("aiosqlite")
+    run(pytester, FLAG, "--sessionlint-leaks-report", "leaks.json").assert_outcomes(passed=2, failed=1)
     result = CliRunner().invoke(main, ["--runtime-report", "leaks.json", "--isolated", "."])
-    handed, remember, test, finding = (line_of(app, "handed to an object: sessionlint is silent"), line_of(app, "remember"), line_of(tests, "test"), line_of(app, "SL001, yet garbage once committed"))
+    handed, remember, test = line_of(app, "handed to an object: sessionlint is silent"), line_of(app, "remember"), line_of(tests, "test")
+    finding, async_finding = line_of(app, "SL001, yet garbage once committed"), line_of(app, "SL006, yet an AsyncSession at run time")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        f"Runtime report of {pytester.path}: 2 sites opened 2 sessions and connections, 1 leaked; 1 static finding of SL001, SL002, SL009, SL010.",
+        f"Runtime report of {pytester.path}: 3 sites opened 3 sessions and connections, 1 leaked; 2 static findings of SL001, SL002, SL006, SL009, SL010.",
         "",
         "Leaks sessionlint did not find (1; each should become a fixture):",
         f"  app.py:{handed}: session leaked 1 of 1 time (SL001), e.g. test_app.py::test_remember",
         f"    called from app.py:{remember}, test_app.py:{test}",
         "",
-        "Findings whose code ran and never leaked (1; candidate false positives to review):",
+        "Findings whose code ran and never leaked (2; candidate false positives to review):",
         f"  app.py:{finding}:10: SL001 session `db` is never closed (opened 1 time, never leaked)",
+        f"  app.py:{async_finding}:16: SL006 `sessionmaker()` creates a synchronous object but is entered with `async with` (opened 1 time, never leaked)",
     ]
 
 
