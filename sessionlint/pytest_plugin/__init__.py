@@ -126,17 +126,18 @@ class LeakCheck:
         if hasattr(target, "wasxfail"):
             del target.wasxfail
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
+    @pytest.hookimpl(hookwrapper=True)  # the old style: pytest 7 has no `wrapper=True`
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, None]:
         if fixturedef.scope == "function" or self.watcher.owner is None:
-            return (yield)
+            yield
+            return
         from sessionlint.pytest_plugin.watcher import Owner
 
         owner = Owner(f"{fixturedef.scope}-scoped fixture `{fixturedef.argname}`")
         self.fixture_owners[id(fixturedef)] = owner
         previous, self.watcher.owner = self.watcher.owner, owner
         try:
-            return (yield)
+            yield
         finally:
             self.watcher.owner = previous
 
