@@ -39,7 +39,8 @@ def quiet_asyncio(pytester):
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    # In process, pytester re-imports the plugins of each inner run; rewriting their asserts
+    # The inner test modules are named test_leakcheck_*: in process, a name that one of these
+    # tests' own modules has (test_pool) is a clash. In process, pytester re-imports the plugins of each inner run; rewriting their asserts
     # and loading hypothesis and anyio (unused here) would be most of the time.
     return pytester.runpytest("--assert=plain", "-p", "no:hypothesispytest", "-p", "no:anyio", *args)
 
@@ -67,7 +68,7 @@ def leak_lines(result: pytest.RunResult) -> List[str]:
 def test_a_leaking_connection_fails_with_the_line_that_opened_it(pytester):
     source = write(
         pytester,
-        "test_connections",
+        "test_leakcheck_connections",
         '''
         def test_leaks(engine):
             connection = engine.connect()  # leak
@@ -86,17 +87,17 @@ def test_a_leaking_connection_fails_with_the_line_that_opened_it(pytester):
     )
     result = run(pytester, FLAG)
     result.assert_outcomes(passed=1, failed=2)
-    assert failed_tests(result) == ["test_connections.py::test_dropped", "test_connections.py::test_leaks"]
+    assert failed_tests(result) == ["test_leakcheck_connections.py::test_dropped", "test_leakcheck_connections.py::test_leaks"]
     assert leak_lines(result) == [
-        f"sessionlint: connection opened at test_connections.py:{line_of(source, 'leak')} was not closed (SL010 connection-not-closed)",
-        f"sessionlint: connection opened at test_connections.py:{line_of(source, 'dropped')} was not closed (SL010 connection-not-closed)",
+        f"sessionlint: connection opened at test_leakcheck_connections.py:{line_of(source, 'leak')} was not closed (SL010 connection-not-closed)",
+        f"sessionlint: connection opened at test_leakcheck_connections.py:{line_of(source, 'dropped')} was not closed (SL010 connection-not-closed)",
     ]
 
 
 def test_a_leaking_session_fails_even_when_the_collector_would_return_its_connection(pytester):
     source = write(
         pytester,
-        "test_sessions",
+        "test_leakcheck_sessions",
         '''
         KEPT = []
 
@@ -124,17 +125,17 @@ def test_a_leaking_session_fails_even_when_the_collector_would_return_its_connec
     )
     result = run(pytester, FLAG)
     result.assert_outcomes(passed=2, failed=2)
-    assert failed_tests(result) == ["test_sessions.py::test_dropped_mid_transaction", "test_sessions.py::test_kept"]
+    assert failed_tests(result) == ["test_leakcheck_sessions.py::test_dropped_mid_transaction", "test_leakcheck_sessions.py::test_kept"]
     assert leak_lines(result) == [
-        f"sessionlint: session opened at test_sessions.py:{line_of(source, 'kept')} was not closed (SL001 session-not-closed)",
-        f"sessionlint: session opened at test_sessions.py:{line_of(source, 'dropped')} was not closed (SL001 session-not-closed)",
+        f"sessionlint: session opened at test_leakcheck_sessions.py:{line_of(source, 'kept')} was not closed (SL001 session-not-closed)",
+        f"sessionlint: session opened at test_leakcheck_sessions.py:{line_of(source, 'dropped')} was not closed (SL001 session-not-closed)",
     ]
 
 
 def test_a_leaked_connection_goes_back_to_its_pool_after_the_report(pytester):
     write(
         pytester,
-        "test_pool",
+        "test_leakcheck_pool",
         '''
         from sqlalchemy import create_engine, text
 
@@ -153,7 +154,7 @@ def test_a_leaked_connection_goes_back_to_its_pool_after_the_report(pytester):
     )
     result = run(pytester, FLAG, "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
-    assert failed_tests(result) == ["test_pool.py::test_leaks"]
+    assert failed_tests(result) == ["test_leakcheck_pool.py::test_leaks"]
 
 
 def test_an_async_leak_fails_and_its_closing_twin_passes(pytester):
@@ -162,7 +163,7 @@ def test_an_async_leak_fails_and_its_closing_twin_passes(pytester):
     pytester.makeini(INI + "asyncio_mode = auto\n")
     source = write(
         pytester,
-        "test_async",
+        "test_leakcheck_async",
         '''
         import pytest
         from sqlalchemy import text
@@ -196,8 +197,8 @@ def test_an_async_leak_fails_and_its_closing_twin_passes(pytester):
     result = run(pytester, FLAG, "-W", "error::sqlalchemy.exc.SAWarning")
     result.assert_outcomes(passed=1, failed=2)
     assert leak_lines(result) == [
-        f"sessionlint: async session opened at test_async.py:{line_of(source, 'session')} was not closed (SL001 session-not-closed)",
-        f"sessionlint: connection opened at test_async.py:{line_of(source, 'connection')} was not closed (SL010 connection-not-closed)",
+        f"sessionlint: async session opened at test_leakcheck_async.py:{line_of(source, 'session')} was not closed (SL001 session-not-closed)",
+        f"sessionlint: connection opened at test_leakcheck_async.py:{line_of(source, 'connection')} was not closed (SL010 connection-not-closed)",
     ]
     assert "garbage collector is trying to clean up" not in result.stdout.str()
 
@@ -205,7 +206,7 @@ def test_an_async_leak_fails_and_its_closing_twin_passes(pytester):
 def test_a_leak_inside_a_fixture_fails_and_a_fixture_closing_after_yield_passes(pytester):
     source = write(
         pytester,
-        "test_fixtures",
+        "test_leakcheck_fixtures",
         '''
         @pytest.fixture
         def leaky(engine):
@@ -231,14 +232,14 @@ def test_a_leak_inside_a_fixture_fails_and_a_fixture_closing_after_yield_passes(
     )
     result = run(pytester, FLAG)
     result.assert_outcomes(passed=1, failed=1)
-    assert failed_tests(result) == ["test_fixtures.py::test_leaky"]
-    assert leak_lines(result) == [f"sessionlint: session opened at test_fixtures.py:{line_of(source, 'fixture')} was not closed (SL001 session-not-closed)"]
+    assert failed_tests(result) == ["test_leakcheck_fixtures.py::test_leaky"]
+    assert leak_lines(result) == [f"sessionlint: session opened at test_leakcheck_fixtures.py:{line_of(source, 'fixture')} was not closed (SL001 session-not-closed)"]
 
 
 def test_wide_fixtures_are_judged_at_their_own_teardown(pytester):
     source = write(
         pytester,
-        "test_scopes",
+        "test_leakcheck_scopes",
         '''
         import pytest
         from sqlalchemy import create_engine, text
@@ -280,9 +281,9 @@ def test_wide_fixtures_are_judged_at_their_own_teardown(pytester):
     # the session-scoped engine and connection are no leak; the module-scoped connection
     # fails the test in whose teardown its module ends
     result.assert_outcomes(passed=2, failed=1)
-    assert failed_tests(result) == ["test_scopes.py::test_three"]
+    assert failed_tests(result) == ["test_leakcheck_scopes.py::test_three"]
     assert leak_lines(result) == [
-        f"sessionlint: connection opened at test_scopes.py:{line_of(source, 'module')} by module-scoped fixture `kept` was not closed (SL010 connection-not-closed)"
+        f"sessionlint: connection opened at test_leakcheck_scopes.py:{line_of(source, 'module')} by module-scoped fixture `kept` was not closed (SL010 connection-not-closed)"
     ]
 
 
@@ -296,18 +297,18 @@ def test_leaks(engine):
 
 
 def test_warn_mode_passes_with_a_warning(pytester):
-    source = write(pytester, "test_warn", LEAKY)
+    source = write(pytester, "test_leakcheck_warn", LEAKY)
     result = run(pytester, FLAG, "--sessionlint-leaks-mode=warn")
     result.assert_outcomes(passed=1, warnings=1)
     leak = line_of(source, "leak")
     assert (
-        f"  test_warn.py:{leak - 1}: SessionlintLeakWarning: sessionlint: connection opened at test_warn.py:{leak} was not closed (SL010 connection-not-closed)"
+        f"  test_leakcheck_warn.py:{leak - 1}: SessionlintLeakWarning: sessionlint: connection opened at test_leakcheck_warn.py:{leak} was not closed (SL010 connection-not-closed)"
         in result.outlines
     )
 
 
 def test_without_the_flag_nothing_changes(pytester):
-    write(pytester, "test_off", LEAKY)
+    write(pytester, "test_leakcheck_off", LEAKY)
     result = run(pytester)
     result.assert_outcomes(passed=1)
     assert leak_lines(result) == [] and "SL010" not in result.stdout.str()
@@ -317,7 +318,7 @@ def test_the_ini_option_enables_it_and_the_marker_allows_a_leak(pytester):
     pytester.makeini(INI + "sessionlint_leaks = true\n")
     write(
         pytester,
-        "test_ini",
+        "test_leakcheck_ini",
         LEAKY
         + '''
 
@@ -328,7 +329,7 @@ def test_keeps_on_purpose(engine):
     )
     result = run(pytester, "--strict-markers")
     result.assert_outcomes(passed=1, failed=1)
-    assert failed_tests(result) == ["test_ini.py::test_leaks"]
+    assert failed_tests(result) == ["test_leakcheck_ini.py::test_leaks"]
 
 
 def test_fastapi_generator_dependency(pytester):
@@ -336,7 +337,7 @@ def test_fastapi_generator_dependency(pytester):
     pytest.importorskip("httpx")
     source = write(
         pytester,
-        "test_app",
+        "test_leakcheck_app",
         '''
         from fastapi import Depends, FastAPI
         from fastapi.testclient import TestClient
@@ -382,14 +383,14 @@ def test_fastapi_generator_dependency(pytester):
     )
     result = run(pytester, FLAG, "-W", "ignore::DeprecationWarning")
     result.assert_outcomes(passed=1, failed=1)
-    assert failed_tests(result) == ["test_app.py::test_leaked"]
-    assert leak_lines(result) == [f"sessionlint: session opened at test_app.py:{line_of(source, 'dependency')} was not closed (SL001 session-not-closed)"]
+    assert failed_tests(result) == ["test_leakcheck_app.py::test_leaked"]
+    assert leak_lines(result) == [f"sessionlint: session opened at test_leakcheck_app.py:{line_of(source, 'dependency')} was not closed (SL001 session-not-closed)"]
 
 
 def test_the_report_counts_each_site(pytester):
     source = write(
         pytester,
-        "test_report",
+        "test_leakcheck_report",
         '''
         @pytest.mark.parametrize("n", [1, 2, 3])
         def test_sometimes_leaks(engine, n):
@@ -406,9 +407,9 @@ def test_the_report_counts_each_site(pytester):
         report = json.load(handle)
     assert report["version"] == 1 and report["rootdir"] == str(pytester.path)
     (site,) = report["sites"]
-    path = str(pytester.path / "test_report.py")
+    path = str(pytester.path / "test_leakcheck_report.py")
     assert (site["kind"], site["rule"], site["path"], site["line"]) == ("connection", "SL010", path, line_of(source, "site"))
-    assert (site["opened"], site["leaked"], site["tests"]) == (3, 1, ["test_report.py::test_sometimes_leaks[2]"])
+    assert (site["opened"], site["leaked"], site["tests"]) == (3, 1, ["test_leakcheck_report.py::test_sometimes_leaks[2]"])
 
 
 def test_loading_the_plugin_imports_nothing_heavy():
@@ -433,13 +434,9 @@ def test_enabled_without_sqlalchemy_is_a_usage_error(tmp_path):
 
 
 def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytester):
-    from click.testing import CliRunner
-
-    from sessionlint.cli import main
-
     app = write(
         pytester,
-        "app",
+        "leakcheck_app",
         '''
         from sqlalchemy import create_engine, text
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -483,9 +480,9 @@ def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytest
     )
     tests = write(
         pytester,
-        "test_app",
+        "test_leakcheck_crosscheck",
         """
-        from app import commit_and_drop, count_async, remember
+        from leakcheck_app import commit_and_drop, count_async, remember
 
 
         def test_remember():
@@ -504,20 +501,23 @@ def test_runtime_report_lists_missed_leaks_and_findings_that_never_leaked(pytest
     )
     pytest.importorskip("aiosqlite")
     run(pytester, FLAG, "--sessionlint-leaks-report", "leaks.json").assert_outcomes(passed=2, failed=1)
-    result = CliRunner().invoke(main, ["--runtime-report", "leaks.json", "--isolated", "."])
+    # In a process of its own: a run may start the linter's process pool, whose forkserver
+    # would keep this test's working directory and environment for the tests after it.
+    command = [sys.executable, "-m", "sessionlint", "--runtime-report", "leaks.json", "--isolated", "."]
+    result = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, timeout=300)
     handed, remember, test = line_of(app, "handed to an object: sessionlint is silent"), line_of(app, "remember"), line_of(tests, "test")
     finding, async_finding = line_of(app, "SL001, yet garbage once committed"), line_of(app, "SL006, yet an AsyncSession at run time")
-    assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
         f"Runtime report of {pytester.path}: 3 sites opened 3 sessions and connections, 1 leaked; 2 static findings of SL001, SL002, SL006, SL009, SL010.",
         "",
         "Leaks sessionlint did not find (1; each should become a fixture):",
-        f"  app.py:{handed}: session leaked 1 of 1 time (SL001), e.g. test_app.py::test_remember",
-        f"    called from app.py:{remember}, test_app.py:{test}",
+        f"  leakcheck_app.py:{handed}: session leaked 1 of 1 time (SL001), e.g. test_leakcheck_crosscheck.py::test_remember",
+        f"    called from leakcheck_app.py:{remember}, test_leakcheck_crosscheck.py:{test}",
         "",
         "Findings whose code ran and never leaked (2; candidate false positives to review):",
-        f"  app.py:{finding}:10: SL001 session `db` is never closed (opened 1 time, never leaked)",
-        f"  app.py:{async_finding}:16: SL006 `sessionmaker()` creates a synchronous object but is entered with `async with` (opened 1 time, never leaked)",
+        f"  leakcheck_app.py:{finding}:10: SL001 session `db` is never closed (opened 1 time, never leaked)",
+        f"  leakcheck_app.py:{async_finding}:16: SL006 `sessionmaker()` creates a synchronous object but is entered with `async with` (opened 1 time, never leaked)",
     ]
 
 
