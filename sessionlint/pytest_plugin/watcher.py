@@ -111,15 +111,24 @@ class Watcher:
         if self.owner is None:
             return  # collection, or between tests: nobody to blame
         frame = sys._getframe(1)
-        by_session = False
-        probe: Any = frame
-        while probe is not None and not by_session:
-            by_session = probe.f_code.co_filename.endswith(ORM_SESSION_FILE)
-            probe = probe.f_back
+        by_session = self.is_below_user_code(frame, ORM_SESSION_FILE)
         site = self.attribution.site_of(frame)
         self.connections[id(record)] = Tracked("connection", site, self.owner, fairy=fairy, by_session=by_session)
         if not by_session:  # a session's own connection is counted as the session
             self.recorder.opened("connection", site)
+
+    def is_below_user_code(self, frame: Any, library_file: str) -> bool:
+        """Whether `library_file` (a SQLAlchemy module) is on the stack between `frame` and
+        the first frame of the user's code: a checkout made by a session, a session made by
+        an AsyncSession. Inside SQLAlchemy's greenlet the stack ends before any user frame."""
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.endswith(library_file):
+                return True
+            if self.attribution.is_user_file(filename):
+                return False
+            frame = frame.f_back
+        return False
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         self.connections.pop(id(record), None)
@@ -138,12 +147,7 @@ class Watcher:
     def on_session(self, session: Session, frame: Any) -> None:
         if self.owner is None:
             return
-        is_async = False
-        probe = frame
-        while probe is not None and not is_async:
-            is_async = probe.f_code.co_filename.endswith(ASYNC_SESSION_FILE)
-            probe = probe.f_back
-        kind = "async session" if is_async else "session"
+        kind = "async session" if self.is_below_user_code(frame, ASYNC_SESSION_FILE) else "session"
         site = self.attribution.site_of(frame)
         key = id(session)
         self.sessions[key] = Tracked(kind, site, self.owner)
