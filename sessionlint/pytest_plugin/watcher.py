@@ -32,8 +32,8 @@ from sqlalchemy.pool import Pool
 import sessionlint
 from sessionlint.pytest_plugin.records import Attribution, Leak, Recorder, Site
 
-ASYNC_SESSION_FILE = os.path.join("ext", "asyncio", "session.py")
-ORM_SESSION_FILE = os.path.join("orm", "session.py")
+ASYNC_SESSION_FILE = os.path.join(os.sep, "sqlalchemy", "ext", "asyncio", "session.py")
+ORM_SESSION_FILE = os.path.join(os.sep, "sqlalchemy", "orm", "session.py")
 
 
 class Owner:
