@@ -103,6 +103,7 @@ def _explain(code: str) -> None:
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
 @click.option("--show-settings", "show_settings", metavar="PATH", help="Print the configuration file and the effective settings for PATH and exit.")
 @click.option("--show-files", is_flag=True, help="List the files a run would lint and exit.")
+@click.option("--runtime-report", metavar="FILE", type=click.Path(dir_okay=False), help="Compare the findings in PATHS (default: the tests' rootdir) with the leaks `pytest --sessionlint-leaks --sessionlint-leaks-report FILE` recorded, and exit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, show_default="one per core", help="Worker processes (at most the number of cores).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--clean", is_flag=True, help="Remove the result cache (only the files sessionlint wrote there) and exit.")
@@ -136,6 +137,7 @@ def main(
     explain: Optional[str],
     show_settings: Optional[str],
     show_files: bool,
+    runtime_report: Optional[str],
     jobs: Optional[int],
     no_cache: bool,
     clean: bool,
@@ -149,6 +151,9 @@ def main(
         return
     if explain:
         _explain(explain)
+        return
+    if runtime_report:
+        _runtime_report(runtime_report, paths)
         return
     if verbose:
         import logging
@@ -204,6 +209,16 @@ def main(
     fix_mode = ("unsafe" if unsafe_fixes else "safe") if (fix or diff) else None
     _lint(paths, configuration, settings, output_format or "text", output_file, statistics, stdin_filename,
           baseline_file, write_baseline_file, quiet, exit_zero, fix_mode, diff, unsafe_fixes, verbose)
+
+
+def _runtime_report(report: str, paths: Sequence[str]) -> None:
+    from sessionlint.pytest_plugin.records import ReportError
+    from sessionlint.runtime_report import cross_check, describe
+
+    try:
+        click.echo("\n".join(describe(cross_check(report, paths))))
+    except (ReportError, ConfigError) as error:
+        _fail(str(error))
 
 
 def _checked(configuration: Configuration, anchor: str, paths: Sequence[str], environment_cache_dir: Optional[str]) -> Settings:

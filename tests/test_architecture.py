@@ -32,8 +32,9 @@ LAYERS = [
     {"sessionlint.runner", "sessionlint.workspace"},
     # 8: the public API
     {"sessionlint.api"},
-    # 9: the command line and the language server (pygls, imported only for `sessionlint server`)
-    {"sessionlint.cli", "sessionlint.__main__", "sessionlint.server"},
+    # 9: the command line, the language server (pygls, imported only for `sessionlint server`),
+    # the pytest plugin and its cross-check
+    {"sessionlint.cli", "sessionlint.__main__", "sessionlint.server", "sessionlint.pytest_plugin", "sessionlint.runtime_report"},
 ]
 REPORTER_IMPORTS = {"sessionlint", "sessionlint.diagnostics", "sessionlint.registry"}
 MAX_LINES = 650
