@@ -34,7 +34,7 @@ from sessionlint.fixes.files import (
     write_atomically,
 )
 
-_FORMAT = 13
+_FORMAT = 14
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
@@ -103,6 +103,7 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted((path, sorted(found.items())) for path, found in index.runners.items()),
         sorted((path, sorted(found)) for path, found in index.lazy_callables.items()),
         sorted((path, sorted(found)) for path, found in index.connection_properties.items()),
+        sorted((path, sorted(found.items())) for path, found in index.closers.items()),
         index.serves_requests,
         sorted((name, repr(versions)) for name, versions in index.versions.items()),
         index.sqlalchemy.version,

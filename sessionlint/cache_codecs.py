@@ -158,10 +158,10 @@ def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves, committers, (runners, lazy, properties) = text
+    imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers) = text
     return [
         list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers],
-        [[[name, position] for name, position in runners], list(lazy), list(properties)],
+        [[[name, position] for name, position in runners], list(lazy), list(properties), [[name, list(positions), list(names)] for name, positions, names in closers]],
     ]
 
 
@@ -177,7 +177,13 @@ def _decode_text(value: Any) -> Any:
             params.append((position, _string(param)))
         _expect(_string(method) in ("commit", "flush"), "a commit method")
         decoded.append((_string(name), (tuple(params), _string(method))))
-    runners_value, lazy, properties = _list(runner_facts, 3)
+    runners_value, lazy, properties, closers_value = _list(runner_facts, 4)
+    closers = []
+    for entry in _list(closers_value):
+        name, positions, names = _list(entry, 3)
+        for position in _list(positions):
+            _expect(type(position) is int and 0 <= position < 1 << 31, "a parameter position")
+        closers.append((_string(name), tuple(_list(positions)), tuple(_string(n) for n in _list(names))))
     runners = []
     for entry in _list(runners_value):
         name, position = _list(entry, 2)
@@ -185,7 +191,7 @@ def _decode_text(value: Any) -> Any:
         runners.append((_string(name), position))
     return (
         tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
-        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy)), tuple(_string(n) for n in _list(properties))),
+        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy)), tuple(_string(n) for n in _list(properties)), tuple(closers)),
     )
 
 

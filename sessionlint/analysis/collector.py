@@ -82,7 +82,9 @@ class LifecycleCollector:
         """Module-level functions that close what they are given (computed once per file,
         only when some scope creates a session)."""
         if self._closers is None:
-            self._closers = find_closers(self.scopes[0].node) if self.scopes else {}
+            imported = {name: Closer(positions, keywords) for name, (positions, keywords) in self.resolver.imported_closers().items()}
+            self._closers = dict(imported)
+            self._closers.update(find_closers(self.scopes[0].node, imported) if self.scopes else {})
         return self._closers
 
     def _module_names(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:

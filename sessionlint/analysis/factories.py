@@ -321,6 +321,22 @@ class Resolver:
         target = self.index.path_of_module(self.path, binding.module, binding.level)
         return (target, binding.original) if target is not None else None
 
+    def imported_closers(self) -> Dict[str, Tuple[FrozenSet[int], FrozenSet[str]]]:
+        """The functions this module imports by name that close a parameter on every path,
+        under their local names: (positions, parameter names) (project.callables
+        .closing_functions). Fixture: tests/fixtures/projects/closing_helpers"""
+        found: Dict[str, Tuple[FrozenSet[int], FrozenSet[str]]] = {}
+        if not self.index.closers:
+            return found
+        for local, binding in self.imports.items():
+            if not binding.original:
+                continue
+            target = self.index.path_of_module(self.path, binding.module, binding.level)
+            closer = self.index.closers.get(target, {}).get(binding.original) if target is not None else None
+            if closer is not None:
+                found[local] = (frozenset(closer[0]), frozenset(closer[1]))
+        return found
+
     def query_runner(self, func: cst.BaseExpression) -> Optional[int]:
         """The position of the callable parameter when `func` names a project function that
         runs a callable and closes a session in the `finally` around it

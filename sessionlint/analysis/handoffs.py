@@ -163,6 +163,11 @@ def _not_a_task(call: cst.Call) -> bool:
     Fixture: SL008/submit_is_not_always_an_executor.py"""
     func = call.func
     name = terminal_name(func)
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in ("self", "cls"):
+        # `self.add_task(db, ...)`, `self.submit(...)`: the object's own method, never
+        # FastAPI's BackgroundTasks or an executor (fresh-project review: Empire's agent
+        # task service). Fixture: SL008/own_method_named_like_a_sink.py
+        return True
     if name in ("submit", "run_in_executor"):
         callable_at = 1 if name == "run_in_executor" else 0
         positional = [a for a in call.args if a.keyword is None and not a.star]

@@ -477,4 +477,15 @@ def _presence_test(test: cst.BaseExpression, name: str) -> Optional[bool]:
     tested = _none_test(test)
     if tested is not None and tested[0] == name:
         return not tested[1]
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and dotted_name(test.left) == name:
+        # `if dbo is not engine: dbo.close()`: a session is never the other object, so the
+        # test holds whenever the name holds the session (corpus review: petl's fixture that
+        # yields an engine, a connection or a session). Fixture: SL001/closed_unless_the_other_object.py
+        target = test.comparisons[0]
+        other = target.comparator
+        if isinstance(other, (cst.Name, cst.Attribute)) and dotted_name(other) not in (None, "None", name):
+            if isinstance(target.operator, cst.IsNot):
+                return True
+            if isinstance(target.operator, cst.Is):
+                return False
     return None

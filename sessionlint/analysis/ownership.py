@@ -4,7 +4,7 @@ to a session passed to it is the callee oracle's answer (`CalleeOracle`), the on
 decides it."""
 
 from dataclasses import dataclass
-from typing import AbstractSet, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -42,14 +42,16 @@ class Closer:
     keywords: FrozenSet[str]
 
 
-def find_closers(module: cst.CSTNode) -> Dict[str, Closer]:
+def find_closers(module: cst.CSTNode, known: Optional[Mapping[str, Closer]] = None) -> Dict[str, Closer]:
+    """The module's functions that close some of their parameters on every path. `known`:
+    closers imported from other modules, which a `with known(param):` counts as closing."""
     found: Dict[str, Closer] = {}
     for statement in getattr(module, "body", ()):
         if not isinstance(statement, cst.FunctionDef):
             continue
         params = list(statement.params.posonly_params) + list(statement.params.params)
         names = [p.name.value for p in params] + [p.name.value for p in statement.params.kwonly_params]
-        closed = _closed_parameters(statement, set(names))
+        closed = _closed_parameters(statement, set(names), known or {})
         if closed:
             found[statement.name.value] = Closer(
                 frozenset(i for i, p in enumerate(params) if p.name.value in closed), frozenset(closed)
@@ -57,9 +59,23 @@ def find_closers(module: cst.CSTNode) -> Dict[str, Closer]:
     return found
 
 
-def _closed_parameters(function: cst.FunctionDef, params: Set[str]) -> Set[str]:
+def _closed_parameters(function: cst.FunctionDef, params: Set[str], known: Mapping[str, Closer]) -> Set[str]:
     closed: Set[str] = set()
-    for statement in suite_statements(function.body):
+    pending = list(suite_statements(function.body))
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, cst.With):
+            # a `try` in a `with` block runs as one of the body's (callables.closing_functions)
+            pending.extend(suite_statements(statement.body))
+            for item in statement.items:
+                value = item.item
+                if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in known:
+                    closer = known[value.func.value]
+                    for position, arg in enumerate(value.args):
+                        if isinstance(arg.value, cst.Name) and arg.value.value in params:
+                            keyword = arg.keyword.value if arg.keyword is not None else None
+                            if (keyword in closer.keywords) if keyword else (position in closer.positions):
+                                closed.add(arg.value.value)
         if isinstance(statement, cst.Try) and statement.finalbody is not None:
             for node in walk(statement.finalbody, enter_scopes=False):
                 if (

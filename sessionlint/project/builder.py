@@ -21,7 +21,15 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.callables import CallableFacts, RunnerFacts, committing_functions, connection_properties, query_runners
+from sessionlint.project.callables import (
+    CallableFacts,
+    ClosingFacts,
+    RunnerFacts,
+    closing_functions,
+    committing_functions,
+    connection_properties,
+    query_runners,
+)
 from sessionlint.project.calls import SearchMemory, Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module
@@ -150,13 +158,16 @@ class IndexBuilder:
             commits = b".commit(" in data or b".flush(" in data
             runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or b".query(" in data
             checks_out = b"@property" in data and b".connect(" in data
-            if (commits or runs or checks_out) and b"def " in data:
+            closes = b".close(" in data
+            closers: ClosingFacts = ()
+            if (commits or runs or checks_out or closes) and b"def " in data:
                 tree = tree or parse_quietly(path, data)
                 if tree is not None:
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
                     runners = query_runners(tree) if runs else ((), ())
                     properties = connection_properties(tree) if checks_out else ()
-            text = self._text_facts(data) + (committers, runners + (properties,))
+                    closers = closing_functions(tree) if closes else ()
+            text = self._text_facts(data) + (committers, runners + (properties, closers))
         scan = scan_record(path, data, self.cache, digest, tree) if text[2] else None
         return text, new_text, scan
 
@@ -178,7 +189,7 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind, serves, committers, (runners, lazy, properties) = text
+        imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers) = text
         if committers:
             self.index.committers[path] = dict(committers)
         if runners:
@@ -187,6 +198,8 @@ class IndexBuilder:
             self.index.lazy_callables[path] = frozenset(lazy)
         if properties:
             self.index.connection_properties[path] = frozenset(properties)
+        if closers:
+            self.index.closers[path] = {name: (positions, names) for name, positions, names in closers}
         self.serves_requests = self.serves_requests or serves
         if digest is not None:
             self.digests[path] = digest

@@ -50,8 +50,12 @@ def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
 # closing runners as (function, position of the callable parameter), and the callables
 # that return a lazy query ("all_users", "Repo.query", "db.query" for a module instance).
 RunnerFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...]]  # (what the runners are, lazy callables)
-# (runners, lazy callables, properties that check out a new connection on every access)
-CallableFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...], Tuple[str, ...]]
+# A module function that closes some of its parameters on every path: (function, the
+# positions of those parameters, their names) (closing_functions)
+ClosingFacts = Tuple[Tuple[str, Tuple[int, ...], Tuple[str, ...]], ...]
+# (runners, lazy callables, properties that check out a new connection on every access,
+# functions that close a parameter)
+CallableFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...], Tuple[str, ...], ClosingFacts]
 
 
 def query_runners(tree: ast.Module) -> RunnerFacts:
@@ -179,3 +183,42 @@ def _engine_like(node: ast.AST) -> bool:
     """`engine`, `self._engine`, `self.sqlalchemy_engine`: named as engines are."""
     name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
     return name is not None and (is_engine_name(name) or is_engine_name(name.lstrip("_")))
+
+
+def closing_functions(tree: ast.Module) -> ClosingFacts:
+    """Module functions that close a parameter on every path: `param.close()` in the `finally`
+    of a `try` that is a statement of the body, or of a `with` block's body (the `with`
+    always runs it), or `with param:` / `with closing(param):` there. Callers in other
+    modules hand such a session over for good (the ast twin of analysis.ownership's
+    find_closers, for what other modules import; fresh-project review: a job's `run()` that
+    closes the session its tests pass). Fixture: tests/fixtures/projects/closing_helpers"""
+    found = []
+    for statement in tree.body:
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        positional = [a.arg for a in statement.args.posonlyargs + statement.args.args]
+        names = set(positional) | {a.arg for a in statement.args.kwonlyargs}
+        closed: Set[str] = set()
+        pending: List[ast.stmt] = list(statement.body)
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.Try):
+                for sub in (s for final in node.finalbody for s in ast.walk(final)):
+                    if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "close" and isinstance(sub.func.value, ast.Name):
+                        if sub.func.value.id in names:
+                            closed.add(sub.func.value.id)
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    value = item.context_expr
+                    if isinstance(value, ast.Call) and isinstance(value.func, (ast.Name, ast.Attribute)) and value.args:
+                        callee = value.func.id if isinstance(value.func, ast.Name) else value.func.attr
+                        first = value.args[0]
+                        if callee in ("closing", "aclosing") and isinstance(first, ast.Name) and first.id in names:
+                            closed.add(first.id)
+                    elif isinstance(value, ast.Name) and value.id in names:
+                        closed.add(value.id)
+                pending.extend(node.body)
+        if closed:
+            positions = tuple(i for i, name in enumerate(positional) if name in closed)
+            found.append((statement.name, positions, tuple(sorted(closed))))
+    return tuple(sorted(found))

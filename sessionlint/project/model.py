@@ -133,6 +133,9 @@ class ProjectIndex:
     # path -> names of its classes' properties that check out a new connection on every
     # access (callables.connection_properties)
     connection_properties: Dict[str, FrozenSet[str]] = field(default_factory=dict)
+    # path -> its module functions that close a parameter on every path: name -> (positions,
+    # parameter names) (callables.closing_functions)
+    closers: Dict[str, Dict[str, Tuple[Tuple[int, ...], Tuple[str, ...]]]] = field(default_factory=dict)
     # what `path_of_module` worked out for absolute imports (module_stems is fixed once the
     # index is finished; relative imports, checked against the growing `modules`, are not kept)
     _holders: Dict[str, Tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
