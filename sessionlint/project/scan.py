@@ -350,6 +350,7 @@ def _session_alias(value: Optional[ast.expr]) -> Optional[bool]:
 # `return sessionmaker(bind=e)()`), and a sessionmaker the function builds and returns.
 NEW_SESSION = "!session"
 NEW_MAKER = "!maker"
+NEW_ASYNC_MAKER = "!async-maker"  # async_sessionmaker(...), sessionmaker(class_=AsyncSession)
 NEW_ENGINE = "!engine"  # a pooled engine built by the function (`return create_engine(url)`)
 NEW_ASYNC_ENGINE = "!async-engine"
 # A connection checked out of an engine the function built itself (`engine =
@@ -394,7 +395,11 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
     if isinstance(func, ast.Call) and _terminal(func.func) in MAKER_BUILDERS:
         return NEW_SESSION  # `sessionmaker(bind=e)()`, `scoped_session(...)()`
     if _terminal(func) in MAKER_BUILDERS and MAKER_BUILDERS[_terminal(func) or ""][0] is FactoryKind.SESSION:
-        return NEW_MAKER
+        # fresh-project review: fief's create_async_session_maker returns an async maker
+        is_async = MAKER_BUILDERS[_terminal(func) or ""][1] or any(
+            k.arg == "class_" and _terminal(k.value) == "AsyncSession" for k in call.keywords
+        )
+        return NEW_ASYNC_MAKER if is_async else NEW_MAKER
     if _terminal(func) in ENGINE_BUILDERS:
         pooled = not any(k.arg == "poolclass" and _terminal(k.value) == "NullPool" for k in call.keywords)
         return (NEW_ASYNC_ENGINE if ENGINE_BUILDERS[_terminal(func) or ""] else NEW_ENGINE) if pooled else None
@@ -507,12 +512,12 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
     if generator:
         if not function.decorator_list:  # a @contextmanager helper is entered with `with`
             found.yielded = tuple(
-                item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
+                item for item in fresh(yields) if item[0] not in (NEW_MAKER, NEW_ASYNC_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
             )
         elif len(function.decorator_list) == 1 and _terminal(function.decorator_list[0]) in ("contextmanager", "asynccontextmanager"):
             open_names = [y for y in yields if isinstance(y, ast.Name) and y.id in assigned and _closed_only_on_error(function, y.id)]
             found.opened = tuple(
-                item for item in fresh(open_names) if item[0] not in (NEW_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
+                item for item in fresh(open_names) if item[0] not in (NEW_MAKER, NEW_ASYNC_MAKER, NEW_ENGINE, NEW_ASYNC_ENGINE, NEW_CONNECTION) and not item[0].startswith(GLOBAL)
             )
     elif returns and not decorated:
         found.returned = fresh(returns)

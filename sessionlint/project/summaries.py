@@ -6,7 +6,7 @@ from typing import Optional, Set
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES, FactoryKind, Origin, is_async_name
 from sessionlint.project.model import Factory, ModuleFacts, ProjectIndex
-from sessionlint.project.scan import CONNECTION_CALLS, GLOBAL, NEW_ASYNC_ENGINE, NEW_CONNECTION, NEW_ENGINE, NEW_MAKER, NEW_SESSION
+from sessionlint.project.scan import CONNECTION_CALLS, GLOBAL, NEW_ASYNC_ENGINE, NEW_ASYNC_MAKER, NEW_CONNECTION, NEW_ENGINE, NEW_MAKER, NEW_SESSION
 
 
 def _resolve_in_module(index: ProjectIndex, facts: ModuleFacts, dotted: str) -> Optional[Factory]:
@@ -79,8 +79,8 @@ def _summary_of(index: ProjectIndex, facts: ModuleFacts, callee: str, function: 
     sessionmaker, or nothing known."""
     if callee == NEW_SESSION:
         return Factory(FactoryKind.SESSION, is_async_def, Origin.FUNCTION, function)
-    if callee == NEW_MAKER:
-        return Factory(FactoryKind.MAKER, is_async_def, Origin.FUNCTION, function)
+    if callee in (NEW_MAKER, NEW_ASYNC_MAKER):
+        return Factory(FactoryKind.MAKER, is_async_def or callee == NEW_ASYNC_MAKER, Origin.FUNCTION, function)
     if callee in (NEW_ENGINE, NEW_ASYNC_ENGINE):
         return Factory(FactoryKind.ENGINE, callee == NEW_ASYNC_ENGINE, Origin.FUNCTION, function)
     if callee == NEW_CONNECTION:
