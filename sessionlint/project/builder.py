@@ -156,9 +156,9 @@ class IndexBuilder:
             runners: RunnerFacts = ((), ())
             properties: Tuple[str, ...] = ()
             commits = b".commit(" in data or b".flush(" in data
-            runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or b".query(" in data
+            runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or (b".query(" in data and bool(RETURNS_QUERY.search(data)))
             checks_out = b"@property" in data and b".connect(" in data
-            closes = b".close(" in data
+            closes = b".close(" in data and (b"finally" in data or b"closing(" in data)
             closers: ClosingFacts = ()
             if (commits or runs or checks_out or closes) and b"def " in data:
                 tree = tree or parse_quietly(path, data)
@@ -353,6 +353,10 @@ def content_key(data: bytes) -> bytes:
     from sessionlint.fixes.files import blake2b
 
     return blake2b(data, digest_size=8).digest()
+
+
+# a `return` of a query on one line: what a lazy callable looks like (callables.query_runners)
+RETURNS_QUERY = re.compile(rb"return [^\n]*\.query\(")
 
 
 def parse_quietly(path: str, data: bytes) -> Optional[ast.Module]:
