@@ -1,7 +1,7 @@
 """The per-file resolver: callees and names of one linted module resolved to factories and
 engines, from the module's own imports and definitions plus the project index."""
 
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, TypeVar
 
 import libcst as cst
 
@@ -26,6 +26,9 @@ from sessionlint.project.model import (
 )
 
 # --- the per-file resolver ---------------------------------------------------------------
+
+
+T = TypeVar("T")
 
 
 class Resolver:
@@ -300,16 +303,21 @@ class Resolver:
         """The functions this module imports by name (`from app.crud import
         create_transaction`) that commit a session parameter, under their local names
         (project.callables.committing_functions). Fixture: tests/fixtures/projects/commit_helpers"""
-        found: Dict[str, Committer] = {}
-        if not self.index.committers:
+        return self._imported_by_name(self.index.committers)
+
+    def _imported_by_name(self, table: Mapping[str, Mapping[str, T]]) -> Dict[str, T]:
+        """What `table` (path -> function -> fact) says of the functions this module imports by
+        name from project modules, under their local names."""
+        found: Dict[str, T] = {}
+        if not table:
             return found
         for local, binding in self.imports.items():
             if not binding.original:
                 continue
             target = self.index.path_of_module(self.path, binding.module, binding.level)
-            committer = self.index.committers.get(target, {}).get(binding.original) if target is not None else None
-            if committer is not None:
-                found[local] = committer
+            fact = table.get(target, {}).get(binding.original) if target is not None else None
+            if fact is not None:
+                found[local] = fact
         return found
 
     def _imported_from(self, local: str) -> Optional[Tuple[str, str]]:
@@ -325,17 +333,7 @@ class Resolver:
         """The functions this module imports by name that close a parameter on every path,
         under their local names: (positions, parameter names) (project.callables
         .closing_functions). Fixture: tests/fixtures/projects/closing_helpers"""
-        found: Dict[str, Tuple[FrozenSet[int], FrozenSet[str]]] = {}
-        if not self.index.closers:
-            return found
-        for local, binding in self.imports.items():
-            if not binding.original:
-                continue
-            target = self.index.path_of_module(self.path, binding.module, binding.level)
-            closer = self.index.closers.get(target, {}).get(binding.original) if target is not None else None
-            if closer is not None:
-                found[local] = (frozenset(closer[0]), frozenset(closer[1]))
-        return found
+        return {local: (frozenset(positions), frozenset(names)) for local, (positions, names) in self._imported_by_name(self.index.closers).items()}
 
     def query_runner(self, func: cst.BaseExpression) -> Optional[int]:
         """The position of the callable parameter when `func` names a project function that

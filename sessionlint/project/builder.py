@@ -156,7 +156,9 @@ class IndexBuilder:
             runners: RunnerFacts = ((), ())
             properties: Tuple[str, ...] = ()
             commits = b".commit(" in data or b".flush(" in data
-            runs = b"finally" in data and (b".close(" in data or b".remove(" in data) or (b".query(" in data and bool(RETURNS_QUERY.search(data)))
+            closes_in_finally = b"finally" in data and (b".close(" in data or b".remove(" in data)
+            returns_query = b".query(" in data and bool(RETURNS_QUERY.search(data))
+            runs = closes_in_finally or returns_query
             checks_out = b"@property" in data and b".connect(" in data
             closes = b".close(" in data and (b"finally" in data or b"closing(" in data)
             closers: ClosingFacts = ()
@@ -164,7 +166,7 @@ class IndexBuilder:
                 tree = tree or parse_quietly(path, data)
                 if tree is not None:
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
-                    runners = query_runners(tree) if runs else ((), ())
+                    runners = query_runners(tree, closes_in_finally, returns_query) if runs else ((), ())
                     properties = connection_properties(tree) if checks_out else ()
                     closers = closing_functions(tree) if closes else ()
             text = self._text_facts(data) + (committers, runners + (properties, closers))

@@ -58,25 +58,27 @@ ClosingFacts = Tuple[Tuple[str, Tuple[int, ...], Tuple[str, ...]], ...]
 CallableFacts = Tuple[Tuple[Tuple[str, int], ...], Tuple[str, ...], Tuple[str, ...], ClosingFacts]
 
 
-def query_runners(tree: ast.Module) -> RunnerFacts:
+def query_runners(tree: ast.Module, runners_wanted: bool = True, lazy_wanted: bool = True) -> RunnerFacts:
     """Module functions that call a function they are given and close or remove a session
     in the `finally` of that call (`run_in_thread(function, *args)`: `try: out =
     function(*args) ... finally: db.close()`, in a nested function too), and the module's
     callables that return a query nothing has run yet (`return self.session.query(m)
     .filter_by(...)`). A lazy query handed to such a runner comes back bound to a session the
     runner closed: it runs, reopening a connection nobody closes, when the caller reads it.
-    (Real-bug corpus: MorpheusHelper's cogs.) Fixture: tests/fixtures/projects/query_runners"""
+    (Real-bug corpus: MorpheusHelper's cogs.) `runners_wanted`, `lazy_wanted`: whether the
+    text can hold either (builder's cheap tests), so that the walks are not made for nothing.
+    Fixture: tests/fixtures/projects/query_runners"""
     runners: Dict[str, int] = {}
     lazy: Set[str] = set()
     classes: Dict[str, Set[str]] = {}
     for statement in tree.body:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            position = _closing_runner(statement)
+            position = _closing_runner(statement) if runners_wanted else None
             if position is not None:
                 runners[statement.name] = position
-            if _returns_lazy_query(statement):
+            if lazy_wanted and _returns_lazy_query(statement):
                 lazy.add(statement.name)
-        elif isinstance(statement, ast.ClassDef):
+        elif isinstance(statement, ast.ClassDef) and lazy_wanted:
             methods = {m.name for m in statement.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and _returns_lazy_query(m)}
             classes[statement.name] = methods
             lazy.update(f"{statement.name}.{name}" for name in methods)
