@@ -34,7 +34,7 @@ from sessionlint.fixes.files import (
     write_atomically,
 )
 
-_FORMAT = 17
+_FORMAT = 18
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20

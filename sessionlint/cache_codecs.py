@@ -14,6 +14,7 @@ from sessionlint.diagnostics import (
     Fix,
     Location,
 )
+from sessionlint.knowledge import FAILING_METHODS, HELPER_STATEMENTS
 
 
 class CacheError(ValueError):
@@ -175,7 +176,7 @@ def _decode_text(value: Any) -> Any:
             position, param = _list(pair, 2)
             _expect(type(position) is int and -1 <= position < 1 << 31, "a parameter position")  # -1: keyword-only
             params.append((position, _string(param)))
-        _expect(_string(method) in ("commit", "flush"), "a commit method")
+        _expect(_string(method) in FAILING_METHODS | HELPER_STATEMENTS, "a commit method")
         decoded.append((_string(name), (tuple(params), _string(method))))
     runners_value, lazy, properties, closers_value = _list(runner_facts, 4)
     closers = []

@@ -127,6 +127,23 @@ ENGINE_BUILDERS: Mapping[str, bool] = {
     "create_async_engine": True,
     "async_engine_from_config": True,
 }
+# Functions of libraries built on SQLAlchemy that build a new engine, and with it a pool, on
+# every call: "module.function" -> (async, the parameter through which a caller lends an
+# engine to use instead, or ""). fideslib, the database layer fides and fidesops share, up
+# to 2.x: `get_db_session(config)` binds its sessionmaker to `get_db_engine(config=config)`
+# unless given `engine=` (from 3.0 the engine is its first parameter: an argument named
+# `...engine...` lends one). Real-bug corpus: fidesops' privacy-request Celery task.
+LIBRARY_ENGINE_BUILDERS: Mapping[str, Tuple[bool, str]] = {
+    "fideslib.db.session.get_db_engine": (False, ""),
+    "fideslib.db.session.get_db_session": (False, "engine"),
+}
+
+
+def library_engine_builder(module: str, name: str) -> Optional[Tuple[bool, str]]:
+    """LIBRARY_ENGINE_BUILDERS' entry for `from module import name`."""
+    return LIBRARY_ENGINE_BUILDERS.get(f"{module}.{name}") if module else None
+
+
 # Engine names assumed when an origin cannot be resolved, in files that mention SQLAlchemy.
 CONVENTIONAL_ENGINE_NAMES: FrozenSet[str] = frozenset({"engine", "async_engine", "db_engine", "sql_engine", "sa_engine", "sync_engine"})
 # Calls that use an engine given to them and keep nothing of it: pandas' readers and
@@ -218,10 +235,22 @@ ASYNC_SESSION_COROUTINES: FrozenSet[str] = frozenset(
 )
 # Methods whose failure leaves the session needing a rollback (flush runs inside commit).
 FAILING_METHODS: FrozenSet[str] = frozenset({"commit", "flush"})
+# Methods that run a statement in the session's transaction. When the statement fails,
+# PostgreSQL aborts the transaction ("current transaction is aborted, commands ignored until
+# end of transaction block") and every later statement fails until `rollback()`; on other
+# databases a failed statement inside a flush fails the same way. (`query()` builds a query
+# and runs it later: it is a statement only inside a helper, see callables.committing_functions;
+# `exec`: SQLModel's `session.exec(select(...))`; `async_execute`: session proxies.)
+STATEMENT_METHODS: FrozenSet[str] = frozenset({"execute", "scalar", "scalars", "exec", "async_execute"})
+# What a helper does to a session parameter that fails the transaction when it fails.
+HELPER_STATEMENTS: FrozenSet[str] = STATEMENT_METHODS | {"query"}
 # Calls on the session that clear the failed state; `abort()` is what project wrappers of
-# the session (and zope's transaction manager) call their rollback (mailman's `config.db`).
+# the session (and zope's transaction manager) call their rollback (mailman's `config.db`);
+# `async_rollback()`: async session proxies (fastapi-amis-admin's `db`).
 # (expunge_all() empties the identity map but leaves the failed transaction in place.)
-RESETTING_METHODS: FrozenSet[str] = frozenset({"rollback", "close", "reset", "invalidate", "remove", "abort"})
+RESETTING_METHODS: FrozenSet[str] = frozenset(
+    {"rollback", "close", "reset", "invalidate", "remove", "abort", "async_rollback", "async_close"}
+)
 # Exceptions a failed flush raises (sqlalchemy.exc, and oslo.db's), plus the catch-alls.
 DATABASE_ERRORS: FrozenSet[str] = frozenset(
     {

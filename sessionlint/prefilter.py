@@ -13,7 +13,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Pattern, 
 
 from sessionlint.analysis.astfilter import REFINED_TRIGGERS
 from sessionlint.config import Settings
-from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, SESSION_CLASSES
+from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, LIBRARY_ENGINE_BUILDERS, SESSION_CLASSES
 from sessionlint.project.builder import ProjectCache, build_index
 from sessionlint.project.model import ProjectIndex
 from sessionlint.project.text import alternation
@@ -41,12 +41,12 @@ STATIC_TRIGGERS: Dict[str, Tuple[bytes, Optional[bytes], Tuple[bytes, ...]]] = {
         b"async ",
         (b".",),
     ),
-    # commit()/flush() and an `except` (the commit may be in a helper the `try` calls:
-    # astfilter.may_leave_failed_transaction decides)
+    # commit()/flush() or a statement (knowledge.STATEMENT_METHODS) and an `except` (the
+    # commit may be in a helper the `try` calls: astfilter.may_leave_failed_transaction decides)
     "commit": (
         rb"(?m)^[ \t]*except\b",
         b"except",
-        (b".commit", b".flush"),
+        (b".commit", b".flush", b".exec", b".scalar", b".async_exec"),
     ),
     "engine": (
         rb"\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config)\s*\(",
@@ -88,6 +88,13 @@ def _cover(names: Iterable[str]) -> Tuple[bytes, ...]:
 
 
 _ASYNC_WORD = rb"[Aa]sync(?! def\b| for\b|io\b)"  # compiled by `re`'s own cache when first used
+
+
+# (the library's top-level package, the builder's name and its parenthesis) of each of
+# knowledge.LIBRARY_ENGINE_BUILDERS: a file that names both may call one
+_LIBRARY_BUILDER_WORDS: Tuple[Tuple[bytes, bytes], ...] = tuple(
+    (dotted.split(".", 1)[0].encode(), dotted.rsplit(".", 1)[1].encode() + b"(") for dotted in LIBRARY_ENGINE_BUILDERS
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,10 @@ class Project:
                 return True
             if not self._async_object_named(data):
                 return False
+        if trigger == "commit" and self.committer_names and b"except" in data and any(n.encode() + b"(" in data for n in self.committer_names):
+            return bool(static_trigger(trigger)[0].search(data))
+        if trigger == "engine" and any(root in data and name in data for root, name in _LIBRARY_BUILDER_WORDS):
+            return True
         if trigger == "connection" and any(b"." + n.encode() + b"." in data for n in self.connection_property_names):
             return True
         if trigger == "lazy_query" and self.runner_names and b".query" in data and any(n.encode() in data for n in self.runner_names):

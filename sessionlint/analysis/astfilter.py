@@ -9,7 +9,15 @@ No libcst import here.
 import ast
 from typing import AbstractSet, FrozenSet, List, Optional, Sequence, Set, Tuple
 
-from sessionlint.knowledge import CONVENTIONAL_SESSION_NAMES, FAILING_METHODS, HANDOFF_SINKS, RESETTING_METHODS, STREAMING_RESPONSES, is_database_error
+from sessionlint.knowledge import (
+    CONVENTIONAL_SESSION_NAMES,
+    FAILING_METHODS,
+    HANDOFF_SINKS,
+    RESETTING_METHODS,
+    STATEMENT_METHODS,
+    STREAMING_RESPONSES,
+    is_database_error,
+)
 from sessionlint.project.callables import committing_functions
 
 _TRY_TYPES = tuple(t for t in (getattr(ast, "Try", None), getattr(ast, "TryStar", None)) if t is not None)
@@ -38,7 +46,7 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
             for sub in ast.walk(statement):
                 if type(sub) is not ast.Call:
                     continue
-                if type(sub.func) is ast.Attribute and sub.func.attr in FAILING_METHODS:
+                if type(sub.func) is ast.Attribute and (sub.func.attr in FAILING_METHODS or sub.func.attr in STATEMENT_METHODS):
                     receivers.add(ast.dump(sub.func.value))
                 elif type(sub.func) is ast.Name:
                     if helpers is None:

@@ -8,7 +8,8 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from sessionlint.analysis.factories import Resolver
+from sessionlint.analysis.databases import statements_abort_transactions
+from sessionlint.analysis.factories import Resolver, lends_engine
 from sessionlint.analysis.facts import (
     Creation,
     EngineBuild,
@@ -38,9 +39,12 @@ from sessionlint.knowledge import (
     CONVENTIONAL_SESSION_NAMES,
     ENGINE_BUILDERS,
     ENGINE_READERS,
+    FAILING_METHODS,
     HANDOFF_SINKS,
+    LIBRARY_ENGINE_BUILDERS,
     MAKER_BUILDERS,
     RETURNS_SELF,
+    STATEMENT_METHODS,
     STREAMING_RESPONSES,
     FactoryKind,
     Origin,
@@ -63,6 +67,7 @@ class LifecycleCollector:
         self._closers: Optional[Dict[str, Closer]] = None
         self._resets: Optional[Dict[str, FrozenSet[str]]] = None
         self._commits: Optional[Dict[str, Committer]] = None
+        self._abort: Optional[bool] = None
 
     def facts_for(self, node: cst.CSTNode) -> Optional[ScopeFacts]:
         return self.finished.get(id(node))
@@ -167,6 +172,7 @@ class LifecycleCollector:
                         self._helper_resets(),
                         self._held_attributes(),
                         self._helper_commits(),
+                        self._statements_abort(),
                     )
                 except RecursionError:
                     facts.gave_up = True
@@ -203,7 +209,7 @@ class LifecycleCollector:
                 disposed = dotted_name(receiver)
                 if disposed:
                     facts.disposed.add(disposed)
-            if method in ("commit", "flush") and self.try_depth[-1] > 0:
+            if (method in FAILING_METHODS or method in STATEMENT_METHODS) and self.try_depth[-1] > 0:
                 facts.commits_in_try = True
             if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
                 self._check_awaited(node, receiver.value, method, ancestors, facts)
@@ -248,6 +254,9 @@ class LifecycleCollector:
                     facts.engine_consumers.add(arg.value.value)
         if type(func) is cst.Attribute and type(func.value) is cst.Name and func.attr.value in ("connect", "begin", "raw_connection"):
             facts.engine_consumers.add(func.value.value)
+        elif type(func) is cst.Name and func.value in facts.local_engines:
+            # `SessionLocal()`: a library builder's sessionmaker (SL004/library_engine_builder.py)
+            facts.engine_consumers.add(func.value)
         if type(func) is cst.Attribute and func.attr.value == "begin" and self.resolver.may_be_factory(func.value):
             # `with SessionLocal.begin() as db:` opens a session in a transaction and closes
             # it at the end of the block (sessionmaker.begin()).
@@ -303,6 +312,8 @@ class LifecycleCollector:
         elif resolved.kind is FactoryKind.ENGINE and resolved.origin is Origin.FUNCTION:
             # `engine = make_engine(url)`: a project function that builds a new pool on
             # every call. Fixture: SL004/engine_from_project_factory.py
+            if lends_engine(node, resolved.detail):
+                return  # `get_db_session(config, engine=engine)`: the library uses that one
             parent = ancestors[-1] if ancestors else None
             bound_to: Optional[str] = None
             if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
@@ -310,7 +321,7 @@ class LifecycleCollector:
                 facts.local_engines[bound_to] = resolved
                 if resolved.is_async:
                     facts.async_names.add(bound_to)
-            facts.engine_builds.append(EngineBuild(node, bound_to, True, via_factory=True))
+            facts.engine_builds.append(EngineBuild(node, bound_to, True, via_factory=True, library=resolved.detail in LIBRARY_ENGINE_BUILDERS))
         elif resolved.kind is FactoryKind.ENGINE and resolved.origin is Origin.ENGINE_GETTER:
             # `engine = db._get_engine()`: the project's shared engine; `engine.connect()`
             # checks a connection out. Fixture: tests/fixtures/projects/engine_getter
@@ -353,6 +364,13 @@ class LifecycleCollector:
             self._commits = self.resolver.imported_committers()
             self._commits.update(helper_commits(module) if isinstance(module, cst.Module) else {})
         return self._commits
+
+    def _statements_abort(self) -> bool:
+        """transactions.statements_abort_transactions of the module, once."""
+        if self._abort is None:
+            module = self.scopes[0].node if self.scopes else None
+            self._abort = statements_abort_transactions(module) if isinstance(module, cst.Module) else True
+        return self._abort
 
     def _held_attributes(self) -> FrozenSet[str]:
         """`self.<attr>` set by the class whose method the traversal is in."""

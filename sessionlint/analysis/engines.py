@@ -64,7 +64,7 @@ def engines_built_per_call(lifecycle: LifecycleCollector, frameworks: FrameworkC
             # functions: real-bug corpus, multiscanner's add_task; one caller is often a
             # one-shot step, corpus review: datahub's _get_observed_queries)
             if timing is Timing.PER_REQUEST or (
-                (not build.via_factory or _called_from_several(module, build.call)) and _pool_per_call(facts, build, module, path)
+                (not build.via_factory or build.library or _called_from_several(module, build.call)) and _pool_per_call(facts, build, module, path)
             ):
                 returns_first = build.name is not None and build.name in facts.disposed
                 found.append(EngineBuiltPerCall(build, function, timing, reason, returns_first))
@@ -287,6 +287,14 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
             return value.value in connections
         return isinstance(value, cst.Call) and _connects(value, name)
 
+    # a session the function closes itself, lent to a call before (`Log.create(db=db, ...)`
+    # then `db.close()`), gives the callee no engine to keep (real-bug corpus: fidesops'
+    # write_execution_log). Fixture: SL004/library_engine_builder.py
+    closed = {
+        n.func.value.value
+        for n in walk(function.body)
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "close" and isinstance(n.func.value, cst.Name)
+    } - {name}
     for node in walk(function.body):
         if isinstance(node, cst.Global) and any(n.name.value in derived for n in node.names):
             return True
@@ -303,7 +311,7 @@ def _engine_escapes(function: cst.FunctionDef, name: str, in_loop: bool = False)
                 return True  # self.maker = sessionmaker(bind=engine), cache[key] = engine
         if isinstance(node, cst.Call) and terminal_name(node.func) not in consumers:
             for arg in node.args:
-                if isinstance(arg.value, cst.Name) and arg.value.value in derived - {name} | {name}:
+                if isinstance(arg.value, cst.Name) and arg.value.value in (derived - closed) | {name}:
                     if arg.value.value == name or terminal_name(node.func) not in ("execute", "add", "get"):
                         return True
     return False

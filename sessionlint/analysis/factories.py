@@ -10,12 +10,14 @@ from sessionlint.knowledge import (
     CONVENTIONAL_FACTORY_NAMES,
     CONVENTIONAL_SESSION_NAMES,
     ENGINE_BUILDERS,
+    LIBRARY_ENGINE_BUILDERS,
     MAKER_BUILDERS,
     SESSION_CLASSES,
     FactoryKind,
     Origin,
     is_async_name,
     is_engine_name,
+    library_engine_builder,
 )
 from sessionlint.project.model import (
     Committer,
@@ -518,6 +520,11 @@ class Resolver:
         target = self.index.path_of_module(self.path, binding.module, binding.level)
         if target is not None:
             return self.index.lookup(target, binding.original)
+        library = library_engine_builder(binding.module, binding.original) if binding.level == 0 else None
+        if library is not None:
+            # `get_db_session(config)` of fideslib: a new engine per call (the collector
+            # skips a call that lends one). Fixture: SL004/library_engine_builder.py
+            return Factory(FactoryKind.ENGINE, library[0], Origin.FUNCTION, full)
         if binding.level == 0 and binding.module.split(".")[0] in ("sqlalchemy", "sqlmodel"):
             return None  # a library name that is not a session class (e.g. sessionmaker)
         for candidate in (local, binding.original):
@@ -584,3 +591,18 @@ def _maker_parameter(method: cst.FunctionDef, value: cst.BaseExpression) -> Opti
             is_async = annotation == "async_sessionmaker" or "async" in value.value.lower()
             return Factory(FactoryKind.SESSION, is_async, Origin.CONVENTIONAL, value.value)
     return None
+
+
+def lends_engine(call: cst.Call, builder: str) -> bool:
+    """A call of a library's engine builder (knowledge.LIBRARY_ENGINE_BUILDERS) given the
+    engine to use: its keyword, or a positional argument named `...engine...`."""
+    entry = LIBRARY_ENGINE_BUILDERS.get(builder)
+    if entry is None or not entry[1]:
+        return False
+    for arg in call.args:
+        if arg.keyword is not None:
+            if arg.keyword.value == entry[1]:
+                return True
+        elif "engine" in (terminal_name(arg.value) or "").lower():
+            return True
+    return False

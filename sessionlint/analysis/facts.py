@@ -223,6 +223,9 @@ class EngineBuild:
     # made by a project function (`engine = make_engine(url)`): reported per request only;
     # how often a helper of unknown timing runs is what its callers decide
     via_factory: bool = False
+    # made by a library's builder (knowledge.LIBRARY_ENGINE_BUILDERS): a pool per call of
+    # the function that makes it, however many functions of the module call the builder
+    library: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import libcst as cst
 from sessionlint.analysis.astfilter import (
     FAILING_METHODS,
     RESETTING_METHODS,
+    STATEMENT_METHODS,
     is_database_error,
 )
 from sessionlint.analysis.tree import (
@@ -26,6 +27,8 @@ from sessionlint.analysis.tree import (
     terminal_name,
     walk,
 )
+from sessionlint.knowledge import HELPER_STATEMENTS
+from sessionlint.project.callables import CallShape, stronger_failure, through_calls
 from sessionlint.project.model import Committer
 
 # Receiver names taken to be sessions when nothing else says so.
@@ -77,6 +80,7 @@ def find_missing_rollbacks(
     helpers: Optional[Mapping[str, FrozenSet[str]]] = None,
     held: AbstractSet[str] = frozenset(),
     committers: Optional[Mapping[str, Committer]] = None,
+    statements_abort: bool = True,
 ) -> List[MissingRollback]:
     """In a function (`function`), a handler that swallows the failure of a session that
     outlives it (see `MissingRollback.outlives`) leaves it unusable for whoever uses it next,
@@ -85,7 +89,9 @@ def find_missing_rollbacks(
     handler calling `self._handle_error(e)` which does `self.session.rollback()` resets."""
     found: List[MissingRollback] = []
     outliving = _Outliving(function, is_registry, held) if function is not None else None
-    _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {}, committers or {})
+    if not statements_abort:
+        committers = {name: c for name, c in (committers or {}).items() if c[1] in FAILING_METHODS}
+    _visit_block(body, [], known_sessions, found, _savepoints(body), outliving, helpers or {}, committers or {}, statements_abort=statements_abort)
     return found
 
 
@@ -180,6 +186,7 @@ def _visit_block(
     helpers: Mapping[str, FrozenSet[str]],
     committers: Mapping[str, Committer],
     after: Sequence[cst.CSTNode] = (),
+    statements_abort: bool = True,
 ) -> None:
     """`after`: what runs when the block completes, for a block of an `if` (the statements
     after the `if`, and after the blocks around it): a use there follows a swallowed failure
@@ -190,11 +197,11 @@ def _visit_block(
             continue
         rest = list(statements[index + 1 :]) + list(after)
         if isinstance(statement, (cst.Try, cst.TryStar)):
-            _check_try(statement, rest, loops, known, found, savepoints, outliving, helpers, committers)
+            _check_try(statement, rest, loops, known, found, savepoints, outliving, helpers, committers, statements_abort)
         inner_loops = loops + [statement] if isinstance(statement, (cst.For, cst.While)) else loops
         continuation = rest if isinstance(statement, cst.If) else ()
         for block in nested_blocks(statement):
-            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers, committers, continuation)
+            _visit_block(block, inner_loops, known, found, savepoints, outliving, helpers, committers, continuation, statements_abort)
 
 
 def _calls(nodes: Iterable[cst.CSTNode]) -> Iterable[cst.Call]:
@@ -238,7 +245,7 @@ def _first_use(
             elif type(node) is cst.Call:
                 pair = _receiver_and_method(node)
                 if pair is not None and pair[0] == key:
-                    if pair[1] in RESETTING_METHODS:
+                    if pair[1] in RESETTING_METHODS or _raw_reset(node, key):
                         return None  # reset before any use: fine
                     return node
                 if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
@@ -261,6 +268,7 @@ def _check_try(
     outliving: Optional[_Outliving],
     helpers: Mapping[str, FrozenSet[str]],
     committers: Mapping[str, Committer],
+    statements_abort: bool = True,
 ) -> None:
     body = suite_statements(node.body)
     failing: Dict[str, cst.Call] = {}
@@ -275,7 +283,7 @@ def _check_try(
                 vias[committed[0]] = committed[1]
             continue
         key, method = pair
-        if method in FAILING_METHODS and is_session_key(key, known):
+        if (method in FAILING_METHODS or (statements_abort and method in STATEMENT_METHODS)) and is_session_key(key, known):
             failing.setdefault(key, call)
         elif method == "begin_nested":
             savepoint.add(key)  # a savepoint's context manager rolls back for us
@@ -303,7 +311,7 @@ def _check_try(
                     use = _first_use(suite_statements(node.finalbody.body), key, savepoints, helpers)
             if use is None and not _resets(before_raise, key, savepoints, helpers):
                 ends = _ending(handler_body)
-                if falls_through and ends is None:
+                if falls_through and ends is None and not _exits_on_fallback(handler_body, following):
                     use = _first_use(following, key, savepoints, helpers)
                 if use is None and (falls_through or ends == "continue") and ends != "break" and loops:
                     # the next iteration uses the session, unless the loop body resets it first
@@ -323,6 +331,41 @@ def _check_try(
                 # user (the caller, the request's later code, the next request) gets
                 # PendingRollbackError.
                 found.append(MissingRollback(handler, key, failing_call, None, False, outliving.get(key), vias.get(key), borrowed))
+
+
+def _exits_on_fallback(handler: Sequence[cst.CSTNode], following: Sequence[cst.CSTNode]) -> bool:
+    """The handler sets the looked-up value to None (`user = None`) and the statement after
+    the `try` leaves when it is (`if not user: flask.abort(404)`): the session is not used
+    again on the handler's path (corpus review: anitya's admin routes).
+    Fixture: SL007/failed_statement_swallowed.py"""
+    nulled: Set[str] = set()
+    for statement in handler:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "None":
+                nulled.update(t.target.value for t in small.targets if isinstance(t.target, cst.Name))
+    if not nulled or not following or not isinstance(following[0], cst.If) or following[0].orelse is not None:
+        return False
+    test = following[0].test
+    tested: Optional[cst.BaseExpression]
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        tested = test.expression
+    elif isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.comparisons[0].operator, cst.Is):
+        comparator = test.comparisons[0].comparator
+        tested = test.left if isinstance(comparator, cst.Name) and comparator.value == "None" else None
+    else:
+        return False
+    if not isinstance(tested, cst.Name) or tested.value not in nulled:
+        return False
+    body = suite_statements(following[0].body)
+    last = body[-1] if body else None
+    if not isinstance(last, cst.SimpleStatementLine) or not last.body:
+        return False
+    small = last.body[-1]
+    if isinstance(small, (cst.Raise, cst.Return)):
+        return True
+    return isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and terminal_name(small.value.func) == "abort"
 
 
 def _reachable_by_handlers(block: Sequence[cst.CSTNode]) -> List[cst.CSTNode]:
@@ -446,7 +489,7 @@ def _statements_in(block: Sequence[cst.CSTNode]) -> Iterable[cst.CSTNode]:
 
 def _resets(block: Sequence[cst.CSTNode], key: str, savepoints: Dict[str, str], helpers: Mapping[str, FrozenSet[str]] = types.MappingProxyType({})) -> bool:
     for call in _calls(block):
-        if _helper_resets(call, key, helpers):
+        if _helper_resets(call, key, helpers) or _raw_reset(call, key):
             return True
         pair = _receiver_and_method(call)
         if pair is not None and pair[0] == key and pair[1] in RESETTING_METHODS:
@@ -454,6 +497,19 @@ def _resets(block: Sequence[cst.CSTNode], key: str, savepoints: Dict[str, str], 
         if pair is not None and pair[1] == "rollback" and savepoints.get(pair[0]) == key:
             return True
     return False
+
+
+def _raw_reset(call: cst.Call, key: str) -> bool:
+    """`db.execute("ROLLBACK")` (or "COMMIT"): a statement that ends the aborted transaction
+    on the same connection (corpus review: lnbits' migrations)."""
+    pair = _receiver_and_method(call)
+    if pair is None or pair[0] != key or pair[1] not in STATEMENT_METHODS or not call.args:
+        return False
+    first = call.args[0].value
+    if isinstance(first, cst.Call) and first.args:  # `text("ROLLBACK")`
+        first = first.args[0].value
+    value = first.evaluated_value if isinstance(first, cst.SimpleString) else None
+    return isinstance(value, str) and value.strip().rstrip(";").strip().upper() in ("ROLLBACK", "COMMIT")
 
 
 def _helper_resets(call: cst.Call, key: str, helpers: Mapping[str, FrozenSet[str]]) -> bool:
@@ -492,11 +548,14 @@ def held_attributes(cls: cst.ClassDef, module: Optional[cst.Module] = None, dept
 
 
 def helper_commits(module: cst.Module) -> Dict[str, Committer]:
-    """The module-level functions that commit (or flush) a session parameter without rolling
-    it back themselves: a call of one in a `try` fails the way the commit would
-    (real-bug corpus: the bulk-action loop of remnawave-bedolaga's admin routes). Fixture:
-    SL007/helper_commits_the_session.py"""
+    """The module-level functions that commit (or flush, or run a statement on) a session
+    parameter without rolling it back themselves, directly or through another such function
+    of the module: a call of one in a `try` fails the way the commit would (real-bug corpus:
+    the bulk-action loop of remnawave-bedolaga's admin routes). The libcst reading of
+    callables.committing_functions. Fixture: SL007/helper_commits_the_session.py"""
     found: Dict[str, Committer] = {}
+    shapes: Dict[str, Tuple[List[str], Set[str], List[CallShape]]] = {}
+    resets: Dict[str, Set[str]] = {}
     for statement in module.body:
         if not isinstance(statement, cst.FunctionDef):
             continue
@@ -505,19 +564,38 @@ def helper_commits(module: cst.Module) -> Dict[str, Committer]:
         names = set(positional) | {p.name.value for p in params.kwonly_params}
         committed: Dict[str, str] = {}
         reset: Set[str] = set()
+        calls: List[CallShape] = []
         for call in _calls([statement.body]):
+            if isinstance(call.func, cst.Name):
+                plain = [a for a in call.args if a.keyword is None and not a.star]
+                args = tuple(a.value.value if isinstance(a.value, cst.Name) else None for a in plain)
+                keywords = tuple((a.keyword.value, a.value.value) for a in call.args if a.keyword is not None and isinstance(a.value, cst.Name))
+                if any(a in names for a in args) or any(v in names for _, v in keywords):
+                    calls.append((call.func.value, args, keywords))
+                continue
             pair = _receiver_and_method(call)
             if pair is None or pair[0] not in names:
                 continue
-            if pair[1] in FAILING_METHODS:
-                committed.setdefault(pair[0], pair[1])
+            if pair[1] in FAILING_METHODS or pair[1] in HELPER_STATEMENTS:
+                committed[pair[0]] = stronger_failure(committed.get(pair[0]), pair[1])
             elif pair[1] in RESETTING_METHODS:
                 reset.add(pair[0])
         kept = {name: method for name, method in committed.items() if name not in reset}
         if kept:
             where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
-            found[statement.name.value] = (where, "commit" if "commit" in kept.values() else "flush")
+            found[statement.name.value] = (where, _strongest_of(kept.values()))
+        if names:
+            shapes[statement.name.value] = (positional, names, calls)
+            resets[statement.name.value] = reset
+    through_calls(found, shapes, resets)
     return found
+
+
+def _strongest_of(methods: Iterable[str]) -> str:
+    best: Optional[str] = None
+    for method in methods:
+        best = stronger_failure(best, method)
+    return best or "commit"
 
 
 def _committed_by_helper(call: cst.Call, committers: Mapping[str, Committer], known: Set[str]) -> Optional[Tuple[str, Tuple[str, str]]]:

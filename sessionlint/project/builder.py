@@ -155,7 +155,7 @@ class IndexBuilder:
             committers: Tuple[Tuple[str, Committer], ...] = ()
             runners: RunnerFacts = ((), ())
             properties: Tuple[str, ...] = ()
-            commits = b".commit(" in data or b".flush(" in data
+            commits = any(w in data for w in (b".commit(", b".flush(", b".execute(", b".query(", b".scalar", b".exec("))
             closes_in_finally = b"finally" in data and (b".close(" in data or b".remove(" in data)
             returns_query = b".query(" in data and bool(RETURNS_QUERY.search(data))
             runs = closes_in_finally or returns_query

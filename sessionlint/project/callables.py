@@ -4,21 +4,27 @@ parameter (SL007) and the query runners that close the session a query they run 
 (SL003). `ast`, like the module scan."""
 
 import ast
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
-from sessionlint.knowledge import FAILING_METHODS, RESETTING_METHODS, RUNS_QUERY, is_engine_name
+from sessionlint.knowledge import FAILING_METHODS, HELPER_STATEMENTS, RESETTING_METHODS, RUNS_QUERY, is_engine_name
 from sessionlint.project.model import Committer
 from sessionlint.project.scan import walk_own_scope
 
 
 def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
-    """The module-level functions (sync or async) that call `commit()`/`flush()` on one of
-    their parameters without rolling it back or closing it themselves: a call of one in a
-    `try` fails the way the commit would. The `ast` twin of
-    analysis.transactions.helper_commits, for what other modules import (real-bug corpus:
-    remnawave-bedolaga's `create_transaction(db=db, ...)` from a crud module) and for the
-    SL007 prefilter. Fixture: tests/fixtures/projects/commit_helpers"""
+    """The module-level functions (sync or async) that call `commit()`/`flush()`, or run a
+    statement (knowledge.STATEMENT_METHODS, `query()`), on one of their parameters without
+    rolling it back or closing it themselves, directly or through another such function of
+    the module they pass it to: a call of one in a `try` fails the way the commit would.
+    The `ast` twin of analysis.transactions.helper_commits, for what other modules import
+    (real-bug corpus: remnawave-bedolaga's `create_transaction(db=db, ...)` from a crud
+    module; moonstream's crawler loop around `add_events_to_session(db_session, ...)`, whose
+    query fails; otari's `find_model_pricing(db, ...)`, which queries through
+    `_find_by_model_key`) and for the SL007 prefilter.
+    Fixture: tests/fixtures/projects/commit_helpers"""
     found: Dict[str, Committer] = {}
+    shapes: Dict[str, Tuple[List[str], Set[str], List[CallShape]]] = {}
+    resets: Dict[str, Set[str]] = {}
     for statement in tree.body:
         if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -28,22 +34,85 @@ def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
             continue
         committed: Dict[str, str] = {}
         reset: Set[str] = set()
+        calls: List[CallShape] = []
         for node in walk_own_scope(statement):
-            if type(node) is not ast.Call or type(node.func) is not ast.Attribute or type(node.func.value) is not ast.Name:
+            if type(node) is not ast.Call:
+                continue
+            if type(node.func) is ast.Name:
+                args = tuple(a.id if type(a) is ast.Name else None for a in node.args)
+                keywords = tuple((k.arg, k.value.id) for k in node.keywords if k.arg and type(k.value) is ast.Name)
+                if any(a in names for a in args) or any(v in names for _, v in keywords):
+                    calls.append((node.func.id, args, keywords))
+                continue
+            if type(node.func) is not ast.Attribute or type(node.func.value) is not ast.Name:
                 continue
             receiver, method = node.func.value.id, node.func.attr
             if receiver not in names:
                 continue
-            if method in FAILING_METHODS:
-                if method == "commit" or receiver not in committed:
-                    committed[receiver] = method
+            if method in FAILING_METHODS or method in HELPER_STATEMENTS:
+                committed[receiver] = stronger_failure(committed.get(receiver), method)
             elif method in RESETTING_METHODS:
                 reset.add(receiver)
         kept = {name: method for name, method in committed.items() if name not in reset}
         if kept:
-            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
-            found[statement.name] = (where, "commit" if "commit" in kept.values() else "flush")
+            found[statement.name] = (_where(kept, positional), _strongest(kept.values()))
+        shapes[statement.name] = (positional, names, calls)
+        resets[statement.name] = reset
+    through_calls(found, shapes, resets)
     return found
+
+
+# A call of a module function by name, for through_calls: (callee, the positional arguments'
+# names (None for another expression), (keyword, argument name) pairs)
+CallShape = Tuple[str, Tuple[Optional[str], ...], Tuple[Tuple[str, str], ...]]
+
+
+def _where(kept: Mapping[str, str], positional: List[str]) -> Tuple[Tuple[int, str], ...]:
+    return tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+
+
+def through_calls(
+    found: Dict[str, Committer], shapes: Mapping[str, Tuple[List[str], Set[str], List[CallShape]]], resets: Mapping[str, Set[str]]
+) -> None:
+    """Adds to `found` the functions that pass a parameter to one in `found`, at a position
+    (or keyword) it commits, until nothing changes; a function that resets the parameter
+    itself is left out."""
+    changed = True
+    while changed:
+        changed = False
+        for function, (positional, names, calls) in shapes.items():
+            kept = {name: method for (_, name), method in _summary_items(found.get(function))}
+            before = dict(kept)
+            for callee, args, keywords in calls:
+                summary = found.get(callee)
+                if summary is None or callee == function:
+                    continue
+                by_keyword = dict(keywords)
+                for position, name in summary[0]:
+                    arg = by_keyword.get(name) or (args[position] if 0 <= position < len(args) else None)
+                    if arg in names and arg not in resets.get(function, ()):
+                        kept[arg] = stronger_failure(kept.get(arg), summary[1])
+            if kept != before:
+                found[function] = (_where(kept, positional), _strongest(kept.values()))
+                changed = True
+
+
+def _summary_items(summary: Optional[Committer]) -> List[Tuple[Tuple[int, str], str]]:
+    return [(entry, summary[1]) for entry in summary[0]] if summary is not None else []
+
+
+def stronger_failure(known: Optional[str], method: str) -> str:
+    """The failing call a helper's summary names: `commit` over `flush` over the first
+    statement."""
+    return _strongest((known, method) if known is not None else (method,))
+
+
+def _strongest(methods: Iterable[str]) -> str:
+    ordered = list(methods)
+    for best in ("commit", "flush"):
+        if best in ordered:
+            return best
+    return ordered[0]
 
 
 # What other modules need to know about a module's query runners (query_runners): its

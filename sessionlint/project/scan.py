@@ -12,6 +12,7 @@ from sessionlint.knowledge import (
     SESSION_CLASSES,
     FactoryKind,
     Origin,
+    library_engine_builder,
 )
 from sessionlint.project.model import (
     Factory,
@@ -98,7 +99,7 @@ def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> Module
             facts.holders[statement.name] = _may_close(statement, module_classes)
             for method in statement.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    if (method.name == "__init__" or not method.name.startswith("_")) and _builds(method):
+                    if (method.name == "__init__" or not method.name.startswith("_")) and _builds(method, facts.imports):
                         # a public method too: `SessionManager().make_session(engine)` in a
                         # request's path builds per request (real-bug corpus: keylime)
                         builds.append(f"{statement.name}.{method.name}")
@@ -109,7 +110,7 @@ def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> Module
                     # module's name too (real-bug corpus: AntaREST's DBSessionMiddleware)
                     facts.factories.update(found_in_method.bound)
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if _builds(statement):
+            if _builds(statement, facts.imports):
                 builds.append(statement.name)
             found = _function_facts(statement, facts.imports)
             _add_function(facts, statement.name, found)
@@ -212,9 +213,10 @@ class _Released:
         return self.pairs if self.getattr and self.removes else []
 
 
-def _builds(function: ast.AST) -> bool:
-    """Whether a function's own scope builds a pooled engine, a sessionmaker or a registry:
-    what makes it matter when it runs (project.calls follows its callers)."""
+def _builds(function: ast.AST, imports: Mapping[str, ImportBinding]) -> bool:
+    """Whether a function's own scope builds a pooled engine, a sessionmaker or a registry
+    (a library's engine builder, knowledge.LIBRARY_ENGINE_BUILDERS, included): what makes it
+    matter when it runs (project.calls follows its callers)."""
     for node in walk_own_scope(function):
         if isinstance(node, ast.Call):
             name = _terminal(node.func)
@@ -223,6 +225,9 @@ def _builds(function: ast.AST) -> bool:
             if name in ENGINE_BUILDERS and not any(
                 k.arg == "poolclass" and _terminal(k.value) == "NullPool" for k in node.keywords
             ):
+                return True
+            binding = imports.get(node.func.id) if type(node.func) is ast.Name else None
+            if binding is not None and binding.level == 0 and library_engine_builder(binding.module, binding.original):
                 return True
     return False
 

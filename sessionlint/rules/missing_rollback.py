@@ -12,8 +12,9 @@ from sessionlint.rules.base import Invalid, ScopeRule, Valid
 
 class MissingRollback(ScopeRule):
     """## What it does
-    Finds `except` handlers that catch the exception of a failed `commit()` or `flush()`,
-    do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
+    Finds `except` handlers that catch the exception of a failed `commit()`, `flush()` or
+    statement (`execute()`, `scalar()`, `scalars()`, SQLModel's `exec()`, or a function that
+    runs one on the session it is given), do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
     again: in the handler, after the `try` statement, in the next iteration of a loop, or,
     for a session the function did not create, by whoever uses it next.
 
@@ -22,6 +23,9 @@ class MissingRollback(ScopeRule):
     Session's transaction inactive. Every later use raises `PendingRollbackError` ("This
     Session's transaction has been rolled back due to a previous exception during flush")
     until `rollback()` is called, so one bad row turns into a stream of unrelated errors.
+    When a statement fails, PostgreSQL aborts the whole transaction: every later statement
+    fails with "current transaction is aborted, commands ignored until end of transaction
+    block" until the session is rolled back.
 
     ## Example
     ```python
@@ -78,9 +82,15 @@ class MissingRollback(ScopeRule):
       context manager rolls back the savepoint), are not reported.
     - Handlers catching exception types other than SQLAlchemy's and `Exception` are ignored.
     - A commit inside a called function counts when that function is of the module or is
-      imported by name from a project module, commits (or flushes) a session parameter and
-      does not roll it back itself (`create_transaction(db=db, ...)`); a file that never
-      commits or flushes in its own text is not looked at.
+      imported by name from a project module, commits, flushes or runs a statement on a
+      session parameter (itself or through another such function of its module it passes
+      the session to) and does not roll it back itself (`create_transaction(db=db, ...)`).
+    - A failed statement (not a flush) is not counted in a module that names only SQLite,
+      MySQL or its kin (SingleStore, TiDB, MariaDB) and no PostgreSQL driver, where a failed
+      statement rolls back only itself, nor in one whose sessions run in autocommit mode
+      (`create_session()`, `autocommit=True`). Elsewhere the rule does not know the database
+      and reports it.
+    - `execute("ROLLBACK")` or `execute("COMMIT")` on the session counts as a rollback.
 
     ## References
     - SQLAlchemy, "This Session's transaction has been rolled back due to a previous exception
@@ -134,8 +144,7 @@ class MissingRollback(ScopeRule):
                 self.report(
                     missing.handler,
                     f"`except` swallows a failed `{missing.session}.{method}()`{_via(missing)} without `rollback()`; "
-                    f"`{missing.session}` outlives this function ({whose}), and its next use raises "
-                    f"PendingRollbackError",
+                    f"`{missing.session}` outlives this function ({whose}), and its next use {_next_use_fails(method)}",
                     help=_help(missing),
                     fix=_rollback_fix(facts, missing),
                     confidence=Confidence.HIGH if missing.outlives == "module" else Confidence.MEDIUM,
@@ -163,6 +172,14 @@ def _help(missing) -> str:
             f"roll back, the rest of the transaction stays) and commit after it, or {rollback}"
         )
     return rollback[0].upper() + rollback[1:]
+
+
+def _next_use_fails(method: str) -> str:
+    """What the next use of the session does: after a failed flush SQLAlchemy refuses it;
+    after a failed statement the database (PostgreSQL) does."""
+    if method in ("commit", "flush"):
+        return "raises PendingRollbackError"
+    return "fails until it is rolled back (PostgreSQL aborts the transaction)"
 
 
 def _via(missing) -> str:
