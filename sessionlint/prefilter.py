@@ -110,6 +110,8 @@ class Project:
     factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
     # names of the project's functions that commit a session they are given (SL007's check)
     committer_names: FrozenSet[str] = frozenset()
+    # a call of one of them (`\bname\s*\(`), for the "commit" trigger
+    committer_call: Optional[Pattern[bytes]] = None
     # names of the project's query runners (SL003's check through a runner)
     runner_names: FrozenSet[str] = frozenset()
     # names of properties that check out a new connection on every access (SL010)
@@ -140,7 +142,7 @@ class Project:
                 return True
             if not self._async_object_named(data):
                 return False
-        if trigger == "commit" and self.committer_names and b"except" in data and any(n.encode() + b"(" in data for n in self.committer_names):
+        if trigger == "commit" and self.committer_call is not None and b"except" in data and self.committer_call.search(data):
             return bool(static_trigger(trigger)[0].search(data))
         if trigger == "engine" and any(root in data and name in data for root, name in _LIBRARY_BUILDER_WORDS):
             return True
@@ -181,7 +183,10 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
     committers = frozenset(name for found in index.committers.values() for name in found)
     runners = frozenset(name for found in index.runners.values() for name in found)
     properties = frozenset(name for found in index.connection_properties.values() for name in found)
-    return Project(index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, runners, properties)
+    committer_call = re.compile(rb"\b" + alternation(committers) + rb"\s*\(") if committers else None
+    return Project(
+        index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, committer_call, runners, properties
+    )
 
 
 def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
