@@ -36,7 +36,8 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
     its body, or a function that commits a session it is given (of the module, or one of
     `imported`: the names of the project's such functions), and has a handler that catches
     database errors and neither starts with `raise` nor with a reset (`x.rollback()`,
-    `x.close()`, ...) of the one receiver committed."""
+    `x.close()`, ...) of the one receiver committed, nor ends with `raise` without naming
+    a receiver before it."""
     helpers: Optional[Set[str]] = None  # worked out at the first `try` that calls a name
     for node in _statements(tree):
         if not isinstance(node, _TRY_TYPES):
@@ -52,7 +53,8 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
                     if helpers is None:
                         helpers = set(committing_functions(tree)) | set(imported) if isinstance(tree, ast.Module) else set(imported)
                     if sub.func.id in helpers:
-                        receivers.add("")  # `_save(db, item)`: a helper of the module commits
+                        # `_save(db, item)`: a helper commits one of its arguments
+                        receivers.update(ast.dump(a) for a in [*sub.args, *(k.value for k in sub.keywords)] if type(a) in (ast.Name, ast.Attribute))
         if not receivers:
             continue
         for handler in node.handlers:
@@ -62,7 +64,18 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
                 continue
             if isinstance(handler.body[0], ast.Raise) or _resets_first(handler.body, receivers):
                 continue
+            if isinstance(handler.body[-1], ast.Raise) and not _mentions(handler.body[:-1], receivers):
+                continue  # re-raised, and nothing before names the session: no use on the way
             return True
+    return False
+
+
+def _mentions(body: Sequence[ast.stmt], receivers: Set[str]) -> bool:
+    """Whether any of the statements names one of the receivers (as `ast.dump`s)."""
+    for statement in body:
+        for sub in ast.walk(statement):
+            if type(sub) in (ast.Name, ast.Attribute) and ast.dump(sub) in receivers:
+                return True
     return False
 
 
