@@ -54,7 +54,7 @@ RULES: Tuple[RuleInfo, ...] = (
     RuleInfo(
         "SL007",
         "missing-rollback",
-        "Failed commit caught without `rollback()`, then the session is used again",
+        "Failed commit or statement caught without `rollback()`, then the session is used again",
         "sometimes",
         "MissingRollback",
         ("commit",),

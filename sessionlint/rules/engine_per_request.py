@@ -15,7 +15,10 @@ class EnginePerRequest(Rule):
     FastAPI dependency, middleware `dispatch`, a Celery task, or a function of the same module
     that one of those calls. Also finds, wherever it runs, a function that builds an engine,
     opens a session or connection on it, and neither disposes of the engine nor hands it on:
-    a new pool for every call.
+    a new pool for every call. A project function that returns a new engine counts as
+    `create_engine` where it is called, and so do the engine builders of libraries built on
+    SQLAlchemy that the tool knows (fideslib's `get_db_engine()`, and its `get_db_session()`
+    unless it is lent an engine).
 
     ## Why is this bad?
     An Engine owns a connection pool. Building one per request throws pooling away and opens

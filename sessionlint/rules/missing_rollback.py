@@ -101,7 +101,7 @@ class MissingRollback(ScopeRule):
 
     code = "SL007"
     name = "missing-rollback"
-    summary = "Failed commit caught without `rollback()`, then the session is used again"
+    summary = "Failed commit or statement caught without `rollback()`, then the session is used again"
     fix_availability = FixAvailability.SOMETIMES
     TRIGGERS = ("commit",)
     examples = (
