@@ -7,7 +7,7 @@ No libcst import here.
 """
 
 import ast
-from typing import AbstractSet, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, Any, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
     CONVENTIONAL_SESSION_NAMES,
@@ -39,9 +39,7 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
     `x.close()`, ...) of the one receiver committed, nor ends with `raise` without naming
     a receiver before it."""
     helpers: Optional[Set[str]] = None  # worked out at the first `try` that calls a name
-    for node in _statements(tree):
-        if not isinstance(node, _TRY_TYPES):
-            continue
+    for node, scope, in_loop in _tries(tree):
         receivers: Set[str] = set()
         for statement in node.body:
             for sub in ast.walk(statement):
@@ -66,6 +64,56 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
                 continue
             if isinstance(handler.body[-1], ast.Raise) and not _mentions(handler.body[:-1], receivers):
                 continue  # re-raised, and nothing before names the session: no use on the way
+            if in_loop or _mentions(handler.body, receivers) or (node.finalbody and _mentions(node.finalbody, receivers)):
+                return True
+            if _outlives(receivers, scope) or _named_after(scope, node, receivers):
+                return True
+    return False
+
+
+def _tries(tree: ast.AST) -> Iterable[Tuple[Any, ast.AST, bool]]:
+    """Each `try` statement with the function (or module) it is in and whether a loop of
+    that function encloses it."""
+    stack: List[Tuple[ast.AST, ast.AST, bool]] = [(tree, tree, False)]
+    while stack:
+        node, scope, in_loop = stack.pop()
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            child: ast.AST
+            for child in getattr(node, field, None) or ():
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    stack.append((child, child, False))
+                elif isinstance(child, ast.ClassDef):
+                    stack.append((child, child, False))
+                elif isinstance(child, (ast.stmt, ast.excepthandler, getattr(ast, "match_case", ast.excepthandler))):
+                    if isinstance(child, _TRY_TYPES):
+                        yield child, scope, in_loop
+                    stack.append((child, scope, in_loop or isinstance(child, (ast.For, ast.AsyncFor, ast.While))))
+
+
+def _outlives(receivers: Set[str], scope: ast.AST) -> bool:
+    """Whether a receiver may outlive the function (SL007 reports a swallowed failure of such
+    a session with no use in sight): an attribute (`self.session`), or a name the function
+    neither takes nor binds (a module-level session)."""
+    if not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    local: Optional[Set[str]] = None
+    for receiver in receivers:
+        if not receiver.startswith("Name("):
+            return True
+        if local is None:
+            args = scope.args
+            local = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a is not None}
+            local |= {n.id for n in ast.walk(scope) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        if not any(receiver == ast.dump(ast.Name(id=name, ctx=ast.Load())) for name in local):
+            return True
+    return False
+
+
+def _named_after(scope: ast.AST, node: Any, receivers: Set[str]) -> bool:
+    """Whether a receiver is named in the function after the `try` statement ends."""
+    end = getattr(node, "end_lineno", None) or node.lineno
+    for sub in ast.walk(scope):
+        if isinstance(sub, (ast.Name, ast.Attribute)) and sub.lineno > end and ast.dump(sub) in receivers:
             return True
     return False
 
