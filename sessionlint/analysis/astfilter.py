@@ -96,17 +96,12 @@ def _outlives(receivers: Set[str], scope: ast.AST) -> bool:
     neither takes nor binds (a module-level session)."""
     if not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return True
-    local: Optional[Set[str]] = None
-    for receiver in receivers:
-        if not receiver.startswith("Name("):
-            return True
-        if local is None:
-            args = scope.args
-            local = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a is not None}
-            local |= {n.id for n in ast.walk(scope) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        if not any(receiver == ast.dump(ast.Name(id=name, ctx=ast.Load())) for name in local):
-            return True
-    return False
+    if any(not receiver.startswith("Name(") for receiver in receivers):
+        return True
+    args = scope.args
+    local = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a is not None}
+    local |= {n.id for n in ast.walk(scope) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return not receivers <= {ast.dump(ast.Name(id=name, ctx=ast.Load())) for name in local}
 
 
 def _named_after(scope: ast.AST, node: Any, receivers: Set[str]) -> bool:
@@ -149,23 +144,6 @@ def _resets_first(body: Sequence[ast.stmt], receivers: Set[str]) -> bool:
             if isinstance(sub, (ast.Name, ast.Attribute)) and ast.dump(sub) == receiver:
                 return False
     return False
-
-
-def _statements(tree: ast.AST) -> List[ast.stmt]:
-    """Every statement of the tree, nested ones included, without visiting expressions (a
-    `try` is a statement: far fewer nodes than `ast.walk`)."""
-    found: List[ast.stmt] = []
-    stack: List[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, field, None)
-            if isinstance(children, list):
-                for child in children:
-                    if isinstance(child, ast.stmt):
-                        found.append(child)
-                    stack.append(child)
-    return found
 
 
 def may_hand_session_over(tree: ast.AST) -> bool:

@@ -28,7 +28,7 @@ from sessionlint.analysis.tree import (
     walk,
 )
 from sessionlint.knowledge import HELPER_STATEMENTS
-from sessionlint.project.callables import CallShape, stronger_failure, through_calls
+from sessionlint.project.callables import CallShape, committer_summary, stronger_failure, through_calls
 from sessionlint.project.model import Committer
 
 # Receiver names taken to be sessions when nothing else says so.
@@ -582,20 +582,12 @@ def helper_commits(module: cst.Module) -> Dict[str, Committer]:
                 reset.add(pair[0])
         kept = {name: method for name, method in committed.items() if name not in reset}
         if kept:
-            where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
-            found[statement.name.value] = (where, _strongest_of(kept.values()))
+            found[statement.name.value] = committer_summary(kept, positional)
         if names:
             shapes[statement.name.value] = (positional, names, calls)
             resets[statement.name.value] = reset
     through_calls(found, shapes, resets)
     return found
-
-
-def _strongest_of(methods: Iterable[str]) -> str:
-    best: Optional[str] = None
-    for method in methods:
-        best = stronger_failure(best, method)
-    return best or "commit"
 
 
 def _committed_by_helper(call: cst.Call, committers: Mapping[str, Committer], known: Set[str]) -> Optional[Tuple[str, Tuple[str, str]]]:

@@ -55,7 +55,7 @@ def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
                 reset.add(receiver)
         kept = {name: method for name, method in committed.items() if name not in reset}
         if kept:
-            found[statement.name] = (_where(kept, positional), _strongest(kept.values()))
+            found[statement.name] = committer_summary(kept, positional)
         shapes[statement.name] = (positional, names, calls)
         resets[statement.name] = reset
     through_calls(found, shapes, resets)
@@ -67,8 +67,12 @@ def committing_functions(tree: ast.Module) -> Dict[str, Committer]:
 CallShape = Tuple[str, Tuple[Optional[str], ...], Tuple[Tuple[str, str], ...]]
 
 
-def _where(kept: Mapping[str, str], positional: List[str]) -> Tuple[Tuple[int, str], ...]:
-    return tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+def committer_summary(kept: Mapping[str, str], positional: List[str]) -> Committer:
+    """A helper's summary from what it does to each parameter (name -> failing method): the
+    parameters as (position, or -1 for keyword-only, name) and the call its failure names
+    (`commit` over `flush` over the first statement)."""
+    where = tuple((positional.index(n) if n in positional else -1, n) for n in sorted(kept))
+    return where, _strongest(kept.values())
 
 
 def through_calls(
@@ -81,24 +85,21 @@ def through_calls(
     while changed:
         changed = False
         for function, (positional, names, calls) in shapes.items():
-            kept = {name: method for (_, name), method in _summary_items(found.get(function))}
+            summary = found.get(function)
+            kept = {name: summary[1] for _, name in summary[0]} if summary is not None else {}
             before = dict(kept)
             for callee, args, keywords in calls:
-                summary = found.get(callee)
-                if summary is None or callee == function:
+                called = found.get(callee)
+                if called is None or callee == function:
                     continue
                 by_keyword = dict(keywords)
-                for position, name in summary[0]:
+                for position, name in called[0]:
                     arg = by_keyword.get(name) or (args[position] if 0 <= position < len(args) else None)
                     if arg in names and arg not in resets.get(function, ()):
-                        kept[arg] = stronger_failure(kept.get(arg), summary[1])
+                        kept[arg] = stronger_failure(kept.get(arg), called[1])
             if kept != before:
-                found[function] = (_where(kept, positional), _strongest(kept.values()))
+                found[function] = committer_summary(kept, positional)
                 changed = True
-
-
-def _summary_items(summary: Optional[Committer]) -> List[Tuple[Tuple[int, str], str]]:
-    return [(entry, summary[1]) for entry in summary[0]] if summary is not None else []
 
 
 def stronger_failure(known: Optional[str], method: str) -> str:
