@@ -34,13 +34,15 @@ from sessionlint.fixes.files import (
     write_atomically,
 )
 
-_FORMAT = 18
+_FORMAT = 19
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
 # The stored tables, in two files: the results per file, and the project pass's scans, text
 # facts, checks and call sites per content hash.
-_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks", "calls")}
+_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks", "calls", "requests")}
+# How many answers of the per-request search are kept (one per state of a project's files).
+_MAX_REQUESTS = 8
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
 PROJECT_TABLES = _FILES["project.json"]
 # What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG
@@ -219,6 +221,9 @@ class Cache:
         # (names searched, digest) -> the call sites of those names in that content
         # (project.calls.find_per_request)
         self.calls: Dict[Tuple[str, str], Any] = {}
+        # the hash of a project's files and settings -> the per-request search's answer
+        # (project.calls.find_per_request)
+        self.requests: Dict[str, Any] = {}
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
         # Why the stored cache was not used (damaged, not a regular file...), for one line
         # of the run's output; None when it was used, missing, or from another version.
@@ -306,6 +311,17 @@ class Cache:
         if self.enabled and self.calls.get((names, digest)) != sites:
             self.calls[(names, digest)] = sites
             self.dirty.add("calls")
+
+    def get_requests(self, key: str) -> Optional[Any]:
+        return self.requests.get(key)
+
+    def put_requests(self, key: str, found: Any) -> None:
+        if self.enabled and self.requests.get(key) != found:
+            self.requests.pop(key, None)
+            self.requests[key] = found
+            while len(self.requests) > _MAX_REQUESTS:
+                del self.requests[next(iter(self.requests))]
+            self.dirty.add("requests")
 
     def save(self, tables: Iterable[str] = _TABLES) -> None:
         """Write the files holding the changed ones of `tables`, each atomically (temporary

@@ -159,15 +159,16 @@ def _decode_calls(value: Any) -> Dict[str, Tuple[Tuple[str, bool], ...]]:
 
 
 def _encode_text(text: Any) -> List[Any]:
-    imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers) = text
+    imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers), defines = text
     return [
         list(imported), list(depends), can_bind, serves, [[name, [[position, param] for position, param in where], method] for name, (where, method) in committers],
         [[[name, position] for name, position in runners], list(lazy), list(properties), [[name, list(positions), list(names)] for name, positions, names in closers]],
+        list(defines),
     ]
 
 
 def _decode_text(value: Any) -> Any:
-    imported, depends, can_bind, serves, committers, runner_facts = _list(value, 6)
+    imported, depends, can_bind, serves, committers, runner_facts, defines = _list(value, 7)
     decoded = []
     for entry in _list(committers):
         name, where, method = _list(entry, 3)
@@ -193,6 +194,7 @@ def _decode_text(value: Any) -> Any:
     return (
         tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
         tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy)), tuple(_string(n) for n in _list(properties)), tuple(closers)),
+        tuple(_string(n) for n in _list(defines)),
     )
 
 
@@ -227,6 +229,18 @@ def _decode_sites(value: Any) -> Any:
     return sites
 
 
+def _encode_requests(found: Any) -> List[Any]:
+    return [[path, qualified, why] for (path, qualified), why in sorted(found.items())]
+
+
+def _decode_requests(value: Any) -> Any:
+    found = {}
+    for entry in _list(value):
+        path, qualified, why = _list(entry, 3)
+        found[(_string(path), _string(qualified))] = _string(why)
+    return found
+
+
 # table -> (encode an entry, decode an entry); the keys of `checks` and `calls` are
 # (names, digest)
 _CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
@@ -235,6 +249,7 @@ _CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "texts": (_encode_text, _decode_text),
     "checks": (_encode_check, _decode_check),
     "calls": (_encode_sites, _decode_sites),
+    "requests": (_encode_requests, _decode_requests),
 }
 _KEY_SEPARATOR = "\x00"
 _PAIR_KEYED = ("checks", "calls")

@@ -295,3 +295,30 @@ def test_a_function_made_a_handler_elsewhere_relints_the_builder(tmp_path, monke
     for decorator, expected in (("", []), ('@app.route("/report")', per_request), ("", [])):
         (app / "handlers.py").write_text(HANDLER.format(decorator=decorator))
         assert findings(engine.run(["app"], warm)) == expected
+
+
+def test_a_warm_run_over_unchanged_files_reuses_the_per_request_search(tmp_path, monkeypatch):
+    """The per-request search's answer is kept under the hash of every file's bytes: a warm
+    run over the same files does not search again; an edit anywhere searches again."""
+    from sessionlint.project import builder as builder_module
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "database.py").write_text(BUILDER)
+    (app / "handlers.py").write_text(HANDLER.format(decorator='@app.route("/report")'))
+    monkeypatch.chdir(tmp_path)
+    warm = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    searches = []
+    real = builder_module.find_per_request
+
+    def counting(*arguments, **keywords):
+        searches.append(1)
+        return real(*arguments, **keywords)
+
+    monkeypatch.setattr(builder_module, "find_per_request", counting)
+    expected = [("database.py", 7, "SL004"), ("database.py", 8, "SL005")]
+    assert findings(engine.run(["app"], warm)) == expected and len(searches) == 1
+    assert findings(engine.run(["app"], warm)) == expected and len(searches) == 1
+    (app / "other.py").write_text("X = 1\n")
+    assert findings(engine.run(["app"], warm)) == expected and len(searches) == 2

@@ -214,7 +214,7 @@ def test_round_trip_keeps_every_table_exactly(tmp_path):
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     engine.run([str(app)], settings)
     loaded = Cache.open(str(tmp_path / "cache"))
-    assert loaded.problem is None and loaded.files and loaded.scans and loaded.texts and loaded.calls
+    assert loaded.problem is None and loaded.files and loaded.scans and loaded.texts and loaded.calls and loaded.requests
     for name, tables in cache_module._FILES.items():
         stored = {table: getattr(loaded, table) for table in tables}
         assert decode_file(encode_file(stored), tables) == stored

@@ -16,6 +16,7 @@ FILES = {
     "app/views.py": "from app.repo import new_session\n\n\ndef count():\n    db = new_session()\n    return 1\n",
     "app/api.py": "from fastapi import FastAPI\n\nfrom app import db\n\napp = FastAPI()\n\n\n@app.get('/')\ndef index():\n    return {}\n",
     "app/util.py": "import os\n\n\ndef home():\n    return os.environ.get('HOME')\n",
+    "app/crud.py": "def save(db, row):\n    db.add(row)\n    db.flush()\n\n\ndef unused(db):\n    db.commit()\n",
     "tests/test_views.py": "from app.views import count\n\n\ndef test_count():\n    assert count() == 1\n",
 }
 
@@ -35,6 +36,11 @@ EDITS: List[Tuple[str, str, str, bool]] = [
     ("app/db.py", "SessionLocal = sessionmaker()", "Maker = sessionmaker()\nSessionLocal = Maker", True),  # the factory moves
     ("app/views.py", "db = new_session()", "db = new_session()\n    db.commit()", True),  # commits a session
     ("tests/test_views.py", "== 1", "== 2", False),
+    # a module whose committing functions no file imports: not worked out, nothing changes
+    ("app/crud.py", "db.commit()", "db.rollback()", False),
+    ("app/views.py", "def count", "from app.crud import save\n\n\ndef count", True),  # now imported
+    ("app/crud.py", "db.flush()", "db.flush()\n    db.rollback()", True),  # save no longer leaves a failure
+    ("app/crud.py", "db.rollback()\n", "", True),
     ("app/repo.py", "return SessionLocal()", "return SessionLocal(  # broken", True),  # does not parse
     ("app/repo.py", "return SessionLocal(  # broken", "return SessionLocal()", True),
 ]

@@ -107,3 +107,44 @@ def test_a_learnt_name_imported_from_outside_the_project_is_not_rescanned():
     assert sorted(index.modules) == ["app/reexport.py", "app/relative.py", "app/settings.py"]
     for path in ("app/reexport.py", "app/relative.py"):
         assert index.lookup(path, "Session").kind is FactoryKind.REGISTRY  # type: ignore[union-attr]
+
+
+def test_committing_functions_are_worked_out_only_for_imported_modules(monkeypatch):
+    """A module whose text commits on a session parameter is parsed for its committing
+    functions only if another file imports one of its module-level functions by name (the
+    only way the analysis and the prefilter look them up); once worked out, they are kept
+    with its text facts, so the next pass parses nothing."""
+    from sessionlint.project import builder as builder_module
+    from sessionlint.project.builder import IndexBuilder, build_index
+    from sessionlint.project.live import MemoryCache
+
+    sources = {
+        "app/__init__.py": b"",
+        "app/crud.py": b"def save(db, row):\n    db.add(row)\n    db.commit()\n\n\ndef peek(db):\n    return db.info\n",
+        "app/other.py": b"def store(db, row):\n    db.add(row)\n    db.commit()\n",
+        "app/jobs.py": b"from app.crud import save\n\n\ndef job(db, row):\n    try:\n        save(db, row)\n    except Exception:\n        pass\n",
+    }
+    parsed = []
+    real = builder_module.parse_quietly
+
+    def counting(path, data):
+        parsed.append(path)
+        return real(path, data)
+
+    monkeypatch.setattr(builder_module, "parse_quietly", counting)
+    cache = MemoryCache()
+
+    def build():
+        builder = IndexBuilder(cache=cache)
+        for path, data in sources.items():
+            builder.add(path, data, cache.digest(data))
+        return builder.finish(sources.get)
+
+    index = build()
+    assert parsed == ["app/crud.py"]
+    assert sorted(index.committers) == ["app/crud.py"]
+    assert sorted(index.committers["app/crud.py"]) == ["save"]
+    assert index == build_index(sources)
+    parsed.clear()
+    assert build() == index
+    assert parsed == []

@@ -53,7 +53,10 @@ from sessionlint.project.text import (
 
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
 # whether the text can bind a factory, whether it imports a framework that serves requests).
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], CallableFacts]
+# The last item: the module-level functions of a file whose text commits or runs statements
+# but was not parsed; `finish` works out which of them commit a session parameter only if
+# another file imports one of these names.
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], CallableFacts, Tuple[str, ...]]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
 # registries, yielded calls, star imports, released names, building functions (the scan before
 # function summaries).
@@ -92,6 +95,10 @@ class ProjectCache(Protocol):
 
     def put_calls(self, names: str, digest: str, sites: List[Site]) -> None: ...
 
+    def get_requests(self, key: str) -> Optional[Dict[Tuple[str, str], str]]: ...
+
+    def put_requests(self, key: str, found: Dict[Tuple[str, str], str]) -> None: ...
+
 
 class IndexBuilder:
     """The project pass, one file at a time: `add` each file's bytes as they are read (the
@@ -122,6 +129,9 @@ class IndexBuilder:
         self.imports_of: Dict[str, Tuple[str, ...]] = {}
         self.parsed: Set[Tuple[str, bytes]] = set()
         self.digests: Dict[str, str] = {}  # path -> the hash of the bytes added, when cached
+        # path -> (its module-level functions, the hash of its bytes) of the files whose
+        # committing functions are worked out only if another file imports one of them
+        self.deferred: Dict[str, Tuple[Tuple[str, ...], Optional[str]]] = {}
         self.serves_requests = False
         # A call of a binding or a conventional factory name: one trie regex, one scan of the
         # text.
@@ -155,21 +165,26 @@ class IndexBuilder:
             committers: Tuple[Tuple[str, Committer], ...] = ()
             runners: RunnerFacts = ((), ())
             properties: Tuple[str, ...] = ()
-            commits = any(w in data for w in (b".commit(", b".flush(", b".execute(", b".query(", b".scalar", b".exec("))
+            commits = b"def " in data and any(w in data for w in COMMIT_WORDS)
             closes_in_finally = b"finally" in data and (b".close(" in data or b".remove(" in data)
             returns_query = b".query(" in data and bool(RETURNS_QUERY.search(data))
             runs = closes_in_finally or returns_query
             checks_out = b"@property" in data and b".connect(" in data
             closes = b".close(" in data and (b"finally" in data or b"closing(" in data)
             closers: ClosingFacts = ()
-            if (commits or runs or checks_out or closes) and b"def " in data:
+            facts = self._text_facts(data)
+            defines: Tuple[str, ...] = ()
+            if (runs or checks_out or closes or (commits and (facts[2] or tree is not None))) and b"def " in data:
                 tree = tree or parse_quietly(path, data)
                 if tree is not None:
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
                     runners = query_runners(tree, closes_in_finally, returns_query) if runs else ((), ())
                     properties = connection_properties(tree) if checks_out else ()
                     closers = closing_functions(tree) if closes else ()
-            text = self._text_facts(data) + (committers, runners + (properties, closers))
+            elif commits:
+                # parsed in `finish` if another file imports one of its functions by name
+                defines = module_functions(data)
+            text = facts + (committers, runners + (properties, closers), defines)
         scan = scan_record(path, data, self.cache, digest, tree) if text[2] else None
         return text, new_text, scan
 
@@ -191,9 +206,12 @@ class IndexBuilder:
         text, new_text, scan = facts
         if new_text and digest is not None and not self.always_search and self.cache is not None:
             self.cache.put_text(digest, text)
-        imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers) = text
+        imported, depends, can_bind, serves, committers, (runners, lazy, properties, closers), defines = text
+        self.deferred.pop(path, None)
         if committers:
             self.index.committers[path] = dict(committers)
+        elif defines:
+            self.deferred[path] = (defines, digest)
         if runners:
             self.index.runners[path] = dict(runners)
         if lazy:
@@ -231,6 +249,49 @@ class IndexBuilder:
         facts.builds = tuple(builds)
         facts.holders = dict(holders)
         return facts
+
+    def _requests_key(self, index: ProjectIndex) -> Optional[str]:
+        """What the per-request search's answer depends on, hashed: every file's bytes (by
+        their hashes) and the names configured; None when a file's bytes were not hashed
+        (no cache). The tool's own code is in the cache file's header."""
+        cache = self.cache
+        if cache is None or not cache.enabled or self.always_search:
+            return None
+        digests = self.digests
+        if any(path not in digests for path in index.paths):
+            return None
+        from sessionlint.fixes.files import blake2b
+
+        parts = (
+            sorted((path, digests[path]) for path in index.paths),
+            sorted(index.extra_factory_names),
+            sorted(index.extra_engine_names),
+            sorted(index.request_decorators),
+        )
+        return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+    def _deferred_committers(self, read: Callable[[str], Optional[bytes]]) -> None:
+        """The committing functions of the deferred files that another file imports a
+        function of by name (`from app.crud import save`): the only way analysis and the
+        prefilter look them up (factories.imported_committers; a module's own helpers are
+        worked out from its own tree). Each is parsed once: its facts are then cached with
+        its text facts."""
+        imported = self.imported
+        for path, (defines, digest) in sorted(self.deferred.items()):
+            if imported.isdisjoint(defines):
+                continue
+            cache = self.cache if not self.always_search else None
+            known = cache.get_text(digest) if cache is not None and digest is not None else None
+            if known is not None and not known[6]:
+                found = known[4]
+            else:
+                data = read(path)
+                tree = parse_quietly(path, data) if data is not None else None
+                found = tuple(sorted(committing_functions(tree).items())) if tree is not None else ()
+                if known is not None and cache is not None and digest is not None:
+                    cache.put_text(digest, known[:4] + (found, known[5], ()))
+            if found:
+                self.index.committers[path] = dict(found)
 
     def calls_a_binding(self, data: bytes) -> bool:
         """Whether `data` calls a name of `binding_call` (the name a whole word, then `(`)."""
@@ -282,6 +343,7 @@ class IndexBuilder:
         index.paths = frozenset(path for paths in self.stems.values() for path in paths)
         index.depends_targets = frozenset(self.depends)
         index.imported_names = frozenset(self.imported)
+        self._deferred_committers(read)
         known_names: Set[str] = set()
         for _round in range(3):
             new_names = summarise_functions(index)
@@ -323,7 +385,13 @@ class IndexBuilder:
         if any(f.builds for f in index.modules.values()):
             if memory is not None:
                 memory.digests = self.digests
-            index.per_request = find_per_request(index, read, self.cache, memory)
+            key = self._requests_key(index) if memory is None else None
+            known = self.cache.get_requests(key) if key is not None and self.cache is not None else None
+            if known is None:
+                known = find_per_request(index, read, self.cache, memory)
+                if key is not None and self.cache is not None:
+                    self.cache.put_requests(key, known)
+            index.per_request = known
         index.parsed = frozenset(self.parsed)
         return index
 
@@ -355,6 +423,17 @@ def content_key(data: bytes) -> bytes:
     from sessionlint.fixes.files import blake2b
 
     return blake2b(data, digest_size=8).digest()
+
+
+# what a file that commits or runs a statement on a session parameter contains
+COMMIT_WORDS = (b".commit(", b".flush(", b".execute(", b".query(", b".scalar", b".exec(")
+# a module-level `def` (or `async def`): callables.committing_functions looks at no other
+_MODULE_FUNCTION = re.compile(rb"(?m)^\x0c*(?:async[ \t]+)?def[ \t]+(\w+)")
+
+
+def module_functions(data: bytes) -> Tuple[str, ...]:
+    """The names of the functions `data` may define at module level (more, never fewer)."""
+    return tuple(sorted({m.decode("ascii", "replace") for m in _MODULE_FUNCTION.findall(data)}))
 
 
 # a `return` of a query on one line: what a lazy callable looks like (callables.query_runners)

@@ -70,6 +70,12 @@ class MemoryCache:
     def put_calls(self, names: str, digest: str, sites: List[Site]) -> None:
         self.calls[(names, digest)] = sites
 
+    def get_requests(self, key: str) -> Optional[Dict[Tuple[str, str], str]]:
+        return None  # the search's answers per file are kept instead (SearchMemory)
+
+    def put_requests(self, key: str, found: Dict[Tuple[str, str], str]) -> None:
+        pass
+
 
 class LiveIndex:
     """A project's index over files that change one at a time. `read(path)` gives a file's
@@ -200,6 +206,8 @@ class LiveIndex:
         (old_digest, (old_text, _, old_scan)), (new_digest, (new_text, _, new_scan)) = before, after
         if old_text != new_text or (old_scan and old_scan[0]) != (new_scan and new_scan[0]):
             return False
+        if old_text[6] and not index.imported_names.isdisjoint(old_text[6]):
+            return False  # its committing functions, worked out from its text, are looked up
         if path in index.modules and old_scan is None:  # scanned by a rescan: scan the new bytes
             if self.cache.get_scan(old_digest) != self._scan(path, new, new_digest):
                 return False
