@@ -94,7 +94,7 @@ def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None
             found.errors.append(f"{given}: not a regular file or directory")
         else:
             found.errors.append(f"{given}: no such file or directory")
-    respecting = [f for f in walked if configuration.for_path(f).respect_gitignore]
+    respecting = [f for f in walked if configuration.for_path(f, is_file=True).respect_gitignore]
     if respecting:
         ignored = git_ignored(respecting)
         if ignored:

@@ -157,7 +157,7 @@ class _Run:
                 self.sources.pin(normal, data)
         kept = []
         for path in files:
-            settings = self.configuration.for_path(path)
+            settings = self.configuration.for_path(path, is_file=path not in self.sources.pinned)
             if path not in self.sources.pinned and settings.max_file_size:
                 try:
                     size = os.path.getsize(path)

@@ -11,18 +11,18 @@ plain `fork` of this process, which may be running the parser thread. Workers en
 process is gone, however it ended (SIGKILL, the OOM killer).
 """
 
-import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, TypeVar
 
-_LOG = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+# multiprocessing, concurrent.futures and logging are imported when a pool is made: a run
+# in this process (a warm cache, a few files) never needs them
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -57,7 +57,7 @@ def restore_gc(previous: Optional[tuple]) -> None:
 class Handle:
     """The result of one submitted item, when asked."""
 
-    def __init__(self, function: Callable[[Any], Any], item: Any, future: Optional[Future] = None, pool: Optional["ProcessPool"] = None) -> None:
+    def __init__(self, function: Callable[[Any], Any], item: Any, future: "Optional[Future[Any]]" = None, pool: Optional["ProcessPool"] = None) -> None:
         self.function = function
         self.item = item
         self.future = future
@@ -65,10 +65,14 @@ class Handle:
 
     def result(self) -> Any:
         if self.future is not None:
+            from concurrent.futures.process import BrokenProcessPool
+
             try:
                 return self.future.result()
             except BrokenProcessPool:
-                _LOG.debug("a worker process died; its items are done in this process", exc_info=True)
+                import logging
+
+                logging.getLogger(__name__).debug("a worker process died; its items are done in this process", exc_info=True)
                 if self.pool is not None:
                     self.pool.abandon()
         return self.function(self.item)
@@ -104,6 +108,9 @@ class ProcessPool(Executor):
     process, so a crash of a worker costs time, never a result."""
 
     def __init__(self, jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         self.jobs = jobs
         context = multiprocessing.get_context(start_method())
         if context.get_start_method() == "forkserver":
@@ -127,6 +134,8 @@ class ProcessPool(Executor):
             starting.join()
 
     def submit(self, function: Callable[[Item], Result], item: Item) -> Handle:
+        from concurrent.futures.process import BrokenProcessPool
+
         self._started()
         if self.pool is not None:
             try:
@@ -148,7 +157,9 @@ class ProcessPool(Executor):
             pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
-def _start_workers(pool: ProcessPoolExecutor, count: int) -> None:
+def _start_workers(pool: "ProcessPoolExecutor", count: int) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         for _ in range(count):
             pool.submit(int)
@@ -158,6 +169,8 @@ def _start_workers(pool: ProcessPoolExecutor, count: int) -> None:
 
 def start_method() -> str:
     """`forkserver` where the platform has it (Linux, macOS and the BSDs), else `spawn`."""
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods else "spawn"
 

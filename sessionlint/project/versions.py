@@ -7,7 +7,6 @@ skipped.
 `sqlalchemy_target` turns them into the one SQLAlchemy version the fixes and the advice are
 written for: the oldest one the project supports (a fix must work on every one of them)."""
 
-import configparser
 import json
 import os
 import re
@@ -235,6 +234,8 @@ def _from_setup_cfg(root: str) -> Iterable[Tuple[str, str]]:
     text = _read(os.path.join(root, "setup.cfg"))
     if text is None:
         return
+    import configparser
+
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
         parser.read_string(text)
