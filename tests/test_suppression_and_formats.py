@@ -317,3 +317,48 @@ def test_which_files_may_hold_an_unused_suppression():
     assert not may_report_unused(b"x = 1  # noqa: E501\n")
     assert not may_report_unused(b"x = 1  # noqa\n")
     assert not may_report_unused(b"x = 1\n# SL001 is a rule of sessionlint\n")
+
+
+def test_plain_text_output_equals_rich_output_without_color(monkeypatch):
+    """Output that is not a terminal is written without rich (a warm run's largest import);
+    300 seeded runs of findings whose paths, messages, help and source lines hold control
+    characters, tabs, wide and combining characters, surrogates and markup brackets print
+    exactly what rich prints, in the text and the concise format."""
+    import io
+    import random
+
+    from sessionlint.diagnostics import Diagnostic, ErrorKind, FileError, FileResult, Location, RunResult
+    from sessionlint.reporters import text as text_module
+
+    alphabet = ["a", "b", " ", "\t", "\r", "\x0c", "\x0b", "\x07", "\x08", "\x1b", "\x00", "é", "中", "\u200b", "\udcff", "😀", "e\u0301", "[b]", ":"]
+    rng = random.Random(7)
+
+    def words(limit):
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(limit)))
+
+    def rich_render(run, quiet):
+        with monkeypatch.context() as patched:
+            from rich.text import Text
+
+            patched.setattr(text_module, "_text_class", lambda color: Text)
+            patched.setattr(text_module, "_PlainConsole", lambda stream: text_module._console(stream, False))
+            out = io.StringIO()
+            text_module.render(run, out, quiet=quiet, sources=run.sources)
+            return out.getvalue()
+
+    for _ in range(300):
+        path = "app/" + words(6) + ".py"
+        lines = [words(12) for _ in range(rng.randrange(1, 5))]
+        source = "\n".join(lines).encode("utf-8", "surrogateescape")
+        diagnostics = []
+        for _ in range(rng.randrange(1, 4)):
+            line = rng.randrange(1, len(lines) + 2)
+            column = rng.randrange(1, 8)
+            end = Location(line + rng.randrange(2), rng.randrange(1, 12))
+            diagnostics.append(Diagnostic("SL001", "session-not-closed", words(20), path, Location(line, column), end, help=words(10)))
+        errors = [FileResult("bad/" + words(5) + ".py", error=FileError(ErrorKind.SYNTAX, "bad.py", words(10), 1, 2))]
+        run = RunResult(files=[FileResult(path, tuple(diagnostics))] + errors, sources={path: source})
+        for quiet in (False, True):
+            out = io.StringIO()
+            text_module.render(run, out, quiet=quiet, sources=run.sources)
+            assert out.getvalue() == rich_render(run, quiet)

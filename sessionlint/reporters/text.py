@@ -3,7 +3,7 @@ help line, and a summary. Paths, messages and source are rich `Text`, never mark
 
 import io
 import tokenize
-from typing import Dict, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from sessionlint.diagnostics import (
     Diagnostic,
@@ -46,10 +46,56 @@ def _console(stream: TextIO, color: bool):
     )
 
 
-def _header(diagnostic: Diagnostic, unsafe: bool = False):
+# The control characters rich's Text removes (BEL, BS, VT, FF, CR).
+_STRIPPED = {code: None for code in (7, 8, 11, 12, 13)}
+
+
+class _PlainText:
+    """What rich's `Text` prints without color, for output that is not a terminal: the
+    text, less the control characters rich removes (tests compare the two)."""
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.parts = [text.translate(_STRIPPED)]
+
+    def append(self, text: str, style: str = "") -> "_PlainText":
+        self.parts.append(text.translate(_STRIPPED))
+        return self
+
+    @property
+    def plain(self) -> str:
+        return "".join(self.parts)
+
+
+class _PlainConsole:
+    """rich's Console for `_PlainText`, without importing rich (0.03 s of a warm run).
+    rich expands a tab by the cells its line takes before it: such a line goes to rich."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.rich: Any = None
+
+    def print(self, text: Optional[_PlainText] = None) -> None:
+        line = text.plain if text is not None else ""
+        if "\t" not in line:
+            self.stream.write(line + "\n")
+            return
+        from rich.text import Text
+
+        if self.rich is None:
+            self.rich = _console(self.stream, False)
+        self.rich.print(Text(line))
+
+
+def _text_class(color: bool) -> Any:
+    if not color:
+        return _PlainText
     from rich.text import Text
 
-    text = Text()
+    return Text
+
+
+def _header(diagnostic: Diagnostic, unsafe: bool = False, color: bool = True):
+    text = _text_class(color)()
     text.append(display_path(diagnostic.path), style="bold")
     text.append(f":{diagnostic.start.line}:{diagnostic.start.column}: ")
     text.append(diagnostic.code, style="bold red")
@@ -60,10 +106,9 @@ def _header(diagnostic: Diagnostic, unsafe: bool = False):
     return text
 
 
-def _frame(diagnostic: Diagnostic, lines: List[str]):
+def _frame(diagnostic: Diagnostic, lines: List[str], color: bool = True):
     """Up to one line of context either side of the start line, the span underlined."""
-    from rich.text import Text
-
+    Text = _text_class(color)
     line_number = diagnostic.start.line
     if not (1 <= line_number <= len(lines)):
         return None
@@ -92,10 +137,8 @@ def _frame(diagnostic: Diagnostic, lines: List[str]):
     return frame
 
 
-def _error_line(error: FileError):
-    from rich.text import Text
-
-    text = Text()
+def _error_line(error: FileError, color: bool = True):
+    text = _text_class(color)()
     text.append(display_path(error.path), style="bold")
     if error.kind is ErrorKind.SYNTAX and error.line:
         text.append(f":{error.line}:{error.column}: ")
@@ -136,9 +179,8 @@ def render(
         if line is not None:
             stream.write(line + "\n")
         return
-    from rich.text import Text
-
-    console = _console(stream, color)
+    Text = _text_class(color)
+    console = _console(stream, color) if color else _PlainConsole(stream)
     items: list = sorted(
         list(diagnostics) + syntax_errors,
         key=lambda item: (item.path, item.start.line, item.start.column)
@@ -148,14 +190,14 @@ def render(
     cache: Dict[str, List[str]] = {}
     for item in items:
         if isinstance(item, FileError):
-            console.print(_error_line(item))
+            console.print(_error_line(item, color))
             continue
-        console.print(_header(item, unsafe))
+        console.print(_header(item, unsafe, color))
         if quiet:
             continue
         if item.path not in cache:
             cache[item.path] = _source_lines((sources or {}).get(item.path))
-        frame = _frame(item, cache[item.path])
+        frame = _frame(item, cache[item.path], color)
         if frame is not None:
             console.print(frame)
         if item.help:
