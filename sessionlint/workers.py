@@ -140,7 +140,7 @@ class ProcessPool(Executor):
         if self.pool is not None:
             try:
                 return Handle(function, item, self.pool.submit(function, item), self)
-            except (BrokenProcessPool, RuntimeError):
+            except (BrokenProcessPool, RuntimeError, OSError):
                 self.abandon()
         return Handle(function, item)
 
@@ -163,7 +163,9 @@ def _start_workers(pool: "ProcessPoolExecutor", count: int) -> None:
     try:
         for _ in range(count):
             pool.submit(int)
-    except (BrokenProcessPool, RuntimeError):  # shut down meanwhile: the work is done here
+    # shut down meanwhile, or broken (a worker died, its queue closed: OSError while the next
+    # one is started): the work is done in this process
+    except (BrokenProcessPool, RuntimeError, OSError):
         pass
 
 
