@@ -242,6 +242,15 @@ FAILING_METHODS: FrozenSet[str] = frozenset({"commit", "flush"})
 # and runs it later: it is a statement only inside a helper, see callables.committing_functions;
 # `exec`: SQLModel's `session.exec(select(...))`; `async_execute`: session proxies.)
 STATEMENT_METHODS: FrozenSet[str] = frozenset({"execute", "scalar", "scalars", "exec", "async_execute"})
+# Session methods that load from the database when they must (a SELECT): on PostgreSQL a
+# failed one aborts the transaction as a failed statement does. Counted only on a name bound
+# to a session in the function (`config.get(...)` is no load, nor `self.session.get(url)` of
+# an HTTP client), and, by the prefilter, in a file that
+# also commits or runs a statement (real-bug corpus: bagofwords' background agent task,
+# whose `session.get()` loads precede the failing agent run).
+SESSION_READS: FrozenSet[str] = frozenset({"get", "get_one", "refresh"})
+# Every method on a session whose failure SL007 follows.
+FAILING_CALLS: FrozenSet[str] = FAILING_METHODS | STATEMENT_METHODS | SESSION_READS
 # What a helper does to a session parameter that fails the transaction when it fails.
 HELPER_STATEMENTS: FrozenSet[str] = STATEMENT_METHODS | {"query"}
 # Calls on the session that clear the failed state; `abort()` is what project wrappers of
@@ -285,6 +294,11 @@ STORING_CALLEES: FrozenSet[str] = frozenset(
         "apply_async", "delay", "start_soon", "spawn", "partial", "setattr", "callback", "finalize",
         "addfinalizer", "addCleanup", "addAsyncCleanup",
     }
+)
+# Builtins that build a container or a lazy iterator holding what they are given (their
+# result keeps it).
+CONTAINER_BUILTINS: FrozenSet[str] = frozenset(
+    {"map", "filter", "zip", "iter", "next", "enumerate", "reversed", "sorted", "list", "tuple", "set", "frozenset", "dict", "chain", "vars"}
 )
 # Builtins that only look at what they are given.
 # SQLAlchemy classes that keep a connection they are given as their bind and never close it

@@ -39,12 +39,11 @@ from sessionlint.knowledge import (
     CONVENTIONAL_SESSION_NAMES,
     ENGINE_BUILDERS,
     ENGINE_READERS,
-    FAILING_METHODS,
+    FAILING_CALLS,
     HANDOFF_SINKS,
     LIBRARY_ENGINE_BUILDERS,
     MAKER_BUILDERS,
     RETURNS_SELF,
-    STATEMENT_METHODS,
     STREAMING_RESPONSES,
     FactoryKind,
     Origin,
@@ -209,7 +208,7 @@ class LifecycleCollector:
                 disposed = dotted_name(receiver)
                 if disposed:
                     facts.disposed.add(disposed)
-            if (method in FAILING_METHODS or method in STATEMENT_METHODS) and self.try_depth[-1] > 0:
+            if method in FAILING_CALLS and self.try_depth[-1] > 0:
                 facts.commits_in_try = True
             if method in ASYNC_SESSION_COROUTINES and type(receiver) is cst.Name:
                 self._check_awaited(node, receiver.value, method, ancestors, facts)

@@ -538,6 +538,13 @@ class Resolver:
         if dotted is not None and dotted in self.self_makers:
             maker = self.self_makers[dotted]
             return Factory(FactoryKind.SESSION, maker.is_async, Origin.MAKER, dotted)
+        if dotted is not None and dotted.count(".") == 2 and dotted.startswith("self.") and f"self.{attr}" in self.self_makers:
+            # `self.server.config_session()`: the sessionmaker another class of the module
+            # keeps on itself, reached through the object this one holds (a request handler's
+            # server; real-bug corpus: codechecker's readiness probe).
+            # Fixture: SL003/maker_of_the_held_server.py
+            maker = self.self_makers[f"self.{attr}"]
+            return Factory(FactoryKind.SESSION, maker.is_async, Origin.MAKER, dotted)
         if dotted is not None:
             head, _, rest = dotted.partition(".")
             binding = self.imports.get(head)

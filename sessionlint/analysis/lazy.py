@@ -139,3 +139,72 @@ def queries_after_runner(function: cst.FunctionDef, resolver: "Resolver") -> Lis
             query = dotted_name(positional[position].value) or "the query"
             found.append(RunnerUse(node, query, dotted_name(node.func) or "the runner"))
     return found
+
+
+@dataclass(frozen=True)
+class ReturnedResult:
+    call: cst.Call  # `conn.execute(...)`, returned from the block
+    connection: str  # the connection the block closes
+    block: cst.With
+
+
+# What a statement given as a string or built with these does not return rows from (unless
+# it says RETURNING): a closed result of it is all there is to read.
+_NO_ROWS_WORDS = ("insert", "update", "delete", "create", "drop", "alter", "truncate", "grant", "set", "begin", "commit", "rollback")
+
+
+def results_returned_from_with(function: cst.FunctionDef, connections: Set[int]) -> List[ReturnedResult]:
+    """`return conn.execute(...)` inside the `with` block of a connection the scope opened
+    (`connections`: the ids of the calls that opened them): the block closes the connection
+    as the function returns, and the caller reads the result's rows from a closed cursor
+    ("This result object is closed", or rows of another checkout). A result read inside the
+    block (`.fetchall()`, `.scalar()`, `.all()`...), an `await`ed result (asyncio results
+    are buffered) and a statement that returns no rows are fine. (Real-bug corpus: sopel's
+    `SopelDB.execute`.) Fixture: SL003/connection_result_returned_from_with.py"""
+    found: List[ReturnedResult] = []
+    for node in walk(function.body, enter_scopes=False):
+        if not isinstance(node, cst.With) or node.asynchronous is not None:
+            continue
+        for item in node.items:
+            name = item.asname.name if item.asname is not None else None
+            if id(item.item) not in connections or not isinstance(name, cst.Name):
+                continue
+            for inner in walk(node.body, enter_scopes=False):
+                if not isinstance(inner, cst.Return) or not isinstance(inner.value, cst.Call):
+                    continue
+                call = inner.value
+                func = call.func
+                if (
+                    isinstance(func, cst.Attribute)
+                    and isinstance(func.value, cst.Name)
+                    and func.value.value == name.value
+                    and func.attr.value in ("execute", "exec_driver_sql")
+                    and not _returns_no_rows(call)
+                ):
+                    found.append(ReturnedResult(call, name.value, node))
+    return found
+
+
+def _returns_no_rows(call: cst.Call) -> bool:
+    """Whether the statement of `conn.execute(statement, ...)` is written as one that returns
+    no rows: a string or `text()` of DML or DDL, or `insert()`/`update()`/`delete()` without
+    `.returning()`."""
+    if not call.args or call.args[0].keyword is not None or call.args[0].star:
+        return False
+    statement = call.args[0].value
+    if isinstance(statement, cst.Call) and isinstance(statement.func, (cst.Name, cst.Attribute)):
+        if dotted_name(statement.func) in ("text", "sqlalchemy.text", "sa.text") and statement.args:
+            statement = statement.args[0].value
+    if isinstance(statement, cst.SimpleString):
+        text = statement.evaluated_value
+        words = text.split() if isinstance(text, str) else []
+        return bool(words) and words[0].lower() in _NO_ROWS_WORDS and "returning" not in text.lower()
+    chain = statement
+    methods: List[str] = []
+    while isinstance(chain, cst.Call) and isinstance(chain.func, cst.Attribute):
+        methods.append(chain.func.attr.value)
+        chain = chain.func.value
+    if isinstance(chain, cst.Call) and isinstance(chain.func, (cst.Name, cst.Attribute)):
+        root = chain.func.attr.value if isinstance(chain.func, cst.Attribute) else chain.func.value
+        return root in ("insert", "update", "delete") and "returning" not in methods
+    return False

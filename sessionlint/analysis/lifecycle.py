@@ -35,13 +35,12 @@ from sessionlint.analysis.flow import (
     Transfer,
 )
 from sessionlint.analysis.frameworks import FunctionInfo
+from sessionlint.analysis.keeping import kept_calls, local_holders
 from sessionlint.analysis.ownership import (
     CalleeOracle,
     Closer,
     EventScanner,
     _with_item_closes,
-    kept_calls,
-    local_holders,
 )
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,

@@ -15,6 +15,7 @@ import libcst as cst
 from sessionlint.analysis.astfilter import (
     FAILING_METHODS,
     RESETTING_METHODS,
+    SESSION_READS,
     STATEMENT_METHODS,
     is_database_error,
 )
@@ -283,7 +284,10 @@ def _check_try(
                 vias[committed[0]] = committed[1]
             continue
         key, method = pair
-        if (method in FAILING_METHODS or (statements_abort and method in STATEMENT_METHODS)) and is_session_key(key, known):
+        # a load counts only on a name bound to a session here (`self.session.get(url)` of
+        # an HTTP client is named as sessions are). Fixture: SL007/failed_session_load_swallowed.py
+        reads = method in SESSION_READS and key in known
+        if (method in FAILING_METHODS or (statements_abort and (method in STATEMENT_METHODS or reads))) and is_session_key(key, known):
             failing.setdefault(key, call)
         elif method == "begin_nested":
             savepoint.add(key)  # a savepoint's context manager rolls back for us

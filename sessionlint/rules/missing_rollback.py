@@ -13,8 +13,9 @@ from sessionlint.rules.base import Invalid, ScopeRule, Valid
 class MissingRollback(ScopeRule):
     """## What it does
     Finds `except` handlers that catch the exception of a failed `commit()`, `flush()` or
-    statement (`execute()`, `scalar()`, `scalars()`, SQLModel's `exec()`, or a function that
-    runs one on the session it is given), do not re-raise, do not call `rollback()` (or `close()`), and let the same session be used
+    statement (`execute()`, `scalar()`, `scalars()`, SQLModel's `exec()`, a load with `get()`,
+    `get_one()` or `refresh()`, or a function that runs one on the session it is given), do not
+    re-raise, do not call `rollback()` (or `close()`), and let the same session be used
     again: in the handler, after the `try` statement, in the next iteration of a loop, or,
     for a session the function did not create, by whoever uses it next.
 

@@ -3,7 +3,7 @@ from typing import Dict, Optional, Set
 import libcst as cst
 
 from sessionlint.analysis.facts import Holding, ScopeFacts
-from sessionlint.analysis.lazy import lazy_queries_after_with, queries_after_runner
+from sessionlint.analysis.lazy import lazy_queries_after_with, queries_after_runner, results_returned_from_with
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, LineRef, ScopeRule, Valid
 
@@ -43,6 +43,11 @@ class UseAfterClose(ScopeRule):
     ```
 
     ## Known limitations
+    A connection's result returned from inside its `with` block (`return conn.execute(...)`)
+    is reported too: the block closes the connection as the function returns, and the caller
+    reads the rows from a closed cursor. Reading them inside the block (`.fetchall()`), an
+    awaited asyncio result (buffered) and a statement that returns no rows are fine.
+
     - Reading state that involves no database work (`is_active`, `in_transaction()`, `info`,
       `bind`) and calling `close()` again are not reported.
     - ORM objects loaded by the session and used after it closed are not followed yet.
@@ -133,6 +138,17 @@ class UseAfterClose(ScopeRule):
                     refs={"closed": ("end", lazy.block)},
                     confidence=Confidence.MEDIUM,
                 )
+            opened = {id(c.call) for c in facts.creations if c.is_connection and c.holding is Holding.MANAGED}
+            for result in results_returned_from_with(facts.node, opened) if opened else ():
+                self.report(
+                    result.call,
+                    f"the result of `{result.connection}.{terminal(result.call)}()` outlives connection `{result.connection}`: "
+                    f"the `with` block at line {{opened}} closes it as the function returns, and the caller reads "
+                    f"the rows from a closed cursor",
+                    help="Read the rows inside the block (`.fetchall()`, `.all()`, `.scalar()`) and return them",
+                    refs={"opened": result.block},
+                    confidence=Confidence.MEDIUM,
+                )
             for run in queries_after_runner(facts.node, self.context.lifecycle.resolver):
                 self.report(
                     run.call,
@@ -140,6 +156,10 @@ class UseAfterClose(ScopeRule):
                     f"reading it reopens a connection nobody closes",
                     help="Return rows from the function the runner calls (`.all()`), not the query",
                 )
+
+
+def terminal(call: cst.Call) -> str:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
 
 
 def _returned_names(scope: cst.CSTNode) -> Set[int]:
