@@ -132,15 +132,15 @@ def test_an_ignored_sigint_stays_ignored_while_a_file_is_written(tmp_path):
     interruptible while it writes; the handler in place before is the handler after."""
     script = textwrap.dedent(
         f"""
-        import os, signal
+        import os, signal, tempfile
         from sessionlint.fixes import files
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        real = files.tempfile.mkstemp
+        real = tempfile.mkstemp
         def interrupted(*args, **kwargs):
             made = real(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGINT)
             return made
-        files.tempfile.mkstemp = interrupted
+        tempfile.mkstemp = interrupted  # files imports tempfile when it writes
         files.write_fixed({str(tmp_path / 'm.py')!r}, b"new\\n")
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         print("written")

@@ -260,15 +260,15 @@ def test_an_interrupt_during_a_write_waits_for_the_file_to_be_whole(tmp_path):
     target = tmp_path / "m.py"
     target.write_bytes(b"old\n")
     script = f"""
-import os, signal
+import os, signal, tempfile
 from sessionlint.fixes import files
 signal.signal(signal.SIGINT, signal.default_int_handler)
-real = files.tempfile.mkstemp
+real = tempfile.mkstemp
 def interrupted(*args, **kwargs):
     made = real(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGINT)
     return made
-files.tempfile.mkstemp = interrupted
+tempfile.mkstemp = interrupted  # files imports tempfile when it writes
 try:
     files.write_fixed({str(target)!r}, b"new\\n")
 except KeyboardInterrupt:
