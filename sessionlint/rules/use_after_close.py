@@ -4,6 +4,7 @@ import libcst as cst
 
 from sessionlint.analysis.facts import Holding, ScopeFacts
 from sessionlint.analysis.lazy import lazy_queries_after_with, queries_after_runner, results_returned_from_with
+from sessionlint.analysis.tree import terminal_name
 from sessionlint.diagnostics import Confidence, FixAvailability
 from sessionlint.rules.base import Invalid, LineRef, ScopeRule, Valid
 
@@ -142,7 +143,7 @@ class UseAfterClose(ScopeRule):
             for result in results_returned_from_with(facts.node, opened) if opened else ():
                 self.report(
                     result.call,
-                    f"the result of `{result.connection}.{terminal(result.call)}()` outlives connection `{result.connection}`: "
+                    f"the result of `{result.connection}.{terminal_name(result.call.func)}()` outlives connection `{result.connection}`: "
                     f"the `with` block at line {{opened}} closes it as the function returns, and the caller reads "
                     f"the rows from a closed cursor",
                     help="Read the rows inside the block (`.fetchall()`, `.all()`, `.scalar()`) and return them",
@@ -156,10 +157,6 @@ class UseAfterClose(ScopeRule):
                     f"reading it reopens a connection nobody closes",
                     help="Return rows from the function the runner calls (`.all()`), not the query",
                 )
-
-
-def terminal(call: cst.Call) -> str:
-    return call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
 
 
 def _returned_names(scope: cst.CSTNode) -> Set[int]:
