@@ -11,11 +11,10 @@ from typing import AbstractSet, Any, FrozenSet, Iterable, List, Optional, Sequen
 
 from sessionlint.knowledge import (
     CONVENTIONAL_SESSION_NAMES,
-    FAILING_METHODS,
+    FAILING_CALLS,
     HANDOFF_SINKS,
     RESETTING_METHODS,
     SESSION_READS,
-    STATEMENT_METHODS,
     STREAMING_RESPONSES,
     is_database_error,
 )
@@ -46,10 +45,11 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
             for sub in ast.walk(statement):
                 if type(sub) is not ast.Call:
                     continue
-                if type(sub.func) is ast.Attribute and (sub.func.attr in FAILING_METHODS or sub.func.attr in STATEMENT_METHODS):
-                    receivers.add(ast.dump(sub.func.value))
-                elif type(sub.func) is ast.Attribute and sub.func.attr in SESSION_READS and _session_named(sub.func.value):
-                    receivers.add(ast.dump(sub.func.value))
+                if type(sub.func) is ast.Attribute and sub.func.attr in FAILING_CALLS:
+                    # a load (knowledge.SESSION_READS) counts only on a plain name bound to a
+                    # session, as transactions.find_missing_rollbacks reads it
+                    if sub.func.attr not in SESSION_READS or type(sub.func.value) is ast.Name:
+                        receivers.add(ast.dump(sub.func.value))
                 elif type(sub.func) is ast.Name:
                     if helpers is None:
                         helpers = set(committing_functions(tree)) | set(imported) if isinstance(tree, ast.Module) else set(imported)
@@ -72,14 +72,6 @@ def may_leave_failed_transaction(tree: ast.AST, imported: AbstractSet[str] = fro
             if _outlives(receivers, scope) or _named_after(scope, node, receivers):
                 return True
     return False
-
-
-def _session_named(value: ast.expr) -> bool:
-    """`session`, `db`, `self.session`, `async_session`...: a receiver named as sessions are,
-    for the loads of knowledge.SESSION_READS (`config.get(...)` is none; the analysis then
-    asks whether the name holds a session)."""
-    name = value.id if type(value) is ast.Name else value.attr if type(value) is ast.Attribute else ""
-    return name in CONVENTIONAL_SESSION_NAMES or "session" in name.lower()
 
 
 def _tries(tree: ast.AST) -> Iterable[Tuple[Any, ast.AST, bool]]:

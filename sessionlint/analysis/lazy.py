@@ -159,8 +159,9 @@ def results_returned_from_with(function: cst.FunctionDef, connections: Set[int])
     as the function returns, and the caller reads the result's rows from a closed cursor
     ("This result object is closed", or rows of another checkout). A result read inside the
     block (`.fetchall()`, `.scalar()`, `.all()`...), an `await`ed result (asyncio results
-    are buffered) and a statement that returns no rows are fine. (Real-bug corpus: sopel's
-    `SopelDB.execute`.) Fixture: SL003/connection_result_returned_from_with.py"""
+    are buffered) and a statement that returns no rows are fine. (The shape of sopel's
+    `SopelDB.execute` in the real-bug corpus, whose `self.connect()` is not resolved yet.)
+    Fixture: SL003/connection_result_returned_from_with.py"""
     found: List[ReturnedResult] = []
     for node in walk(function.body, enter_scopes=False):
         if not isinstance(node, cst.With) or node.asynchronous is not None:

@@ -12,13 +12,7 @@ from typing import AbstractSet, Callable, Dict, FrozenSet, Iterable, List, Mappi
 
 import libcst as cst
 
-from sessionlint.analysis.astfilter import (
-    FAILING_METHODS,
-    RESETTING_METHODS,
-    SESSION_READS,
-    STATEMENT_METHODS,
-    is_database_error,
-)
+from sessionlint.analysis.astfilter import RESETTING_METHODS, is_database_error
 from sessionlint.analysis.tree import (
     SCOPE_TYPES,
     dotted_name,
@@ -28,7 +22,7 @@ from sessionlint.analysis.tree import (
     terminal_name,
     walk,
 )
-from sessionlint.knowledge import HELPER_STATEMENTS
+from sessionlint.knowledge import FAILING_METHODS, HELPER_STATEMENTS, SESSION_READS, STATEMENT_METHODS
 from sessionlint.project.callables import CallShape, committer_summary, stronger_failure, through_calls
 from sessionlint.project.model import Committer
 

@@ -67,8 +67,9 @@ class _PlainText:
 
 
 class _PlainConsole:
-    """rich's Console for `_PlainText`, without importing rich (0.03 s of a warm run).
-    rich expands a tab by the cells its line takes before it: such a line goes to rich."""
+    """rich's Console for `_PlainText`, without importing rich (the largest import of a
+    warm run). rich expands a tab by the cells its line takes before it: such a line goes
+    to rich."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
