@@ -132,15 +132,15 @@ def test_an_ignored_sigint_stays_ignored_while_a_file_is_written(tmp_path):
     interruptible while it writes; the handler in place before is the handler after."""
     script = textwrap.dedent(
         f"""
-        import os, signal, tempfile
+        import os, signal
         from sessionlint.fixes import files
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        real = tempfile.mkstemp
+        real = files.tempfile.mkstemp
         def interrupted(*args, **kwargs):
             made = real(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGINT)
             return made
-        tempfile.mkstemp = interrupted  # files imports tempfile when it writes
+        files.tempfile.mkstemp = interrupted
         files.write_fixed({str(tmp_path / 'm.py')!r}, b"new\\n")
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         print("written")

@@ -260,15 +260,15 @@ def test_an_interrupt_during_a_write_waits_for_the_file_to_be_whole(tmp_path):
     target = tmp_path / "m.py"
     target.write_bytes(b"old\n")
     script = f"""
-import os, signal, tempfile
+import os, signal
 from sessionlint.fixes import files
 signal.signal(signal.SIGINT, signal.default_int_handler)
-real = tempfile.mkstemp
+real = files.tempfile.mkstemp
 def interrupted(*args, **kwargs):
     made = real(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGINT)
     return made
-tempfile.mkstemp = interrupted  # files imports tempfile when it writes
+files.tempfile.mkstemp = interrupted
 try:
     files.write_fixed({str(target)!r}, b"new\\n")
 except KeyboardInterrupt:

@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import stat
+import tempfile
 import threading
 from hashlib import blake2b
 from typing import Iterator, List, Optional
@@ -34,8 +35,6 @@ def digest(data: bytes) -> str:
 
 
 def _temporary(directory: str, name: str) -> "tuple[int, str]":
-    import tempfile
-
     return tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
 
 
