@@ -1,8 +1,12 @@
 """Results per file, keyed by content hash, tool version, effective settings and the project
 facts that cross files (the factory index), in `.sessionlint_cache/`.
 
-A warm run over an unchanged tree reads every file (to hash it), runs the project pass from
-cached per-file scans, and parses nothing. Any change to the cross-file facts (a factory
+A warm run over an unchanged tree runs the project pass from cached per-file scans and parses
+nothing. It reads and hashes only the files whose status changed: a file's hash is trusted
+from its status (modification and change times, size, inode, device) when both match what
+was recorded, and a status is recorded only when the file was last changed well before the
+run read it, so that a later write within the file system's clock resolution cannot keep
+the same status (git's "racily clean" rule). Any change to the cross-file facts (a factory
 defined, renamed or removed anywhere, a `Depends` target, an import) changes the run key and
 so invalidates every entry: coarse, but never stale. What other files say of one file's own
 functions (which run per request, which registries are removed elsewhere) is in that file's
@@ -22,25 +26,22 @@ import functools
 import json
 import os
 import stat
+from hashlib import blake2b
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sessionlint import __version__
 from sessionlint.cache_codecs import _CODECS, CacheError, _decode_key, _dict, _encode_key, _expect
 from sessionlint.config import ConfigError
-from sessionlint.fixes.files import (
-    TEMPORARY_SUFFIX,
-    blake2b,
-    remove_stale_temporaries,
-    write_atomically,
-)
 
-_FORMAT = 19
+_FORMAT = 20
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
 # The stored tables, in two files: the results per file, and the project pass's scans, text
 # facts, checks and call sites per content hash.
-_FILES = {"results.json": ("files",), "project.json": ("scans", "texts", "checks", "calls", "requests")}
+_FILES = {"results.json": ("files", "stamps"), "project.json": ("scans", "texts", "checks", "calls", "requests")}
+# A file's status is recorded only when its last change is this much older than the run.
+RACY_NS = 2_000_000_000
 # How many answers of the per-request search are kept (one per state of a project's files).
 _MAX_REQUESTS = 8
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
@@ -213,6 +214,8 @@ class Cache:
     def __init__(self, directory: Optional[str]) -> None:
         self.directory = directory
         self.files: Dict[str, Tuple[str, str, Any]] = {}  # path -> (run key, digest, FileResult)
+        # path -> (its status when read, the digest of its bytes, whether SL100 may report in it)
+        self.stamps: Dict[str, Tuple[Tuple[int, ...], str, bool]] = {}
         self.scans: Dict[str, Any] = {}  # digest -> project-pass scan of that content
         self.texts: Dict[str, Any] = {}  # digest -> project-pass text facts of that content
         # (learnt factory names, digest) -> why the project pass may rescan that content for
@@ -280,6 +283,40 @@ class Cache:
             self.files[path] = (run_key, digest, result)
             self.dirty.add("files")
 
+    @staticmethod
+    def stamp(path: str) -> Optional[Tuple[int, ...]]:
+        """The status of the regular file at `path` that identifies its bytes, or None."""
+        try:
+            return Cache.stamp_of(os.stat(path))
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def stamp_of(status: os.stat_result) -> Optional[Tuple[int, ...]]:
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        return (status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino, status.st_dev)
+
+    def get_stamp(self, path: str, stamp: Optional[Tuple[int, ...]]) -> Optional[Tuple[str, bool]]:
+        """(digest, SL100 mark) of `path`'s bytes when its status is the one recorded."""
+        entry = self.stamps.get(path)
+        if entry is None or stamp is None or entry[0] != stamp:
+            return None
+        return entry[1], entry[2]
+
+    def put_stamp(self, path: str, stamp: Optional[Tuple[int, ...]], digest: str, mark: bool, started_ns: int) -> None:
+        """Record the status `path` had before its bytes (hashed to `digest`) were read, if
+        its last change is old enough, compared to `started_ns` (the run's start, before any
+        read), that a later write must change it."""
+        if not self.enabled or stamp is None:
+            return
+        if max(stamp[0], stamp[1]) > started_ns - RACY_NS:
+            return
+        entry = (stamp, digest, mark)
+        if self.stamps.get(path) != entry:
+            self.stamps[path] = entry
+            self.dirty.add("stamps")
+
     def get_scan(self, digest: str) -> Optional[Any]:
         return self.scans.get(digest)
 
@@ -334,6 +371,8 @@ class Cache:
         assert directory is not None
         if not wanted:
             return
+        from sessionlint.fixes import files
+
         try:
             _prepare_directory(directory)
         except OSError:
@@ -348,7 +387,7 @@ class Cache:
                     setattr(self, table, dict(list(entries.items())[-_MAX_ENTRIES:]))
                 payload[table] = getattr(self, table)
             try:
-                write_atomically(os.path.join(directory, name), encode_file(payload))
+                files.write_atomically(os.path.join(directory, name), encode_file(payload))
             except OSError:
                 continue
             self.dirty -= set(stored)
@@ -370,6 +409,8 @@ def _prepare_directory(directory: str) -> None:
             continue
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+    from sessionlint.fixes.files import remove_stale_temporaries
+
     remove_stale_temporaries(directory)
 
 
@@ -396,6 +437,8 @@ def is_own_directory(directory: str) -> bool:
 
 
 def _is_own_file_name(name: str) -> bool:
+    from sessionlint.fixes.files import TEMPORARY_SUFFIX
+
     return name in _FILES or name in _OLD_FILES or (name.startswith(".") and name.endswith(TEMPORARY_SUFFIX))
 
 

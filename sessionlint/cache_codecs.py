@@ -50,6 +50,11 @@ def _list(value: Any, length: Optional[int] = None) -> List[Any]:
     return value
 
 
+def _strings(value: Any) -> Tuple[str, ...]:
+    _expect(type(value) is list and all(type(item) is str for item in value), "a list of strings")
+    return tuple(value)
+
+
 def _dict(value: Any) -> Dict[str, Any]:
     _expect(type(value) is dict, "an object")
     return value
@@ -140,8 +145,8 @@ def _decode_scan(value: Any) -> Any:
         decoded_stars.append((_string(module), _int(level)))
     return (
         decoded_factories, decoded_imports, _decode_calls(returned_calls), decoded_aliases, decoded_registries,
-        _decode_calls(yielded_calls), tuple(decoded_stars), tuple(_string(name) for name in _list(released)),
-        tuple(_string(name) for name in _list(builds)),
+        _decode_calls(yielded_calls), tuple(decoded_stars), _strings(released),
+        _strings(builds),
         {name: _bool(closes) for name, closes in _dict(holders).items()},
         _decode_calls(opened_calls),
     )
@@ -185,16 +190,16 @@ def _decode_text(value: Any) -> Any:
         name, positions, names = _list(entry, 3)
         for position in _list(positions):
             _expect(type(position) is int and 0 <= position < 1 << 31, "a parameter position")
-        closers.append((_string(name), tuple(_list(positions)), tuple(_string(n) for n in _list(names))))
+        closers.append((_string(name), tuple(_list(positions)), _strings(names)))
     runners = []
     for entry in _list(runners_value):
         name, position = _list(entry, 2)
         _expect(type(position) is int and 0 <= position < 1 << 31, "a parameter position")
         runners.append((_string(name), position))
     return (
-        tuple(_string(n) for n in _list(imported)), tuple(_string(n) for n in _list(depends)), _bool(can_bind), _bool(serves),
-        tuple(decoded), (tuple(runners), tuple(_string(n) for n in _list(lazy)), tuple(_string(n) for n in _list(properties)), tuple(closers)),
-        tuple(_string(n) for n in _list(defines)),
+        _strings(imported), _strings(depends), _bool(can_bind), _bool(serves),
+        tuple(decoded), (tuple(runners), _strings(lazy), _strings(properties), tuple(closers)),
+        _strings(defines),
     )
 
 
@@ -241,10 +246,23 @@ def _decode_requests(value: Any) -> Any:
     return found
 
 
+def _encode_stamp(entry: Any) -> List[Any]:
+    stamp, digest, mark = entry
+    return [*stamp, digest, mark]
+
+
+def _decode_stamp(value: Any) -> Any:
+    *stamp, digest, mark = _list(value, 7)
+    for number in stamp:
+        _expect(type(number) is int and -(1 << 63) <= number < 1 << 64, "a file's status number")
+    return tuple(stamp), _string(digest), _bool(mark)
+
+
 # table -> (encode an entry, decode an entry); the keys of `checks` and `calls` are
 # (names, digest)
 _CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "files": (_encode_file_entry, _decode_file_entry),
+    "stamps": (_encode_stamp, _decode_stamp),
     "scans": (_encode_scan, _decode_scan),
     "texts": (_encode_text, _decode_text),
     "checks": (_encode_check, _decode_check),

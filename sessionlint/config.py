@@ -346,19 +346,20 @@ class Configuration:
         configuration._settings[None] = settings
         return configuration
 
-    def config_file_for(self, path: str, is_file: bool = False) -> Optional[str]:
+    def config_file_for(self, path: str, is_file: Optional[bool] = None) -> Optional[str]:
         if self.isolated:
             return None
         if self.explicit is not None:
             return self.explicit
         directory = os.path.abspath(path)
-        if is_file or not os.path.isdir(directory):
+        if is_file or (is_file is None and not os.path.isdir(directory)):
             directory = os.path.dirname(directory)
         return _nearest_config(directory, self._nearest)
 
-    def for_path(self, path: str, is_file: bool = False) -> Settings:
-        """The settings that apply to the file or directory `path` (`is_file`: the caller
-        knows it is not a directory, as of a discovered file: no stat)."""
+    def for_path(self, path: str, is_file: Optional[bool] = None) -> Settings:
+        """The settings that apply to the file or directory `path` (`is_file`: whether the
+        caller knows it is a file, as of a discovered one, or a directory; None: a stat
+        tells)."""
         config = self.config_file_for(path, is_file)
         settings = self._settings.get(config)
         if settings is None:

@@ -2,7 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from sessionlint.config import Configuration, Settings, nearest_upward
 
@@ -68,8 +68,8 @@ def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None
             top = configuration.for_path(given)
             if top.force_exclude and top.is_excluded(given):
                 continue
-            for directory, subdirectories, filenames in os.walk(given, followlinks=False):
-                here = configuration.for_path(directory)
+            for directory, subdirectories, filenames in _walk(given):
+                here = configuration.for_path(directory, is_file=False)
                 excludes = here.exclude + here.extend_exclude
                 subdirectories[:] = sorted(
                     d
@@ -77,15 +77,13 @@ def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None
                     if d not in EXCLUDED_DIRECTORIES
                     and not d.endswith(".egg-info")
                     and not _is_virtualenv(os.path.join(directory, d))
-                    and not (excludes and configuration.for_path(os.path.join(directory, d)).is_excluded(os.path.join(directory, d)))
+                    and not (excludes and configuration.for_path(os.path.join(directory, d), is_file=False).is_excluded(os.path.join(directory, d)))
                 )
                 for filename in sorted(filenames):
-                    if filename.endswith(PYTHON_SUFFIXES):
-                        full = os.path.join(directory, filename)
-                        if excludes and here.is_excluded(full):
-                            continue
-                        if os.path.isfile(full):  # skips broken links and sockets
-                            add(full, True)
+                    full = os.path.join(directory, filename)
+                    if excludes and here.is_excluded(full):
+                        continue
+                    add(full, True)
         elif os.path.isfile(given):
             settings_here = configuration.for_path(given)
             if not (settings_here.force_exclude and settings_here.is_excluded(given)):
@@ -100,6 +98,33 @@ def discover(paths: Sequence[str], settings: Union[Settings, Configuration, None
         if ignored:
             found.files = [f for f in found.files if f not in ignored]
     return found
+
+
+def _walk(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
+    """(directory, its subdirectories, its Python files) from `top` down, as `os.walk`
+    walks them (the caller may prune the subdirectories in place), without following
+    symbolic links to directories. A file is a regular file or a link to one (broken links
+    and sockets are left out), told from the directory entry without a stat where the file
+    system says its type."""
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        subdirectories: List[str] = []
+        files: List[str] = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(entry.name)
+                elif entry.name.endswith(PYTHON_SUFFIXES) and entry.is_file():
+                    files.append(entry.name)
+            except OSError:
+                continue
+        yield directory, subdirectories, files
+        pending.extend(os.path.join(directory, d) for d in reversed(subdirectories))
 
 
 def git_ignored(files: Sequence[str]) -> Set[str]:
@@ -154,14 +179,14 @@ PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _ROOTS: Dict[str, Optional[str]] = {}
 
 
-def project_root(start: str, settings: Settings) -> Optional[str]:
+def project_root(start: str, settings: Settings, is_file: bool = False) -> Optional[str]:
     """The root of the project `start` lies in: the directory of the configuration file,
     or the nearest directory upward holding a pyproject.toml, setup.py, setup.cfg or .git;
-    None outside any project."""
+    None outside any project. `is_file`: the caller knows `start` is a file (no stat)."""
     if settings.config_file:
         return os.path.dirname(os.path.abspath(settings.config_file))
     directory = os.path.abspath(start)
-    if not os.path.isdir(directory):
+    if is_file or not os.path.isdir(directory):
         directory = os.path.dirname(directory)
     return nearest_upward(directory, _ROOTS, _marked)
 

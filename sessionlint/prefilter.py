@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Pattern, Tuple
 
-from sessionlint.analysis.astfilter import REFINED_TRIGGERS
 from sessionlint.config import Settings
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES, LIBRARY_ENGINE_BUILDERS, SESSION_CLASSES
 from sessionlint.project.builder import ProjectCache, build_index
@@ -102,16 +101,18 @@ class Project:
     """What every file's lint needs from the project pass. Plain data."""
 
     index: ProjectIndex
-    factory_call: Pattern[bytes]
-    session_alias: Optional[Pattern[bytes]] = None  # the project's async session type aliases
+    # The patterns are kept as sources and compiled when a file is first tested (`_compiled`):
+    # a run whose results are all cached tests none.
+    factory_call: bytes
+    session_alias: Optional[bytes] = None  # the project's async session type aliases
     # names of the project's async factories and engines, and async dependencies
-    async_names: Optional[Pattern[bytes]] = None
+    async_names: Optional[bytes] = None
 
     factory_words: Tuple[bytes, ...] = ()  # substrings one of which every factory name holds
     # names of the project's functions that commit a session they are given (SL007's check)
     committer_names: FrozenSet[str] = frozenset()
     # a call of one of them (`\bname\s*\(`), for the "commit" trigger
-    committer_call: Optional[Pattern[bytes]] = None
+    committer_call: Optional[bytes] = None
     # names of the project's query runners (SL003's check through a runner)
     runner_names: FrozenSet[str] = frozenset()
     # names of properties that check out a new connection on every access (SL010)
@@ -124,6 +125,8 @@ class Project:
         """None: no rule can report anything in `data`. Otherwise the file is parsed: `()`
         with libcst, or a tuple of triggers (all in astfilter.REFINED_TRIGGERS) whose `ast`
         checks decide whether libcst is needed."""
+        from sessionlint.analysis.astfilter import REFINED_TRIGGERS
+
         refined: List[str] = []
         for trigger in sorted(triggers, key=lambda t: t in REFINED_TRIGGERS):
             if self._matches(data, trigger):
@@ -134,15 +137,15 @@ class Project:
 
     def _matches(self, data: bytes, trigger: str) -> bool:
         if trigger == "factory_call":
-            return any(w in data for w in self.factory_words) and bool(self.factory_call.search(data))
+            return any(w in data for w in self.factory_words) and bool(_compiled(self.factory_call).search(data))
         if trigger == "async":
             if b"async" not in data:
                 return False
-            if self.session_alias is not None and self.session_alias.search(data):
+            if self.session_alias is not None and _compiled(self.session_alias).search(data):
                 return True
             if not self._async_object_named(data):
                 return False
-        if trigger == "commit" and self.committer_call is not None and b"except" in data and self.committer_call.search(data):
+        if trigger == "commit" and self.committer_call is not None and b"except" in data and _compiled(self.committer_call).search(data):
             return bool(static_trigger(trigger)[0].search(data))
         if trigger == "engine" and any(root in data and name in data for root, name in _LIBRARY_BUILDER_WORDS):
             return True
@@ -158,7 +161,7 @@ class Project:
         type, `async with`, an `async_...`/`...async...` name, or one of the project's async
         factories. `async def` and `asyncio` alone do not: a sync session's `commit()` in a
         file with coroutines is no finding."""
-        return bool(re.search(_ASYNC_WORD, data)) or (self.async_names is not None and bool(self.async_names.search(data)))
+        return bool(re.search(_ASYNC_WORD, data)) or (self.async_names is not None and bool(_compiled(self.async_names).search(data)))
 
 
 def build_project(sources: Mapping[str, bytes], settings: Settings, cache: Optional["ProjectCache"] = None) -> Project:
@@ -183,23 +186,32 @@ def project_of(index: ProjectIndex, settings: Settings) -> Project:
     committers = frozenset(name for found in index.committers.values() for name in found)
     runners = frozenset(name for found in index.runners.values() for name in found)
     properties = frozenset(name for found in index.connection_properties.values() for name in found)
-    committer_call = re.compile(rb"\b" + alternation(committers) + rb"\s*\(") if committers else None
+    committer_call = rb"\b" + alternation(committers) + rb"\s*\(" if committers else None
     return Project(
-        index, trigger_pattern(names), _words(async_aliases), _words(async_names), _cover(names), committers, committer_call, runners, properties
+        index, trigger_source(names), _words(async_aliases), _words(async_names), _cover(names), committers, committer_call, runners, properties
     )
 
 
-def _words(names: Iterable[str]) -> Optional[Pattern[bytes]]:
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: bytes) -> Pattern[bytes]:
+    return re.compile(pattern)
+
+
+def _words(names: Iterable[str]) -> Optional[bytes]:
     ordered = sorted(set(names))
-    return re.compile(rb"\b" + alternation(ordered) + rb"\b") if ordered else None
+    return rb"\b" + alternation(ordered) + rb"\b" if ordered else None
 
 
 def trigger_pattern(names: Iterable[str]) -> Pattern[bytes]:
+    return _compiled(trigger_source(names))
+
+
+def trigger_source(names: Iterable[str]) -> bytes:
     """A file can hold a finding only if it calls a factory (`Name(`, `mod.Name(`) or imports
     one under another name (`Name as Alias`), or calls a sessionmaker kept under a key of an
     application's state (`app.state["session_maker_class"]()`, analysis.factories; real-bug
     corpus: kodosumi's operator guard)."""
-    return re.compile(
+    return (
         rb"\b" + alternation(names) + rb"\s*(?:\(|as\b)"
         rb"|(?i:\[\s*[\"'](?:async_*)?session_*(?:maker|local)\w*[\"']\s*\]\s*\()"
     )

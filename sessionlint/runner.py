@@ -14,6 +14,7 @@ on which other paths a run was given.
 """
 
 import os
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -105,6 +106,10 @@ class _Run:
         self.executor: Executor = InProcess()
         self.marked: Set[str] = set()  # files that may hold a suppression SL100 reports
         self.done = 0  # files linted so far, for the progress bar
+        # The status of each linted file, taken before it is read (for the cache's stamps),
+        # and when the run started, before any status was taken.
+        self.status: Dict[str, os.stat_result] = {}
+        self.started = time.time_ns()
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -157,10 +162,11 @@ class _Run:
                 self.sources.pin(normal, data)
         kept = []
         for path in files:
-            settings = self.configuration.for_path(path, is_file=path not in self.sources.pinned)
+            settings = self.configuration.for_path(path, is_file=True if path not in self.sources.pinned else None)
             if path not in self.sources.pinned and settings.max_file_size:
                 try:
-                    size = os.path.getsize(path)
+                    status = self.status[path] = os.stat(path)
+                    size = status.st_size
                 except OSError:
                     size = 0
                 if size > settings.max_file_size:
@@ -185,7 +191,7 @@ class _Run:
         by_key: Dict[Tuple[Optional[str], Optional[str]], ProjectRun] = {}
         for path in files:
             settings = self.settings[path]
-            root = project_root(path, settings)
+            root = project_root(path, settings, is_file=True)
             key = (root, settings.config_file)
             project_run = by_key.get(key)
             if project_run is None:
@@ -229,9 +235,21 @@ class _Run:
         # read once.
         held: Dict[str, bytes] = {}
         budget = HELD_BYTES
+        limit = settings.max_file_size
         for path in order:
             pinned = self.sources.pinned.get(path)
-            data, failure = (pinned, None) if pinned is not None else read_source(path, settings.max_file_size)
+            stamp = None
+            if pinned is None and use_digests:
+                # An unchanged file (by its status) is not read: its digest is the recorded one.
+                status = self.status.get(path)
+                stamp = Cache.stamp_of(status) if status is not None else cache.stamp(path)
+                recorded = cache.get_stamp(path, stamp)
+                if recorded is not None and not (limit and stamp is not None and stamp[2] > limit):
+                    facts = builder.cached_facts(recorded[0])
+                    if facts is not None:
+                        known[path] = (recorded[0], facts, recorded[1])
+                        continue
+            data, failure = (pinned, None) if pinned is not None else read_source(path, limit)
             if data is None:
                 known[path] = failure
                 continue
@@ -239,7 +257,10 @@ class _Run:
             facts = builder.cached_facts(digest) if digest is not None else None
             if facts is None:
                 facts = builder.file_facts(path, data, digest)
-            known[path] = (digest, facts, may_report_unused(data))
+            mark = may_report_unused(data)
+            known[path] = (digest, facts, mark)
+            if digest is not None:
+                cache.put_stamp(path, stamp, digest, mark, self.started)
             if len(data) <= budget:
                 held[path] = data
                 budget -= len(data)
@@ -257,7 +278,6 @@ class _Run:
                     project_run.digests[path] = digest
                 if mark:
                     self.marked.add(path)
-        limit = settings.max_file_size
         index = builder.finish(lambda path: held.get(path) or read_source(path, limit)[0])
         index.versions = project_versions(project_run.root)
         index.sqlalchemy = sqlalchemy_target(project_run.root, settings.target_sqlalchemy, settings.config_file)

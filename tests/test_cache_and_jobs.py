@@ -300,7 +300,7 @@ def test_a_function_made_a_handler_elsewhere_relints_the_builder(tmp_path, monke
 def test_a_warm_run_over_unchanged_files_reuses_the_per_request_search(tmp_path, monkeypatch):
     """The per-request search's answer is kept under the hash of every file's bytes: a warm
     run over the same files does not search again; an edit anywhere searches again."""
-    from sessionlint.project import builder as builder_module
+    from sessionlint.project import calls as calls_module
 
     app = tmp_path / "app"
     app.mkdir()
@@ -310,15 +310,62 @@ def test_a_warm_run_over_unchanged_files_reuses_the_per_request_search(tmp_path,
     monkeypatch.chdir(tmp_path)
     warm = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     searches = []
-    real = builder_module.find_per_request
+    real = calls_module.find_per_request
 
     def counting(*arguments, **keywords):
         searches.append(1)
         return real(*arguments, **keywords)
 
-    monkeypatch.setattr(builder_module, "find_per_request", counting)
+    monkeypatch.setattr(calls_module, "find_per_request", counting)
     expected = [("database.py", 7, "SL004"), ("database.py", 8, "SL005")]
     assert findings(engine.run(["app"], warm)) == expected and len(searches) == 1
     assert findings(engine.run(["app"], warm)) == expected and len(searches) == 1
     (app / "other.py").write_text("X = 1\n")
     assert findings(engine.run(["app"], warm)) == expected and len(searches) == 2
+
+
+def reads_of(monkeypatch):
+    reads = []
+    real = sources.read_source
+
+    def counting(path, limit=0):
+        reads.append(os.path.basename(path))
+        return real(path, limit)
+
+    monkeypatch.setattr(engine, "read_source", counting)
+    return reads
+
+
+def test_a_warm_run_reads_no_file_whose_status_is_unchanged(tmp_path, monkeypatch):
+    """A file's recorded status (times, size, inode) stands for its bytes: a warm run reads
+    none of the unchanged files, and reads again a file rewritten to the same size with its
+    modification time put back (its change time moved)."""
+    import sessionlint.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    reads = reads_of(monkeypatch)
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    assert reads == []
+    routes = app / "routes.py"
+    before = os.stat(routes)
+    text = ROUTES.replace("    db.execute", "    db.close()\n#").replace("select 1", "")
+    text = text + " " * (before.st_size - len(text.encode()))
+    routes.write_text(text)
+    os.utime(routes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(routes).st_size == before.st_size and os.stat(routes).st_mtime_ns == before.st_mtime_ns
+    assert findings(engine.run([str(app)], settings)) == []
+    assert "routes.py" in reads
+
+
+def test_a_file_changed_just_before_the_run_is_hashed_again(tmp_path, monkeypatch):
+    """A status is not recorded for a file changed within RACY_NS of the run: a second write
+    in the same clock tick could keep its status and change its bytes."""
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    engine.run([str(app)], settings)
+    reads = reads_of(monkeypatch)
+    engine.run([str(app)], settings)
+    assert sorted(reads) == ["__init__.py", "database.py", "routes.py"]

@@ -209,12 +209,13 @@ def test_cache_of_another_version_is_replaced_silently(tmp_path, monkeypatch):
     assert json.loads(data.partition(b"\n")[0])["version"] == ["9.9.9", "other"]
 
 
-def test_round_trip_keeps_every_table_exactly(tmp_path):
+def test_round_trip_keeps_every_table_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)  # record the files' status too
     app = write_project(tmp_path)
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     engine.run([str(app)], settings)
     loaded = Cache.open(str(tmp_path / "cache"))
-    assert loaded.problem is None and loaded.files and loaded.scans and loaded.texts and loaded.calls and loaded.requests
+    assert loaded.problem is None and loaded.files and loaded.stamps and loaded.scans and loaded.texts and loaded.calls and loaded.requests
     for name, tables in cache_module._FILES.items():
         stored = {table: getattr(loaded, table) for table in tables}
         assert decode_file(encode_file(stored), tables) == stored

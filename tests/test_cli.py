@@ -72,7 +72,9 @@ def test_unreadable_file_is_an_error_and_others_are_linted(monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(engine, "open", guarded_open, raising=False)
-    code, out, err = invoke(["project", "broken/leak.py", "-q"], monkeypatch)
+    # Without the cache: a cached status would stand for the file's bytes (a real `chmod`
+    # changes the status; this patched `open` does not).
+    code, out, err = invoke(["project", "broken/leak.py", "-q", "--no-cache"], monkeypatch)
     assert code == 2
     assert err == "sessionlint: error: project/pkg/users.py: cannot read file: Permission denied\n"
     assert out == "broken/leak.py:5:10: SL001 [*] session `db` is never closed\n"

@@ -129,7 +129,7 @@ def test_trie_alternation_matches_what_the_flat_one_matches():
         names = {"".join(rng.choice("sSeion_La") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 8))}
         flat = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\s*(?:\(|as\b)")
         trie = prefilter.trigger_pattern(names)
-        words = prefilter._words(names)
+        words = re.compile(prefilter._words(names))
         flat_words = re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b")
         for _ in range(40):
             text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))).encode()

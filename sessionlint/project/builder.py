@@ -7,6 +7,7 @@ import re
 import sys
 import warnings
 from typing import (
+    TYPE_CHECKING,
     Callable,
     Dict,
     FrozenSet,
@@ -21,16 +22,6 @@ from typing import (
 )
 
 from sessionlint.knowledge import CONVENTIONAL_FACTORY_NAMES
-from sessionlint.project.callables import (
-    CallableFacts,
-    ClosingFacts,
-    RunnerFacts,
-    closing_functions,
-    committing_functions,
-    connection_properties,
-    query_runners,
-)
-from sessionlint.project.calls import SearchMemory, Site, find_per_request
 from sessionlint.project.model import Committer, Factory, ImportBinding, ModuleFacts, ProjectIndex, builder_factory, module_stem
 from sessionlint.project.scan import scan_module
 from sessionlint.project.summaries import summarise_functions
@@ -51,12 +42,16 @@ from sessionlint.project.text import (
     from_imports,
 )
 
+if TYPE_CHECKING:
+    from sessionlint.project.callables import CallableFacts, ClosingFacts, RunnerFacts
+    from sessionlint.project.calls import SearchMemory, Site
+
 # What the text facts of a file are: (names imported with `from x import`, `Depends()` targets,
 # whether the text can bind a factory, whether it imports a framework that serves requests).
 # The last item: the module-level functions of a file whose text commits or runs statements
 # but was not parsed; `finish` works out which of them commit a session parameter only if
 # another file imports one of these names.
-TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], CallableFacts, Tuple[str, ...]]
+TextFacts = Tuple[Tuple[str, ...], Tuple[str, ...], bool, bool, Tuple[Tuple[str, Committer], ...], "CallableFacts", Tuple[str, ...]]
 # The module scan as the cache stores it: factories, imports, returned calls, session aliases,
 # registries, yielded calls, star imports, released names, building functions (the scan before
 # function summaries).
@@ -91,9 +86,9 @@ class ProjectCache(Protocol):
 
     def put_check(self, names: str, digest: str, reason: "Reason") -> None: ...
 
-    def get_calls(self, names: str, digest: str) -> Optional[List[Site]]: ...
+    def get_calls(self, names: str, digest: str) -> Optional[List["Site"]]: ...
 
-    def put_calls(self, names: str, digest: str, sites: List[Site]) -> None: ...
+    def put_calls(self, names: str, digest: str, sites: List["Site"]) -> None: ...
 
     def get_requests(self, key: str) -> Optional[Dict[Tuple[str, str], str]]: ...
 
@@ -177,6 +172,8 @@ class IndexBuilder:
             if (runs or checks_out or closes or (commits and (facts[2] or tree is not None))) and b"def " in data:
                 tree = tree or parse_quietly(path, data)
                 if tree is not None:
+                    from sessionlint.project.callables import closing_functions, committing_functions, connection_properties, query_runners
+
                     committers = tuple(sorted(committing_functions(tree).items())) if commits else ()
                     runners = query_runners(tree, closes_in_finally, returns_query) if runs else ((), ())
                     properties = connection_properties(tree) if checks_out else ()
@@ -260,7 +257,7 @@ class IndexBuilder:
         digests = self.digests
         if any(path not in digests for path in index.paths):
             return None
-        from sessionlint.fixes.files import blake2b
+        from hashlib import blake2b
 
         parts = (
             sorted((path, digests[path]) for path in index.paths),
@@ -285,6 +282,8 @@ class IndexBuilder:
             if known is not None and not known[6]:
                 found = known[4]
             else:
+                from sessionlint.project.callables import committing_functions
+
                 data = read(path)
                 tree = parse_quietly(path, data) if data is not None else None
                 found = tuple(sorted(committing_functions(tree).items())) if tree is not None else ()
@@ -333,7 +332,7 @@ class IndexBuilder:
         serves = b"import" in data and SERVES_RE.search(data) is not None
         return tuple(sorted(imported)), tuple(sorted(depends)), can_bind, serves
 
-    def finish(self, read: Callable[[str], Optional[bytes]], memory: Optional[SearchMemory] = None) -> ProjectIndex:
+    def finish(self, read: Callable[[str], Optional[bytes]], memory: Optional["SearchMemory"] = None) -> ProjectIndex:
         """The index, once every file is added: function summaries, then rescans of files
         that import or call names learnt on the way, read through `read` (`memory`: see
         `find_per_request`)."""
@@ -388,6 +387,8 @@ class IndexBuilder:
             key = self._requests_key(index) if memory is None else None
             known = self.cache.get_requests(key) if key is not None and self.cache is not None else None
             if known is None:
+                from sessionlint.project.calls import find_per_request
+
                 known = find_per_request(index, read, self.cache, memory)
                 if key is not None and self.cache is not None:
                     self.cache.put_requests(key, known)
@@ -420,7 +421,7 @@ FileFacts = Tuple["TextFacts", bool, Optional[ScanRecord]]
 
 def content_key(data: bytes) -> bytes:
     """A short, stable hash of a file's bytes (the same in every process, unlike `hash`)."""
-    from sessionlint.fixes.files import blake2b
+    from hashlib import blake2b
 
     return blake2b(data, digest_size=8).digest()
 

@@ -41,7 +41,7 @@ class MemoryCache:
 
     @staticmethod
     def digest(data: bytes) -> str:
-        from sessionlint.fixes.files import blake2b
+        from hashlib import blake2b
 
         return blake2b(data, digest_size=16).hexdigest()
 
