@@ -223,7 +223,11 @@ class LifecycleCollector:
                 if engine is not None:
                     factory = Factory(FactoryKind.CONNECTION, engine.is_async, Origin.ENGINE_CONNECT, method)
                     self._record(node, factory, ancestors, facts)
-                return
+                    return
+                if not (type(receiver) is cst.Name and receiver.value == "self"):
+                    return
+                # `self.connect()`: a method of the class, resolved below (real-bug corpus:
+                # sopel's SopelDB.connect returns `self.engine.connect()`)
         callee = terminal_name(func) or ""
         if type(func) is cst.Name and self.try_depth[-1] > 0 and callee in self._helper_commits():
             facts.commits_in_try = True  # `_save(db, item)` in a `try`: the helper commits

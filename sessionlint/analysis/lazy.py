@@ -160,8 +160,9 @@ def results_returned_from_with(function: cst.FunctionDef, connections: Set[int])
     ("This result object is closed", or rows of another checkout). A result read inside the
     block (`.fetchall()`, `.scalar()`, `.all()`...), an `await`ed result (asyncio results
     are buffered) and a statement that returns no rows are fine. (The shape of sopel's
-    `SopelDB.execute` in the real-bug corpus, whose `self.connect()` is not resolved yet.)
-    Fixture: SL003/connection_result_returned_from_with.py"""
+    `SopelDB.execute` in the real-bug corpus, whose `self.connect()` returns
+    `self.engine.connect()`.) Fixtures: SL003/connection_result_returned_from_with.py,
+    SL003/connection_of_a_method_returned_from_with.py"""
     found: List[ReturnedResult] = []
     for node in walk(function.body, enter_scopes=False):
         if not isinstance(node, cst.With) or node.asynchronous is not None:

@@ -4,7 +4,7 @@ text can bind a factory."""
 
 import ast
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sessionlint.knowledge import (
     ENGINE_BUILDERS,
@@ -97,13 +97,14 @@ def scan_module(path: str, tree: ast.Module, may_release: bool = True) -> Module
                     facts.factories[statement.name] = factory
                     break
             facts.holders[statement.name] = _may_close(statement, module_classes)
+            engines = _engine_attributes(statement)
             for method in statement.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if (method.name == "__init__" or not method.name.startswith("_")) and _builds(method, facts.imports):
                         # a public method too: `SessionManager().make_session(engine)` in a
                         # request's path builds per request (real-bug corpus: keylime)
                         builds.append(f"{statement.name}.{method.name}")
-                    found_in_method = _function_facts(method, facts.imports, statement.name)
+                    found_in_method = _function_facts(method, facts.imports, statement.name, engines)
                     if not method.name.startswith("__"):
                         _add_function(facts, f"{statement.name}.{method.name}", found_in_method)
                     # `global _Session; _Session = sessionmaker(...)` in a method binds the
@@ -416,7 +417,22 @@ def _callee_of(call: ast.Call, makers: Set[str], class_name: Optional[str]) -> O
     return dotted
 
 
-def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None, class_name: Optional[str] = None) -> FunctionFacts:
+def _engine_attributes(cls: ast.ClassDef) -> FrozenSet[str]:
+    """The attributes (`self.engine`) a class's methods bind to a new pooled engine: a
+    method that returns `self.engine.connect()` checks a new connection out."""
+    found: Set[str] = set()
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in walk_own_scope(method):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _callee_of(node.value, set(), None) == NEW_ENGINE:
+                found.update(d for d in (dotted_of(t) for t in node.targets) if d and d.startswith("self.") and d.count(".") == 1)
+    return frozenset(found)
+
+
+def _function_facts(
+    function: ast.AST, imports: Optional[Mapping[str, ImportBinding]] = None, class_name: Optional[str] = None, engines: FrozenSet[str] = frozenset()
+) -> FunctionFacts:
     """Of a top-level function (or a method of a top-level class), from one walk of its own
     scope: the callees whose fresh result it returns (`return F(...)`, `x = F(...); return
     x`; not for context managers and decorated functions such as caches and fixtures), or, for
@@ -489,7 +505,7 @@ def _function_facts(function: ast.AST, imports: Optional[Mapping[str, ImportBind
                     assigned[target.id] = assigned_callee
     # `engine = create_engine(url)` ... `connection = engine.connect()`: a new connection
     # (real-bug corpus: agate-sql's get_connection). Fixture: tests/fixtures/projects/connection_helpers
-    engines_built = {name for name, callee in assigned.items() if callee == NEW_ENGINE}
+    engines_built = {name for name, callee in assigned.items() if callee == NEW_ENGINE} | engines
 
     def connection_of(callee: str) -> str:
         head, _, method = callee.rpartition(".")

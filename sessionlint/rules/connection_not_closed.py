@@ -12,6 +12,9 @@ class ConnectionNotClosed(ScopeRule):
     Finds connections checked out with `engine.connect()` or `engine.raw_connection()` (and
     their async forms) that are not closed on every path: never closed, left open by an early
     `return` or `raise`, or closed outside a `finally` so that an exception skips the close.
+    A project function or method that returns a new connection (`return engine.connect()`,
+    or `return self.engine.connect()` in a class that builds `self.engine`) is a checkout
+    too: `conn = self.connect()` must be closed like `engine.connect()`.
     Also finds methods called in place on a project property that checks out a new
     connection on every access (`return self._engine.connect()` under `@property`):
     `self.connector.connection.execute(query)` leaks one connection per call.
