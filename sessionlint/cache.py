@@ -33,17 +33,19 @@ from sessionlint import __version__
 from sessionlint.cache_codecs import _CODECS, CacheError, _decode_key, _dict, _encode_key, _expect
 from sessionlint.config import ConfigError
 
-_FORMAT = 20
+_FORMAT = 21
 _MAX_ENTRIES = 200_000
 # A cache file larger than this is not read (far more than the results of a large tree take).
 MAX_FILE_BYTES = 512 << 20
 # The stored tables, in two files: the results per file, and the project pass's scans, text
 # facts, checks and call sites per content hash.
-_FILES = {"results.json": ("files", "stamps"), "project.json": ("scans", "texts", "checks", "calls", "requests")}
+_FILES = {"results.json": ("files", "stamps", "states"), "project.json": ("scans", "texts", "checks", "calls", "requests")}
 # A file's status is recorded only when its last change is this much older than the run.
 RACY_NS = 2_000_000_000
-# How many answers of the per-request search are kept (one per state of a project's files).
+# How many answers of the per-request search, and how many project states, are kept (one
+# per state of a project's files).
 _MAX_REQUESTS = 8
+_MAX_STATES = 8
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
 PROJECT_TABLES = _FILES["project.json"]
 # What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG
@@ -73,29 +75,27 @@ def code_key() -> str:
     return blake2b(repr(sorted(parts)).encode(), digest_size=8).hexdigest()
 
 
-def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
-    """The run key: what, besides a file's own bytes, its result depends on."""
+def index_summary(index: Any) -> Tuple[str, Dict[str, str]]:
+    """What the results depend on of a project's index: the hash of what the project pass
+    concluded across files (every file may read it), and per file the hash of what other
+    files say of its own functions and registries (which of its functions run per request,
+    a handler in another module calls them; which of its registries another module
+    removes). A project state (`Cache.get_state`) stores both, so that a run over unchanged
+    files builds no index."""
+    from sessionlint.knowledge import FactoryKind
+
     factories = sorted(
         (path, name, factory.kind.value, factory.is_async, factory.origin.name, factory.detail)
         for path, facts in index.modules.items()
         for name, factory in facts.factories.items()
     )
     parts = (
-        __version__,
-        code_key(),
-        sorted(codes),
-        settings.prefilter,
-        sorted(settings.session_factories),
-        sorted(settings.engine_factories),
-        sorted(settings.request_decorators),
         factories,
         sorted(index.depends_targets),
         sorted(index.async_dependencies),
         sorted(index.session_aliases.items()),
         sorted(index.imported_names),
         sorted(index.module_stems.items()),
-        # what the project pass concluded across files and every file may read (what one
-        # file only reads is in its own key: `file_keys`)
         sorted(
             (path, sorted((n, f.kind.value, f.is_async) for n, f in facts.generators.items()), sorted(facts.registries),
              facts.builds, sorted(facts.holders.items()))
@@ -111,16 +111,6 @@ def fingerprint(settings: Any, codes: Iterable[str], index: Any) -> str:
         sorted((name, repr(versions)) for name, versions in index.versions.items()),
         index.sqlalchemy.version,
     )
-    return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
-
-
-def file_keys(run_key: str, index: Any) -> Dict[str, str]:
-    """The key of each file whose findings depend on what other files say of its own
-    functions and registries: which of its functions run per request (a handler in another
-    module calls them), which of its registries another module removes. Other files use
-    the run key."""
-    from sessionlint.knowledge import FactoryKind
-
     own: Dict[str, List[Any]] = {}
     for (path, qualified), why in sorted(index.per_request.items()):
         own.setdefault(path, []).append((qualified, why))
@@ -129,7 +119,38 @@ def file_keys(run_key: str, index: Any) -> Dict[str, str]:
         factory = facts.factories.get(name) if facts is not None else None
         if factory is not None and factory.kind is FactoryKind.REGISTRY:
             own.setdefault(path, []).append(name)
-    return {path: blake2b(repr((run_key, facts)).encode(), digest_size=16).hexdigest() for path, facts in own.items()}
+    own_hashes = {path: blake2b(repr(found).encode(), digest_size=16).hexdigest() for path, found in own.items()}
+    return blake2b(repr(parts).encode(), digest_size=16).hexdigest(), own_hashes
+
+
+def fingerprint(settings: Any, codes: Iterable[str], index_key: str) -> str:
+    """The run key: what, besides a file's own bytes, its result depends on (`index_key`:
+    the first item of `index_summary`)."""
+    parts = (
+        __version__,
+        code_key(),
+        sorted(codes),
+        settings.prefilter,
+        sorted(settings.session_factories),
+        sorted(settings.engine_factories),
+        sorted(settings.request_decorators),
+        index_key,
+    )
+    return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def file_keys(run_key: str, own: Dict[str, str]) -> Dict[str, str]:
+    """The key of each file whose findings depend on what other files say of its own
+    functions and registries (`own`: the second item of `index_summary`); other files use
+    the run key."""
+    return {path: blake2b(repr((run_key, found)).encode(), digest_size=16).hexdigest() for path, found in own.items()}
+
+
+def state_key(parts: Any) -> str:
+    """The key of a project's state: everything its index is built from (the caller's
+    `parts`: the root, the settings the project pass reads, every file's path and digest,
+    the declared versions)."""
+    return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 def _header_version() -> List[Any]:
@@ -227,6 +248,11 @@ class Cache:
         # the hash of a project's files and settings -> the per-request search's answer
         # (project.calls.find_per_request)
         self.requests: Dict[str, Any] = {}
+        # the key of a project's state (`state_key`) -> what `index_summary` said of its index
+        self.states: Dict[str, Tuple[str, Dict[str, str]]] = {}
+        # project.json, read when one of its tables is first asked for (a run over unchanged
+        # files answers from results.json alone)
+        self.unread: Optional[str] = None
         self.dirty: Set[str] = set()  # the tables changed since loaded or saved
         # Why the stored cache was not used (damaged, not a regular file...), for one line
         # of the run's output; None when it was used, missing, or from another version.
@@ -243,26 +269,37 @@ class Cache:
             cache.problem = f"the cache directory {directory} is a symbolic link; it is not used"
             cache.directory = None
             return cache
-        for name, tables in _FILES.items():
-            path = os.path.join(directory, name)
-            try:
-                data = _read_regular_file(path)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                if not os.path.lexists(path):
-                    continue
-                cache.problem = f"cannot read the cache file {path} ({error.strerror or error}); it is not used"
-                continue
-            try:
-                stored = decode_file(data, tables)
-            except (CacheError, ValueError, TypeError, KeyError) as error:
-                cache.problem = f"the cache file {path} is damaged ({error}); linting without it"
-                continue
-            if stored is not None:
-                for table, entries in stored.items():
-                    setattr(cache, table, entries)
+        cache._load("results.json")
+        cache.unread = "project.json"
         return cache
+
+    def _load(self, name: str) -> None:
+        """Read the tables of one cache file; a file that cannot be used leaves them empty
+        and says why in `problem`."""
+        assert self.directory is not None
+        path = os.path.join(self.directory, name)
+        try:
+            data = _read_regular_file(path)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if os.path.lexists(path):
+                self.problem = f"cannot read the cache file {path} ({error.strerror or error}); it is not used"
+            return
+        try:
+            stored = decode_file(data, _FILES[name])
+        except (CacheError, ValueError, TypeError, KeyError) as error:
+            self.problem = f"the cache file {path} is damaged ({error}); linting without it"
+            return
+        if stored is not None:
+            for table, entries in stored.items():
+                setattr(self, table, entries)
+
+    def load_project_tables(self) -> None:
+        """Read project.json if it was not read yet (its tables are asked for)."""
+        if self.unread is not None and self.directory is not None:
+            name, self.unread = self.unread, None
+            self._load(name)
 
     @property
     def enabled(self) -> bool:
@@ -318,47 +355,68 @@ class Cache:
             self.dirty.add("stamps")
 
     def get_scan(self, digest: str) -> Optional[Any]:
+        self.load_project_tables()
         return self.scans.get(digest)
 
     def put_scan(self, digest: str, scan: Any) -> None:
+        self.load_project_tables()
         if self.enabled:
             self.scans[digest] = scan
             self.dirty.add("scans")
 
     def get_text(self, digest: str) -> Optional[Any]:
+        self.load_project_tables()
         return self.texts.get(digest)
 
     def put_text(self, digest: str, facts: Any) -> None:
+        self.load_project_tables()
         if self.enabled:
             self.texts[digest] = facts
             self.dirty.add("texts")
 
     def get_check(self, names: str, digest: str) -> Optional[Any]:
+        self.load_project_tables()
         return self.checks.get((names, digest))
 
     def put_check(self, names: str, digest: str, reason: Any) -> None:
+        self.load_project_tables()
         if self.enabled and self.checks.get((names, digest)) != reason:
             self.checks[(names, digest)] = reason
             self.dirty.add("checks")
 
     def get_calls(self, names: str, digest: str) -> Optional[Any]:
+        self.load_project_tables()
         return self.calls.get((names, digest))
 
     def put_calls(self, names: str, digest: str, sites: Any) -> None:
+        self.load_project_tables()
         if self.enabled and self.calls.get((names, digest)) != sites:
             self.calls[(names, digest)] = sites
             self.dirty.add("calls")
 
     def get_requests(self, key: str) -> Optional[Any]:
+        self.load_project_tables()
         return self.requests.get(key)
 
     def put_requests(self, key: str, found: Any) -> None:
+        self.load_project_tables()
         if self.enabled and self.requests.get(key) != found:
             self.requests.pop(key, None)
             self.requests[key] = found
             while len(self.requests) > _MAX_REQUESTS:
                 del self.requests[next(iter(self.requests))]
             self.dirty.add("requests")
+
+    def get_state(self, key: str) -> Optional[Tuple[str, Dict[str, str]]]:
+        return self.states.get(key)
+
+    def put_state(self, key: str, summary: Tuple[str, Dict[str, str]]) -> None:
+        if self.enabled and self.states.get(key) != summary:
+            self.states.pop(key, None)
+            self.states[key] = summary
+            while len(self.states) > _MAX_STATES:
+                del self.states[next(iter(self.states))]
+            self.dirty.add("states")
 
     def save(self, tables: Iterable[str] = _TABLES) -> None:
         """Write the files holding the changed ones of `tables`, each atomically (temporary

@@ -258,11 +258,26 @@ def _decode_stamp(value: Any) -> Any:
     return tuple(stamp), _string(digest), _bool(mark)
 
 
+def _encode_state(summary: Any) -> List[Any]:
+    index_key, own = summary
+    return [index_key, [[path, key] for path, key in sorted(own.items())]]
+
+
+def _decode_state(value: Any) -> Any:
+    index_key, own = _list(value, 2)
+    found = {}
+    for pair in _list(own):
+        path, key = _list(pair, 2)
+        found[_string(path)] = _string(key)
+    return _string(index_key), found
+
+
 # table -> (encode an entry, decode an entry); the keys of `checks` and `calls` are
 # (names, digest)
 _CODECS: Dict[str, Tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "files": (_encode_file_entry, _decode_file_entry),
     "stamps": (_encode_stamp, _decode_stamp),
+    "states": (_encode_state, _decode_state),
     "scans": (_encode_scan, _decode_scan),
     "texts": (_encode_text, _decode_text),
     "checks": (_encode_check, _decode_check),

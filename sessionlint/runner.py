@@ -16,9 +16,10 @@ on which other paths a run was given.
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from sessionlint.cache import Cache, file_keys, fingerprint
+from sessionlint import __version__
+from sessionlint.cache import Cache, file_keys, fingerprint, index_summary, state_key
 from sessionlint.config import Configuration, Settings
 from sessionlint.diagnostics import (
     Diagnostic,
@@ -28,8 +29,6 @@ from sessionlint.diagnostics import (
     RunResult,
 )
 from sessionlint.discovery import discover, project_context, project_root
-from sessionlint.prefilter import Project, project_of
-from sessionlint.project.builder import IndexBuilder
 from sessionlint.project.versions import project_versions, sqlalchemy_target
 from sessionlint.registry import by_code, matches, select_rules
 from sessionlint.sources import SourceFiles, read_source, too_large_message
@@ -38,10 +37,14 @@ from sessionlint.workers import (
     Executor,
     Handle,
     InProcess,
+    Shared,
     make_executor,
     restore_gc,
     tune_gc,
 )
+
+if TYPE_CHECKING:
+    from sessionlint.prefilter import Project
 
 Progress = Callable[[int, int], None]
 
@@ -65,9 +68,17 @@ class ProjectRun:
     root: Optional[str]
     settings: Settings
     files: List[str] = field(default_factory=list)
-    project: Optional[Project] = None
+    project: Optional["Project"] = None
     cache: Optional[Cache] = None
     digests: Dict[str, str] = field(default_factory=dict)
+    # The key of the project's state (cache.state_key) and what the index built from it says
+    # that results depend on (cache.index_summary), from the cache or the built index.
+    state: Optional[str] = None
+    summary: Optional[Tuple[str, Dict[str, str]]] = None
+    # The project as the lint tasks carry it to the workers (pickled once).
+    shared: Optional["Shared[Project]"] = None
+    # What the index is built from, until it is (`_Run.build_index`).
+    pending: Optional[Tuple[List[str], Dict[str, Any], Dict[str, bytes], Any, Any]] = None
 
 
 def run(
@@ -129,6 +140,8 @@ class _Run:
                 self.collect(project_run, batches)
             for cache in self.caches.values():
                 cache.save()
+                if cache.problem is not None and not self.result.warnings:
+                    self.result.warnings.append(cache.problem)
         except BaseException:
             self.executor.close(interrupted=True)
             raise
@@ -219,7 +232,6 @@ class _Run:
         not linted), then the rescans for names learnt on the way."""
         settings = project_run.settings
         cache = project_run.cache = self.cache_for(settings)
-        builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
         linted = project_run.files
         others: List[str] = []
         if project_run.root is not None:
@@ -230,9 +242,11 @@ class _Run:
             others += project_context(root, self.paths, list(self.settings), self.configuration, relative)
         use_digests = cache.enabled
         order = linted + others
-        known: Dict[str, Any] = {}
-        # The bytes read are held for the rescans' questions (up to a budget): a file is
-        # read once.
+        # path -> (digest, whether SL100 may report in it, its bytes if read), or why it
+        # cannot be read
+        records: Dict[str, Any] = {}
+        # The bytes read are held for the index's questions (up to a budget): a file is read
+        # once.
         held: Dict[str, bytes] = {}
         budget = HELD_BYTES
         limit = settings.max_file_size
@@ -245,43 +259,89 @@ class _Run:
                 stamp = Cache.stamp_of(status) if status is not None else cache.stamp(path)
                 recorded = cache.get_stamp(path, stamp)
                 if recorded is not None and not (limit and stamp is not None and stamp[2] > limit):
-                    facts = builder.cached_facts(recorded[0])
-                    if facts is not None:
-                        known[path] = (recorded[0], facts, recorded[1])
-                        continue
+                    records[path] = (recorded[0], recorded[1], None)
+                    continue
             data, failure = (pinned, None) if pinned is not None else read_source(path, limit)
             if data is None:
-                known[path] = failure
+                records[path] = failure
                 continue
             digest = cache.digest(data) if use_digests else None
-            facts = builder.cached_facts(digest) if digest is not None else None
-            if facts is None:
-                facts = builder.file_facts(path, data, digest)
             mark = may_report_unused(data)
-            known[path] = (digest, facts, mark)
+            records[path] = (digest, mark, data)
             if digest is not None:
                 cache.put_stamp(path, stamp, digest, mark, self.started)
             if len(data) <= budget:
                 held[path] = data
                 budget -= len(data)
         linted_here = set(linted)
+        readable = []
         for path in order:
-            record = known.get(path)
+            record = records.get(path)
             if not isinstance(record, tuple):
                 if path in linted_here:
                     self.unreadable(path, record)
                 continue
-            digest, facts, mark = record
-            builder.merge(path, facts, digest)
+            readable.append(path)
+            digest, mark, _ = record
             if path in linted_here:
                 if digest is not None:
                     project_run.digests[path] = digest
                 if mark:
                     self.marked.add(path)
+        versions = project_versions(project_run.root)
+        target = sqlalchemy_target(project_run.root, settings.target_sqlalchemy, settings.config_file)
+        project_run.pending = (readable, records, held, versions, target)
+        if use_digests:
+            # Everything the index is built from: the same state gives the same index, and its
+            # summary is all the cached results' keys need.
+            project_run.state = state_key((
+                __version__, project_run.root, sorted(settings.session_factories), sorted(settings.engine_factories),
+                sorted(settings.request_decorators), [(path, records[path][0]) for path in readable],
+                sorted((name, repr(found)) for name, found in versions.items()), repr(target),
+            ))
+            project_run.summary = cache.get_state(project_run.state)
+        if project_run.summary is None:
+            self.build_index(project_run)
+        else:
+            # The index may not be needed at all: what it asks is read again if it is.
+            project_run.pending = (readable, {p: r[:2] + (None,) for p, r in records.items() if isinstance(r, tuple)}, {}, versions, target)
+
+    def build_index(self, project_run: ProjectRun) -> "Project":
+        """The project's index from the files the pass read (`ProjectRun.pending`); needed
+        to lint a file (or fix one), and for the run keys when the cache does not know the
+        project's state."""
+        if project_run.project is not None:
+            return project_run.project
+        assert project_run.pending is not None and project_run.cache is not None
+        from sessionlint.prefilter import project_of
+        from sessionlint.project.builder import IndexBuilder
+
+        readable, records, held, versions, target = project_run.pending
+        project_run.pending = None
+        settings = project_run.settings
+        cache = project_run.cache
+        limit = settings.max_file_size
+        builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+        for path in readable:
+            digest, _, data = records[path]
+            facts = builder.cached_facts(digest) if digest is not None else None
+            if facts is None:
+                if data is None:
+                    data = read_source(path, limit)[0]
+                    if data is None:
+                        continue  # gone since its status was taken: its lint says so
+                facts = builder.file_facts(path, data, digest)
+            builder.merge(path, facts, digest)
         index = builder.finish(lambda path: held.get(path) or read_source(path, limit)[0])
-        index.versions = project_versions(project_run.root)
-        index.sqlalchemy = sqlalchemy_target(project_run.root, settings.target_sqlalchemy, settings.config_file)
-        project_run.project = project_of(index, settings)
+        index.versions = versions
+        index.sqlalchemy = target
+        project = project_run.project = project_of(index, settings)
+        summary = index_summary(index)
+        if project_run.summary is None:
+            project_run.summary = summary
+        if project_run.state is not None:
+            cache.put_state(project_run.state, summary)
+        return project
 
     def unreadable(self, path: str, record: Optional[FileResult]) -> None:
         self.result.files.append(record or FileResult(path, error=FileError(ErrorKind.IO, path, "cannot read file")))
@@ -295,7 +355,8 @@ class _Run:
     def submit(self, project_run: ProjectRun, jobs: int) -> List[Tuple["LintBatch", Handle]]:
         """The project's files: the cached result, or submitted to the executor for the
         prefilter and the lint (a pool is started for them if they are many)."""
-        assert project_run.project is not None and project_run.cache is not None
+        assert project_run.summary is not None and project_run.cache is not None
+        index_key, own = project_run.summary
         pending: List[Tuple[ProjectRun, Tuple[str, ...], str, str]] = []  # (project, codes, path, run key)
         keys: Dict[Tuple[str, ...], str] = {}
         own_keys: Dict[str, Dict[str, str]] = {}  # run key -> file -> its own key (cache.file_keys)
@@ -306,9 +367,9 @@ class _Run:
                 continue
             run_key = keys.get(codes)
             if run_key is None:
-                run_key = keys[codes] = fingerprint(self.settings[path], codes, project_run.project.index)
+                run_key = keys[codes] = fingerprint(self.settings[path], codes, index_key)
             if run_key not in own_keys:
-                own_keys[run_key] = file_keys(run_key, project_run.project.index)
+                own_keys[run_key] = file_keys(run_key, own)
             run_key = own_keys[run_key].get(path, run_key)
             digest = project_run.digests.get(path, "")
             cached = project_run.cache.get(run_key, path, digest) if digest else None
@@ -318,6 +379,7 @@ class _Run:
             pending.append((project_run, codes, path, run_key))
         if not pending:
             return []
+        self.build_index(project_run)
         sizes = {path: _size(path, self.sources) for _, _, path, _ in pending}
         if self.executor.jobs <= 1 and jobs > 1 and len(pending) > 1 and sum(sizes.values()) >= POOL_THRESHOLD_BYTES:
             self.executor = make_executor(jobs)
@@ -350,7 +412,9 @@ class _Run:
             if batch is None or batch.size >= LINT_BATCH_BYTES or len(batch.items) >= LINT_BATCH_FILES:
                 assert project_run.project is not None
                 enabled = project_run.cache.enabled if project_run.cache else False
-                batch = LintBatch(project_run, {}, LintWork(project_run.project, codes, self.settings[path].prefilter, [], enabled))
+                if project_run.shared is None:
+                    project_run.shared = Shared(project_run.project)
+                batch = LintBatch(project_run, {}, LintWork(project_run.shared, codes, self.settings[path].prefilter, [], enabled))
                 open_batches[key] = batch
                 batches.append(batch)
             batch.items.append((path, self.sources.pinned.get(path)))
@@ -422,8 +486,7 @@ class _Run:
             def allowed(diagnostics: Sequence[Diagnostic], text: bytes, path: str = path, settings: Settings = settings) -> Tuple[Diagnostic, ...]:
                 return filter_findings(path, text, diagnostics, settings, enabled, False)[0]
 
-            assert project_run.project is not None
-            outcome = fix_source(data, path, project_run.project, classes, unsafe=unsafe, allowed=allowed)
+            outcome = fix_source(data, path, self.build_index(project_run), classes, unsafe=unsafe, allowed=allowed)
             if outcome.problem is not None:
                 self.result.fix_problems.append((path, outcome.problem))
             if outcome.changed:
@@ -487,7 +550,7 @@ class LintWork:
     """What a worker needs to prefilter and lint a batch of one project's files under one rule
     set (pickled to it): the files as (path, bytes if pinned)."""
 
-    project: Project
+    project: "Shared[Project]"
     codes: Tuple[str, ...]
     prefilter: bool
     items: List[Tuple[str, Optional[bytes]]]
@@ -512,7 +575,7 @@ def lint_batch(work: LintWork) -> List[Tuple[FileResult, Optional[bytes], Option
     of the bytes linted (the cache's key) when the cache is used."""
     from sessionlint.lint import parse_and_lint, rule_classes
 
-    project, codes, prefilter, items, digests = work.project, work.codes, work.prefilter, work.items, work.digests
+    project, codes, prefilter, items, digests = work.project.value, work.codes, work.prefilter, work.items, work.digests
     infos = [by_code(code) for code in codes]
     triggers = {trigger for info in infos if info is not None for trigger in info.triggers}
     rules: Optional[list] = None  # imported (with libcst) when a file needs parsing

@@ -11,12 +11,13 @@ plain `fork` of this process, which may be running the parser thread. Workers en
 process is gone, however it ended (SIGKILL, the OOM killer).
 """
 
+import itertools
 import os
 import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, Iterator, Optional, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,6 +34,46 @@ Result = TypeVar("Result")
 GC_THRESHOLDS = (50_000, 20, 20)
 # How often a worker checks that the run's process is still there.
 _WATCHDOG_SECONDS = 0.25
+
+
+class Shared(Generic[Item]):
+    """A value many tasks carry to the workers (a project's index, with every batch of its
+    files): pickled once in this process however many tasks carry it, and unpickled once in
+    each worker, which keeps the last few by key. Pickling a large index again for each
+    batch cost more than the lint itself when one project had thousands of files. In this
+    process the value is used as it is."""
+
+    _numbers = itertools.count()
+
+    def __init__(self, value: Item) -> None:
+        self.value = value
+        self.key = f"{os.getpid()}:{next(Shared._numbers)}"
+        self._pickled: Optional[bytes] = None
+
+    def __reduce__(self) -> Any:
+        if self._pickled is None:
+            import pickle
+
+            self._pickled = pickle.dumps(self.value, pickle.HIGHEST_PROTOCOL)
+        return (_received, (self.key, self._pickled))
+
+
+_RECEIVED: Dict[str, Any] = {}  # key -> what a worker unpickled, the newest last
+_KEPT = 4
+
+
+def _received(key: str, pickled: bytes) -> "Shared[Any]":
+    value = _RECEIVED.pop(key, _RECEIVED)
+    if value is _RECEIVED:
+        import pickle
+
+        value = pickle.loads(pickled)
+    _RECEIVED[key] = value
+    while len(_RECEIVED) > _KEPT:
+        del _RECEIVED[next(iter(_RECEIVED))]
+    shared: Shared[Any] = Shared.__new__(Shared)
+    shared.value, shared.key, shared._pickled = value, key, None
+    return shared
 
 
 def tune_gc() -> Optional[tuple]:

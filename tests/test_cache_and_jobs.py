@@ -369,3 +369,53 @@ def test_a_file_changed_just_before_the_run_is_hashed_again(tmp_path, monkeypatc
     reads = reads_of(monkeypatch)
     engine.run([str(app)], settings)
     assert sorted(reads) == ["__init__.py", "database.py", "routes.py"]
+
+
+def test_a_warm_run_over_unchanged_files_builds_no_index(tmp_path, monkeypatch):
+    """The cache keeps what the index of each state of a project's files said that results
+    depend on: a run over the same files builds no index and reads no project.json; a run
+    after an edit builds it again."""
+    import sessionlint.cache as cache_module
+    from sessionlint.project import builder as builder_module
+
+    app = write_project(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    built, loaded = [], []
+    real_finish, real_load = builder_module.IndexBuilder.finish, cache_module.Cache._load
+
+    def finish(self, *arguments, **keywords):
+        built.append(1)
+        return real_finish(self, *arguments, **keywords)
+
+    def load(self, name):
+        loaded.append(name)
+        return real_load(self, name)
+
+    monkeypatch.setattr(builder_module.IndexBuilder, "finish", finish)
+    monkeypatch.setattr(cache_module.Cache, "_load", load)
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    assert built == [] and loaded == ["results.json"]
+    (app / "database.py").write_text(DATABASE.format(binding="Maker") + "\n# edited\n")
+    assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
+    assert built == [1] and loaded == ["results.json", "results.json", "project.json"]
+
+
+def test_a_changed_dependency_declaration_is_a_new_project_state(tmp_path, monkeypatch):
+    """The SQLAlchemy version a project declares (its fixes and help are written for it) is
+    part of the project's state: changing it in pyproject.toml gives the results of a cold
+    run, though no Python file changed."""
+    write_project(tmp_path)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "app"\ndependencies = ["sqlalchemy>=1.3,<1.4"]\n')
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+
+    def helps(run):
+        return [(os.path.basename(d.path), d.start.line, d.help) for d in run.diagnostics]
+
+    old = helps(engine.run(["app"], settings))
+    pyproject.write_text('[project]\nname = "app"\ndependencies = ["sqlalchemy>=2.0"]\n')
+    warm = helps(engine.run(["app"], settings))
+    cold = helps(engine.run(["app"], Settings(cache=False, jobs=1)))
+    assert warm == cold and warm != old

@@ -215,7 +215,9 @@ def test_round_trip_keeps_every_table_exactly(tmp_path, monkeypatch):
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     engine.run([str(app)], settings)
     loaded = Cache.open(str(tmp_path / "cache"))
-    assert loaded.problem is None and loaded.files and loaded.stamps and loaded.scans and loaded.texts and loaded.calls and loaded.requests
+    assert loaded.unread == "project.json" and loaded.scans == {}  # read when first asked
+    loaded.load_project_tables()
+    assert loaded.problem is None and loaded.files and loaded.stamps and loaded.states and loaded.scans and loaded.texts and loaded.calls and loaded.requests
     for name, tables in cache_module._FILES.items():
         stored = {table: getattr(loaded, table) for table in tables}
         assert decode_file(encode_file(stored), tables) == stored
@@ -237,7 +239,10 @@ def damage(data, rng):
 
 def test_fault_injection_never_changes_findings(tmp_path):
     """300 seeded trials: one cache file flipped, truncated or replaced; the findings are
-    those of a cold run every time, with at most one warning and no exception."""
+    those of a cold run every time, with at most one warning and no exception. project.json
+    is read only when the project's files changed since the cache knew them (a warm run
+    needs results.json alone), so a trial that damages it also edits a file (a comment at
+    its end)."""
     app = write_project(tmp_path)
     pristine = tmp_path / "pristine"
     settings = Settings(cache_dir=str(pristine), jobs=1)
@@ -253,6 +258,8 @@ def test_fault_injection_never_changes_findings(tmp_path):
         name = rng.choice(names)
         broken = damage(originals[name], rng)
         (trial_dir / name).write_bytes(broken)
+        edited = "\n# trial %d\n" % damaged_runs if name == "project.json" else ""
+        (app / "database.py").write_text(DATABASE + edited)
         run = engine.run([str(app)], Settings(cache_dir=str(trial_dir), jobs=1))
         assert findings(run) == EXPECTED
         assert len(run.warnings) <= 1

@@ -62,6 +62,7 @@ def test_pool_run_caches_what_one_process_caches(tmp_path, pool_calls):
 
     def tables(directory):
         cache = Cache.open(str(directory))
+        cache.load_project_tables()
         return {path: entry[1:] for path, entry in cache.files.items()}, cache.scans, cache.texts, cache.checks
 
     assert len(tables(one_dir)[0]) == 5 and all(tables(one_dir)[1:])

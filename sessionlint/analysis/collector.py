@@ -21,11 +21,7 @@ from sessionlint.analysis.facts import (
     is_bound_to_borrowed_connection,
 )
 from sessionlint.analysis.frameworks import describe_function
-from sessionlint.analysis.handoffs import (
-    find_handoffs,
-    find_shared_sessions,
-    find_stores,
-)
+from sessionlint.analysis.handoffs import find_handoffs, find_shared_sessions, find_stores
 from sessionlint.analysis.lifecycle import _scope_body, build_lives
 from sessionlint.analysis.ownership import Closer, find_closers
 from sessionlint.analysis.parameters import note_parameters
@@ -225,9 +221,7 @@ class LifecycleCollector:
                     self._record(node, factory, ancestors, facts)
                     return
                 if not (type(receiver) is cst.Name and receiver.value == "self"):
-                    return
-                # `self.connect()`: a method of the class, resolved below (real-bug corpus:
-                # sopel's SopelDB.connect returns `self.engine.connect()`)
+                    return  # (`self.connect()` is a method of the class, resolved below)
         callee = terminal_name(func) or ""
         if type(func) is cst.Name and self.try_depth[-1] > 0 and callee in self._helper_commits():
             facts.commits_in_try = True  # `_save(db, item)` in a `try`: the helper commits
