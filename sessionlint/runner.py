@@ -78,7 +78,7 @@ class ProjectRun:
     # The project as the lint tasks carry it to the workers (pickled once).
     shared: Optional["Shared[Project]"] = None
     # What the index is built from, until it is (`_Run.build_index`).
-    pending: Optional[Tuple[List[str], Dict[str, Any], Dict[str, bytes], Any, Any]] = None
+    pending: Optional[Tuple[List[str], Dict[str, Any], Dict[str, bytes], Any, Any, Any]] = None
 
 
 def run(
@@ -242,9 +242,10 @@ class _Run:
             others += project_context(root, self.paths, list(self.settings), self.configuration, relative)
         use_digests = cache.enabled
         order = linted + others
-        # path -> (digest, whether SL100 may report in it, its bytes if read), or why it
-        # cannot be read
+        # path -> (digest, whether SL100 may report in it, its facts if it was read), or why
+        # it cannot be read
         records: Dict[str, Any] = {}
+        builder = None
         # The bytes read are held for the index's questions (up to a budget): a file is read
         # once.
         held: Dict[str, bytes] = {}
@@ -267,7 +268,10 @@ class _Run:
                 continue
             digest = cache.digest(data) if use_digests else None
             mark = may_report_unused(data)
-            records[path] = (digest, mark, data)
+            # (its facts now, so that its bytes are not held: a cold run reads every file)
+            builder = builder or _index_builder(settings, cache)
+            facts = builder.cached_facts(digest) if digest is not None else None
+            records[path] = (digest, mark, facts or builder.file_facts(path, data, digest))
             if digest is not None:
                 cache.put_stamp(path, stamp, digest, mark, self.started)
             if len(data) <= budget:
@@ -290,7 +294,7 @@ class _Run:
                     self.marked.add(path)
         versions = project_versions(project_run.root)
         target = sqlalchemy_target(project_run.root, settings.target_sqlalchemy, settings.config_file)
-        project_run.pending = (readable, records, held, versions, target)
+        project_run.pending = (readable, records, held, versions, target, builder)
         if use_digests:
             # Everything the index is built from: the same state gives the same index, and its
             # summary is all the cached results' keys need.
@@ -304,7 +308,7 @@ class _Run:
             self.build_index(project_run)
         else:
             # The index may not be needed at all: what it asks is read again if it is.
-            project_run.pending = (readable, {p: r[:2] + (None,) for p, r in records.items() if isinstance(r, tuple)}, {}, versions, target)
+            project_run.pending = (readable, records, {}, versions, target, builder)
 
     def build_index(self, project_run: ProjectRun) -> "Project":
         """The project's index from the files the pass read (`ProjectRun.pending`); needed
@@ -314,22 +318,20 @@ class _Run:
             return project_run.project
         assert project_run.pending is not None and project_run.cache is not None
         from sessionlint.prefilter import project_of
-        from sessionlint.project.builder import IndexBuilder
 
-        readable, records, held, versions, target = project_run.pending
+        readable, records, held, versions, target, builder = project_run.pending
         project_run.pending = None
         settings = project_run.settings
         cache = project_run.cache
         limit = settings.max_file_size
-        builder = IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
+        builder = builder or _index_builder(settings, cache)
         for path in readable:
-            digest, _, data = records[path]
-            facts = builder.cached_facts(digest) if digest is not None else None
-            if facts is None:
+            digest, _, facts = records[path]
+            facts = facts or (builder.cached_facts(digest) if digest is not None else None)
+            if facts is None:  # not read: its status was the one recorded
+                data = read_source(path, limit)[0]
                 if data is None:
-                    data = read_source(path, limit)[0]
-                    if data is None:
-                        continue  # gone since its status was taken: its lint says so
+                    continue  # gone since its status was taken: its lint says so
                 facts = builder.file_facts(path, data, digest)
             builder.merge(path, facts, digest)
         index = builder.finish(lambda path: held.get(path) or read_source(path, limit)[0])
@@ -527,6 +529,12 @@ def filter_findings(
 def _ignores(selector: str, code: str) -> bool:
     info = by_code(code)
     return info is not None and matches(selector, info)
+
+
+def _index_builder(settings: Settings, cache: Cache) -> Any:
+    from sessionlint.project.builder import IndexBuilder
+
+    return IndexBuilder(settings.session_factories, cache, settings.engine_factories, settings.request_decorators)
 
 
 def _is_under(path: str, root: str) -> bool:

@@ -373,10 +373,12 @@ def test_a_file_changed_just_before_the_run_is_hashed_again(tmp_path, monkeypatc
 
 def test_a_warm_run_over_unchanged_files_builds_no_index(tmp_path, monkeypatch):
     """The cache keeps what the index of each state of a project's files said that results
-    depend on: a run over the same files builds no index and reads no project.json; a run
-    after an edit builds it again."""
+    depend on: a run over the same files (old enough for their status to be trusted) builds
+    no index and reads no project.json; a run after an edit builds it again."""
     import sessionlint.cache as cache_module
     from sessionlint.project import builder as builder_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)
 
     app = write_project(tmp_path)
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
