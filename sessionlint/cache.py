@@ -42,10 +42,11 @@ MAX_FILE_BYTES = 512 << 20
 _FILES = {"results.json": ("files", "stamps", "states"), "project.json": ("scans", "texts", "checks", "calls", "requests")}
 # A file's status is recorded only when its last change is this much older than the run.
 RACY_NS = 2_000_000_000
-# How many answers of the per-request search, and how many project states, are kept (one
-# per state of a project's files).
-_MAX_REQUESTS = 8
-_MAX_STATES = 8
+# How many answers of the per-request search, and how many project states, are kept: one
+# per state of a project's files, for every project a run over many of them meets (a run
+# over the precision corpus meets dozens), and a few older states of each.
+_MAX_REQUESTS = 512
+_MAX_STATES = 512
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
 PROJECT_TABLES = _FILES["project.json"]
 # What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG

@@ -421,3 +421,32 @@ def test_a_changed_dependency_declaration_is_a_new_project_state(tmp_path, monke
     warm = helps(engine.run(["app"], settings))
     cold = helps(engine.run(["app"], Settings(cache=False, jobs=1)))
     assert warm == cold and warm != old
+
+
+def test_a_warm_run_over_many_projects_builds_no_index(tmp_path, monkeypatch):
+    """Each project of a run keeps its state: with more projects than the cache kept
+    states before (8), a warm run over all of them still builds no index."""
+    import sessionlint.cache as cache_module
+    from sessionlint.project import builder as builder_module
+
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)
+    roots = []
+    for number in range(12):
+        root = tmp_path / f"project{number}"
+        root.mkdir()
+        (root / "pyproject.toml").write_text("")
+        write_project(root)
+        roots.append(str(root))
+    settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
+    expected = [("routes.py", 6, "SL001")] * 12
+    assert findings(engine.run(roots, settings)) == expected
+    built = []
+    real_finish = builder_module.IndexBuilder.finish
+
+    def finish(self, *arguments, **keywords):
+        built.append(1)
+        return real_finish(self, *arguments, **keywords)
+
+    monkeypatch.setattr(builder_module.IndexBuilder, "finish", finish)
+    assert findings(engine.run(roots, settings)) == expected
+    assert built == []
