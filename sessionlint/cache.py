@@ -45,8 +45,7 @@ RACY_NS = 2_000_000_000
 # How many answers of the per-request search, and how many project states, are kept: one
 # per state of a project's files, for every project a run over many of them meets (a run
 # over the precision corpus meets dozens), and a few older states of each.
-_MAX_REQUESTS = 512
-_MAX_STATES = 512
+_MAX_PROJECT_ANSWERS = 512
 _TABLES = tuple(table for tables in _FILES.values() for table in tables)
 PROJECT_TABLES = _FILES["project.json"]
 # What the cache directory holds besides its tables: a .gitignore and a CACHEDIR.TAG
@@ -401,23 +400,24 @@ class Cache:
 
     def put_requests(self, key: str, found: Any) -> None:
         self.load_project_tables()
-        if self.enabled and self.requests.get(key) != found:
-            self.requests.pop(key, None)
-            self.requests[key] = found
-            while len(self.requests) > _MAX_REQUESTS:
-                del self.requests[next(iter(self.requests))]
-            self.dirty.add("requests")
+        self._put_newest("requests", key, found)
 
     def get_state(self, key: str) -> Optional[Tuple[str, Dict[str, str]]]:
         return self.states.get(key)
 
     def put_state(self, key: str, summary: Tuple[str, Dict[str, str]]) -> None:
-        if self.enabled and self.states.get(key) != summary:
-            self.states.pop(key, None)
-            self.states[key] = summary
-            while len(self.states) > _MAX_STATES:
-                del self.states[next(iter(self.states))]
-            self.dirty.add("states")
+        self._put_newest("states", key, summary)
+
+    def _put_newest(self, table: str, key: str, value: Any) -> None:
+        """Store `value` as the newest entry of a table of whole-project answers, dropping
+        the oldest beyond _MAX_PROJECT_ANSWERS."""
+        entries: Dict[str, Any] = getattr(self, table)
+        if self.enabled and entries.get(key) != value:
+            entries.pop(key, None)
+            entries[key] = value
+            while len(entries) > _MAX_PROJECT_ANSWERS:
+                del entries[next(iter(entries))]
+            self.dirty.add(table)
 
     def save(self, tables: Iterable[str] = _TABLES) -> None:
         """Write the files holding the changed ones of `tables`, each atomically (temporary

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from sessionlint import __version__
 from sessionlint.cache import Cache, file_keys, fingerprint, index_summary, state_key
 from sessionlint.config import Configuration, Settings
 from sessionlint.diagnostics import (
@@ -299,7 +298,7 @@ class _Run:
             # Everything the index is built from: the same state gives the same index, and its
             # summary is all the cached results' keys need.
             project_run.state = state_key((
-                __version__, project_run.root, sorted(settings.session_factories), sorted(settings.engine_factories),
+                project_run.root, sorted(settings.session_factories), sorted(settings.engine_factories),
                 sorted(settings.request_decorators), [(path, records[path][0]) for path in readable],
                 sorted((name, repr(found)) for name, found in versions.items()), repr(target),
             ))

@@ -55,6 +55,33 @@ def count_parses(monkeypatch):
     return calls
 
 
+def reads_of(monkeypatch):
+    reads = []
+    real = sources.read_source
+
+    def counting(path, limit=0):
+        reads.append(os.path.basename(path))
+        return real(path, limit)
+
+    monkeypatch.setattr(engine, "read_source", counting)
+    return reads
+
+
+def count_index_builds(monkeypatch):
+    """The project indexes a run builds (IndexBuilder.finish calls)."""
+    from sessionlint.project import builder as builder_module
+
+    built = []
+    real_finish = builder_module.IndexBuilder.finish
+
+    def finish(self, *arguments, **keywords):
+        built.append(1)
+        return real_finish(self, *arguments, **keywords)
+
+    monkeypatch.setattr(builder_module.IndexBuilder, "finish", finish)
+    return built
+
+
 def test_warm_run_parses_nothing(tmp_path, monkeypatch):
     app = write_project(tmp_path)
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
@@ -206,14 +233,7 @@ def test_a_warm_run_reads_each_file_of_the_project_once(tmp_path, monkeypatch):
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     expected = [("routes.py", 10, "SL001"), ("routes.py", 16, "SL001")]
     assert findings(engine.run(["app/routes.py"], settings)) == expected
-    reads = []
-    real = sources.read_source
-
-    def counting(path, limit=0):
-        reads.append(os.path.basename(path))
-        return real(path, limit)
-
-    monkeypatch.setattr(engine, "read_source", counting)
+    reads = reads_of(monkeypatch)
     (root / "app" / "routes.py").write_text((root / "app" / "routes.py").read_text() + "\n# edited\n")
     assert findings(engine.run(["app/routes.py"], settings)) == expected
     # The project's other files once each (the named, edited file is read for its lint too).
@@ -324,18 +344,6 @@ def test_a_warm_run_over_unchanged_files_reuses_the_per_request_search(tmp_path,
     assert findings(engine.run(["app"], warm)) == expected and len(searches) == 2
 
 
-def reads_of(monkeypatch):
-    reads = []
-    real = sources.read_source
-
-    def counting(path, limit=0):
-        reads.append(os.path.basename(path))
-        return real(path, limit)
-
-    monkeypatch.setattr(engine, "read_source", counting)
-    return reads
-
-
 def test_a_warm_run_reads_no_file_whose_status_is_unchanged(tmp_path, monkeypatch):
     """A file's recorded status (times, size, inode) stands for its bytes: a warm run reads
     none of the unchanged files, and reads again a file rewritten to the same size with its
@@ -376,25 +384,18 @@ def test_a_warm_run_over_unchanged_files_builds_no_index(tmp_path, monkeypatch):
     depend on: a run over the same files (old enough for their status to be trusted) builds
     no index and reads no project.json; a run after an edit builds it again."""
     import sessionlint.cache as cache_module
-    from sessionlint.project import builder as builder_module
 
     monkeypatch.setattr(cache_module, "RACY_NS", 0)
-
     app = write_project(tmp_path)
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
-    built, loaded = [], []
-    real_finish, real_load = builder_module.IndexBuilder.finish, cache_module.Cache._load
-
-    def finish(self, *arguments, **keywords):
-        built.append(1)
-        return real_finish(self, *arguments, **keywords)
+    built, loaded = count_index_builds(monkeypatch), []
+    real_load = cache_module.Cache._load
 
     def load(self, name):
         loaded.append(name)
         return real_load(self, name)
 
-    monkeypatch.setattr(builder_module.IndexBuilder, "finish", finish)
     monkeypatch.setattr(cache_module.Cache, "_load", load)
     assert findings(engine.run([str(app)], settings)) == [("routes.py", 6, "SL001")]
     assert built == [] and loaded == ["results.json"]
@@ -427,7 +428,6 @@ def test_a_warm_run_over_many_projects_builds_no_index(tmp_path, monkeypatch):
     """Each project of a run keeps its state: with more projects than the cache kept
     states before (8), a warm run over all of them still builds no index."""
     import sessionlint.cache as cache_module
-    from sessionlint.project import builder as builder_module
 
     monkeypatch.setattr(cache_module, "RACY_NS", 0)
     roots = []
@@ -440,13 +440,6 @@ def test_a_warm_run_over_many_projects_builds_no_index(tmp_path, monkeypatch):
     settings = Settings(cache_dir=str(tmp_path / "cache"), jobs=1)
     expected = [("routes.py", 6, "SL001")] * 12
     assert findings(engine.run(roots, settings)) == expected
-    built = []
-    real_finish = builder_module.IndexBuilder.finish
-
-    def finish(self, *arguments, **keywords):
-        built.append(1)
-        return real_finish(self, *arguments, **keywords)
-
-    monkeypatch.setattr(builder_module.IndexBuilder, "finish", finish)
+    built = count_index_builds(monkeypatch)
     assert findings(engine.run(roots, settings)) == expected
     assert built == []
